@@ -1,0 +1,57 @@
+/*
+ * Private helpers shared by the protocol library's source files: the bounded
+ * msgpack walker (msgpack_guard.c) and UTF-8 validation (utf8.c). Not
+ * installed; the broker and the client never see these names.
+ */
+#ifndef TERN_PROTO_INTERNAL_H
+#define TERN_PROTO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Deepest container nesting accepted; the frame's own array is level 1. */
+#define TP_MP_MAX_DEPTH 32
+
+/* The shape of one msgpack object header. */
+typedef struct tp_mp_head {
+  uint8_t kind;      /* TP_MP_* below */
+  size_t hdr;        /* bytes of the header (type byte, length, ext type) */
+  uint64_t payload;  /* bytes that follow the header (str/bin/ext/scalars) */
+  uint64_t children; /* objects that follow (array n, map 2n) */
+} tp_mp_head_t;
+
+enum {
+  TP_MP_SCALAR = 0, /* nil, bool, int, float */
+  TP_MP_STR = 1,
+  TP_MP_BIN = 2,
+  TP_MP_EXT = 3,
+  TP_MP_ARRAY = 4,
+  TP_MP_MAP = 5
+};
+
+/* Parses the header at p. 0, or -1 when truncated or on byte 0xc1. */
+int tp__mp_head(const uint8_t *p, size_t avail, tp_mp_head_t *h);
+
+/*
+ * Checks that body is exactly one msgpack array whose every declared length
+ * fits in the bytes that remain, nested at most TP_MP_MAX_DEPTH deep.
+ * 0, or TP_EPROTO with *why set to a static reason.
+ */
+int tp__mp_guard(const uint8_t *body, size_t len, const char **why);
+
+/* Size of the whole object at p (header, payload, children); 0 if malformed. */
+size_t tp__mp_skip(const uint8_t *p, size_t avail);
+
+/*
+ * In an already guarded body (one array), finds element elem of the array;
+ * when key != NULL that element must be a map and the value of key is
+ * located instead. 0 with off and size set, or -1 when not found.
+ */
+int tp__mp_locate(const uint8_t *body, size_t len, uint32_t elem,
+                  const char *key, size_t *off, size_t *size);
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
+bool tp__utf8_valid(const uint8_t *s, size_t len);
+
+#endif

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs what tern needs to build and test on Debian 12, from Debian's own
+# packages. Run as root (or with sudo). Safe to run again.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+# libc6-dev is only a "recommends" of gcc, so --no-install-recommends needs it
+# named; libmsgpack-dev pulls boost headers through libmsgpack-cxx-dev (disk only).
+$SUDO apt-get install -y -qq --no-install-recommends \
+  cmake make gcc libc6-dev pkg-config \
+  libuv1-dev libmsgpack-dev libcriterion-dev >/dev/null
+echo "install-deps: done"
