@@ -1,0 +1,11 @@
+# Micro-benchmark of the subject index (not a test): build/bin/sublist_bench.
+# Include from the top-level CMakeLists.txt after add_subdirectory(protocol).
+set(TERN_SUBLIST_SRC_DIR ${CMAKE_CURRENT_LIST_DIR}/../broker/src)
+add_executable(sublist_bench
+  ${CMAKE_CURRENT_LIST_DIR}/sublist_bench.c
+  ${TERN_SUBLIST_SRC_DIR}/sublist.c
+  ${TERN_SUBLIST_SRC_DIR}/sublist_set.c
+  ${TERN_SUBLIST_SRC_DIR}/hashmap.c)
+target_include_directories(sublist_bench PRIVATE ${TERN_SUBLIST_SRC_DIR})
+target_link_libraries(sublist_bench PRIVATE tern_protocol)
+tern_target_defaults(sublist_bench)
