@@ -1,0 +1,299 @@
+/*
+ * Test harness: ternd as a child process.
+ *
+ * The child gets the write end of a pipe as --ready-fd; ternd writes its
+ * bound port there once it listens, so the harness never guesses a port and
+ * never sleeps. Waiting for the child to exit uses a pidfd, so stop has a
+ * real deadline instead of a polling loop.
+ */
+#include "broker_proc.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TERND_PATH
+#define TERND_PATH "ternd"
+#endif
+
+/* Generous: a sanitizer build of ternd starts and drains slowly. */
+#define READY_TIMEOUT_MS 15000
+#define STOP_TIMEOUT_MS 15000
+#define SEND_TIMEOUT_MS 20000
+#define MAX_ARGS 64
+
+tt_broker_t tt_g_broker;
+
+void tt_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+const char *tt_ternd_path(void) {
+  const char *env = getenv("TERND");
+  return env && *env ? env : TERND_PATH;
+}
+
+int64_t tt_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Remaining milliseconds until deadline, never negative. */
+static int remaining_ms(int64_t deadline) {
+  int64_t left = deadline - tt_now_ms();
+  return left < 0 ? 0 : (int)left;
+}
+
+/*
+ * Runs in the forked child: only async-signal-safe calls until exec. The
+ * child dies with the test process (PDEATHSIG), so a crashed or timed-out
+ * test never leaves a broker behind. SIGPIPE goes back to its default so
+ * ternd is tested as a shell would start it, not with the test's SIG_IGN.
+ */
+static void exec_child(int ready_fd, char *const argv[]) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  /* Criterion's own descriptors must not leak into the broker. */
+  long maxfd = sysconf(_SC_OPEN_MAX);
+  if (maxfd < 0 || maxfd > 65536)
+    maxfd = 65536;
+  for (int fd = 3; fd < maxfd; fd++) {
+    if (fd != ready_fd)
+      close(fd);
+  }
+  execv(argv[0], argv);
+  _exit(127);
+}
+
+/* Reads "PORT\n" from fd within the deadline. The port, or -1. */
+static int read_port(int fd, int64_t deadline) {
+  char buf[32];
+  size_t used = 0;
+  while (used < sizeof buf - 1) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, remaining_ms(deadline));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return -1;
+    ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    used += (size_t)n;
+    if (memchr(buf, '\n', used))
+      break;
+  }
+  buf[used] = '\0';
+  char *end = NULL;
+  long port = strtol(buf, &end, 10);
+  if (end == buf || *end != '\n' || port <= 0 || port > 65535)
+    return -1;
+  return (int)port;
+}
+
+/*
+ * Waits for the child within timeout_ms. Returns true and the raw wait
+ * status once it has exited; false on timeout (the child still runs).
+ */
+static bool wait_child(pid_t pid, int timeout_ms, int *status) {
+  int pfd = pidfd_open(pid, 0);
+  if (pfd >= 0) {
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    int64_t deadline = tt_now_ms() + timeout_ms;
+    int r;
+    do {
+      r = poll(&p, 1, remaining_ms(deadline));
+    } while (r < 0 && errno == EINTR);
+    close(pfd);
+    if (r == 0)
+      return false;
+  }
+  /* Either the pidfd said it exited, or there is no pidfd: block. */
+  pid_t w;
+  do {
+    w = waitpid(pid, status, 0);
+  } while (w < 0 && errno == EINTR);
+  return w == pid;
+}
+
+int tt_broker_start(tt_broker_t *b, const char *const *extra) {
+  tt_ignore_sigpipe();
+  b->pid = 0;
+  b->port = 0;
+
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0, "pipe: %s", strerror(errno));
+  /* Only the write end is meant for the child. */
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+
+  char fdstr[16];
+  snprintf(fdstr, sizeof fdstr, "%d", fds[1]);
+  const char *argv[MAX_ARGS];
+  size_t argc = 0;
+  argv[argc++] = tt_ternd_path();
+  argv[argc++] = "--host";
+  argv[argc++] = "127.0.0.1";
+  argv[argc++] = "--port";
+  argv[argc++] = "0";
+  argv[argc++] = "--ready-fd";
+  argv[argc++] = fdstr;
+  const char *level = getenv("TERND_LOG_LEVEL");
+  if (level && *level) {
+    argv[argc++] = "--log-level";
+    argv[argc++] = level;
+  }
+  for (size_t i = 0; extra && extra[i]; i++) {
+    cr_assert_lt(argc, (size_t)MAX_ARGS - 1, "too many ternd arguments");
+    argv[argc++] = extra[i];
+  }
+  argv[argc] = NULL;
+
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+  if (pid == 0)
+    exec_child(fds[1], (char *const *)argv);
+  close(fds[1]);
+
+  int port = read_port(fds[0], tt_now_ms() + READY_TIMEOUT_MS);
+  close(fds[0]);
+  if (port < 0) {
+    int status = 0;
+    kill(pid, SIGKILL);
+    wait_child(pid, STOP_TIMEOUT_MS, &status);
+    cr_assert_fail("ternd (%s) did not report a port on --ready-fd "
+                   "(exit status 0x%x)",
+                   argv[0], status);
+  }
+  b->pid = pid;
+  b->port = port;
+  return 0;
+}
+
+int tt_broker_stop(tt_broker_t *b) {
+  if (b->pid <= 0)
+    return -1;
+  kill(b->pid, SIGTERM);
+  return tt_broker_wait(b);
+}
+
+int tt_broker_wait(tt_broker_t *b) {
+  if (b->pid <= 0)
+    return -1;
+  pid_t pid = b->pid;
+  b->pid = 0;
+  int status = 0;
+  if (!wait_child(pid, STOP_TIMEOUT_MS, &status)) {
+    cr_log_error("ternd pid %d did not exit within %d ms: killing it",
+                 (int)pid, STOP_TIMEOUT_MS);
+    kill(pid, SIGKILL);
+    wait_child(pid, STOP_TIMEOUT_MS, &status);
+    return -1;
+  }
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  cr_log_error("ternd pid %d died of signal %d", (int)pid,
+               WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+  return -1;
+}
+
+void tt_broker_kill(tt_broker_t *b) {
+  if (b->pid <= 0)
+    return;
+  int status;
+  kill(b->pid, SIGKILL);
+  wait_child(b->pid, STOP_TIMEOUT_MS, &status);
+  b->pid = 0;
+}
+
+bool tt_broker_alive(const tt_broker_t *b) {
+  if (b->pid <= 0)
+    return false;
+  int status;
+  return waitpid(b->pid, &status, WNOHANG) == 0;
+}
+
+void tt_fixture_start(const char *const *extra) {
+  tt_broker_start(&tt_g_broker, extra);
+}
+
+void tt_fixture_stop(void) {
+  if (tt_g_broker.pid <= 0)
+    return;
+  int status = tt_broker_stop(&tt_g_broker);
+  cr_assert_eq(status, 0, "ternd did not shut down cleanly (status %d)",
+               status);
+}
+
+int tt_connect_opts(int port, int rcvbuf) {
+  tt_ignore_sigpipe();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+  /* A small receive buffer must be set before connect to shrink the
+   * advertised window; flow-control tests use it to fill up quickly. */
+  if (rcvbuf > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int r;
+  do {
+    r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  } while (r < 0 && errno == EINTR);
+  cr_assert_eq(r, 0, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+  return fd;
+}
+
+int tt_connect(int port) { return tt_connect_opts(port, 0); }
+
+int tt_send_try(int fd, const void *buf, size_t len, int timeout_ms) {
+  const uint8_t *p = buf;
+  int64_t deadline = tt_now_ms() + timeout_ms;
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      p += n;
+      len -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pf = {.fd = fd, .events = POLLOUT};
+      int r = poll(&pf, 1, remaining_ms(deadline));
+      if (r == 0)
+        return -ETIMEDOUT;
+      continue;
+    }
+    return n < 0 ? -errno : -EPIPE;
+  }
+  return 0;
+}
+
+void tt_send_all(int fd, const void *buf, size_t len) {
+  int r = tt_send_try(fd, buf, len, SEND_TIMEOUT_MS);
+  cr_assert_eq(r, 0, "send of %zu bytes failed: %s", len, strerror(-r));
+}
