@@ -76,7 +76,7 @@ static int get_uint(ctx_t *c, const msgpack_object *o, const char *what,
 
 static int get_u32(ctx_t *c, const msgpack_object *o, const char *what,
                    uint32_t *v) {
-  uint64_t u;
+  uint64_t u = 0;
   int rc = get_uint(c, o, what, &u);
   if (rc != 0)
     return rc;
@@ -260,7 +260,7 @@ static const char *const sub_keys[] = {"queue", "max_msgs", "max_bytes",
 
 static int sub_opt(ctx_t *c, tp_frame_t *f, int key, const msgpack_object *v) {
   tp_sub_t *s = &f->u.sub;
-  tp_str_t name;
+  tp_str_t name = {NULL, 0};
   int rc;
   switch (key) {
   case 0:
@@ -320,7 +320,7 @@ static const msgpack_object *maybe(const msgpack_object_array *a, uint32_t i) {
  */
 static int map_frame(ctx_t *c, const msgpack_object_array *a, tp_frame_t *f) {
   const msgpack_object *o, *o2, *o3;
-  unsigned given;
+  unsigned given = 0;
   int rc = 0;
   switch (f->type) {
   case TP_HELLO:
