@@ -1,0 +1,767 @@
+/*
+ * An asynchronous connection: resolve, TCP connect, the HELLO/CONNECT/OK
+ * handshake, the read path (frames decoded by tern_protocol's reader and
+ * dispatched in order), the write batch (one uv_write per loop iteration
+ * from a uv_prepare_t hook, at most one in flight), and the close path.
+ *
+ * Lifetime: the connection owns three handles (tcp, prepare, timer) and, while
+ * resolving, a getaddrinfo request. `refs` counts them; the memory is freed
+ * in the last close callback, so user callbacks may close the connection
+ * from anywhere: nothing is freed under their feet.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_internal.h"
+#include "tern_proto/errors.h"
+#include "tern_proto/topic.h"
+
+#define READER_INITIAL_CAP (64u * 1024u)
+/* Header pairs encoded without a heap allocation for the key/value views. */
+#define STACK_HEADERS 16
+
+static void dispatch_frames(tern_conn_t *c);
+static void on_timer(uv_timer_t *t);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+int tern__err_from_tp(int perr) {
+  switch (perr) {
+  case TP_ENOMEM:
+    return TERN_ENOMEM;
+  case TP_ETOPIC:
+  case TP_EPATTERN:
+    return TERN_ETOPIC;
+  case TP_EINVAL:
+  case TP_EUTF8:
+    return TERN_EINVAL;
+  default:
+    return TERN_EPROTO;
+  }
+}
+
+void tern__conn_set_error(tern_conn_t *c, const char *text, size_t len) {
+  if (len >= sizeof(c->last_error)) {
+    len = sizeof(c->last_error) - 1;
+  }
+  memcpy(c->last_error, text, len);
+  c->last_error[len] = '\0';
+}
+
+static void set_error_str(tern_conn_t *c, const char *text) {
+  tern__conn_set_error(c, text, strlen(text));
+}
+
+static void report_error(tern_conn_t *c, int err, int wire_code) {
+  if (c->opts.o.error_cb != NULL) {
+    c->opts.o.error_cb(c, err, wire_code, c->last_error, c->opts.o.cb_data);
+  }
+}
+
+/* Frees everything once closing and the last handle/request is done. */
+static void maybe_free(tern_conn_t *c) {
+  if (c->refs > 0 || c->state != TERN__CLOSING) {
+    return;
+  }
+  tern__subs_free_all(c);
+  tp_reader_destroy(c->reader);
+  tp_buf_free(&c->pending);
+  tp_buf_free(&c->inflight);
+  tp_buf_free(&c->scratch);
+  tern__opts_free(&c->opts);
+  /* The pointer is handed back for identification only: every handle is
+   * closed, and the memory is freed as soon as the callback returns. */
+  if (c->close_cb != NULL) {
+    c->close_cb(c, c->close_cb_data);
+  }
+  free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  tern_conn_t *c = h->data;
+  c->refs--;
+  maybe_free(c);
+}
+
+static void close_handles(tern_conn_t *c) {
+  if (c->handles_closing) {
+    return;
+  }
+  c->handles_closing = true;
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->prepare, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void stop_reading(tern_conn_t *c) {
+  if (c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  tern_conn_t *c = h->data;
+  uint8_t *p;
+  size_t n;
+  (void)suggested;
+  if (tp_reader_space(c->reader, &p, &n) != 0) {
+    buf->base = NULL; /* libuv reports UV_ENOBUFS to on_read */
+    buf->len = 0;
+    return;
+  }
+  buf->base = (char *)p;
+  buf->len = n;
+}
+
+/*
+ * The connect attempt is over without success: the connection becomes
+ * unusable and the connect callback (if not fired yet) gets status.
+ */
+static void fail_connect(tern_conn_t *c, int status) {
+  tern_connect_cb cb = c->connect_cb;
+  if (c->state != TERN__CONNECTING && c->state != TERN__HANDSHAKE) {
+    return;
+  }
+  if (c->last_error[0] == '\0') {
+    set_error_str(c, tern_strerror(status));
+  }
+  c->state = TERN__LOST;
+  stop_reading(c);
+  c->connect_cb = NULL;
+  if (cb != NULL) {
+    cb(c, status, c->connect_cb_data);
+  }
+}
+
+void tern__conn_lost(tern_conn_t *c, int reason) {
+  if (c->state != TERN__CONNECTED) {
+    return;
+  }
+  c->state = TERN__LOST;
+  stop_reading(c);
+  tp_buf_reset(&c->pending); /* unsent frames have nowhere to go */
+  tern__fail_pending(c);
+  if (c->opts.o.disconnect_cb != NULL) {
+    c->opts.o.disconnect_cb(c, reason, c->opts.o.cb_data);
+  }
+}
+
+/* A broken stream: during the handshake the connect fails, later the
+ * connection is lost. The error text is already recorded. */
+static void fail(tern_conn_t *c, int err) {
+  if (c->state == TERN__CONNECTED) {
+    report_error(c, err, 0);
+    tern__conn_lost(c, err);
+  } else {
+    fail_connect(c, err);
+  }
+}
+
+static void start_reading(tern_conn_t *c) {
+  int rc;
+  if (c->reading || c->paused || !c->tcp_connected ||
+      (c->state != TERN__HANDSHAKE && c->state != TERN__CONNECTED)) {
+    return;
+  }
+  c->reading = true;
+  rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+  if (rc != 0) {
+    c->reading = false;
+    set_error_str(c, uv_strerror(rc));
+    fail(c, rc);
+  }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  tern_conn_t *c = s->data;
+  int err;
+  (void)buf;
+  if (nread > 0) {
+    tp_reader_commit(c->reader, (size_t)nread);
+    dispatch_frames(c);
+    return;
+  }
+  if (nread == 0) {
+    return;
+  }
+  stop_reading(c);
+  err = nread == UV_EOF ? TERN_ECLOSED : (int)nread;
+  set_error_str(c, nread == UV_EOF ? "connection closed by the server"
+                                   : uv_strerror((int)nread));
+  fail(c, err);
+}
+
+int tern__conn_send(tern_conn_t *c, const tp_frame_t *f) {
+  int rc = tp_frame_encode(&c->pending, f);
+  return rc != 0 ? tern__err_from_tp(rc) : 0;
+}
+
+static void on_hello(tern_conn_t *c, const tp_hello_t *h) {
+  tp_frame_t f;
+  const tern_options_t *o = &c->opts.o;
+  if (c->hello_seen || c->state != TERN__HANDSHAKE) {
+    return;
+  }
+  if (h->proto != TP_PROTO_VERSION) {
+    set_error_str(c, "unsupported protocol version");
+    fail_connect(c, TERN_EPROTO);
+    return;
+  }
+  c->hello_seen = true;
+  c->max_payload =
+      h->max_payload != 0 ? h->max_payload : TP_DEFAULT_MAX_PAYLOAD;
+  tp_frame_init(&f, TP_CONNECT);
+  f.u.connect.proto = TP_PROTO_VERSION;
+  if (o->name != NULL) {
+    f.u.connect.name = (tp_str_t){o->name, (uint32_t)strlen(o->name)};
+  }
+  if (o->user != NULL) {
+    f.u.connect.user = (tp_str_t){o->user, (uint32_t)strlen(o->user)};
+  }
+  if (o->pass != NULL) {
+    f.u.connect.pass = (tp_str_t){o->pass, (uint32_t)strlen(o->pass)};
+  }
+  if (o->token != NULL) {
+    f.u.connect.token = (tp_str_t){o->token, (uint32_t)strlen(o->token)};
+  }
+  f.u.connect.echo = o->echo;
+  f.u.connect.verbose = o->verbose;
+  if (tern__conn_send(c, &f) != 0) {
+    set_error_str(c, "out of memory");
+    fail_connect(c, TERN_ENOMEM);
+  }
+}
+
+static void on_ok(tern_conn_t *c) {
+  tern_connect_cb cb;
+  if (c->state == TERN__HANDSHAKE && c->hello_seen) {
+    c->state = TERN__CONNECTED;
+    cb = c->connect_cb;
+    c->connect_cb = NULL;
+    if (cb != NULL) {
+      cb(c, 0, c->connect_cb_data);
+    }
+    return;
+  }
+  c->stats.oks++;
+}
+
+/* An ERR frame: fails the handshake, or is reported (and ends the
+ * connection when the code is fatal). */
+static void on_err(tern_conn_t *c, const tp_errf_t *e) {
+  int err = tern_err_from_wire((int)e->code);
+  c->stats.errs++;
+  tern__conn_set_error(c, e->message.ptr != NULL ? e->message.ptr : "",
+                       e->message.len);
+  if (c->state == TERN__HANDSHAKE) {
+    fail_connect(c, err);
+    return;
+  }
+  report_error(c, err, (int)e->code);
+  if (tp_wire_code_is_fatal((int)e->code)) {
+    tern__conn_lost(c, err);
+  }
+}
+
+static void handle_frame(tern_conn_t *c, const tp_frame_t *f) {
+  tp_frame_t pong;
+  char text[64];
+  switch (f->type) {
+  case TP_HELLO:
+    on_hello(c, &f->u.hello);
+    break;
+  case TP_OK:
+    on_ok(c);
+    break;
+  case TP_ERR:
+    on_err(c, &f->u.err);
+    break;
+  case TP_PING:
+    tp_frame_init(&pong, TP_PONG);
+    if (tern__conn_send(c, &pong) != 0) {
+      set_error_str(c, "out of memory");
+      fail(c, TERN_ENOMEM);
+    }
+    break;
+  case TP_PONG:
+    tern__on_pong(c);
+    break;
+  case TP_MSG:
+    if (c->state == TERN__CONNECTED) {
+      tern__sub_on_msg(c, &f->u.msg);
+    }
+    break;
+  case TP_PUBACK:
+    tern__on_puback(c, f->u.puback.ack_id, f->u.puback.receivers);
+    break;
+  case TP_DROPPED:
+    tern__sub_on_dropped(c, f->u.dropped.sid, f->u.dropped.count);
+    break;
+  case TP_GOAWAY:
+    tern__conn_set_error(
+        c, f->u.goaway.reason.ptr != NULL ? f->u.goaway.reason.ptr : "",
+        f->u.goaway.reason.len);
+    report_error(c, TERN_EGOAWAY, 0);
+    break;
+  default:
+    snprintf(text, sizeof(text), "unexpected %s frame from the server",
+             tp_frame_type_name(f->type));
+    set_error_str(c, text);
+    fail(c, TERN_EPROTO);
+    break;
+  }
+}
+
+/*
+ * Decodes and handles every complete frame buffered, in order, until the
+ * buffer is empty, reading is paused, or a callback ended the connection.
+ * Re-entrant calls (resume from inside a callback) are avoided by the
+ * `dispatching` depth: the outer loop simply continues.
+ */
+static void dispatch_frames(tern_conn_t *c) {
+  tp_frame_t f;
+  int rc;
+  c->dispatching++;
+  while (!c->paused &&
+         (c->state == TERN__HANDSHAKE || c->state == TERN__CONNECTED)) {
+    rc = tp_reader_next(c->reader, &f);
+    if (rc == 0) {
+      break;
+    }
+    if (rc < 0) {
+      set_error_str(c, tp_reader_errmsg(c->reader));
+      fail(c, TERN_EPROTO);
+      break;
+    }
+    handle_frame(c, &f);
+  }
+  c->dispatching--;
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  tern_conn_t *c = req->handle->data;
+  if (status == UV_ECANCELED || c->state != TERN__CONNECTING) {
+    return;
+  }
+  if (status < 0) {
+    fail_connect(c, status);
+    return;
+  }
+  c->tcp_connected = true;
+  c->state = TERN__HANDSHAKE;
+  uv_tcp_nodelay(&c->tcp, 1);
+  start_reading(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  tern_conn_t *c = req->data;
+  int rc;
+  c->resolving = false;
+  c->refs--;
+  if (c->state != TERN__CONNECTING) {
+    uv_freeaddrinfo(res);
+    maybe_free(c);
+    return;
+  }
+  if (status < 0) {
+    uv_freeaddrinfo(res);
+    fail_connect(c, status);
+    return;
+  }
+  rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connected);
+  uv_freeaddrinfo(res);
+  if (rc != 0) {
+    fail_connect(c, rc);
+  }
+}
+
+/*
+ * Hands the batch to the socket: pending becomes the in-flight buffer and
+ * the old in-flight buffer (already written) becomes the new, empty pending
+ * one, so both keep their capacity.
+ */
+static int start_write(tern_conn_t *c);
+
+static void close_step(tern_conn_t *c);
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  close_handles(req->data);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  tern_conn_t *c = req->handle->data;
+  c->writing = false;
+  tp_buf_reset(&c->inflight);
+  if (c->state == TERN__CLOSING) {
+    if (status < 0) {
+      close_handles(c);
+    } else {
+      close_step(c);
+    }
+    return;
+  }
+  if (status < 0) {
+    if (c->state == TERN__CONNECTED) {
+      set_error_str(c, uv_strerror(status));
+      fail(c, status);
+    }
+    return;
+  }
+  if (c->want_drain && c->pending.len < c->opts.o.outbound_limit / 2) {
+    c->want_drain = false;
+    if (c->opts.o.drain_cb != NULL && c->state == TERN__CONNECTED) {
+      c->opts.o.drain_cb(c, c->opts.o.cb_data);
+    }
+  }
+}
+
+static int start_write(tern_conn_t *c) {
+  tp_buf_t t = c->inflight;
+  uv_buf_t b;
+  int rc;
+  c->inflight = c->pending;
+  c->pending = t;
+  tp_buf_reset(&c->pending);
+  b = uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
+  rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+  if (rc != 0) {
+    tp_buf_reset(&c->inflight);
+    return rc;
+  }
+  c->writing = true;
+  return 0;
+}
+
+/* Once per loop iteration, before libuv blocks for I/O: write the batch. */
+static void on_prepare(uv_prepare_t *h) {
+  tern_conn_t *c = h->data;
+  int rc;
+  if (c->writing || c->pending.len == 0 || !c->tcp_connected ||
+      (c->state != TERN__HANDSHAKE && c->state != TERN__CONNECTED)) {
+    return;
+  }
+  rc = start_write(c);
+  if (rc != 0) {
+    set_error_str(c, uv_strerror(rc));
+    fail(c, rc);
+  }
+}
+
+/*
+ * Graceful close, one step at a time: wait for the write in flight, write
+ * what is still buffered, shut the socket down, then close the handles. The
+ * timer armed by tern_conn_close bounds the whole sequence.
+ */
+static void close_step(tern_conn_t *c) {
+  if (c->handles_closing || c->writing || c->shutting_down) {
+    return;
+  }
+  if (c->pending.len > 0 && start_write(c) == 0) {
+    return;
+  }
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+    c->shutting_down = true;
+    return;
+  }
+  close_handles(c);
+}
+
+void tern__timer_want(tern_conn_t *c, uint64_t deadline) {
+  uint64_t now;
+  if (c->state == TERN__CLOSING || deadline == 0) {
+    return;
+  }
+  if (c->timer_due != 0 && c->timer_due <= deadline) {
+    return;
+  }
+  now = uv_now(c->loop);
+  uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+  c->timer_due = deadline;
+}
+
+/* The single deadline timer: connect timeout, close bound, request and
+ * flush timeouts. It re-arms itself for the next deadline. */
+static void on_timer(uv_timer_t *t) {
+  tern_conn_t *c = t->data;
+  uint64_t now = uv_now(c->loop);
+  uint64_t next;
+  bool connecting;
+  c->timer_due = 0;
+  if (c->state == TERN__CLOSING) {
+    close_handles(c);
+    return;
+  }
+  connecting = c->state == TERN__CONNECTING || c->state == TERN__HANDSHAKE;
+  if (connecting && now >= c->connect_deadline) {
+    set_error_str(c, "connect timed out");
+    fail_connect(c, TERN_ETIMEOUT);
+  }
+  next = tern__expire(c, now);
+  connecting = c->state == TERN__CONNECTING || c->state == TERN__HANDSHAKE;
+  if (connecting && (next == 0 || c->connect_deadline < next)) {
+    next = c->connect_deadline;
+  }
+  tern__timer_want(c, next);
+}
+
+int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
+                      const tern_options_t *opts, tern_connect_cb cb,
+                      void *cb_data) {
+  tern_options_t defaults;
+  struct addrinfo hints;
+  char port[16];
+  tern_conn_t *c;
+  int rc;
+
+  if (out == NULL || loop == NULL) {
+    return TERN_EINVAL;
+  }
+  *out = NULL;
+  if (opts == NULL) {
+    tern_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->port < 1 || opts->port > 65535 || opts->host[0] == '\0') {
+    return TERN_EINVAL;
+  }
+  c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    return TERN_ENOMEM;
+  }
+  rc = tern__opts_copy(&c->opts, opts);
+  if (rc == 0 && tp_reader_create(&c->reader, TERN__MAX_FRAME_IN,
+                                  READER_INITIAL_CAP) != 0) {
+    tern__opts_free(&c->opts);
+    rc = TERN_ENOMEM;
+  }
+  if (rc == 0) {
+    rc = uv_tcp_init(loop, &c->tcp);
+    if (rc != 0) {
+      tp_reader_destroy(c->reader);
+      tern__opts_free(&c->opts);
+    }
+  }
+  if (rc != 0) {
+    free(c);
+    return rc;
+  }
+  c->loop = loop;
+  c->state = TERN__CONNECTING;
+  c->next_sid = 1;
+  c->next_ack = 1;
+  c->next_req = 1;
+  uv_prepare_init(loop, &c->prepare);
+  uv_timer_init(loop, &c->timer);
+  c->tcp.data = c;
+  c->prepare.data = c;
+  c->timer.data = c;
+  c->gai.data = c;
+  c->refs = 3;
+  /* Unreferenced: the batch hook alone must not keep the loop alive. */
+  uv_prepare_start(&c->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&c->prepare);
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(port, sizeof(port), "%d", opts->port);
+  rc = uv_getaddrinfo(loop, &c->gai, on_resolved, c->opts.o.host, port, &hints);
+  if (rc != 0) {
+    c->state = TERN__CLOSING; /* freed by the close callbacks */
+    close_handles(c);
+    return rc;
+  }
+  c->resolving = true;
+  c->refs++;
+  c->connect_cb = cb;
+  c->connect_cb_data = cb_data;
+  c->connect_deadline = uv_now(loop) + c->opts.o.connect_timeout_ms;
+  tern__timer_want(c, c->connect_deadline);
+  *out = c;
+  return 0;
+}
+
+void tern_conn_close(tern_conn_t *c, tern_close_cb cb, void *cb_data) {
+  conn_state_t prev;
+  tern_connect_cb ccb;
+  if (c == NULL || c->state == TERN__CLOSING) {
+    return;
+  }
+  prev = c->state;
+  c->state = TERN__CLOSING;
+  c->close_cb = cb;
+  c->close_cb_data = cb_data;
+  stop_reading(c);
+  ccb = c->connect_cb;
+  c->connect_cb = NULL;
+  if (ccb != NULL) {
+    ccb(c, TERN_ECLOSED, c->connect_cb_data);
+  }
+  tern__fail_pending(c);
+  if (c->resolving) {
+    uv_cancel((uv_req_t *)&c->gai);
+  }
+  if (prev == TERN__CONNECTED && c->tcp_connected) {
+    uv_timer_start(&c->timer, on_timer, c->opts.o.connect_timeout_ms, 0);
+    close_step(c);
+  } else {
+    close_handles(c);
+  }
+}
+
+int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
+                       size_t len, const tern_pub_opts_t *opts, bool req_ack,
+                       uint64_t req_n) {
+  tp_str_t kv_stack[2 * STACK_HEADERS];
+  tp_str_t *kv = kv_stack;
+  size_t before, queued, n = 0;
+  tp_frame_t f;
+  bool ack;
+  int rc;
+
+  if (c == NULL || topic == NULL || (len > 0 && payload == NULL)) {
+    return TERN_EINVAL;
+  }
+  if (c->state != TERN__CONNECTED) {
+    return TERN_ENOTCONN;
+  }
+  if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
+    return TERN_ETOPIC;
+  }
+  if (len > c->max_payload) {
+    return TERN_ETOOLARGE;
+  }
+  ack = req_ack || (opts != NULL && opts->ack_cb != NULL);
+  if (ack && c->nacks >= c->opts.o.max_inflight) {
+    return TERN_EWOULDBLOCK;
+  }
+  queued = c->pending.len + c->inflight.len;
+  if (queued > 0 && queued >= c->opts.o.outbound_limit) {
+    c->want_drain = true;
+    return TERN_EWOULDBLOCK;
+  }
+  tp_frame_init(&f, TP_PUB);
+  f.u.pub.topic = (tp_str_t){topic, (uint32_t)strlen(topic)};
+  f.u.pub.payload = (tp_bytes_t){payload, (uint32_t)len};
+  if (opts != NULL) {
+    if (opts->reply != NULL) {
+      if (tp_topic_validate(opts->reply, strlen(opts->reply),
+                            TP_DEFAULT_MAX_TOPIC) != 0) {
+        return TERN_ETOPIC;
+      }
+      f.u.pub.reply = (tp_str_t){opts->reply, (uint32_t)strlen(opts->reply)};
+    }
+    n = opts->header_count;
+    if (n > 0) {
+      if (opts->header_keys == NULL || opts->header_values == NULL) {
+        return TERN_EINVAL;
+      }
+      if (n > STACK_HEADERS) {
+        kv = malloc(2 * n * sizeof(*kv));
+        if (kv == NULL) {
+          return TERN_ENOMEM;
+        }
+      }
+      for (size_t i = 0; i < n; i++) {
+        const char *k = opts->header_keys[i], *v = opts->header_values[i];
+        if (k == NULL || v == NULL) {
+          rc = TERN_EINVAL;
+          goto out;
+        }
+        kv[i] = (tp_str_t){k, (uint32_t)strlen(k)};
+        kv[n + i] = (tp_str_t){v, (uint32_t)strlen(v)};
+      }
+      tp_buf_reset(&c->scratch);
+      rc = tp_headers_build(&c->scratch, kv, kv + n, (uint32_t)n,
+                            &f.u.pub.headers);
+      if (rc != 0) {
+        rc = tern__err_from_tp(rc);
+        goto out;
+      }
+    }
+    f.u.pub.retain = opts->retain;
+    f.u.pub.ttl_ms = opts->ttl_ms;
+  }
+  if (ack) {
+    f.u.pub.has_ack = true;
+    f.u.pub.ack = c->next_ack;
+  }
+  before = c->pending.len;
+  rc = tp_frame_encode(&c->pending, &f);
+  if (rc != 0) {
+    rc = tern__err_from_tp(rc);
+    goto out;
+  }
+  if (queued > 0 &&
+      queued + (c->pending.len - before) > c->opts.o.outbound_limit) {
+    c->pending.len = before; /* take the frame back out */
+    c->want_drain = true;
+    rc = TERN_EWOULDBLOCK;
+    goto out;
+  }
+  if (ack) {
+    rc = tern__ack_add(c, req_ack ? NULL : opts->ack_cb,
+                       req_ack ? NULL : opts->ack_cb_data, req_n);
+    if (rc != 0) {
+      c->pending.len = before;
+      goto out;
+    }
+  }
+  c->stats.msgs_out++;
+  c->stats.bytes_out += len;
+  rc = 0;
+out:
+  if (kv != kv_stack) {
+    free(kv);
+  }
+  return rc;
+}
+
+int tern_conn_publish(tern_conn_t *c, const char *topic, const void *payload,
+                      size_t len, const tern_pub_opts_t *opts) {
+  return tern__conn_publish(c, topic, payload, len, opts, false, 0);
+}
+
+void tern_conn_read_pause(tern_conn_t *c) {
+  c->paused = true;
+  stop_reading(c);
+}
+
+void tern_conn_read_resume(tern_conn_t *c) {
+  if (!c->paused) {
+    return;
+  }
+  c->paused = false;
+  if (c->dispatching == 0) {
+    dispatch_frames(c); /* frames buffered while paused come first */
+  }
+  start_reading(c);
+}
+
+bool tern_conn_is_connected(const tern_conn_t *c) {
+  return c->state == TERN__CONNECTED;
+}
+
+size_t tern_conn_outbound_bytes(const tern_conn_t *c) {
+  return c->pending.len + c->inflight.len;
+}
+
+uint64_t tern_conn_max_payload(const tern_conn_t *c) {
+  return c->max_payload;
+}
+
+const char *tern_conn_last_error(const tern_conn_t *c) {
+  return c->last_error;
+}
+
+void tern_conn_get_stats(const tern_conn_t *c, tern_conn_stats_t *out) {
+  *out = c->stats;
+}
+
+uv_loop_t *tern_conn_loop(const tern_conn_t *c) {
+  return c->loop;
+}

@@ -1,0 +1,178 @@
+/*
+ * Private state of an asynchronous connection, shared by conn.c (socket,
+ * handshake, batching, close), sub.c (subscriptions), request.c (acks,
+ * requests, flushes, the deadline timer) and msg.c.
+ * Everything here runs on the connection's loop thread.
+ */
+#ifndef TERN_CONN_INTERNAL_H
+#define TERN_CONN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "tern/async.h"
+#include "tern_proto/buf.h"
+#include "tern_proto/frame.h"
+#include "tern_proto/reader.h"
+
+/* The largest frame libtern accepts from a broker (the reader's bound). */
+#define TERN__MAX_FRAME_IN (64u * 1024u * 1024u + TP_FRAME_OVERHEAD)
+#define TERN__ERRTEXT_MAX 256
+#define TERN__INBOX_RANDOM_HEX 16
+
+typedef enum conn_state {
+  TERN__CONNECTING, /* resolving or TCP connecting */
+  TERN__HANDSHAKE,  /* waiting for HELLO, then for OK */
+  TERN__CONNECTED,
+  TERN__LOST,    /* failed or lost: only tern_conn_close is useful */
+  TERN__CLOSING, /* tern_conn_close called */
+} conn_state_t;
+
+/* Options with every string owned by the connection. */
+typedef struct tern__opts {
+  tern_options_t o; /* string pointers below point into this copy's fields */
+  char *name, *user, *pass, *token, *inbox_prefix;
+} tern__opts_t;
+
+struct tern_asub {
+  tern_conn_t *conn;
+  uint64_t sid;
+  char *pattern;
+  tern_msg_cb cb;
+  tern_dropped_cb dropped_cb;
+  void *cb_data;
+  uint64_t delivered;
+  uint64_t dropped;
+  uint64_t max_msgs; /* from UNSUB with a limit; 0 = none */
+  bool in_cb;        /* its message callback is running: defer the free */
+  bool dead;         /* removed from the table; free when in_cb clears */
+};
+
+typedef struct tern__ack {
+  struct tern__ack *next;
+  uint64_t id;
+  tern_ack_cb cb; /* NULL: the ack of request number req_n */
+  void *cb_data;
+  uint64_t req_n;
+} tern__ack_t;
+
+typedef struct tern__req {
+  struct tern__req *next;
+  uint64_t n;
+  uint64_t deadline; /* uv_now() ms */
+  tern_reply_cb cb;
+  void *cb_data;
+} tern__req_t;
+
+typedef struct tern__flush {
+  struct tern__flush *next;
+  uint64_t deadline; /* 0 = none */
+  tern_flush_cb cb;  /* NULL once it timed out: its PONG is just consumed */
+  void *cb_data;
+} tern__flush_t;
+
+struct tern_conn {
+  uv_loop_t *loop;
+  tern__opts_t opts;
+  conn_state_t state;
+  bool hello_seen;
+
+  uv_tcp_t tcp;
+  uv_prepare_t prepare; /* writes the batch once per loop iteration */
+  uv_timer_t timer;     /* connect, close, request and flush deadlines */
+  uv_getaddrinfo_t gai;
+  uv_connect_t connect_req;
+  uv_write_t write_req;
+  uv_shutdown_t shutdown_req;
+  int refs; /* open handles + an active resolve: free when 0 and closing */
+  bool resolving, tcp_connected, handles_closing, shutting_down;
+
+  tern_connect_cb connect_cb; /* cleared once fired */
+  void *connect_cb_data;
+  tern_close_cb close_cb;
+  void *close_cb_data;
+  uint64_t connect_deadline;
+  uint64_t timer_due; /* when the timer fires, if active */
+
+  tp_reader_t *reader;
+  bool reading, paused;
+  int dispatching; /* depth of dispatch_frames on the stack */
+
+  tp_buf_t pending;  /* frames not yet handed to the socket */
+  tp_buf_t inflight; /* the one uv_write in flight */
+  tp_buf_t scratch;  /* headers encoding */
+  bool writing, want_drain;
+
+  uint64_t max_payload;
+  uint64_t next_sid;
+  tern_asub_t **subs; /* sorted by sid (sids only grow) */
+  size_t nsubs, subs_cap;
+
+  uint64_t next_ack;
+  tern__ack_t *acks, *acks_tail;
+  size_t nacks;
+  tern__req_t *reqs;
+  size_t nreqs;
+  uint64_t next_req;
+  tern__flush_t *flushes, *flushes_tail;
+  size_t nflushes;
+  char inbox[TERN_HOST_MAX]; /* "<prefix>.<random>." once made */
+  size_t inbox_len;
+  tern_asub_t *inbox_sub;
+
+  tern_conn_stats_t stats;
+  char last_error[TERN__ERRTEXT_MAX];
+};
+
+/* options.c */
+int tern__opts_copy(tern__opts_t *dst, const tern_options_t *src);
+void tern__opts_free(tern__opts_t *o);
+
+/* msg.c: a new message (one reference) holding copies of m's fields. */
+tern_msg_t *tern__msg_create(const tp_msg_t *m);
+/* The link of a blocking subscription's message queue. */
+tern_msg_t *tern__msg_qnext(const tern_msg_t *m);
+void tern__msg_set_qnext(tern_msg_t *m, tern_msg_t *next);
+
+/* conn.c */
+/* Appends a frame to the outbound batch (control frames: not limited). */
+int tern__conn_send(tern_conn_t *c, const tp_frame_t *f);
+/* tern_conn_publish, plus: req_ack asks for a PUBACK routed to request
+ * req_n instead of opts->ack_cb. */
+int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
+                       size_t len, const tern_pub_opts_t *opts, bool req_ack,
+                       uint64_t req_n);
+/* Records text as the connection's last error. */
+void tern__conn_set_error(tern_conn_t *c, const char *text, size_t len);
+/* The connection is unusable: fail everything, tell the application. */
+void tern__conn_lost(tern_conn_t *c, int reason);
+/* (Re)starts the deadline timer if deadline is sooner than its due time. */
+void tern__timer_want(tern_conn_t *c, uint64_t deadline);
+/* Maps a tp_err from the protocol library to a tern code. */
+int tern__err_from_tp(int tp_err);
+
+/* sub.c */
+int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
+                     const tern_sub_opts_t *opts, tern_msg_cb cb,
+                     void *cb_data);
+void tern__sub_on_msg(tern_conn_t *c, const tp_msg_t *m);
+void tern__sub_on_dropped(tern_conn_t *c, uint64_t sid, uint64_t count);
+/* Frees every subscription (connection teardown). */
+void tern__subs_free_all(tern_conn_t *c);
+
+/* request.c */
+void tern__on_puback(tern_conn_t *c, uint64_t id, uint64_t receivers);
+void tern__on_pong(tern_conn_t *c);
+/* Fails every ack, request and flush with TERN_ECLOSED. */
+void tern__fail_pending(tern_conn_t *c);
+/* Expires due requests and flushes; returns the next deadline or 0. */
+uint64_t tern__expire(tern_conn_t *c, uint64_t now);
+/* Queues an ack waiter and returns its id in *id. */
+/* Queues a waiter for ack id c->next_ack (then increments it). cb NULL:
+ * the ack of request req_n. 0 or TERN_ENOMEM. */
+int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
+                  uint64_t req_n);
+
+#endif

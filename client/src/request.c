@@ -1,0 +1,317 @@
+/*
+ * Everything that waits for an answer from the broker: PUBACK waiters,
+ * requests (one shared wildcard inbox subscription per connection), and
+ * flushes (PING/PONG). Each kind is a FIFO bounded by max_inflight; the
+ * deadline timer in conn.c calls tern__expire.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_internal.h"
+
+int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
+                  uint64_t req_n) {
+  tern__ack_t *a = calloc(1, sizeof(*a));
+  if (a == NULL) {
+    return TERN_ENOMEM;
+  }
+  a->id = c->next_ack++;
+  a->cb = cb;
+  a->cb_data = cb_data;
+  a->req_n = req_n;
+  if (c->acks_tail != NULL) {
+    c->acks_tail->next = a;
+  } else {
+    c->acks = a;
+  }
+  c->acks_tail = a;
+  c->nacks++;
+  return 0;
+}
+
+/* Unlinks request n; NULL if it already completed. */
+static tern__req_t *take_req(tern_conn_t *c, uint64_t n) {
+  for (tern__req_t **pp = &c->reqs; *pp != NULL; pp = &(*pp)->next) {
+    if ((*pp)->n == n) {
+      tern__req_t *r = *pp;
+      *pp = r->next;
+      c->nreqs--;
+      return r;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * PUBACK: the broker answers in the order it received the PUBs, so the
+ * waiter is normally at the head; a search covers a broker that does not.
+ */
+void tern__on_puback(tern_conn_t *c, uint64_t id, uint64_t receivers) {
+  tern__ack_t *a, *prev = NULL;
+  tern__req_t *r;
+  for (a = c->acks; a != NULL && a->id != id; a = a->next) {
+    prev = a;
+  }
+  if (a == NULL) {
+    return;
+  }
+  if (prev != NULL) {
+    prev->next = a->next;
+  } else {
+    c->acks = a->next;
+  }
+  if (c->acks_tail == a) {
+    c->acks_tail = prev;
+  }
+  c->nacks--;
+  if (a->cb != NULL) {
+    a->cb(c, 0, receivers, a->cb_data);
+  } else if (receivers == 0 && (r = take_req(c, a->req_n)) != NULL) {
+    r->cb(c, TERN_ENORESPONDERS, NULL, r->cb_data);
+    free(r);
+  }
+  free(a);
+}
+
+void tern__on_pong(tern_conn_t *c) {
+  tern__flush_t *f = c->flushes;
+  if (f == NULL) {
+    return; /* a PONG nobody asked for */
+  }
+  c->flushes = f->next;
+  if (c->flushes == NULL) {
+    c->flushes_tail = NULL;
+  }
+  c->nflushes--;
+  if (f->cb != NULL) {
+    f->cb(c, 0, f->cb_data);
+  }
+  free(f);
+}
+
+/*
+ * Fails every waiter with TERN_ECLOSED. The lists are detached first, so a
+ * callback that starts new work (which fails: the connection is down)
+ * cannot make this loop run forever.
+ */
+void tern__fail_pending(tern_conn_t *c) {
+  tern__ack_t *a = c->acks;
+  tern__req_t *r = c->reqs;
+  tern__flush_t *f = c->flushes;
+  c->acks = c->acks_tail = NULL;
+  c->reqs = NULL;
+  c->flushes = c->flushes_tail = NULL;
+  c->nacks = c->nreqs = c->nflushes = 0;
+  while (a != NULL) {
+    tern__ack_t *next = a->next;
+    if (a->cb != NULL) {
+      a->cb(c, TERN_ECLOSED, 0, a->cb_data);
+    }
+    free(a);
+    a = next;
+  }
+  while (r != NULL) {
+    tern__req_t *next = r->next;
+    r->cb(c, TERN_ECLOSED, NULL, r->cb_data);
+    free(r);
+    r = next;
+  }
+  while (f != NULL) {
+    tern__flush_t *next = f->next;
+    if (f->cb != NULL) {
+      f->cb(c, TERN_ECLOSED, f->cb_data);
+    }
+    free(f);
+    f = next;
+  }
+}
+
+/*
+ * Times out due requests and flushes. A timed-out flush stays queued with
+ * no callback because its PONG will still arrive and must be matched.
+ * Returns the earliest remaining deadline, 0 if none.
+ */
+uint64_t tern__expire(tern_conn_t *c, uint64_t now) {
+  tern__req_t *due = NULL, **pp = &c->reqs;
+  uint64_t next = 0;
+  while (*pp != NULL) {
+    tern__req_t *r = *pp;
+    if (r->deadline <= now) {
+      *pp = r->next;
+      c->nreqs--;
+      r->next = due;
+      due = r;
+    } else {
+      if (next == 0 || r->deadline < next) {
+        next = r->deadline;
+      }
+      pp = &r->next;
+    }
+  }
+  for (tern__flush_t *f = c->flushes; f != NULL; f = f->next) {
+    if (f->cb != NULL && f->deadline != 0) {
+      if (f->deadline <= now) {
+        tern_flush_cb cb = f->cb;
+        f->cb = NULL;
+        cb(c, TERN_ETIMEOUT, f->cb_data);
+        if (c->flushes == NULL) {
+          break; /* the callback closed the connection */
+        }
+      } else if (next == 0 || f->deadline < next) {
+        next = f->deadline;
+      }
+    }
+  }
+  while (due != NULL) {
+    tern__req_t *r = due;
+    due = r->next;
+    r->cb(c, TERN_ETIMEOUT, NULL, r->cb_data);
+    free(r);
+  }
+  return next;
+}
+
+/* Replies arrive on "<inbox><n>": route them to request n. */
+static void on_inbox_msg(tern_asub_t *s, tern_msg_t *msg, void *cb_data) {
+  tern_conn_t *c = cb_data;
+  const char *topic = tern_msg_topic(msg);
+  tern__req_t *r;
+  uint64_t n = 0;
+  const char *p;
+  (void)s;
+  if (strncmp(topic, c->inbox, c->inbox_len) != 0) {
+    return;
+  }
+  p = topic + c->inbox_len;
+  if (*p == '\0') {
+    return;
+  }
+  for (; *p != '\0'; p++) {
+    if (*p < '0' || *p > '9') {
+      return;
+    }
+    n = n * 10 + (uint64_t)(*p - '0');
+  }
+  r = take_req(c, n);
+  if (r != NULL) {
+    r->cb(c, 0, msg, r->cb_data);
+    free(r);
+  }
+}
+
+/* Creates the inbox prefix and its one wildcard subscription. */
+static int ensure_inbox(tern_conn_t *c) {
+  unsigned char rnd[TERN__INBOX_RANDOM_HEX / 2];
+  char pattern[TERN_HOST_MAX + 2];
+  char hex[TERN__INBOX_RANDOM_HEX + 1];
+  int rc;
+  if (c->inbox_sub != NULL) {
+    return 0;
+  }
+  rc = uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
+  if (rc != 0) {
+    return rc;
+  }
+  for (size_t i = 0; i < sizeof(rnd); i++) {
+    snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+  }
+  rc = snprintf(c->inbox, sizeof(c->inbox), "%s.%s.", c->opts.o.inbox_prefix,
+                hex);
+  if (rc < 0 || (size_t)rc >= sizeof(c->inbox) - 24) {
+    return TERN_EINVAL; /* prefix too long for "<n>" to fit */
+  }
+  snprintf(pattern, sizeof(pattern), "%s>", c->inbox);
+  rc = tern__sub_create(c, &c->inbox_sub, pattern, NULL, on_inbox_msg, c);
+  if (rc != 0) {
+    return rc;
+  }
+  c->inbox_len = strlen(c->inbox);
+  return 0;
+}
+
+int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
+                      size_t len, uint32_t timeout_ms, tern_reply_cb cb,
+                      void *cb_data) {
+  char reply[TERN_HOST_MAX + 24];
+  tern_pub_opts_t po;
+  tern__req_t *r;
+  int rc;
+  if (c == NULL || cb == NULL) {
+    return TERN_EINVAL;
+  }
+  if (c->state != TERN__CONNECTED) {
+    return TERN_ENOTCONN;
+  }
+  if (c->nreqs >= c->opts.o.max_inflight) {
+    return TERN_EWOULDBLOCK;
+  }
+  rc = ensure_inbox(c);
+  if (rc != 0) {
+    return rc;
+  }
+  r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    return TERN_ENOMEM;
+  }
+  r->n = c->next_req;
+  snprintf(reply, sizeof(reply), "%s%" PRIu64, c->inbox, r->n);
+  tern_pub_opts_init(&po);
+  po.reply = reply;
+  rc = tern__conn_publish(c, topic, payload, len, &po, true, r->n);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  c->next_req++;
+  r->deadline = uv_now(c->loop) + timeout_ms;
+  r->cb = cb;
+  r->cb_data = cb_data;
+  r->next = c->reqs;
+  c->reqs = r;
+  c->nreqs++;
+  tern__timer_want(c, r->deadline);
+  return 0;
+}
+
+int tern_conn_flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
+                    void *cb_data) {
+  tern__flush_t *f;
+  tp_frame_t ping;
+  size_t before;
+  int rc;
+  if (c == NULL || cb == NULL) {
+    return TERN_EINVAL;
+  }
+  if (c->state != TERN__CONNECTED) {
+    return TERN_ENOTCONN;
+  }
+  if (c->nflushes >= c->opts.o.max_inflight) {
+    return TERN_EWOULDBLOCK;
+  }
+  f = calloc(1, sizeof(*f));
+  if (f == NULL) {
+    return TERN_ENOMEM;
+  }
+  before = c->pending.len;
+  tp_frame_init(&ping, TP_PING);
+  rc = tern__conn_send(c, &ping);
+  if (rc != 0) {
+    c->pending.len = before;
+    free(f);
+    return rc;
+  }
+  f->cb = cb;
+  f->cb_data = cb_data;
+  f->deadline = timeout_ms != 0 ? uv_now(c->loop) + timeout_ms : 0;
+  if (c->flushes_tail != NULL) {
+    c->flushes_tail->next = f;
+  } else {
+    c->flushes = f;
+  }
+  c->flushes_tail = f;
+  c->nflushes++;
+  tern__timer_want(c, f->deadline);
+  return 0;
+}
