@@ -40,7 +40,9 @@
 
 tt_broker_t tt_g_broker;
 
-void tt_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+void tt_ignore_sigpipe(void) {
+  signal(SIGPIPE, SIG_IGN);
+}
 
 const char *tt_ternd_path(void) {
   const char *env = getenv("TERND");
@@ -157,11 +159,10 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   argv[argc++] = "0";
   argv[argc++] = "--ready-fd";
   argv[argc++] = fdstr;
+  /* Quiet by default so failures stand out; TERND_LOG_LEVEL=debug to dig. */
   const char *level = getenv("TERND_LOG_LEVEL");
-  if (level && *level) {
-    argv[argc++] = "--log-level";
-    argv[argc++] = level;
-  }
+  argv[argc++] = "--log-level";
+  argv[argc++] = level && *level ? level : "warn";
   for (size_t i = 0; extra && extra[i]; i++) {
     cr_assert_lt(argc, (size_t)MAX_ARGS - 1, "too many ternd arguments");
     argv[argc++] = extra[i];
@@ -203,8 +204,8 @@ int tt_broker_wait(tt_broker_t *b) {
   b->pid = 0;
   int status = 0;
   if (!wait_child(pid, STOP_TIMEOUT_MS, &status)) {
-    cr_log_error("ternd pid %d did not exit within %d ms: killing it",
-                 (int)pid, STOP_TIMEOUT_MS);
+    cr_log_error("ternd pid %d did not exit within %d ms: killing it", (int)pid,
+                 STOP_TIMEOUT_MS);
     kill(pid, SIGKILL);
     wait_child(pid, STOP_TIMEOUT_MS, &status);
     return -1;
@@ -267,7 +268,9 @@ int tt_connect_opts(int port, int rcvbuf) {
   return fd;
 }
 
-int tt_connect(int port) { return tt_connect_opts(port, 0); }
+int tt_connect(int port) {
+  return tt_connect_opts(port, 0);
+}
 
 int tt_send_try(int fd, const void *buf, size_t len, int timeout_ms) {
   const uint8_t *p = buf;

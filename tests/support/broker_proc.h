@@ -61,14 +61,20 @@ int64_t tt_now_ms(void);
 /* Defines name_init / name_fini for a Criterion TestSuite whose tests all
  * run against one broker started with the given extra arguments (at least
  * one). Use TT_BROKER_FIXTURE_DEFAULT for a broker without extra flags. */
-#define TT_BROKER_FIXTURE(name, ...)                                         \
-  static void name##_init(void) {                                            \
-    static const char *const args[] = {__VA_ARGS__, NULL};                   \
-    tt_fixture_start(args);                                                  \
-  }                                                                          \
-  static void name##_fini(void) { tt_fixture_stop(); }
-#define TT_BROKER_FIXTURE_DEFAULT(name)                                      \
-  static void name##_init(void) { tt_fixture_start(NULL); }                  \
-  static void name##_fini(void) { tt_fixture_stop(); }
+#define TT_BROKER_FIXTURE(name, ...)                                           \
+  static void name##_init(void) {                                              \
+    static const char *const args[] = {__VA_ARGS__, NULL};                     \
+    tt_fixture_start(args);                                                    \
+  }                                                                            \
+  static void name##_fini(void) {                                              \
+    tt_fixture_stop();                                                         \
+  }
+#define TT_BROKER_FIXTURE_DEFAULT(name)                                        \
+  static void name##_init(void) {                                              \
+    tt_fixture_start(NULL);                                                    \
+  }                                                                            \
+  static void name##_fini(void) {                                              \
+    tt_fixture_stop();                                                         \
+  }
 
 #endif

@@ -130,7 +130,8 @@ int tt_raw_recv(tt_raw_t *c, tp_frame_t *f, int timeout_ms) {
 /* Describes a frame for failure messages. */
 static void describe(const tp_frame_t *f, char *buf, size_t cap) {
   if (f->type == TP_ERR)
-    snprintf(buf, cap, "ERR %u '%.*s'", f->u.err.code, (int)f->u.err.message.len,
+    snprintf(buf, cap, "ERR %u '%.*s'", f->u.err.code,
+             (int)f->u.err.message.len,
              f->u.err.message.ptr ? f->u.err.message.ptr : "");
   else if (f->type == TP_MSG)
     snprintf(buf, cap, "MSG sid %llu topic '%.*s'",
@@ -157,8 +158,8 @@ void tt_raw_expect(tt_raw_t *c, tp_frame_t *f, int type, int timeout_ms) {
     }
     char got[160];
     describe(f, got, sizeof got);
-    cr_assert_eq(f->type, type, "expected %s, got %s",
-                 tp_frame_type_name(type), got);
+    cr_assert_eq(f->type, type, "expected %s, got %s", tp_frame_type_name(type),
+                 got);
     return;
   }
 }

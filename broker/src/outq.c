@@ -1,0 +1,241 @@
+/*
+ * The per-connection output queue and its write path (see outq.h).
+ */
+#include "outq.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sub.h"
+#include "tern_proto/errors.h"
+
+/* Buffers per writev: two per entry (head, body). */
+#define MAX_BUFS 512
+
+struct outq_pool {
+  outq_entry_t *free_list; /* chained through link.next */
+  size_t nfree;
+  size_t keep_max;
+};
+
+int outq_pool_create(outq_pool_t **out, size_t keep_max) {
+  outq_pool_t *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return TP_ENOMEM;
+  p->keep_max = keep_max;
+  *out = p;
+  return 0;
+}
+
+void outq_pool_destroy(outq_pool_t *pool) {
+  if (pool == NULL)
+    return;
+  outq_entry_t *e = pool->free_list;
+  while (e != NULL) {
+    outq_entry_t *next = (outq_entry_t *)(void *)e->link.next;
+    free(e);
+    e = next;
+  }
+  free(pool);
+}
+
+static outq_entry_t *entry_get(outq_pool_t *pool) {
+  outq_entry_t *e = pool->free_list;
+  if (e != NULL) {
+    pool->free_list = (outq_entry_t *)(void *)e->link.next;
+    pool->nfree--;
+  } else {
+    e = malloc(sizeof *e);
+    if (e == NULL)
+      return NULL;
+  }
+  memset(e, 0, offsetof(outq_entry_t, head));
+  list_init(&e->link);
+  list_init(&e->sub_link);
+  return e;
+}
+
+static void entry_put(outq_pool_t *pool, outq_entry_t *e) {
+  if (pool->nfree >= pool->keep_max) {
+    free(e);
+    return;
+  }
+  e->link.next = (list_node_t *)(void *)pool->free_list;
+  pool->free_list = e;
+  pool->nfree++;
+}
+
+void outq_init(outq_t *q, outq_pool_t *pool) {
+  memset(q, 0, sizeof *q);
+  list_init(&q->entries);
+  q->pool = pool;
+}
+
+/*
+ * Unlinks e from the queue and gives back everything it holds: its
+ * subscription's pending accounting (which may wake blocked publishers),
+ * its body reference and the entry itself.
+ */
+static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
+  list_remove(&e->link);
+  q->nentries--;
+  q->bytes -= e->bytes;
+  if (e->inflight)
+    q->ninflight--;
+  if (written) {
+    q->bytes_written += e->bytes;
+    if (e->is_msg)
+      q->msgs_written++;
+  }
+  if (e->sub != NULL)
+    sub_entry_released(e->sub, e, written);
+  if (e->body != NULL)
+    msgbuf_unref(e->body);
+  entry_put(q->pool, e);
+}
+
+void outq_clear(outq_t *q) {
+  list_node_t *n;
+  while ((n = list_first(&q->entries)) != NULL)
+    entry_release(q, LIST_ENTRY(n, outq_entry_t, link), false);
+  q->writing = false;
+}
+
+static outq_entry_t *push(outq_t *q, const uint8_t *head, size_t head_len,
+                          msgbuf_t *body) {
+  outq_entry_t *e = entry_get(q->pool);
+  if (e == NULL)
+    return NULL;
+  if (head_len > 0)
+    memcpy(e->head, head, head_len);
+  e->head_len = (uint8_t)head_len;
+  e->body = body;
+  e->bytes = (uint32_t)(head_len + (body ? body->bytes.len : 0));
+  list_insert_tail(&q->entries, &e->link);
+  q->nentries++;
+  q->bytes += e->bytes;
+  return e;
+}
+
+int outq_push_buf(outq_t *q, msgbuf_t *body) {
+  if (push(q, NULL, 0, body) == NULL) {
+    msgbuf_unref(body);
+    return TP_ENOMEM;
+  }
+  return 0;
+}
+
+int outq_push_small(outq_t *q, const uint8_t *bytes, size_t len) {
+  if (len > OUTQ_INLINE_MAX)
+    return TP_EINVAL;
+  return push(q, bytes, len, NULL) ? 0 : TP_ENOMEM;
+}
+
+outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
+                            msgbuf_t *body) {
+  outq_entry_t *e = push(q, head, head_len, body);
+  if (e == NULL)
+    return NULL;
+  msgbuf_ref(body);
+  e->is_msg = true;
+  return e;
+}
+
+void outq_drop(outq_t *q, outq_entry_t *e) {
+  if (!e->inflight)
+    entry_release(q, e, false);
+}
+
+void outq_drop_queued_msgs(outq_t *q) {
+  list_node_t *n = q->entries.next;
+  while (n != &q->entries) {
+    list_node_t *next = n->next;
+    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
+    if (e->is_msg && !e->inflight)
+      entry_release(q, e, false);
+    n = next;
+  }
+}
+
+/*
+ * Fills bufs with the entries from first on, skipping `skip` bytes of the
+ * first one, until cap bytes or MAX_BUFS. Returns the number of buffers;
+ * *nentries gets the entries covered.
+ */
+static size_t gather(outq_t *q, size_t skip, size_t cap, size_t max_entries,
+                     uv_buf_t *bufs, size_t *nentries) {
+  size_t nb = 0, total = 0, k = 0;
+  for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
+    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
+    if (k == max_entries || nb + 2 > MAX_BUFS || (k > 0 && total >= cap))
+      break;
+    size_t hs = e->head_len, bs = e->body ? e->body->bytes.len : 0;
+    size_t hskip = skip < hs ? skip : hs;
+    size_t bskip = skip - hskip;
+    skip = 0;
+    if (hs > hskip)
+      bufs[nb++] = uv_buf_init((char *)e->head + hskip, (unsigned)(hs - hskip));
+    if (bs > bskip)
+      bufs[nb++] = uv_buf_init((char *)e->body->bytes.data + bskip,
+                               (unsigned)(bs - bskip));
+    total += e->bytes;
+    k++;
+  }
+  *nentries = k;
+  return nb;
+}
+
+int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
+  if (q->writing)
+    return 1;
+  if (q->nentries == 0)
+    return 0;
+  uv_buf_t bufs[MAX_BUFS];
+  size_t k = 0;
+  size_t nb = gather(q, 0, cap, SIZE_MAX, bufs, &k);
+  if (nb == 0)
+    return 0; /* only empty entries: cannot happen, frames are never empty */
+  int n = uv_try_write(stream, bufs, (unsigned)nb);
+  if (n == UV_EAGAIN || n == UV_ENOSYS)
+    n = 0;
+  else if (n < 0)
+    return n;
+  /* Entries the kernel took whole are done now. */
+  size_t written = (size_t)n;
+  while (k > 0) {
+    outq_entry_t *e = LIST_ENTRY(q->entries.next, outq_entry_t, link);
+    if (e->bytes > written)
+      break;
+    written -= e->bytes;
+    entry_release(q, e, true);
+    k--;
+  }
+  if (k == 0)
+    return outq_empty(q) ? 0 : 1;
+  /* The rest of this batch (the first entry maybe half sent) waits in
+   * uv_write; its entries stay queued and accounted until write_cb. */
+  size_t k2 = 0;
+  nb = gather(q, written, SIZE_MAX, k, bufs, &k2);
+  size_t i = 0;
+  for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
+    LIST_ENTRY(ln, outq_entry_t, link)->inflight = true;
+  int rc = uv_write(&q->req, stream, bufs, (unsigned)nb, cb);
+  if (rc != 0) {
+    i = 0;
+    for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
+      LIST_ENTRY(ln, outq_entry_t, link)->inflight = false;
+    return rc;
+  }
+  q->ninflight = k2;
+  q->writing = true;
+  return 1;
+}
+
+void outq_write_done(outq_t *q, bool ok) {
+  while (q->ninflight > 0) {
+    outq_entry_t *e = LIST_ENTRY(q->entries.next, outq_entry_t, link);
+    entry_release(q, e, ok);
+  }
+  q->writing = false;
+}

@@ -1,0 +1,223 @@
+/*
+ * PUB fan-out (DESIGN.md "A message's way through the broker").
+ *
+ * The body (topic, payload, opts) is encoded once into a refcounted msgbuf;
+ * each receiving subscription gets an output-queue entry holding its own
+ * small head (length prefix, array header, type, sid) and a reference to
+ * that body. So the payload is copied exactly once, whatever the fan-out.
+ */
+#include "router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+#include "sub.h"
+#include "tern_proto/errors.h"
+#include "tern_proto/topic.h"
+
+int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
+  if (pub->payload.len > srv->cfg.max_payload) {
+    *msg = "payload too large";
+    return TP_WIRE_PAYLOAD_TOO_LARGE;
+  }
+  if (tp_topic_validate(pub->topic.ptr, pub->topic.len, srv->cfg.max_topic) !=
+      0) {
+    *msg = "invalid topic";
+    return TP_WIRE_INVALID_TOPIC;
+  }
+  if (tp_topic_is_system(pub->topic.ptr, pub->topic.len)) {
+    *msg = "permission denied: topics starting with '$' belong to the server";
+    return TP_WIRE_PERMISSION;
+  }
+  if (pub->reply.ptr != NULL &&
+      tp_topic_validate(pub->reply.ptr, pub->reply.len, srv->cfg.max_topic) !=
+          0) {
+    *msg = "invalid reply topic";
+    return TP_WIRE_INVALID_TOPIC;
+  }
+  return 0;
+}
+
+/* Remembers a subscription to remove once the walk is over. */
+static void note_ended(server_t *srv, sub_t *s) {
+  if (srv->nended == srv->ended_cap) {
+    size_t cap = srv->ended_cap ? srv->ended_cap * 2 : 16;
+    sub_t **a = realloc(srv->ended, cap * sizeof *a);
+    if (a == NULL)
+      return; /* it stays ending (gets nothing more) until its conn closes */
+    srv->ended = a;
+    srv->ended_cap = cap;
+  }
+  s->ending = true;
+  srv->ended[srv->nended++] = s;
+}
+
+/* Whether s may receive a message from publisher at all. */
+static bool eligible(const sub_t *s, const conn_t *publisher) {
+  if (s->ending || s->conn->state != CONN_ACTIVE)
+    return false;
+  return s->conn != publisher || publisher->echo;
+}
+
+static void count_drop(server_t *srv, sub_t *s) {
+  s->dropped++;
+  s->dropped_unreported++;
+  srv->stats.msgs_dropped++;
+}
+
+/*
+ * Applies s's overflow policy to a message of `bytes` that does not fit.
+ * Returns true when the message should still be queued.
+ */
+static bool make_room(server_t *srv, sub_t *s, uint64_t bytes) {
+  switch (s->policy) {
+  case TP_OVERFLOW_DROP_NEWEST:
+    count_drop(srv, s);
+    return false;
+  case TP_OVERFLOW_DROP_OLDEST:
+    /* Entries already handed to uv_write cannot be evicted; when only
+     * those are left the new message is queued anyway, so the subscriber
+     * always ends up with the newest ones. The queue still stays bounded:
+     * what is in flight was admitted under the limit. */
+    while (sub_would_overflow(s, bytes)) {
+      outq_entry_t *old = sub_oldest_droppable(s);
+      if (old == NULL)
+        break;
+      outq_drop(&s->conn->out, old);
+      count_drop(srv, s);
+    }
+    return true;
+  case TP_OVERFLOW_DISCONNECT:
+    srv->stats.slow_consumers++;
+    LOG(LOG_INFO, "conn %llu (%s): slow consumer on sid %llu, closing",
+        (unsigned long long)s->conn->id, s->conn->addr,
+        (unsigned long long)s->sid);
+    conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER, "slow consumer");
+    return false;
+  default: /* block: queue it; the publisher stops after this frame */
+    return true;
+  }
+}
+
+/* Queues body for s. True when it was queued (a receiver). */
+static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
+                    msgbuf_t *body) {
+  uint8_t head[TP_MSG_HEAD_MAX];
+  size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
+  uint64_t bytes = hl + body->bytes.len;
+  if (sub_would_overflow(s, bytes) && !make_room(srv, s, bytes))
+    return false;
+  conn_t *c = s->conn;
+  if (s->dropped_unreported > 0) {
+    tp_frame_t f;
+    tp_frame_init(&f, TP_DROPPED);
+    f.u.dropped.sid = s->sid;
+    f.u.dropped.count = s->dropped_unreported;
+    if (conn_send_frame(c, &f) == 0)
+      s->dropped_unreported = 0;
+  }
+  outq_entry_t *e = outq_push_msg(&c->out, head, hl, body);
+  if (e == NULL)
+    return false;
+  sub_entry_queued(s, e);
+  s->delivered++;
+  srv->stats.msgs_out++;
+  conn_want_flush(c);
+  if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL && sub_is_full(s)) {
+    if (publisher->nblocked == 0)
+      srv->stats.publisher_blocks++;
+    sub_add_waiter(s, publisher);
+  }
+  if (s->unsub_at > 0 && s->delivered >= s->unsub_at)
+    note_ended(srv, s);
+  return true;
+}
+
+/*
+ * One member of a queue group: from the group's cursor on, the first
+ * eligible member whose queue is not full, else the first eligible one
+ * (whose policy then decides). Advances the cursor past the choice.
+ */
+static sub_t *pick_member(const sublist_group_t *g, const conn_t *publisher) {
+  size_t n = g->nmembers;
+  if (n == 0)
+    return NULL;
+  size_t start = *g->cursor % n;
+  sub_t *fallback = NULL;
+  size_t fallback_at = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t at = (start + i) % n;
+    sub_t *s = g->members[at];
+    if (!eligible(s, publisher))
+      continue;
+    if (!sub_is_full(s)) {
+      *g->cursor = (uint32_t)(at + 1);
+      return s;
+    }
+    if (fallback == NULL) {
+      fallback = s;
+      fallback_at = at;
+    }
+  }
+  if (fallback != NULL)
+    *g->cursor = (uint32_t)(fallback_at + 1);
+  return fallback;
+}
+
+/* Encodes the shared MSG body for pub. NULL when out of memory. */
+static msgbuf_t *encode_body(server_t *srv, const tp_pub_t *pub) {
+  msgbuf_t *body = msgbuf_get(srv->bufs);
+  if (body == NULL)
+    return NULL;
+  size_t estimate = (size_t)pub->topic.len + pub->payload.len + pub->reply.len +
+                    pub->headers.len + 64;
+  bool has_opts = false;
+  if (tp_buf_reserve(&body->bytes, estimate) != 0 ||
+      tp_msg_body_encode(&body->bytes, pub->topic, pub->payload, pub->reply,
+                         pub->headers, false, &has_opts) != 0) {
+    msgbuf_unref(body);
+    return NULL;
+  }
+  body->has_opts = has_opts;
+  return body;
+}
+
+int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
+                   uint64_t *receivers) {
+  *receivers = 0;
+  srv->stats.msgs_in++;
+  srv->stats.bytes_in += pub->payload.len;
+  const sublist_result_t *res = NULL;
+  int rc = sublist_match(srv->index, pub->topic.ptr, pub->topic.len, &res);
+  if (rc != 0)
+    return rc;
+  if (res->nplain == 0 && res->ngroups == 0)
+    return 0;
+  msgbuf_t *body = encode_body(srv, pub);
+  if (body == NULL)
+    return TP_ENOMEM;
+
+  uint64_t n = 0;
+  srv->nended = 0;
+  for (size_t i = 0; i < res->nplain; i++) {
+    sub_t *s = res->plain[i];
+    if (eligible(s, publisher) && deliver(srv, publisher, s, body))
+      n++;
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    sub_t *s = pick_member(&res->groups[i], publisher);
+    if (s != NULL && deliver(srv, publisher, s, body))
+      n++;
+  }
+  msgbuf_unref(body);
+
+  /* The walk is over: now the index may change. */
+  for (size_t i = 0; i < srv->nended; i++)
+    conn_remove_sub(srv->ended[i]->conn, srv->ended[i]);
+  srv->nended = 0;
+  *receivers = n;
+  return 0;
+}

@@ -1,0 +1,289 @@
+/*
+ * The server: loop handles, listener, the before-sleep hook, stall checks
+ * and graceful shutdown (see server.h).
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "tern_proto/errors.h"
+#include "tern_proto/frame.h"
+
+/* Kept for reuse: enough for a busy loop turn, small next to the data. */
+#define KEEP_BUFS 4096
+#define KEEP_ENTRIES 65536
+
+static void close_server_handle(server_t *srv, uv_handle_t *h);
+
+/* ---- the before-sleep hook --------------------------------------------- */
+
+static void on_spin(uv_idle_t *h) {
+  (void)h;
+}
+
+static void on_before_sleep(uv_prepare_t *p) {
+  server_t *srv = p->data;
+  list_node_t local, *n;
+
+  /* 1. Publishers released from backpressure read their buffered frames. */
+  list_move_all(&local, &srv->resume_list);
+  while ((n = list_first(&local)) != NULL) {
+    list_remove(n);
+    conn_resume(LIST_ENTRY(n, conn_t, resume_link));
+  }
+  /* 2. Closing connections give up their subscriptions, outside any
+   * fan-out. */
+  while ((n = list_first(&srv->close_list)) != NULL)
+    conn_teardown(LIST_ENTRY(n, conn_t, close_link));
+  /* 3. One gathered write per connection with output. */
+  list_move_all(&local, &srv->flush_list);
+  while ((n = list_first(&local)) != NULL) {
+    list_remove(n);
+    conn_flush(LIST_ENTRY(n, conn_t, flush_link));
+  }
+  /* Work left for the next turn must not wait for an unrelated event. */
+  bool more = !list_empty(&srv->resume_list) || !list_empty(&srv->flush_list) ||
+              !list_empty(&srv->close_list);
+  if (more && !uv_is_active((uv_handle_t *)&srv->spin))
+    uv_idle_start(&srv->spin, on_spin);
+  else if (!more && uv_is_active((uv_handle_t *)&srv->spin))
+    uv_idle_stop(&srv->spin);
+}
+
+/*
+ * A subscription that has kept publishers blocked for stall_timeout is a
+ * dead or hopelessly slow consumer: it is closed like `disconnect`, which
+ * releases its publishers.
+ */
+static void on_stall_check(uv_timer_t *t) {
+  server_t *srv = t->data;
+  uint64_t now = uv_now(srv->loop);
+  /* conn_fail releases the subscriber's queued entries, which may unlink
+   * any number of subscriptions from this list: start over after each. */
+  for (;;) {
+    sub_t *stalled = NULL;
+    for (list_node_t *n = srv->stalled_subs.next; n != &srv->stalled_subs;
+         n = n->next) {
+      sub_t *s = LIST_ENTRY(n, sub_t, stalled_link);
+      if (now - s->blocked_since >= srv->cfg.stall_timeout_ms &&
+          s->conn->state == CONN_ACTIVE) {
+        stalled = s;
+        break;
+      }
+    }
+    if (stalled == NULL)
+      return;
+    srv->stats.slow_consumers++;
+    LOG(LOG_INFO,
+        "conn %llu (%s): sid %llu blocked publishers for %llu ms, "
+        "closing as a slow consumer",
+        (unsigned long long)stalled->conn->id, stalled->conn->addr,
+        (unsigned long long)stalled->sid,
+        (unsigned long long)(now - stalled->blocked_since));
+    conn_fail(stalled->conn, TP_WIRE_SLOW_CONSUMER, "slow consumer (stalled)");
+  }
+}
+
+/* ---- accept ------------------------------------------------------------ */
+
+static void on_connection(uv_stream_t *listener, int status) {
+  server_t *srv = listener->data;
+  if (status < 0) {
+    LOG(LOG_WARN, "accept: %s", uv_strerror(status));
+    return;
+  }
+  if (srv->shutting_down)
+    return;
+  int rc = conn_accept(srv);
+  if (rc != 0)
+    LOG(LOG_WARN, "accept: %s", rc < -100 ? uv_strerror(rc) : tp_strerror(rc));
+}
+
+/* ---- signals and shutdown ---------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum) {
+  server_t *srv = h->data;
+  LOG(LOG_INFO, "%s received, shutting down",
+      signum == SIGINT ? "SIGINT" : "SIGTERM");
+  server_shutdown(srv);
+}
+
+static void on_server_handle_closed(uv_handle_t *h) {
+  server_t *srv = h->data;
+  srv->handles_open--;
+}
+
+static void close_server_handle(server_t *srv, uv_handle_t *h) {
+  if (!uv_is_closing(h)) {
+    h->data = srv;
+    uv_close(h, on_server_handle_closed);
+  }
+}
+
+/* The last connection is gone during shutdown: close the loop's own
+ * handles so uv_run returns. */
+static void finish_shutdown(server_t *srv) {
+  close_server_handle(srv, (uv_handle_t *)&srv->before_sleep);
+  close_server_handle(srv, (uv_handle_t *)&srv->spin);
+  close_server_handle(srv, (uv_handle_t *)&srv->stall_timer);
+}
+
+void server_shutdown(server_t *srv) {
+  if (srv->shutting_down)
+    return;
+  srv->shutting_down = true;
+  close_server_handle(srv, (uv_handle_t *)&srv->listener);
+  close_server_handle(srv, (uv_handle_t *)&srv->sigint);
+  close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
+  for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next)
+    conn_goaway(LIST_ENTRY(n, conn_t, all_link), "shutdown");
+  if (srv->nconns == 0)
+    finish_shutdown(srv);
+}
+
+void server_conn_closed(server_t *srv, conn_t *c) {
+  list_remove(&c->all_link);
+  srv->nconns--;
+  if (srv->shutting_down && srv->nconns == 0)
+    finish_shutdown(srv);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+/* The HELLO frame is the same for every connection: encoded once. */
+static int encode_hello(server_t *srv) {
+  srv->hello = msgbuf_get(srv->bufs);
+  if (srv->hello == NULL)
+    return TP_ENOMEM;
+  tp_frame_t f;
+  tp_frame_init(&f, TP_HELLO);
+  f.u.hello.proto = TP_PROTO_VERSION;
+  f.u.hello.server.ptr = srv->server_name;
+  f.u.hello.server.len = (uint32_t)strlen(srv->server_name);
+  f.u.hello.server_id.ptr = srv->server_id;
+  f.u.hello.server_id.len = (uint32_t)strlen(srv->server_id);
+  f.u.hello.max_payload = srv->cfg.max_payload;
+  f.u.hello.max_frame = srv->cfg.max_frame;
+  f.u.hello.auth_required = false;
+  f.u.hello.heartbeat_ms = srv->cfg.heartbeat_ms;
+  return tp_frame_encode(&srv->hello->bytes, &f);
+}
+
+/* A random id, so clients can tell servers (and restarts) apart. */
+static void make_server_id(server_t *srv) {
+  uint8_t rnd[8] = {0};
+  if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) {
+    uint64_t t = uv_hrtime() ^ (uint64_t)getpid();
+    memcpy(rnd, &t, sizeof rnd);
+  }
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < sizeof rnd; i++) {
+    srv->server_id[2 * i] = hex[rnd[i] >> 4];
+    srv->server_id[2 * i + 1] = hex[rnd[i] & 15];
+  }
+  srv->server_id[2 * sizeof rnd] = '\0';
+}
+
+int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
+  memset(srv, 0, sizeof *srv);
+  srv->loop = loop;
+  srv->cfg = *cfg;
+  snprintf(srv->server_name, sizeof srv->server_name, "ternd/%s",
+           TERND_VERSION);
+  make_server_id(srv);
+  list_init(&srv->conns);
+  list_init(&srv->flush_list);
+  list_init(&srv->close_list);
+  list_init(&srv->resume_list);
+  list_init(&srv->stalled_subs);
+  tp_buf_init(&srv->scratch);
+  int rc = sublist_create(&srv->index, 0);
+  if (rc == 0)
+    rc = msgbuf_pool_create(&srv->bufs, KEEP_BUFS);
+  if (rc == 0)
+    rc = outq_pool_create(&srv->entries, KEEP_ENTRIES);
+  if (rc == 0)
+    rc = encode_hello(srv);
+  if (rc != 0)
+    return rc;
+
+  uv_tcp_init(loop, &srv->listener);
+  uv_prepare_init(loop, &srv->before_sleep);
+  uv_idle_init(loop, &srv->spin);
+  uv_timer_init(loop, &srv->stall_timer);
+  uv_signal_init(loop, &srv->sigint);
+  uv_signal_init(loop, &srv->sigterm);
+  srv->handles_open = 6;
+  srv->listener.data = srv;
+  srv->before_sleep.data = srv;
+  srv->spin.data = srv;
+  srv->stall_timer.data = srv;
+  srv->sigint.data = srv;
+  srv->sigterm.data = srv;
+
+  uv_prepare_start(&srv->before_sleep, on_before_sleep);
+  uint64_t every = srv->cfg.stall_timeout_ms / 4;
+  if (every < 10)
+    every = 10;
+  if (every > 1000)
+    every = 1000;
+  uv_timer_start(&srv->stall_timer, on_stall_check, every, every);
+  uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+  return 0;
+}
+
+int server_listen(server_t *srv) {
+  struct sockaddr_storage ss;
+  int rc = uv_ip4_addr(srv->cfg.host, srv->cfg.port, (struct sockaddr_in *)&ss);
+  if (rc != 0)
+    rc = uv_ip6_addr(srv->cfg.host, srv->cfg.port, (struct sockaddr_in6 *)&ss);
+  if (rc != 0)
+    return rc;
+  rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+  if (rc != 0)
+    return rc;
+  srv->listening = true;
+
+  int len = sizeof ss;
+  int port = srv->cfg.port;
+  if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET)
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  srv->cfg.port = port;
+  LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s)", TERND_VERSION,
+      srv->cfg.host, port, srv->server_id);
+  if (srv->cfg.ready_fd >= 0) {
+    char line[16];
+    int n = snprintf(line, sizeof line, "%d\n", port);
+    if (write(srv->cfg.ready_fd, line, (size_t)n) != n)
+      LOG(LOG_WARN, "could not write the port to --ready-fd %d",
+          srv->cfg.ready_fd);
+    close(srv->cfg.ready_fd);
+    srv->cfg.ready_fd = -1;
+  }
+  return 0;
+}
+
+void server_free(server_t *srv) {
+  if (srv->hello != NULL)
+    msgbuf_unref(srv->hello);
+  sublist_destroy(srv->index);
+  if (srv->bufs != NULL && msgbuf_pool_live(srv->bufs) != 0)
+    LOG(LOG_WARN, "%zu message buffers still referenced at exit",
+        msgbuf_pool_live(srv->bufs));
+  msgbuf_pool_destroy(srv->bufs);
+  outq_pool_destroy(srv->entries);
+  tp_buf_free(&srv->scratch);
+  free(srv->ended);
+}

@@ -1,0 +1,94 @@
+/*
+ * The server: one libuv loop, the listener, the registry of connections,
+ * the subject index, the shared pools, and the "before sleep" hook.
+ *
+ * The before-sleep hook (a uv_prepare_t, run once per loop turn before
+ * libuv polls) is where deferred work happens, in this order: connections
+ * released from backpressure resume reading their buffered frames; closing
+ * connections tear down their subscriptions; every connection with queued
+ * output gets one gathered write. Doing this outside the read callbacks
+ * batches the writes of a whole turn and keeps frees out of fan-out loops.
+ *
+ * This struct is shared by the broker's modules (conn, router, sub); it is
+ * not a public API.
+ */
+#ifndef TERND_SERVER_H
+#define TERND_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "list.h"
+#include "msgbuf.h"
+#include "outq.h"
+#include "sublist.h"
+#include "tern_proto/buf.h"
+
+/* Bytes one connection may write per loop turn, so none starves others. */
+#define SERVER_WRITE_CAP_PER_TURN (1024u * 1024u)
+
+typedef struct server_stats {
+  uint64_t conns_accepted;
+  uint64_t conns_refused;     /* ERR 11 */
+  uint64_t msgs_in, bytes_in; /* PUBs routed, their payload bytes */
+  uint64_t msgs_out;          /* MSGs queued to subscriptions */
+  uint64_t msgs_dropped;      /* by drop_oldest / drop_newest */
+  uint64_t slow_consumers;    /* closed with ERR 6 */
+  uint64_t stale_conns;       /* closed with ERR 12 */
+  uint64_t publisher_blocks;  /* times a publisher stopped reading */
+} server_stats_t;
+
+typedef struct server {
+  uv_loop_t *loop;
+  config_t cfg;
+  char server_id[24];
+  char server_name[32]; /* "ternd/X.Y.Z" */
+  msgbuf_t *hello;      /* the HELLO frame, shared by every connection */
+
+  uv_tcp_t listener;
+  uv_prepare_t before_sleep;
+  uv_idle_t spin; /* keeps the loop from sleeping while work is left */
+  uv_timer_t stall_timer;
+  uv_signal_t sigint, sigterm;
+  bool listening;
+  bool shutting_down;
+  int handles_open;
+
+  sublist_t *index;
+  msgbuf_pool_t *bufs;
+  outq_pool_t *entries;
+
+  list_node_t conns;        /* every connection */
+  list_node_t flush_list;   /* connections with output to write */
+  list_node_t close_list;   /* connections waiting for teardown */
+  list_node_t resume_list;  /* publishers to resume */
+  list_node_t stalled_subs; /* subscriptions with blocked publishers */
+  size_t nconns;            /* in the registry */
+  size_t nlive;             /* HANDSHAKE or ACTIVE */
+  uint64_t next_conn_id;
+
+  /* Scratch space reused on every turn. */
+  tp_buf_t scratch;   /* encoding small control frames */
+  struct sub **ended; /* subscriptions that reached UNSUB max_msgs */
+  size_t nended, ended_cap;
+
+  server_stats_t stats;
+} server_t;
+
+/* Sets up the loop and everything on it (not listening yet). */
+int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg);
+/* Binds and listens; logs and returns a libuv error on failure (the
+ * caller reports it). Writes the port to cfg.ready_fd when set. */
+int server_listen(server_t *srv);
+/* Starts the graceful shutdown (also what SIGINT/SIGTERM do). */
+void server_shutdown(server_t *srv);
+/* After uv_run returned: frees what server_init made. */
+void server_free(server_t *srv);
+
+struct conn;
+/* For conn.c: c's last handle closed; it leaves the registry. */
+void server_conn_closed(server_t *srv, struct conn *c);
+
+#endif

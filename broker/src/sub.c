@@ -1,0 +1,156 @@
+/*
+ * Subscriptions: limits, pending accounting and blocked publishers.
+ */
+#include "sub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "outq.h"
+#include "server.h"
+#include "tern_proto/errors.h"
+
+/* A limit from the SUB options: 0 means the server default, and the
+ * server's value caps whatever the client asked for. */
+static uint64_t capped(uint64_t asked, uint64_t cap) {
+  return asked == 0 || asked > cap ? cap : asked;
+}
+
+static char *dup_bytes(const char *p, size_t n) {
+  char *d = malloc(n + 1);
+  if (d != NULL) {
+    memcpy(d, p, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+sub_t *sub_create(conn_t *conn, const tp_sub_t *req, uint64_t max_msgs_cap,
+                  uint64_t max_bytes_cap) {
+  sub_t *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->conn = conn;
+  s->sid = req->sid;
+  for (int i = 0; i < 8; i++)
+    s->sid_key[i] = (uint8_t)(req->sid >> (8 * i));
+  s->pattern = dup_bytes(req->pattern.ptr, req->pattern.len);
+  s->plen = req->pattern.len;
+  if (req->queue.ptr != NULL && req->queue.len > 0) {
+    s->queue = dup_bytes(req->queue.ptr, req->queue.len);
+    s->qlen = req->queue.len;
+    if (s->queue == NULL) {
+      free(s->pattern);
+      free(s);
+      return NULL;
+    }
+  }
+  if (s->pattern == NULL) {
+    free(s->queue);
+    free(s);
+    return NULL;
+  }
+  s->max_msgs = capped(req->max_msgs, max_msgs_cap);
+  s->max_bytes = capped(req->max_bytes, max_bytes_cap);
+  s->policy =
+      req->overflow == TP_OVERFLOW_UNSET ? TP_OVERFLOW_BLOCK : req->overflow;
+  list_init(&s->pending);
+  list_init(&s->stalled_link);
+  return s;
+}
+
+void sub_destroy(sub_t *s) {
+  /* Pending entries are still sent, but no longer count against s. */
+  list_node_t *n;
+  while ((n = list_first(&s->pending)) != NULL) {
+    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, sub_link);
+    e->sub = NULL;
+    list_remove(n);
+  }
+  sub_release_waiters(s);
+  free(s->waiters);
+  free(s->pattern);
+  free(s->queue);
+  free(s);
+}
+
+void sub_entry_queued(sub_t *s, outq_entry_t *e) {
+  e->sub = s;
+  list_insert_tail(&s->pending, &e->sub_link);
+  s->pending_msgs++;
+  s->pending_bytes += e->bytes;
+}
+
+/*
+ * The low-water mark: blocked publishers resume once the queue is at most
+ * half full in both messages and bytes, so they do not flap on and off
+ * with every message written.
+ */
+static bool below_low_water(const sub_t *s) {
+  return s->pending_msgs <= s->max_msgs / 2 &&
+         s->pending_bytes <= s->max_bytes / 2;
+}
+
+void sub_entry_released(sub_t *s, outq_entry_t *e, bool written) {
+  (void)written;
+  list_remove(&e->sub_link);
+  e->sub = NULL;
+  s->pending_msgs--;
+  s->pending_bytes -= e->bytes;
+  if (s->nwaiters > 0 && below_low_water(s))
+    sub_release_waiters(s);
+}
+
+outq_entry_t *sub_oldest_droppable(const sub_t *s) {
+  for (list_node_t *n = s->pending.next; n != &s->pending; n = n->next) {
+    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, sub_link);
+    if (!e->inflight)
+      return e;
+  }
+  return NULL;
+}
+
+int sub_add_waiter(sub_t *s, conn_t *publisher) {
+  for (size_t i = 0; i < s->nwaiters; i++) {
+    if (s->waiters[i] == publisher)
+      return 0;
+  }
+  if (s->nwaiters == s->waiters_cap) {
+    size_t cap = s->waiters_cap ? s->waiters_cap * 2 : 4;
+    conn_t **w = realloc(s->waiters, cap * sizeof *w);
+    if (w == NULL)
+      return TP_ENOMEM;
+    s->waiters = w;
+    s->waiters_cap = cap;
+  }
+  if (conn_block_on(publisher, s) != 0)
+    return TP_ENOMEM;
+  s->waiters[s->nwaiters++] = publisher;
+  if (s->nwaiters == 1) {
+    s->times_blocked++;
+    server_t *srv = s->conn->srv;
+    s->blocked_since = uv_now(srv->loop);
+    list_insert_tail(&srv->stalled_subs, &s->stalled_link);
+  }
+  return 0;
+}
+
+void sub_remove_waiter(sub_t *s, conn_t *publisher) {
+  for (size_t i = 0; i < s->nwaiters; i++) {
+    if (s->waiters[i] == publisher) {
+      s->waiters[i] = s->waiters[--s->nwaiters];
+      break;
+    }
+  }
+  if (s->nwaiters == 0)
+    list_remove(&s->stalled_link);
+}
+
+void sub_release_waiters(sub_t *s) {
+  /* conn_unblock only schedules the resume, so the array is stable. */
+  for (size_t i = 0; i < s->nwaiters; i++)
+    conn_unblock(s->waiters[i], s);
+  s->nwaiters = 0;
+  list_remove(&s->stalled_link);
+}

@@ -1,0 +1,108 @@
+/*
+ * A subscription: its identity (connection, sid, pattern, queue group),
+ * its bounded pending queue and the policy applied when that is full.
+ *
+ * The pending queue is not a separate buffer: a subscription's pending
+ * messages are entries in its connection's output queue (outq.h), linked a
+ * second time into the subscription's own list, oldest first. So the
+ * connection writes everything in order while the subscription still knows
+ * its own messages (to count them against its limits, and to drop the
+ * oldest). "Pending" ends when the bytes reach the kernel.
+ *
+ * Blocking: a publisher that fills a `block` subscription is recorded as a
+ * waiter; once the queue drains to half its limits (or the subscription
+ * goes away) every waiter is released and resumes reading.
+ */
+#ifndef TERND_SUB_H
+#define TERND_SUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "tern_proto/frame.h"
+
+struct conn;
+struct outq_entry;
+struct server;
+
+typedef struct sub {
+  struct conn *conn; /* owner */
+  uint64_t sid;
+  uint8_t sid_key[8]; /* the key in the connection's sid map */
+  char *pattern;      /* owned, NUL-terminated */
+  size_t plen;
+  char *queue; /* owned, or NULL for a plain subscription */
+  size_t qlen;
+
+  /* Limits and policy. */
+  uint64_t max_msgs;
+  uint64_t max_bytes;
+  int policy; /* tp_overflow, never UNSET */
+
+  /* The pending queue: outq entries via sub_link, oldest first. */
+  list_node_t pending;
+  uint64_t pending_msgs;
+  uint64_t pending_bytes;
+
+  /* UNSUB max_msgs: ends once `delivered` reaches it (0: never). */
+  uint64_t unsub_at;
+  bool ending; /* reached unsub_at; removed after the fan-out */
+
+  /* Publishers blocked on this subscription. */
+  struct conn **waiters;
+  size_t nwaiters, waiters_cap;
+  uint64_t blocked_since;   /* loop time (ms) the first waiter came */
+  list_node_t stalled_link; /* in the server's list while it has waiters */
+
+  /* Counters. */
+  uint64_t delivered; /* queued for the subscriber */
+  uint64_t dropped;   /* discarded by drop_oldest / drop_newest */
+  uint64_t dropped_unreported;
+  uint64_t times_blocked;
+} sub_t;
+
+/*
+ * A subscription of conn for the decoded SUB, with limits taken from the
+ * SUB options and capped by the server's. Not yet in any index.
+ * NULL when out of memory.
+ */
+sub_t *sub_create(struct conn *conn, const tp_sub_t *req, uint64_t max_msgs_cap,
+                  uint64_t max_bytes_cap);
+/*
+ * Frees the subscription. Its pending entries stay in the connection's
+ * queue (they are still sent) but stop counting against it; blocked
+ * publishers are released. It must already be out of the subject index and
+ * the connection's sid map.
+ */
+void sub_destroy(sub_t *s);
+
+/* True when one more message of `bytes` would exceed a limit. An empty
+ * queue always takes a message, however large. */
+static inline bool sub_would_overflow(const sub_t *s, uint64_t bytes) {
+  if (s->pending_msgs == 0)
+    return false;
+  return s->pending_msgs + 1 > s->max_msgs ||
+         s->pending_bytes + bytes > s->max_bytes;
+}
+/* True when the queue is at or above a limit. */
+static inline bool sub_is_full(const sub_t *s) {
+  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes;
+}
+
+/* Accounts a newly queued entry to s. */
+void sub_entry_queued(sub_t *s, struct outq_entry *e);
+/* Called by the output queue when an entry of s is written or dropped. */
+void sub_entry_released(sub_t *s, struct outq_entry *e, bool written);
+/* The oldest pending entry that is not in flight, or NULL. */
+struct outq_entry *sub_oldest_droppable(const sub_t *s);
+
+/* Records publisher as blocked on s (once). 0 or TP_ENOMEM. */
+int sub_add_waiter(sub_t *s, struct conn *publisher);
+/* Forgets publisher (it is closing). */
+void sub_remove_waiter(sub_t *s, struct conn *publisher);
+/* Releases every waiter: each resumes once nothing else blocks it. */
+void sub_release_waiters(sub_t *s);
+
+#endif
