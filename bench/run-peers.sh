@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# run-peers.sh: the same `tern bench` scenarios against ternd, nats-server,
+# redis-server and mosquitto on loopback; prints a table of medians and
+# tern/peer ratios and appends it to bench/RESULTS.md.
+#
+#   bench/run-peers.sh [--quick]
+#
+# Environment (all optional):
+#   BUILD=build          build directory holding bin/ternd and bin/tern (or bin/tern-bench)
+#   RUNS=3               runs per cell; the table shows the median
+#   SIZES="16 1024"      payload sizes in bytes
+#   BROKERS="tern nats redis mqtt"
+#   MSGS=500000          messages per throughput run (mqtt runs MSGS/4: mosquitto
+#                        is ~10x slower and the rate, not the count, is compared)
+#   RATE=10000 RATE_MSGS=20000   fixed-rate latency scenario
+#   REQS=10000           requests per request/reply run
+#   PORT_BASE=27000      ternd PORT_BASE+421, nats +422, redis +379, mosquitto +883
+#   RESULTS=bench/RESULTS.md   where the table is appended ("-" = do not write)
+#
+# Servers are child processes with temporary configs on 127.0.0.1 and are
+# stopped on exit whatever happens; system services are never touched.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+RUNS=${RUNS:-3}
+SIZES=${SIZES:-"16 1024"}
+BROKERS=${BROKERS:-"tern nats redis mqtt"}
+MSGS=${MSGS:-500000}
+RATE=${RATE:-10000}
+RATE_MSGS=${RATE_MSGS:-20000}
+REQS=${REQS:-10000}
+PORT_BASE=${PORT_BASE:-27000}
+RESULTS=${RESULTS:-bench/RESULTS.md}
+COMMAND="bench/run-peers.sh $*"
+if [[ "${1:-}" == "--quick" ]]; then
+  RUNS=1 MSGS=50000 RATE_MSGS=5000 REQS=2000
+  SIZES="16"
+fi
+
+declare -A PORT=([tern]=$((PORT_BASE + 421)) [nats]=$((PORT_BASE + 422))
+                 [redis]=$((PORT_BASE + 379)) [mqtt]=$((PORT_BASE + 883)))
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "run-peers: $*"; exit 1; }
+
+# --- tools --------------------------------------------------------------
+need_pkgs=()
+command -v nats-server >/dev/null || need_pkgs+=(nats-server)
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v mosquitto >/dev/null || need_pkgs+=(mosquitto)
+command -v jq >/dev/null || need_pkgs+=(jq)
+if ((${#need_pkgs[@]})); then
+  [[ $(id -u) == 0 ]] || die "missing ${need_pkgs[*]}: install them (apt-get) or run as root"
+  log "installing ${need_pkgs[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# Debian puts nats-server and mosquitto in /usr/sbin.
+export PATH="$PATH:/usr/sbin:/sbin"
+
+TERND="$BUILD/bin/ternd"
+[[ -x "$TERND" ]] || die "$TERND not built: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD"
+if [[ -x "$BUILD/bin/tern" ]] && "$BUILD/bin/tern" bench --help >/dev/null 2>&1; then
+  BENCH=("$BUILD/bin/tern" bench)
+elif [[ -x "$BUILD/bin/tern-bench" ]]; then
+  BENCH=("$BUILD/bin/tern-bench")
+else
+  die "neither '$BUILD/bin/tern bench' nor $BUILD/bin/tern-bench is built"
+fi
+
+# --- servers ------------------------------------------------------------
+TMP=$(mktemp -d /tmp/tern-peers.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local i
+  for i in $(seq 1 100); do
+    port_busy "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start_server() {
+  local name=$1 port=${PORT[$1]}
+  port_busy "$port" && die "port $port for $name is already in use (set PORT_BASE)"
+  case $name in
+    tern) "$TERND" --host 127.0.0.1 --port "$port" --log-level warn \
+            >"$TMP/tern.log" 2>&1 & ;;
+    nats) nats-server -a 127.0.0.1 -p "$port" >"$TMP/nats.log" 2>&1 & ;;
+    redis) redis-server --bind 127.0.0.1 --port "$port" --save '' \
+             --appendonly no --dir "$TMP" --daemonize no \
+             >"$TMP/redis.log" 2>&1 & ;;
+    mqtt)
+      printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n' \
+        "$port" >"$TMP/mosquitto.conf"
+      mosquitto -c "$TMP/mosquitto.conf" >"$TMP/mqtt.log" 2>&1 & ;;
+  esac
+  PIDS+=($!)
+  wait_port "$port" || { cat "$TMP/$name.log" >&2; die "$name did not start"; }
+}
+
+for b in $BROKERS; do start_server "$b"; done
+
+# --- scenarios ----------------------------------------------------------
+# name | tern bench arguments | metrics | brokers that have it
+SCENARIOS=(
+  "pub|--pub 1|pub.msgs_per_s|tern nats redis mqtt"
+  "pubsub 1->1|--pub 1 --sub 1|sub.msgs_per_s|tern nats redis mqtt"
+  "fan-out 1->4|--pub 1 --sub 4|sub.msgs_per_s|tern nats redis mqtt"
+  "queue 1->4|--pub 1 --sub 4 --queue bench|sub.msgs_per_s|tern nats"
+  "req/rep|--req --sub 1 --msgs $REQS|latency_us.p50 latency_us.p99|tern nats"
+  "latency @${RATE}/s|--pub 1 --sub 1 --rate $RATE --msgs $RATE_MSGS|latency_us.p50 latency_us.p99|tern nats redis mqtt"
+)
+
+declare -A VALS LOSS
+has() { [[ " $1 " == *" $2 "* ]]; }
+
+for sc in "${SCENARIOS[@]}"; do
+  IFS='|' read -r name args metrics which <<<"$sc"
+  for size in $SIZES; do
+    for b in $BROKERS; do
+      has "$which" "$b" || continue
+      n=$MSGS
+      [[ $b == mqtt ]] && n=$((MSGS / 4))
+      for run in $(seq 1 "$RUNS"); do
+        # shellcheck disable=SC2086
+        out=$(timeout 180 "${BENCH[@]}" --broker "$b" --server "127.0.0.1:${PORT[$b]}" \
+                --size "$size" --msgs "$n" $args --json 2>"$TMP/err") || true
+        if ! jq -e . >/dev/null 2>&1 <<<"$out"; then
+          log "  $b $name ${size}B run $run: failed: $(head -c 300 "$TMP/err")"
+          LOSS["$name|$size|$b"]=1
+          continue
+        fi
+        for m in $metrics; do
+          v=$(jq -r ".$m // empty" <<<"$out")
+          [[ -n $v ]] && VALS["$name|$size|$b|$m"]+="$v "
+        done
+        if [[ $(jq -r '.lost + .failed_clients' <<<"$out") != 0 ]]; then
+          LOSS["$name|$size|$b"]=1
+        fi
+        log "  $b $name ${size}B run $run: $(jq -c "[$(sed 's/\([^ ]*\)/.\1/g; s/ /,/g' <<<"$metrics")]" <<<"$out")"
+      done
+    done
+  done
+done
+
+# --- table --------------------------------------------------------------
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {
+  if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {
+  if (NR < 2) { print 0; exit }; m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
+  print (m > 0) ? 100 * (a[NR] - a[1]) / m : 0 }'; }
+fmt() { awk -v v="$1" -v lat="$2" 'BEGIN {
+  if (v == "") { print "n/a"; exit }
+  if (lat) printf "%.1f", v; else if (v >= 1e6) printf "%.2fM", v / 1e6;
+  else if (v >= 1e3) printf "%.0fk", v / 1e3; else printf "%.0f", v }'; }
+
+peers=()
+for b in $BROKERS; do [[ $b != tern ]] && peers+=("$b"); done
+table=$(
+  printf '| scenario | size | metric |'
+  for b in $BROKERS; do printf ' %s |' "$b"; done
+  for p in "${peers[@]}"; do printf ' tern/%s |' "$p"; done
+  printf ' max spread |\n|---|---|---|'
+  for _ in $BROKERS "${peers[@]}"; do printf -- '---|'; done
+  printf -- '---|\n'
+  for sc in "${SCENARIOS[@]}"; do
+    IFS='|' read -r name args metrics which <<<"$sc"
+    for size in $SIZES; do
+      for m in $metrics; do
+        lat=0; label="msgs/s"
+        [[ $m == latency* ]] && { lat=1; label="${m#latency_us.} us"; }
+        [[ $m == pub.* && $name == pub ]] && label="pub msgs/s"
+        [[ $m == sub.* ]] && label="recv msgs/s"
+        printf '| %s | %s | %s |' "$name" "$size" "$label"
+        declare -A med=()
+        worst=0
+        for b in $BROKERS; do
+          vals=${VALS["$name|$size|$b|$m"]:-}
+          med[$b]=$(median <<<"$vals")
+          s=$(spread <<<"$vals")
+          worst=$(awk -v a="$worst" -v b="$s" 'BEGIN { print (b > a) ? b : a }')
+          mark=""; [[ -n ${LOSS["$name|$size|$b"]:-} ]] && mark=" (!)"
+          if has "$which" "$b"; then printf ' %s%s |' "$(fmt "${med[$b]}" "$lat")" "$mark"
+          else printf ' n/a |'; fi
+        done
+        for p in "${peers[@]}"; do
+          if [[ -n ${med[tern]:-} && -n ${med[$p]:-} ]]; then
+            printf ' %s |' "$(awk -v a="${med[tern]}" -v b="${med[$p]}" 'BEGIN { printf (b > 0) ? "%.2f" : "-", a / b }')"
+          else printf ' n/a |'; fi
+        done
+        printf ' %.0f%% |\n' "$worst"
+        unset med
+      done
+    done
+  done
+)
+
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+machine="$(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r)"
+version() { "$@" 2>&1 | head -1 || true; }
+versions="$(version "$TERND" --version); $(version nats-server --version); $(version redis-server --version | cut -d' ' -f1-3); $(version mosquitto -h)"
+section=$(cat <<MD
+
+## $(date -u '+%Y-%m-%d %H:%M UTC')
+
+- machine: $machine; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)
+- servers: $versions
+- command: \`$COMMAND\` (BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATE=$RATE RATE_MSGS=$RATE_MSGS REQS=$REQS)
+- generator: \`${BENCH[*]}\`, one connection and thread per client, all on loopback
+
+$table
+
+Medians of $RUNS runs. Throughput rows: higher is better, tern/peer > 1 means
+tern is faster. Latency rows (microseconds): lower is better, tern/peer < 1
+means tern is faster. "max spread" is the largest (max - min) / median over the
+runs of any broker in that row: the noise of this machine. (!) marks a cell where
+a run lost messages or failed. n/a: the protocol has no such feature (Redis
+pub/sub and MQTT QoS 0 have neither queue groups nor request/reply).
+MD
+)
+printf '%s\n' "$section"
+if [[ $RESULTS != "-" ]]; then
+  if [[ ! -s $RESULTS ]]; then
+    printf '# tern and its peers: `tern bench` results\n\nEach run of bench/run-peers.sh appends a section; the newest is last.\nbench/README.md explains the scenarios and how the figures are measured.\n' >"$RESULTS"
+  fi
+  printf '%s\n' "$section" >>"$RESULTS"
+  log "appended to $RESULTS"
+fi
