@@ -1,0 +1,246 @@
+/*
+ * tern sub: prints the messages matching a pattern, one per line, until
+ * --count messages, SIGINT/SIGTERM, or the server closes the connection.
+ * Only messages go to stdout, so the output can be piped; notices (ready,
+ * dropped messages, connection closed) go to stderr.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tern/tern.h>
+
+#include "args.h"
+#include "commands.h"
+#include "connect.h"
+#include "output.h"
+#include "stop.h"
+
+#define CMD "sub"
+/* With --slow, keep the local queue short so that the broker, not libtern,
+ * holds the backlog and its overflow policy shows. */
+#define SLOW_QUEUE_MSGS 16
+
+enum {
+  OPT_QUEUE = CLI_OPT_FIRST_CMD,
+  OPT_COUNT,
+  OPT_RAW,
+  OPT_HEADERS,
+  OPT_POLICY,
+  OPT_MAX_MSGS,
+  OPT_MAX_BYTES,
+  OPT_SLOW,
+  OPT_READY,
+};
+
+static const cli_opt_t sub_opts[] = {
+    CLI_COMMON_OPTS,
+    {"queue", 0, true, OPT_QUEUE, "GROUP", "join queue group GROUP"},
+    {"count", 0, true, OPT_COUNT, "N", "exit after N messages"},
+    {"raw", 0, false, OPT_RAW, NULL, "print only each payload and a newline"},
+    {"headers", 0, false, OPT_HEADERS, NULL, "print the headers too"},
+    {"policy", 0, true, OPT_POLICY, "POLICY",
+     "on a full broker queue: block (default), drop_oldest,\n"
+     "                             drop_newest or disconnect"},
+    {"max-msgs", 0, true, OPT_MAX_MSGS, "N",
+     "broker-side pending limit in messages"},
+    {"max-bytes", 0, true, OPT_MAX_BYTES, "N",
+     "broker-side pending limit in bytes"},
+    {"slow", 0, true, OPT_SLOW, "MS",
+     "sleep MS milliseconds per message (to watch the policies)"},
+    {"ready", 0, false, OPT_READY, NULL,
+     "print \"ready\" on stderr once the subscription is live"},
+    {0},
+};
+
+static const cli_command_info_t sub_info = {
+    .name = CMD,
+    .usage = "sub [options] PATTERN",
+    .summary =
+        "Prints every message whose topic matches PATTERN ('*' matches one\n"
+        "token, '>' the rest) as \"[#n] topic: payload\". A payload that is\n"
+        "not printable UTF-8 text shows as \"<N bytes>\". Runs until --count\n"
+        "messages, SIGINT/SIGTERM (exit 0) or the server closes the\n"
+        "connection (exit 1).",
+    .opts = sub_opts,
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+typedef struct sub_args {
+  tern_sub_opts_t sopts;
+  uint64_t count; /* 0: no limit */
+  uint64_t slow_ms;
+  cli_format_t format;
+  bool raw, headers, ready;
+} sub_args_t;
+
+static int parse_policy(const cli_command_info_t *info, const char *s,
+                        tern_overflow_t *out) {
+  static const struct {
+    const char *name;
+    tern_overflow_t policy;
+  } policies[] = {
+      {"block", TERN_OVERFLOW_BLOCK},
+      {"drop_oldest", TERN_OVERFLOW_DROP_OLDEST},
+      {"drop_newest", TERN_OVERFLOW_DROP_NEWEST},
+      {"disconnect", TERN_OVERFLOW_DISCONNECT},
+  };
+  for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+    if (strcmp(s, policies[i].name) == 0) {
+      *out = policies[i].policy;
+      return 0;
+    }
+  }
+  return cli_usage_error(info,
+                         "--policy must be block, drop_oldest, drop_newest or "
+                         "disconnect, not '%s'",
+                         s);
+}
+
+static int on_opt(const cli_command_info_t *info, int id, const char *value,
+                  void *ud) {
+  sub_args_t *a = ud;
+  switch (id) {
+  case OPT_QUEUE:
+    a->sopts.queue = value;
+    return 0;
+  case OPT_COUNT:
+    return cli_parse_u64(info, "--count", value, 1, UINT64_MAX, &a->count);
+  case OPT_RAW:
+    a->raw = true;
+    return 0;
+  case OPT_HEADERS:
+    a->headers = true;
+    return 0;
+  case OPT_POLICY:
+    return parse_policy(info, value, &a->sopts.overflow);
+  case OPT_MAX_MSGS:
+    return cli_parse_u64(info, "--max-msgs", value, 1, UINT64_MAX,
+                         &a->sopts.max_msgs);
+  case OPT_MAX_BYTES:
+    return cli_parse_u64(info, "--max-bytes", value, 1, UINT64_MAX,
+                         &a->sopts.max_bytes);
+  case OPT_SLOW:
+    return cli_parse_u64(info, "--slow", value, 0, 3600 * 1000, &a->slow_ms);
+  case OPT_READY:
+    a->ready = true;
+    return 0;
+  default:
+    return cli_usage_error(info, "unhandled option");
+  }
+}
+
+/* Tells stderr about messages the broker dropped since the last look. */
+static void report_drops(tern_sub_t *sub, uint64_t *seen) {
+  uint64_t total = tern_sub_dropped(sub);
+  if (total > *seen) {
+    fprintf(stderr, "tern sub: dropped %llu messages\n",
+            (unsigned long long)(total - *seen));
+    *seen = total;
+  }
+}
+
+/*
+ * Receives and prints until done. Returns the exit status: 0 after --count
+ * messages or a stop signal, 1 when the connection is lost or stdout fails.
+ */
+static int receive_loop(const sub_args_t *a, tern_client_t *cl, tern_sub_t *sub,
+                        const char *server) {
+  uint64_t received = 0, dropped_seen = 0;
+  while (!cli_stop_requested() && (a->count == 0 || received < a->count)) {
+    tern_msg_t *m = NULL;
+    int rc = tern_sub_next(sub, CLI_STOP_POLL_MS, &m);
+    report_drops(sub, &dropped_seen);
+    if (rc == TERN_ETIMEOUT) {
+      continue;
+    }
+    if (rc != 0) {
+      char detail[256];
+      if (cli_stop_requested()) {
+        break;
+      }
+      tern_client_last_error(cl, detail, sizeof(detail));
+      cli_error(CMD, "connection to %s closed: %s", server,
+                detail[0] != '\0' ? detail : tern_strerror(rc));
+      return CLI_EXIT_FAIL;
+    }
+    received++;
+    rc = cli_print_msg(stdout, received, m, a->format);
+    tern_msg_release(m);
+    if (rc != 0) {
+      /* A reader that went away (| head) is a normal end, not news. */
+      if (errno != EPIPE) {
+        cli_error(CMD, "writing stdout: %s", strerror(errno));
+      }
+      return CLI_EXIT_FAIL;
+    }
+    if (a->slow_ms > 0) {
+      cli_sleep_ms(a->slow_ms);
+    }
+  }
+  return CLI_EXIT_OK;
+}
+
+static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
+  tern_options_t o;
+  tern_client_t *cl = NULL;
+  tern_sub_t *sub = NULL;
+  char server[TERN_HOST_MAX + 16];
+  int rc, status;
+  if (cli_options(&sub_info, common, &o) != 0) {
+    return CLI_EXIT_USAGE;
+  }
+  cli_server_name(&o, server, sizeof(server));
+  cli_stop_install();
+  if (cli_connect(CMD, &o, &cl) != 0) {
+    return CLI_EXIT_FAIL;
+  }
+  if (a->slow_ms > 0) {
+    a->sopts.queue_msgs = SLOW_QUEUE_MSGS;
+  }
+  rc = tern_client_subscribe(cl, &sub, pattern, &a->sopts);
+  if (rc != 0) {
+    if (rc == TERN_ETOPIC) {
+      cli_error(CMD, "invalid pattern '%s'", pattern);
+    } else {
+      cli_report(CMD, cl, "subscribe failed", rc);
+    }
+    tern_client_close(cl);
+    return CLI_EXIT_FAIL;
+  }
+  if (a->ready) {
+    /* tern_client_subscribe returned after a PING/PONG: the broker has
+     * registered the subscription, so publishes from now on reach us. */
+    fprintf(stderr, "ready\n");
+  }
+  status = receive_loop(a, cl, sub, server);
+  tern_sub_destroy(sub);
+  tern_client_close(cl);
+  return status;
+}
+
+int cli_cmd_sub(int argc, char **argv, cli_common_t *common) {
+  sub_args_t a;
+  const char *pos[1] = {NULL};
+  size_t npos = 0;
+  memset(&a, 0, sizeof(a));
+  tern_sub_opts_init(&a.sopts);
+  if (cli_args_parse(&sub_info, argc, argv, common, on_opt, &a, pos, &npos) !=
+      0) {
+    return CLI_EXIT_USAGE;
+  }
+  if (common->help) {
+    cli_print_help(stdout, &sub_info);
+    return CLI_EXIT_OK;
+  }
+  if (a.raw && a.headers) {
+    cli_usage_error(&sub_info, "--raw prints payloads only: it cannot be "
+                               "combined with --headers");
+    return CLI_EXIT_USAGE;
+  }
+  a.format = a.raw       ? CLI_FORMAT_RAW
+             : a.headers ? CLI_FORMAT_HEADERS
+                         : CLI_FORMAT_LINE;
+  return run(&a, common, pos[0]);
+}

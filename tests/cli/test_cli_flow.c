@@ -1,0 +1,72 @@
+/*
+ * Flow control through the tern command: a slow `tern sub` with a small
+ * broker-side queue and the drop_oldest policy sees the gaps reported as
+ * "dropped N messages" on stderr, and every message is either printed or
+ * counted as dropped.
+ */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_proc.h"
+#include "cli_proc.h"
+
+TT_BROKER_FIXTURE_DEFAULT(broker)
+TestSuite(cli_flow, .init = broker_init, .fini = broker_fini, .timeout = 120);
+
+#define FLOOD_MSGS 20000
+
+/* Sum of N over the "tern sub: dropped N messages" lines of s. */
+static unsigned long long dropped_total(const char *s) {
+  static const char prefix[] = "tern sub: dropped ";
+  unsigned long long total = 0;
+  for (const char *p = strstr(s, prefix); p != NULL;
+       p = strstr(p + 1, prefix)) {
+    total += strtoull(p + sizeof(prefix) - 1, NULL, 10);
+  }
+  return total;
+}
+
+Test(cli_flow, drop_oldest_reports_every_gap) {
+  tc_proc_t sub, flood, last;
+  char count[16];
+  const char *sub_argv[] = {"-s",          tc_server(tt_g_broker.port),
+                            "sub",         "--ready",
+                            "--raw",       "--policy",
+                            "drop_oldest", "--max-msgs",
+                            "10",          "--slow",
+                            "5",           "flood",
+                            NULL};
+  snprintf(count, sizeof(count), "%d", FLOOD_MSGS);
+  /* 20 MB against a reader taking 5 ms a message: far more than the
+   * socket buffers hold, so the broker's 10-message queue overflows. */
+  const char *flood_argv[] = {"-s",   tc_server(tt_g_broker.port),
+                              "pub",  "--count",
+                              count,  "--size",
+                              "1000", "flood",
+                              NULL};
+  /* drop_oldest keeps the newest message, so this one always arrives, and
+   * the DROPPED notice for the last gap comes before it. */
+  const char *last_argv[] = {
+      "-s", tc_server(tt_g_broker.port), "pub", "flood", "end", NULL};
+  tc_spawn(&sub, sub_argv);
+  tc_wait_stderr_line(&sub, "ready");
+  cr_assert_eq(tc_run(&flood, flood_argv, NULL), 0, "pub: %s", flood.err.data);
+  cr_assert_eq(tc_run(&last, last_argv, NULL), 0, "pub: %s", last.err.data);
+  tc_wait_stdout_line(&sub, "end");
+  tc_signal(&sub, SIGTERM);
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0, "sub: %s", sub.err.data);
+
+  unsigned long long dropped = dropped_total(sub.err.data);
+  size_t printed = tc_count_lines(sub.out.data);
+  cr_expect_gt(dropped, 0, "nothing was dropped (stderr: %s)", sub.err.data);
+  cr_expect_eq(printed + dropped, FLOOD_MSGS + 1,
+               "printed %zu + dropped %llu != %d", printed, dropped,
+               FLOOD_MSGS + 1);
+  tc_free(&sub);
+  tc_free(&flood);
+  tc_free(&last);
+}
