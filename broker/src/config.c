@@ -52,6 +52,9 @@ static void usage(FILE *out) {
       "(65536)\n"
       "  --max-pending-bytes B    per-subscription queue default/cap "
       "(67108864)\n"
+      "  --max-pending-total B    all pending bytes of the server; past it "
+      "publishers\n"
+      "                           are not read, 0 = min(1 GiB, RAM/4) (0)\n"
       "  --stall-timeout-ms MS    a full blocking queue this long is a "
       "slow consumer (10000)\n"
       "  --drain-timeout-ms MS    flush deadline at shutdown (5000)\n"
@@ -85,6 +88,7 @@ typedef enum {
   F_HEARTBEAT,
   F_PENDING_MSGS,
   F_PENDING_BYTES,
+  F_PENDING_TOTAL,
   F_STALL,
   F_DRAIN,
   F_LOG_LEVEL
@@ -108,6 +112,7 @@ static const flag_spec_t flags[] = {
     {"--heartbeat-ms", F_HEARTBEAT, 0, 86400000},
     {"--max-pending-msgs", F_PENDING_MSGS, 1, UINT32_MAX},
     {"--max-pending-bytes", F_PENDING_BYTES, 1, UINT64_MAX / 2},
+    {"--max-pending-total", F_PENDING_TOTAL, 0, UINT64_MAX / 2},
     {"--stall-timeout-ms", F_STALL, 1, 86400000},
     {"--drain-timeout-ms", F_DRAIN, 0, 86400000},
     {"--log-level", F_LOG_LEVEL, 0, 0},
@@ -183,6 +188,9 @@ static bool apply(config_t *cfg, const flag_spec_t *spec, const char *val,
     break;
   case F_PENDING_BYTES:
     cfg->max_pending_bytes = v;
+    break;
+  case F_PENDING_TOTAL:
+    cfg->max_pending_total = v;
     break;
   case F_STALL:
     cfg->stall_timeout_ms = v;

@@ -17,7 +17,13 @@ struct outq_pool {
   outq_entry_t *free_list; /* chained through link.next */
   size_t nfree;
   size_t keep_max;
+  size_t live;          /* entries in some queue */
+  uint64_t body_bytes;  /* bodies with queued > 0, each once */
 };
+
+uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
+  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t);
+}
 
 int outq_pool_create(outq_pool_t **out, size_t keep_max) {
   outq_pool_t *p = calloc(1, sizeof *p);
@@ -51,12 +57,14 @@ static outq_entry_t *entry_get(outq_pool_t *pool) {
       return NULL;
   }
   memset(e, 0, offsetof(outq_entry_t, head));
+  pool->live++;
   list_init(&e->link);
   list_init(&e->sub_link);
   return e;
 }
 
 static void entry_put(outq_pool_t *pool, outq_entry_t *e) {
+  pool->live--;
   if (pool->nfree >= pool->keep_max) {
     free(e);
     return;
@@ -90,8 +98,11 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
   }
   if (e->sub != NULL)
     sub_entry_released(e->sub, e, written);
-  if (e->body != NULL)
+  if (e->body != NULL) {
+    if (--e->body->queued == 0)
+      q->pool->body_bytes -= e->body->bytes.len;
     msgbuf_unref(e->body);
+  }
   entry_put(q->pool, e);
 }
 
@@ -111,6 +122,8 @@ static outq_entry_t *push(outq_t *q, const uint8_t *head, size_t head_len,
     memcpy(e->head, head, head_len);
   e->head_len = (uint8_t)head_len;
   e->body = body;
+  if (body != NULL && body->queued++ == 0)
+    q->pool->body_bytes += body->bytes.len;
   e->bytes = (uint32_t)(head_len + (body ? body->bytes.len : 0));
   list_insert_tail(&q->entries, &e->link);
   q->nentries++;

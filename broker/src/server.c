@@ -36,6 +36,9 @@ static void on_before_sleep(uv_prepare_t *p) {
     list_remove(n);
     conn_resume(LIST_ENTRY(n, conn_t, resume_link));
   }
+  /* 1b. Below max_pending_total's low-water mark again: publishers the
+   * gate paused resume next turn. */
+  pending_gate_check(srv);
   /* 2. Closing connections give up their subscriptions, outside any
    * fan-out. */
   while ((n = list_first(&srv->close_list)) != NULL)
@@ -63,6 +66,7 @@ static void on_before_sleep(uv_prepare_t *p) {
 static void on_stall_check(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
+  pending_gate_stall_check(srv, now);
   /* conn_fail releases the subscriber's queued entries, which may unlink
    * any number of subscriptions from this list: start over after each. */
   for (;;) {
@@ -202,6 +206,8 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   list_init(&srv->resume_list);
   list_init(&srv->stalled_subs);
   tp_buf_init(&srv->scratch);
+  pending_gate_init(&srv->gate, cfg->max_pending_total);
+  srv->cfg.max_pending_total = srv->gate.high;
   int rc = sublist_create(&srv->index, 0);
   if (rc == 0)
     rc = msgbuf_pool_create(&srv->bufs, KEEP_BUFS);

@@ -23,6 +23,7 @@
 #include "list.h"
 #include "msgbuf.h"
 #include "outq.h"
+#include "pending_gate.h"
 #include "sublist.h"
 #include "tern_proto/buf.h"
 
@@ -59,6 +60,7 @@ typedef struct server {
   sublist_t *index;
   msgbuf_pool_t *bufs;
   outq_pool_t *entries;
+  pending_gate_t gate; /* max_pending_total */
 
   list_node_t conns;        /* every connection */
   list_node_t flush_list;   /* connections with output to write */
