@@ -80,6 +80,15 @@ void outq_init(outq_t *q, outq_pool_t *pool) {
   q->pool = pool;
 }
 
+/* Marks e (not) handed to uv_write, keeping its subscription's count. */
+static void set_inflight(outq_entry_t *e, bool on) {
+  e->inflight = on;
+  if (e->sub != NULL) {
+    e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
+    e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
+  }
+}
+
 /*
  * Unlinks e from the queue and gives back everything it holds: its
  * subscription's pending accounting (which may wake blocked publishers),
@@ -89,8 +98,10 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
   list_remove(&e->link);
   q->nentries--;
   q->bytes -= e->bytes;
-  if (e->inflight)
+  if (e->inflight) {
     q->ninflight--;
+    set_inflight(e, false);
+  }
   if (written) {
     q->bytes_written += e->bytes;
     if (e->is_msg)
@@ -232,12 +243,12 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
   nb = gather(q, written, SIZE_MAX, k, bufs, &k2);
   size_t i = 0;
   for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
-    LIST_ENTRY(ln, outq_entry_t, link)->inflight = true;
+    set_inflight(LIST_ENTRY(ln, outq_entry_t, link), true);
   int rc = uv_write(&q->req, stream, bufs, (unsigned)nb, cb);
   if (rc != 0) {
     i = 0;
     for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
-      LIST_ENTRY(ln, outq_entry_t, link)->inflight = false;
+      set_inflight(LIST_ENTRY(ln, outq_entry_t, link), false);
     return rc;
   }
   q->ninflight = k2;

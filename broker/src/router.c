@@ -78,11 +78,10 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes) {
     count_drop(srv, s);
     return false;
   case TP_OVERFLOW_DROP_OLDEST:
-    /* Entries already handed to uv_write cannot be evicted; when only
-     * those are left the new message is queued anyway, so the subscriber
-     * always ends up with the newest ones. The queue still stays bounded:
-     * what is in flight was admitted under the limit. */
-    while (sub_would_overflow(s, bytes)) {
+    /* Entries already handed to uv_write cannot be evicted and do not
+     * count here (sub_would_overflow_queued), so the newest max_msgs
+     * always survive; one write in flight is the most on top. */
+    while (sub_would_overflow_queued(s, bytes)) {
       outq_entry_t *old = sub_oldest_droppable(s);
       if (old == NULL)
         break;
@@ -108,7 +107,10 @@ static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
   uint64_t bytes = hl + body->bytes.len;
-  if (sub_would_overflow(s, bytes) && !make_room(srv, s, bytes))
+  bool over = s->policy == TP_OVERFLOW_DROP_OLDEST
+                  ? sub_would_overflow_queued(s, bytes)
+                  : sub_would_overflow(s, bytes);
+  if (over && !make_room(srv, s, bytes))
     return false;
   conn_t *c = s->conn;
   if (s->dropped_unreported > 0) {
