@@ -381,7 +381,17 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
-  ok_if_verbose(c);
+  if (pub->retain) {
+    code = router_retain(c->srv, pub, &msg);
+    if (code == TP_ENOMEM) {
+      conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+      return;
+    }
+    if (code != 0)
+      conn_send_err(c, code, msg);
+  }
+  if (code == 0)
+    ok_if_verbose(c);
   if (pub->has_ack) {
     tp_frame_t f;
     tp_frame_init(&f, TP_PUBACK);
@@ -431,6 +441,9 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
       (unsigned long long)s->sid, s->pattern, s->queue ? " queue " : "",
       s->queue ? s->queue : "");
   ok_if_verbose(c);
+  /* After the OK (verbose clients see the SUB answered first), before any
+   * live message: both go through the same ordered output queue. */
+  router_deliver_retained(srv, s);
 }
 
 static void handle_unsub(conn_t *c, const tp_unsub_t *req) {

@@ -135,6 +135,7 @@ static void finish_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->before_sleep);
   close_server_handle(srv, (uv_handle_t *)&srv->spin);
   close_server_handle(srv, (uv_handle_t *)&srv->stall_timer);
+  close_server_handle(srv, (uv_handle_t *)&srv->retained_timer);
 }
 
 void server_shutdown(server_t *srv) {
@@ -222,9 +223,10 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   uv_prepare_init(loop, &srv->before_sleep);
   uv_idle_init(loop, &srv->spin);
   uv_timer_init(loop, &srv->stall_timer);
+  uv_timer_init(loop, &srv->retained_timer);
   uv_signal_init(loop, &srv->sigint);
   uv_signal_init(loop, &srv->sigterm);
-  srv->handles_open = 6;
+  srv->handles_open = 7;
   srv->listener.data = srv;
   srv->before_sleep.data = srv;
   srv->spin.data = srv;
@@ -232,6 +234,11 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->sigint.data = srv;
   srv->sigterm.data = srv;
 
+  rc = retained_create(&srv->retained, &srv->retained_timer,
+                       srv->cfg.max_retained_topics,
+                       srv->cfg.max_retained_bytes);
+  if (rc != 0)
+    return rc;
   uv_prepare_start(&srv->before_sleep, on_before_sleep);
   uint64_t every = srv->cfg.stall_timeout_ms / 4;
   if (every < 10)
@@ -285,6 +292,8 @@ void server_free(server_t *srv) {
   if (srv->hello != NULL)
     msgbuf_unref(srv->hello);
   sublist_destroy(srv->index);
+  /* Retained bodies go back to the pool before it is checked. */
+  retained_destroy(srv->retained);
   if (srv->bufs != NULL && msgbuf_pool_live(srv->bufs) != 0)
     LOG(LOG_WARN, "%zu message buffers still referenced at exit",
         msgbuf_pool_live(srv->bufs));
