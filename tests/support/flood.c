@@ -40,11 +40,22 @@ static void *flood_main(void *arg) {
   f.u.pub.topic.len = (uint32_t)strlen(fl->topic);
   f.u.pub.payload.ptr = payload;
   f.u.pub.payload.len = (uint32_t)fl->size;
+  f.u.pub.retain = fl->retain;
   if (payload == NULL || tp_frame_encode(&frame, &f) != 0) {
     fl->result = -ENOMEM;
     goto out;
   }
+  /* The payload ends the frame unless an opts map follows it: its offset
+   * is that of the same frame without opts (same one-byte array header). */
   size_t at = frame.len - fl->size;
+  if (fl->retain) {
+    tp_buf_t bare;
+    tp_buf_init(&bare);
+    f.u.pub.retain = false;
+    if (tp_frame_encode(&bare, &f) == 0)
+      at = bare.len - fl->size;
+    tp_buf_free(&bare);
+  }
   for (uint32_t i = 0; i < fl->count && fl->result == 0;) {
     tp_buf_reset(&chunk);
     while (i < fl->count && chunk.len < CHUNK_BYTES) {
@@ -69,9 +80,10 @@ out:
   return NULL;
 }
 
-void tt_flood_start(tt_flood_t *fl, int fd, const char *topic, uint32_t first,
-                    uint32_t count, size_t size, bool ping_after) {
+static void start(tt_flood_t *fl, int fd, const char *topic, uint32_t first,
+                  uint32_t count, size_t size, bool ping_after, bool retain) {
   memset(fl, 0, sizeof *fl);
+  fl->retain = retain;
   cr_assert_geq(size, 4u);
   cr_assert_lt(strlen(topic), sizeof fl->topic);
   fl->fd = fd;
@@ -83,6 +95,17 @@ void tt_flood_start(tt_flood_t *fl, int fd, const char *topic, uint32_t first,
   int r = pthread_create(&fl->thread, NULL, flood_main, fl);
   cr_assert_eq(r, 0, "pthread_create: %s", strerror(r));
   fl->running = true;
+}
+
+void tt_flood_start(tt_flood_t *fl, int fd, const char *topic, uint32_t first,
+                    uint32_t count, size_t size, bool ping_after) {
+  start(fl, fd, topic, first, count, size, ping_after, false);
+}
+
+void tt_flood_start_retained(tt_flood_t *fl, int fd, const char *topic,
+                             uint32_t first, uint32_t count, size_t size,
+                             bool ping_after) {
+  start(fl, fd, topic, first, count, size, ping_after, true);
 }
 
 int tt_flood_join(tt_flood_t *fl) {

@@ -24,6 +24,7 @@ typedef struct tt_flood {
   uint32_t first, count;
   size_t size;
   bool ping_after;
+  bool retain; /* PUBs carry {retain: true} */
   pthread_t thread;
   int result; /* 0, or -errno of the failed send */
   bool running;
@@ -32,6 +33,10 @@ typedef struct tt_flood {
 /* Starts sending on fd (a CONNECTed socket the caller keeps reading). */
 void tt_flood_start(tt_flood_t *fl, int fd, const char *topic, uint32_t first,
                     uint32_t count, size_t size, bool ping_after);
+/* The same with {retain: true} on every PUB. */
+void tt_flood_start_retained(tt_flood_t *fl, int fd, const char *topic,
+                             uint32_t first, uint32_t count, size_t size,
+                             bool ping_after);
 /* Waits for the thread: 0 when everything was sent, else -errno. */
 int tt_flood_join(tt_flood_t *fl);
 
