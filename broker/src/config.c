@@ -28,6 +28,8 @@ void config_defaults(config_t *cfg) {
   cfg->max_pending_msgs = 65536;
   cfg->max_pending_bytes = 64u * 1024u * 1024u;
   cfg->stall_timeout_ms = 10000;
+  cfg->max_retained_topics = 1000000;
+  cfg->max_retained_bytes = 256u * 1024u * 1024u;
   cfg->drain_timeout_ms = 5000;
   cfg->max_topic = TP_DEFAULT_MAX_TOPIC;
   cfg->log_level = LOG_INFO;
@@ -52,8 +54,15 @@ static void usage(FILE *out) {
       "(65536)\n"
       "  --max-pending-bytes B    per-subscription queue default/cap "
       "(67108864)\n"
+      "  --max-pending-total B    all pending bytes of the server; past it "
+      "publishers\n"
+      "                           are not read, 0 = min(1 GiB, RAM/4) (0)\n"
       "  --stall-timeout-ms MS    a full blocking queue this long is a "
       "slow consumer (10000)\n"
+      "  --max-retained-topics N  topics with a retained message, 0 = "
+      "unlimited (1000000)\n"
+      "  --max-retained-bytes B   bytes of retained messages, 0 = unlimited "
+      "(268435456)\n"
       "  --drain-timeout-ms MS    flush deadline at shutdown (5000)\n"
       "  --log-level L            error|warn|info|debug (info)\n"
       "  --help                   this text\n"
@@ -85,7 +94,10 @@ typedef enum {
   F_HEARTBEAT,
   F_PENDING_MSGS,
   F_PENDING_BYTES,
+  F_PENDING_TOTAL,
   F_STALL,
+  F_RETAINED_TOPICS,
+  F_RETAINED_BYTES,
   F_DRAIN,
   F_LOG_LEVEL
 } flag_id;
@@ -108,7 +120,10 @@ static const flag_spec_t flags[] = {
     {"--heartbeat-ms", F_HEARTBEAT, 0, 86400000},
     {"--max-pending-msgs", F_PENDING_MSGS, 1, UINT32_MAX},
     {"--max-pending-bytes", F_PENDING_BYTES, 1, UINT64_MAX / 2},
+    {"--max-pending-total", F_PENDING_TOTAL, 0, UINT64_MAX / 2},
     {"--stall-timeout-ms", F_STALL, 1, 86400000},
+    {"--max-retained-topics", F_RETAINED_TOPICS, 0, UINT64_MAX / 2},
+    {"--max-retained-bytes", F_RETAINED_BYTES, 0, UINT64_MAX / 2},
     {"--drain-timeout-ms", F_DRAIN, 0, 86400000},
     {"--log-level", F_LOG_LEVEL, 0, 0},
 };
@@ -184,8 +199,17 @@ static bool apply(config_t *cfg, const flag_spec_t *spec, const char *val,
   case F_PENDING_BYTES:
     cfg->max_pending_bytes = v;
     break;
+  case F_PENDING_TOTAL:
+    cfg->max_pending_total = v;
+    break;
   case F_STALL:
     cfg->stall_timeout_ms = v;
+    break;
+  case F_RETAINED_TOPICS:
+    cfg->max_retained_topics = v;
+    break;
+  case F_RETAINED_BYTES:
+    cfg->max_retained_bytes = v;
     break;
   case F_DRAIN:
     cfg->drain_timeout_ms = v;

@@ -24,7 +24,10 @@ typedef struct config {
   uint64_t heartbeat_ms;      /* 0: no heartbeats */
   uint64_t max_pending_msgs;  /* per subscription: default and cap */
   uint64_t max_pending_bytes; /* per subscription: default and cap */
+  uint64_t max_pending_total; /* all pending bytes; 0: auto (server_init) */
   uint64_t stall_timeout_ms;
+  uint64_t max_retained_topics; /* 0: unlimited */
+  uint64_t max_retained_bytes;  /* encoded bodies; 0: unlimited */
   uint64_t drain_timeout_ms;
   size_t max_topic;
   int log_level;

@@ -129,6 +129,7 @@ static void begin_close(conn_t *c) {
   c->state = CONN_CLOSING;
   stop_reading(c);
   list_remove(&c->resume_link);
+  pending_gate_forget(c);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, srv->cfg.drain_timeout_ms, 0);
   if (!list_linked(&c->close_link))
@@ -262,7 +263,7 @@ static void on_timer(uv_timer_t *t) {
     break;
   case CONN_ACTIVE:
     /* A blocked publisher is not read, so its silence proves nothing. */
-    if (c->heard || c->nblocked > 0) {
+    if (c->heard || c->nblocked > 0 || c->paused_total) {
       c->heard = false;
       c->pings_out = 0;
     } else if (c->pings_out >= 2) {
@@ -311,7 +312,7 @@ void conn_unblock(conn_t *c, sub_t *s) {
       break;
     }
   }
-  if (c->nblocked == 0 && c->state == CONN_ACTIVE &&
+  if (c->nblocked == 0 && !c->paused_total && c->state == CONN_ACTIVE &&
       !list_linked(&c->resume_link))
     list_insert_tail(&c->srv->resume_list, &c->resume_link);
 }
@@ -321,10 +322,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Unblocked: first the frames already buffered, then the socket again. */
 void conn_resume(conn_t *c) {
-  if (c->state != CONN_ACTIVE || c->nblocked > 0)
+  if (c->state != CONN_ACTIVE || c->nblocked > 0 || c->paused_total)
     return;
   process_frames(c);
-  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->reading) {
+  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->paused_total &&
+      !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
       c->reading = true;
   }
@@ -379,7 +381,17 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
-  ok_if_verbose(c);
+  if (pub->retain) {
+    code = router_retain(c->srv, pub, &msg);
+    if (code == TP_ENOMEM) {
+      conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+      return;
+    }
+    if (code != 0)
+      conn_send_err(c, code, msg);
+  }
+  if (code == 0)
+    ok_if_verbose(c);
   if (pub->has_ack) {
     tp_frame_t f;
     tp_frame_init(&f, TP_PUBACK);
@@ -429,6 +441,9 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
       (unsigned long long)s->sid, s->pattern, s->queue ? " queue " : "",
       s->queue ? s->queue : "");
   ok_if_verbose(c);
+  /* After the OK (verbose clients see the SUB answered first), before any
+   * live message: both go through the same ordered output queue. */
+  router_deliver_retained(srv, s);
 }
 
 static void handle_unsub(conn_t *c, const tp_unsub_t *req) {
@@ -497,7 +512,7 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
  */
 static void process_frames(conn_t *c) {
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
-         c->nblocked == 0) {
+         c->nblocked == 0 && !c->paused_total) {
     tp_frame_t f;
     int r = tp_reader_next(c->reader, &f);
     if (r == 0)
@@ -510,8 +525,10 @@ static void process_frames(conn_t *c) {
     c->heard = true;
     c->pings_out = 0;
     handle_frame(c, &f);
+    if (f.type == TP_PUB)
+      pending_gate_after_pub(c->srv, c);
   }
-  if (c->nblocked > 0)
+  if (c->nblocked > 0 || c->paused_total)
     stop_reading(c);
 }
 
@@ -587,6 +604,7 @@ int conn_accept(server_t *srv) {
   list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
+  list_init(&c->gate_link);
   outq_init(&c->out, srv->entries);
   int rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc != 0) {

@@ -57,6 +57,7 @@ msgbuf_t *msgbuf_get(msgbuf_pool_t *pool) {
   }
   b->refs = 1;
   b->has_opts = false;
+  b->queued = 0;
   b->next_free = NULL;
   tp_buf_reset(&b->bytes);
   pool->live++;

@@ -22,6 +22,8 @@ typedef struct msgbuf_pool msgbuf_pool_t;
 typedef struct msgbuf {
   uint32_t refs;
   bool has_opts;  /* MSG bodies: the body ends with an opts map */
+  uint32_t queued; /* output-queue entries pointing here (outq.c counts the
+                      body once in the server's pending total while > 0) */
   tp_buf_t bytes; /* owned; write it only before the first extra ref */
   struct msgbuf *next_free;
   msgbuf_pool_t *pool;

@@ -17,7 +17,13 @@ struct outq_pool {
   outq_entry_t *free_list; /* chained through link.next */
   size_t nfree;
   size_t keep_max;
+  size_t live;          /* entries in some queue */
+  uint64_t body_bytes;  /* bodies with queued > 0, each once */
 };
+
+uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
+  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t);
+}
 
 int outq_pool_create(outq_pool_t **out, size_t keep_max) {
   outq_pool_t *p = calloc(1, sizeof *p);
@@ -51,12 +57,14 @@ static outq_entry_t *entry_get(outq_pool_t *pool) {
       return NULL;
   }
   memset(e, 0, offsetof(outq_entry_t, head));
+  pool->live++;
   list_init(&e->link);
   list_init(&e->sub_link);
   return e;
 }
 
 static void entry_put(outq_pool_t *pool, outq_entry_t *e) {
+  pool->live--;
   if (pool->nfree >= pool->keep_max) {
     free(e);
     return;
@@ -72,6 +80,15 @@ void outq_init(outq_t *q, outq_pool_t *pool) {
   q->pool = pool;
 }
 
+/* Marks e (not) handed to uv_write, keeping its subscription's count. */
+static void set_inflight(outq_entry_t *e, bool on) {
+  e->inflight = on;
+  if (e->sub != NULL) {
+    e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
+    e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
+  }
+}
+
 /*
  * Unlinks e from the queue and gives back everything it holds: its
  * subscription's pending accounting (which may wake blocked publishers),
@@ -81,8 +98,10 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
   list_remove(&e->link);
   q->nentries--;
   q->bytes -= e->bytes;
-  if (e->inflight)
+  if (e->inflight) {
     q->ninflight--;
+    set_inflight(e, false);
+  }
   if (written) {
     q->bytes_written += e->bytes;
     if (e->is_msg)
@@ -90,8 +109,11 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
   }
   if (e->sub != NULL)
     sub_entry_released(e->sub, e, written);
-  if (e->body != NULL)
+  if (e->body != NULL) {
+    if (--e->body->queued == 0)
+      q->pool->body_bytes -= e->body->bytes.len;
     msgbuf_unref(e->body);
+  }
   entry_put(q->pool, e);
 }
 
@@ -111,6 +133,8 @@ static outq_entry_t *push(outq_t *q, const uint8_t *head, size_t head_len,
     memcpy(e->head, head, head_len);
   e->head_len = (uint8_t)head_len;
   e->body = body;
+  if (body != NULL && body->queued++ == 0)
+    q->pool->body_bytes += body->bytes.len;
   e->bytes = (uint32_t)(head_len + (body ? body->bytes.len : 0));
   list_insert_tail(&q->entries, &e->link);
   q->nentries++;
@@ -219,12 +243,12 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
   nb = gather(q, written, SIZE_MAX, k, bufs, &k2);
   size_t i = 0;
   for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
-    LIST_ENTRY(ln, outq_entry_t, link)->inflight = true;
+    set_inflight(LIST_ENTRY(ln, outq_entry_t, link), true);
   int rc = uv_write(&q->req, stream, bufs, (unsigned)nb, cb);
   if (rc != 0) {
     i = 0;
     for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
-      LIST_ENTRY(ln, outq_entry_t, link)->inflight = false;
+      set_inflight(LIST_ENTRY(ln, outq_entry_t, link), false);
     return rc;
   }
   q->ninflight = k2;

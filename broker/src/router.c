@@ -78,11 +78,10 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes) {
     count_drop(srv, s);
     return false;
   case TP_OVERFLOW_DROP_OLDEST:
-    /* Entries already handed to uv_write cannot be evicted; when only
-     * those are left the new message is queued anyway, so the subscriber
-     * always ends up with the newest ones. The queue still stays bounded:
-     * what is in flight was admitted under the limit. */
-    while (sub_would_overflow(s, bytes)) {
+    /* Entries already handed to uv_write cannot be evicted and do not
+     * count here (sub_would_overflow_queued), so the newest max_msgs
+     * always survive; one write in flight is the most on top. */
+    while (sub_would_overflow_queued(s, bytes)) {
       outq_entry_t *old = sub_oldest_droppable(s);
       if (old == NULL)
         break;
@@ -108,7 +107,10 @@ static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
   uint64_t bytes = hl + body->bytes.len;
-  if (sub_would_overflow(s, bytes) && !make_room(srv, s, bytes))
+  bool over = s->policy == TP_OVERFLOW_DROP_OLDEST
+                  ? sub_would_overflow_queued(s, bytes)
+                  : sub_would_overflow(s, bytes);
+  if (over && !make_room(srv, s, bytes))
     return false;
   conn_t *c = s->conn;
   if (s->dropped_unreported > 0) {
@@ -220,4 +222,60 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
   srv->nended = 0;
   *receivers = n;
   return 0;
+}
+
+int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
+  msgbuf_t *body = NULL;
+  if (pub->payload.len > 0) {
+    body = msgbuf_get(srv->bufs);
+    if (body == NULL)
+      return TP_ENOMEM;
+    bool has_opts = false;
+    if (tp_msg_body_encode(&body->bytes, pub->topic, pub->payload, pub->reply,
+                           pub->headers, true, &has_opts) != 0) {
+      msgbuf_unref(body);
+      return TP_ENOMEM;
+    }
+    body->has_opts = has_opts;
+  }
+  int rc = retained_put(srv->retained, pub->topic.ptr, pub->topic.len, body,
+                        pub->ttl_ms);
+  switch (rc) {
+  case 0:
+    return 0;
+  case RETAINED_ETOPICS:
+    *msg = "retained store full: too many retained topics";
+    return TP_WIRE_PAYLOAD_TOO_LARGE;
+  case RETAINED_EBYTES:
+    *msg = "retained store full: too many retained bytes";
+    return TP_WIRE_PAYLOAD_TOO_LARGE;
+  default:
+    return rc;
+  }
+}
+
+typedef struct retained_ctx {
+  server_t *srv;
+  sub_t *sub;
+} retained_ctx_t;
+
+static void deliver_one_retained(void *ud, msgbuf_t *body) {
+  retained_ctx_t *ctx = ud;
+  if (eligible(ctx->sub, NULL))
+    deliver(ctx->srv, NULL, ctx->sub, body);
+}
+
+uint64_t router_deliver_retained(server_t *srv, sub_t *s) {
+  if (s->queue != NULL)
+    return 0;
+  retained_ctx_t ctx = {srv, s};
+  srv->nended = 0;
+  uint64_t visited = retained_match(srv->retained, s->pattern, s->plen,
+                                    deliver_one_retained, &ctx);
+  /* UNSUB max_msgs cannot have been set yet, but keep the rule in one
+   * place: ended subscriptions go after the walk. */
+  for (size_t i = 0; i < srv->nended; i++)
+    conn_remove_sub(srv->ended[i]->conn, srv->ended[i]);
+  srv->nended = 0;
+  return visited;
 }

@@ -32,4 +32,22 @@ int router_check(const struct server *srv, const tp_pub_t *pub,
 int router_publish(struct server *srv, struct conn *publisher,
                    const tp_pub_t *pub, uint64_t *receivers);
 
+/*
+ * A PUB with `retain`: stores (or, with an empty payload, deletes) the
+ * topic's retained message. 0, or the wire ERR code for the publisher
+ * with *msg set: 13 when a retained cap refuses it (the live delivery has
+ * happened regardless).
+ */
+int router_retain(struct server *srv, const tp_pub_t *pub, const char **msg);
+
+struct sub;
+/*
+ * Queues every retained message that s's pattern matches, marked
+ * `retained`, through s's pending queue and policy (never blocking anyone:
+ * there is no publisher to pause). Plain subscriptions only; call it right
+ * after s enters the index, so live messages follow. Returns the trie
+ * nodes visited.
+ */
+uint64_t router_deliver_retained(struct server *srv, struct sub *s);
+
 #endif

@@ -36,6 +36,9 @@ static void on_before_sleep(uv_prepare_t *p) {
     list_remove(n);
     conn_resume(LIST_ENTRY(n, conn_t, resume_link));
   }
+  /* 1b. Below max_pending_total's low-water mark again: publishers the
+   * gate paused resume next turn. */
+  pending_gate_check(srv);
   /* 2. Closing connections give up their subscriptions, outside any
    * fan-out. */
   while ((n = list_first(&srv->close_list)) != NULL)
@@ -63,6 +66,7 @@ static void on_before_sleep(uv_prepare_t *p) {
 static void on_stall_check(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
+  pending_gate_stall_check(srv, now);
   /* conn_fail releases the subscriber's queued entries, which may unlink
    * any number of subscriptions from this list: start over after each. */
   for (;;) {
@@ -131,6 +135,7 @@ static void finish_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->before_sleep);
   close_server_handle(srv, (uv_handle_t *)&srv->spin);
   close_server_handle(srv, (uv_handle_t *)&srv->stall_timer);
+  close_server_handle(srv, (uv_handle_t *)&srv->retained_timer);
 }
 
 void server_shutdown(server_t *srv) {
@@ -202,6 +207,8 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   list_init(&srv->resume_list);
   list_init(&srv->stalled_subs);
   tp_buf_init(&srv->scratch);
+  pending_gate_init(&srv->gate, cfg->max_pending_total);
+  srv->cfg.max_pending_total = srv->gate.high;
   int rc = sublist_create(&srv->index, 0);
   if (rc == 0)
     rc = msgbuf_pool_create(&srv->bufs, KEEP_BUFS);
@@ -216,9 +223,10 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   uv_prepare_init(loop, &srv->before_sleep);
   uv_idle_init(loop, &srv->spin);
   uv_timer_init(loop, &srv->stall_timer);
+  uv_timer_init(loop, &srv->retained_timer);
   uv_signal_init(loop, &srv->sigint);
   uv_signal_init(loop, &srv->sigterm);
-  srv->handles_open = 6;
+  srv->handles_open = 7;
   srv->listener.data = srv;
   srv->before_sleep.data = srv;
   srv->spin.data = srv;
@@ -226,6 +234,11 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->sigint.data = srv;
   srv->sigterm.data = srv;
 
+  rc = retained_create(&srv->retained, &srv->retained_timer,
+                       srv->cfg.max_retained_topics,
+                       srv->cfg.max_retained_bytes);
+  if (rc != 0)
+    return rc;
   uv_prepare_start(&srv->before_sleep, on_before_sleep);
   uint64_t every = srv->cfg.stall_timeout_ms / 4;
   if (every < 10)
@@ -279,6 +292,8 @@ void server_free(server_t *srv) {
   if (srv->hello != NULL)
     msgbuf_unref(srv->hello);
   sublist_destroy(srv->index);
+  /* Retained bodies go back to the pool before it is checked. */
+  retained_destroy(srv->retained);
   if (srv->bufs != NULL && msgbuf_pool_live(srv->bufs) != 0)
     LOG(LOG_WARN, "%zu message buffers still referenced at exit",
         msgbuf_pool_live(srv->bufs));

@@ -23,6 +23,8 @@
 #include "list.h"
 #include "msgbuf.h"
 #include "outq.h"
+#include "pending_gate.h"
+#include "retained.h"
 #include "sublist.h"
 #include "tern_proto/buf.h"
 
@@ -51,6 +53,7 @@ typedef struct server {
   uv_prepare_t before_sleep;
   uv_idle_t spin; /* keeps the loop from sleeping while work is left */
   uv_timer_t stall_timer;
+  uv_timer_t retained_timer; /* expiry of retained messages */
   uv_signal_t sigint, sigterm;
   bool listening;
   bool shutting_down;
@@ -59,6 +62,8 @@ typedef struct server {
   sublist_t *index;
   msgbuf_pool_t *bufs;
   outq_pool_t *entries;
+  pending_gate_t gate;   /* max_pending_total */
+  retained_t *retained; /* last-value cache per topic */
 
   list_node_t conns;        /* every connection */
   list_node_t flush_list;   /* connections with output to write */

@@ -45,6 +45,9 @@ typedef struct sub {
   list_node_t pending;
   uint64_t pending_msgs;
   uint64_t pending_bytes;
+  /* Of those, handed to uv_write: drop_oldest cannot evict them. */
+  uint64_t inflight_msgs;
+  uint64_t inflight_bytes;
 
   /* UNSUB max_msgs: ends once `delivered` reaches it (0: never). */
   uint64_t unsub_at;
@@ -85,6 +88,19 @@ static inline bool sub_would_overflow(const sub_t *s, uint64_t bytes) {
     return false;
   return s->pending_msgs + 1 > s->max_msgs ||
          s->pending_bytes + bytes > s->max_bytes;
+}
+/*
+ * drop_oldest's test: the limits apply to the messages it can still evict,
+ * those not yet handed to uv_write, so the newest max_msgs always survive.
+ * What is in flight on top is bounded by one write per connection
+ * (SERVER_WRITE_CAP_PER_TURN plus one frame).
+ */
+static inline bool sub_would_overflow_queued(const sub_t *s, uint64_t bytes) {
+  uint64_t msgs = s->pending_msgs - s->inflight_msgs;
+  if (msgs == 0)
+    return false;
+  return msgs + 1 > s->max_msgs ||
+         s->pending_bytes - s->inflight_bytes + bytes > s->max_bytes;
 }
 /* True when the queue is at or above a limit. */
 static inline bool sub_is_full(const sub_t *s) {

@@ -83,6 +83,7 @@ Test(flow, drop_newest_counts_every_message) {
   int64_t last_seq = -1;
   uint32_t published = TOTAL;
   bool marker_seen = false;
+  bool gap_seen = false; /* the first gap: oldest first, then drops */
   while (!marker_seen) {
     cr_assert_lt(published, (uint32_t)TOTAL + 100, "no marker delivered");
     queue_pubs(&p, "flow.drop", payload, published++, 1);
@@ -102,6 +103,13 @@ Test(flow, drop_newest_counts_every_message) {
       int64_t seq = seq_of(&f);
       cr_assert_gt(seq, last_seq, "message %lld after %lld", (long long)seq,
                    (long long)last_seq);
+      /* drop_newest keeps the oldest: the stream starts 0, 1, 2, ... with
+       * at least the queue's limit before the first gap. */
+      if (seq != last_seq + 1 && !gap_seen) {
+        gap_seen = true;
+        cr_assert_geq(seq, 10, "gap before the queue was full, at %lld",
+                      (long long)seq);
+      }
       last_seq = seq;
       received++;
       if (seq == published - 1) {
@@ -112,6 +120,7 @@ Test(flow, drop_newest_counts_every_message) {
     cr_assert_neq(r, -1, "the subscriber was closed");
   }
   cr_assert_gt(notices, 0u, "no DROPPED notice");
+  cr_assert(gap_seen, "nothing was dropped");
   cr_assert_eq(received + dropped, published,
                "received %llu + dropped %llu != published %u",
                (unsigned long long)received, (unsigned long long)dropped,
@@ -173,4 +182,68 @@ Test(flow, disconnect_slow_consumer) {
   tt_raw_close(&p);
   tt_raw_close(&good);
   tt_raw_close(&slow);
+}
+
+/*
+ * drop_oldest: the same flood; the queue keeps the newest. After the flood
+ * (the publisher's PONG proves it was all routed) the last LIMIT messages
+ * of the flood are all delivered, and received + dropped == published.
+ */
+Test(flow, drop_oldest_keeps_the_newest) {
+  enum { LIMIT = 10 };
+  tt_raw_t s, p;
+  tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
+  tt_raw_open(&p, tt_g_broker.port, true, true, false);
+  sub_limited(&s, 1, "flow.old", LIMIT, TP_OVERFLOW_DROP_OLDEST);
+  uint8_t *payload = calloc(1, SIZE);
+  cr_assert_not_null(payload);
+  for (uint32_t sent = 0; sent < TOTAL; sent += BATCH) {
+    queue_pubs(&p, "flow.old", payload, sent, BATCH);
+    tt_raw_flush(&p);
+  }
+  tt_raw_barrier_strict(&p);
+  /* One marker after the flood: drop_oldest always makes room for it. */
+  queue_pubs(&p, "flow.old", payload, TOTAL, 1);
+  tt_raw_flush(&p);
+  uint32_t published = TOTAL + 1;
+
+  uint64_t received = 0, dropped = 0;
+  int64_t last_seq = -1;
+  /* Consecutive sequence numbers ending at the last one. (The notice for
+   * an evicted oldest message is queued with the message that evicted it,
+   * so DROPPED frames may sit inside this run.) */
+  uint32_t tail_run = 0;
+  for (;;) {
+    tp_frame_t f;
+    int r = tt_raw_recv(&s, &f, TT_RECV_MS);
+    cr_assert_eq(r, 1, "subscriber %s before the marker",
+                 r == 0 ? "timed out" : "closed");
+    if (f.type == TP_DROPPED) {
+      cr_assert_eq(f.u.dropped.sid, 1u);
+      cr_assert_gt(f.u.dropped.count, 0u, "DROPPED with count 0");
+      dropped += f.u.dropped.count;
+      continue;
+    }
+    cr_assert_eq(f.type, TP_MSG, "unexpected %s", tp_frame_type_name(f.type));
+    int64_t seq = seq_of(&f);
+    cr_assert_gt(seq, last_seq);
+    tail_run = seq == last_seq + 1 ? tail_run + 1 : 1;
+    last_seq = seq;
+    received++;
+    if (seq == (int64_t)published - 1)
+      break;
+  }
+  cr_assert_gt(dropped, 0u, "nothing was dropped");
+  cr_assert_eq(received + dropped, published,
+               "received %llu + dropped %llu != published %u",
+               (unsigned long long)received, (unsigned long long)dropped,
+               published);
+  /* The newest survive: the last LIMIT messages published (the marker
+   * included) arrived with no gap between them. */
+  cr_assert_geq(tail_run, (uint32_t)LIMIT, "only the last %u arrived in a row",
+                tail_run);
+  tt_raw_barrier_strict(&s);
+  free(payload);
+  tt_raw_close(&p);
+  tt_raw_close(&s);
 }

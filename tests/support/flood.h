@@ -1,0 +1,46 @@
+/*
+ * Test harness: a publisher that floods a topic from a background thread.
+ *
+ * Flow-control tests need a producer that the broker can stop: once the
+ * broker stops reading, a plain blocking send would freeze the test
+ * itself. The flood thread sends `count` PUBs (payload `size` bytes, the
+ * first 4 bytes the sequence number, big-endian) and then, optionally, a
+ * PING, while the test thread goes on reading other connections. Frames
+ * are generated chunk by chunk, so a flood of a GiB costs no memory.
+ */
+#ifndef TERN_TESTS_FLOOD_H
+#define TERN_TESTS_FLOOD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tern_proto/frame.h"
+
+typedef struct tt_flood {
+  int fd;
+  char topic[128];
+  uint32_t first, count;
+  size_t size;
+  bool ping_after;
+  bool retain; /* PUBs carry {retain: true} */
+  pthread_t thread;
+  int result; /* 0, or -errno of the failed send */
+  bool running;
+} tt_flood_t;
+
+/* Starts sending on fd (a CONNECTed socket the caller keeps reading). */
+void tt_flood_start(tt_flood_t *fl, int fd, const char *topic, uint32_t first,
+                    uint32_t count, size_t size, bool ping_after);
+/* The same with {retain: true} on every PUB. */
+void tt_flood_start_retained(tt_flood_t *fl, int fd, const char *topic,
+                             uint32_t first, uint32_t count, size_t size,
+                             bool ping_after);
+/* Waits for the thread: 0 when everything was sent, else -errno. */
+int tt_flood_join(tt_flood_t *fl);
+
+/* The sequence number in a flood message's payload (cr_assert on size). */
+uint32_t tt_flood_seq(const tp_frame_t *msg, size_t size);
+
+#endif
