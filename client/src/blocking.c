@@ -327,6 +327,17 @@ static void b_disconnect(tern_conn_t *conn, int reason, void *cb_data) {
   process_queue(cl);
 }
 
+/* Status transitions go to the application as they are. A reconnect needs
+ * nothing from this layer: subscriptions live in the connection, and the
+ * drain callback restarts a publish queue held up while disconnected. */
+static void b_status(tern_conn_t *conn, tern_status_t st, int reason,
+                     void *cb_data) {
+  tern_client_t *cl = cb_data;
+  if (cl->user.status_cb != NULL) {
+    cl->user.status_cb(conn, st, reason, cl->user.cb_data);
+  }
+}
+
 static void on_connected(tern_conn_t *conn, int status, void *cb_data) {
   tern_client_t *cl = cb_data;
   uv_mutex_lock(&cl->mu);
@@ -390,6 +401,7 @@ int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
   o.error_cb = b_error;
   o.drain_cb = b_drain;
   o.disconnect_cb = b_disconnect;
+  o.status_cb = b_status;
   o.cb_data = cl;
   rc = uv_loop_init(&cl->loop);
   if (rc != 0) {

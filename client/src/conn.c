@@ -4,10 +4,12 @@
  * dispatched in order), the write batch (one uv_write per loop iteration
  * from a uv_prepare_t hook, at most one in flight), and the close path.
  *
- * Lifetime: the connection owns three handles (tcp, prepare, timer) and, while
- * resolving, a getaddrinfo request. `refs` counts them; the memory is freed
- * in the last close callback, so user callbacks may close the connection
- * from anywhere: nothing is freed under their feet.
+ * Lifetime: the connection owns four handles (tcp, prepare, timer, and
+ * reconnect.c's rtimer) and, while resolving, a getaddrinfo request. `refs`
+ * counts them; the memory is freed in the last close callback, so user
+ * callbacks may close the connection from anywhere: nothing is freed under
+ * their feet. A reconnect closes the tcp handle and initialises it again
+ * (reconnect.c); its reference is kept throughout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,22 @@ static void report_error(tern_conn_t *c, int err, int wire_code) {
   }
 }
 
+void tern__conn_report(tern_conn_t *c, int err, int wire_code) {
+  report_error(c, err, wire_code);
+}
+
+void tern__conn_status(tern_conn_t *c, tern_status_t st, int reason) {
+  if (st == TERN_STATUS_CLOSED) {
+    if (c->closed_reported) {
+      return;
+    }
+    c->closed_reported = true;
+  }
+  if (c->opts.o.status_cb != NULL) {
+    c->opts.o.status_cb(c, st, reason, c->opts.o.cb_data);
+  }
+}
+
 /* Frees everything once closing and the last handle/request is done. */
 static void maybe_free(tern_conn_t *c) {
   if (c->refs > 0 || c->state != TERN__CLOSING) {
@@ -68,6 +86,9 @@ static void maybe_free(tern_conn_t *c) {
   tp_buf_free(&c->pending);
   tp_buf_free(&c->inflight);
   tp_buf_free(&c->scratch);
+  tp_buf_free(&c->held);
+  tern__servers_free(c);
+  tern__breaker_destroy(c);
   tern__opts_free(&c->opts);
   /* The pointer is handed back for identification only: every handle is
    * closed, and the memory is freed as soon as the callback returns. */
@@ -88,9 +109,37 @@ static void close_handles(tern_conn_t *c) {
     return;
   }
   c->handles_closing = true;
-  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  if (!c->tcp_recycling) { /* else its recycle callback drops the ref */
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  }
   uv_close((uv_handle_t *)&c->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->rtimer, on_handle_closed);
+}
+
+static void on_tcp_recycled(uv_handle_t *h) {
+  tern_conn_t *c = h->data;
+  if (c->state == TERN__CLOSING || uv_tcp_init(c->loop, &c->tcp) != 0) {
+    c->refs--; /* the tcp handle is gone for good */
+    if (c->state != TERN__CLOSING) {
+      tern__conn_final_loss(c, TERN_ENOMEM);
+    }
+    maybe_free(c);
+    return;
+  }
+  c->tcp_recycling = false;
+  c->tcp.data = c;
+  tern__reconnect_tcp_ready(c);
+}
+
+void tern__conn_recycle_tcp(tern_conn_t *c) {
+  if (c->tcp_recycling) {
+    return;
+  }
+  c->tcp_recycling = true;
+  c->tcp_connected = false;
+  c->reading = false;
+  uv_close((uv_handle_t *)&c->tcp, on_tcp_recycled);
 }
 
 static void stop_reading(tern_conn_t *c) {
@@ -115,8 +164,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 /*
- * The connect attempt is over without success: the connection becomes
- * unusable and the connect callback (if not fired yet) gets status.
+ * The connect attempt is over without success. A reconnect (or the first
+ * connect with servers left to try) moves on to the next attempt;
+ * otherwise the connection becomes unusable and the connect callback (if
+ * not fired yet) gets status.
  */
 static void fail_connect(tern_conn_t *c, int status) {
   tern_connect_cb cb = c->connect_cb;
@@ -126,11 +177,34 @@ static void fail_connect(tern_conn_t *c, int status) {
   if (c->last_error[0] == '\0') {
     set_error_str(c, tern_strerror(status));
   }
-  c->state = TERN__LOST;
   stop_reading(c);
+  if (tern__reconnect_on_fail(c, status)) {
+    return;
+  }
+  c->state = TERN__LOST;
   c->connect_cb = NULL;
   if (cb != NULL) {
     cb(c, status, c->connect_cb_data);
+  }
+}
+
+void tern__conn_fail_connect(tern_conn_t *c, int status) {
+  fail_connect(c, status);
+}
+
+void tern__conn_final_loss(tern_conn_t *c, int reason) {
+  c->state = TERN__LOST;
+  c->reconnecting = false;
+  c->goaway = false;
+  uv_timer_stop(&c->rtimer);
+  tp_buf_reset(&c->held); /* buffered frames have nowhere to go */
+  tern__fail_pending(c, TERN_ECLOSED, false);
+  if (c->state != TERN__LOST) {
+    return; /* a callback closed the connection */
+  }
+  tern__conn_status(c, TERN_STATUS_CLOSED, reason);
+  if (c->state == TERN__LOST && c->opts.o.disconnect_cb != NULL) {
+    c->opts.o.disconnect_cb(c, reason, c->opts.o.cb_data);
   }
 }
 
@@ -138,12 +212,23 @@ void tern__conn_lost(tern_conn_t *c, int reason) {
   if (c->state != TERN__CONNECTED) {
     return;
   }
-  c->state = TERN__LOST;
   stop_reading(c);
   tp_buf_reset(&c->pending); /* unsent frames have nowhere to go */
-  tern__fail_pending(c);
-  if (c->opts.o.disconnect_cb != NULL) {
-    c->opts.o.disconnect_cb(c, reason, c->opts.o.cb_data);
+  if (c->goaway && reason == TERN_ECLOSED) {
+    reason = TERN_EGOAWAY; /* the EOF that follows a GOAWAY */
+  }
+  if (tern__reconnect_on_loss(c, reason)) {
+    return;
+  }
+  c->state = TERN__LOST;
+  uv_timer_stop(&c->rtimer);
+  tern__fail_pending(c, TERN_ECLOSED, false);
+  if (c->state != TERN__LOST) {
+    return;
+  }
+  tern__conn_status(c, TERN_STATUS_DISCONNECTED, reason);
+  if (c->state == TERN__LOST) {
+    tern__conn_final_loss(c, reason);
   }
 }
 
@@ -178,6 +263,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   int err;
   (void)buf;
   if (nread > 0) {
+    c->last_rx = uv_now(c->loop);
     tp_reader_commit(c->reader, (size_t)nread);
     dispatch_frames(c);
     return;
@@ -211,6 +297,7 @@ static void on_hello(tern_conn_t *c, const tp_hello_t *h) {
   c->hello_seen = true;
   c->max_payload =
       h->max_payload != 0 ? h->max_payload : TP_DEFAULT_MAX_PAYLOAD;
+  c->heartbeat_ms = h->heartbeat_ms;
   tp_frame_init(&f, TP_CONNECT);
   f.u.connect.proto = TP_PROTO_VERSION;
   if (o->name != NULL) {
@@ -236,7 +323,19 @@ static void on_hello(tern_conn_t *c, const tp_hello_t *h) {
 static void on_ok(tern_conn_t *c) {
   tern_connect_cb cb;
   if (c->state == TERN__HANDSHAKE && c->hello_seen) {
+    if (c->reconnecting) {
+      if (tern__reconnect_resume(c) != 0) {
+        set_error_str(c, "out of memory");
+        fail_connect(c, TERN_ENOMEM);
+      }
+      return;
+    }
     c->state = TERN__CONNECTED;
+    tern__heartbeat_start(c, c->heartbeat_ms);
+    tern__conn_status(c, TERN_STATUS_CONNECTED, 0);
+    if (c->state != TERN__CONNECTED) {
+      return; /* closed by the status callback */
+    }
     cb = c->connect_cb;
     c->connect_cb = NULL;
     if (cb != NULL) {
@@ -303,6 +402,11 @@ static void handle_frame(tern_conn_t *c, const tp_frame_t *f) {
         c, f->u.goaway.reason.ptr != NULL ? f->u.goaway.reason.ptr : "",
         f->u.goaway.reason.len);
     report_error(c, TERN_EGOAWAY, 0);
+    /* The broker stops reading but still flushes to us until it closes:
+     * keep reading to the EOF, and hold new frames for the next broker. */
+    if (c->state == TERN__CONNECTED && c->opts.o.reconnect) {
+      c->goaway = true;
+    }
     break;
   default:
     snprintf(text, sizeof(text), "unexpected %s frame from the server",
@@ -345,6 +449,7 @@ static void on_connected(uv_connect_t *req, int status) {
     return;
   }
   if (status < 0) {
+    set_error_str(c, uv_strerror(status));
     fail_connect(c, status);
     return;
   }
@@ -367,12 +472,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   }
   if (status < 0) {
     uv_freeaddrinfo(res);
+    set_error_str(c, uv_strerror(status));
     fail_connect(c, status);
     return;
   }
   rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connected);
   uv_freeaddrinfo(res);
   if (rc != 0) {
+    set_error_str(c, uv_strerror(rc));
     fail_connect(c, rc);
   }
 }
@@ -410,7 +517,8 @@ static void on_written(uv_write_t *req, int status) {
     }
     return;
   }
-  if (c->want_drain && c->pending.len < c->opts.o.outbound_limit / 2) {
+  if (c->want_drain &&
+      c->pending.len + c->held.len < c->opts.o.outbound_limit / 2) {
     c->want_drain = false;
     if (c->opts.o.drain_cb != NULL && c->state == TERN__CONNECTED) {
       c->opts.o.drain_cb(c, c->opts.o.cb_data);
@@ -512,8 +620,6 @@ int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
                       const tern_options_t *opts, tern_connect_cb cb,
                       void *cb_data) {
   tern_options_t defaults;
-  struct addrinfo hints;
-  char port[16];
   tern_conn_t *c;
   int rc;
 
@@ -533,8 +639,20 @@ int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
     return TERN_ENOMEM;
   }
   rc = tern__opts_copy(&c->opts, opts);
+  if (rc == 0) {
+    rc = tern__servers_init(c);
+    if (rc == 0) {
+      rc = tern__breaker_create(c);
+    }
+    if (rc != 0) {
+      tern__servers_free(c);
+      tern__opts_free(&c->opts);
+    }
+  }
   if (rc == 0 && tp_reader_create(&c->reader, TERN__MAX_FRAME_IN,
                                   READER_INITIAL_CAP) != 0) {
+    tern__servers_free(c);
+    tern__breaker_destroy(c);
     tern__opts_free(&c->opts);
     rc = TERN_ENOMEM;
   }
@@ -542,6 +660,8 @@ int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
     rc = uv_tcp_init(loop, &c->tcp);
     if (rc != 0) {
       tp_reader_destroy(c->reader);
+      tern__servers_free(c);
+      tern__breaker_destroy(c);
       tern__opts_free(&c->opts);
     }
   }
@@ -556,33 +676,74 @@ int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
   c->next_req = 1;
   uv_prepare_init(loop, &c->prepare);
   uv_timer_init(loop, &c->timer);
+  uv_timer_init(loop, &c->rtimer);
   c->tcp.data = c;
   c->prepare.data = c;
   c->timer.data = c;
+  c->rtimer.data = c;
   c->gai.data = c;
-  c->refs = 3;
+  c->refs = 4;
   /* Unreferenced: the batch hook alone must not keep the loop alive. */
   uv_prepare_start(&c->prepare, on_prepare);
   uv_unref((uv_handle_t *)&c->prepare);
 
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(port, sizeof(port), "%d", opts->port);
-  rc = uv_getaddrinfo(loop, &c->gai, on_resolved, c->opts.o.host, port, &hints);
+  rc = tern__conn_dial(c);
   if (rc != 0) {
     c->state = TERN__CLOSING; /* freed by the close callbacks */
     close_handles(c);
     return rc;
   }
-  c->resolving = true;
-  c->refs++;
   c->connect_cb = cb;
   c->connect_cb_data = cb_data;
-  c->connect_deadline = uv_now(loop) + c->opts.o.connect_timeout_ms;
-  tern__timer_want(c, c->connect_deadline);
   *out = c;
   return 0;
+}
+
+/*
+ * Starts one connect attempt to the current server: a direct TCP connect
+ * for an address literal, else a resolve first (on the thread pool). Each
+ * attempt gets its own connect_timeout_ms deadline and a fresh reader, since
+ * a previous stream may have stopped mid-frame.
+ */
+int tern__conn_dial(tern_conn_t *c) {
+  const tern__server_t *s = &c->servers[c->server_idx];
+  struct sockaddr_storage sa;
+  struct addrinfo hints;
+  char port[16];
+  int rc;
+  if (c->resolving) {
+    return UV_EBUSY; /* an abandoned resolve has not come back yet */
+  }
+  if (c->reader == NULL || tp_reader_pending(c->reader) > 0) {
+    tp_reader_t *r;
+    if (tp_reader_create(&r, TERN__MAX_FRAME_IN, READER_INITIAL_CAP) != 0) {
+      return TERN_ENOMEM;
+    }
+    tp_reader_destroy(c->reader);
+    c->reader = r;
+  }
+  c->state = TERN__CONNECTING;
+  c->hello_seen = false;
+  c->connect_deadline = uv_now(c->loop) + c->opts.o.connect_timeout_ms;
+  if (uv_ip4_addr(s->host, s->port, (struct sockaddr_in *)&sa) == 0 ||
+      uv_ip6_addr(s->host, s->port, (struct sockaddr_in6 *)&sa) == 0) {
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa,
+                        on_connected);
+  } else {
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%d", s->port);
+    rc = uv_getaddrinfo(c->loop, &c->gai, on_resolved, s->host, port, &hints);
+    if (rc == 0) {
+      c->resolving = true;
+      c->refs++;
+    }
+  }
+  if (rc == 0) {
+    tern__timer_want(c, c->connect_deadline);
+  }
+  return rc;
 }
 
 void tern_conn_close(tern_conn_t *c, tern_close_cb cb, void *cb_data) {
@@ -601,7 +762,8 @@ void tern_conn_close(tern_conn_t *c, tern_close_cb cb, void *cb_data) {
   if (ccb != NULL) {
     ccb(c, TERN_ECLOSED, c->connect_cb_data);
   }
-  tern__fail_pending(c);
+  tern__fail_pending(c, TERN_ECLOSED, false);
+  tern__conn_status(c, TERN_STATUS_CLOSED, TERN_ECLOSED);
   if (c->resolving) {
     uv_cancel((uv_req_t *)&c->gai);
   }
@@ -619,6 +781,7 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   tp_str_t kv_stack[2 * STACK_HEADERS];
   tp_str_t *kv = kv_stack;
   size_t before, queued, n = 0;
+  tp_buf_t *dst;
   tp_frame_t f;
   bool ack;
   int rc;
@@ -626,7 +789,7 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   if (c == NULL || topic == NULL || (len > 0 && payload == NULL)) {
     return TERN_EINVAL;
   }
-  if (c->state != TERN__CONNECTED) {
+  if (c->state != TERN__CONNECTED && !c->reconnecting) {
     return TERN_ENOTCONN;
   }
   if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
@@ -639,7 +802,9 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   if (ack && c->nacks >= c->opts.o.max_inflight) {
     return TERN_EWOULDBLOCK;
   }
-  queued = c->pending.len + c->inflight.len;
+  /* While disconnected, the held buffer alone: the others are empty. */
+  dst = tern__buffering(c) ? &c->held : &c->pending;
+  queued = tern_conn_outbound_bytes(c);
   if (queued > 0 && queued >= c->opts.o.outbound_limit) {
     c->want_drain = true;
     return TERN_EWOULDBLOCK;
@@ -690,15 +855,14 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
     f.u.pub.has_ack = true;
     f.u.pub.ack = c->next_ack;
   }
-  before = c->pending.len;
-  rc = tp_frame_encode(&c->pending, &f);
+  before = dst->len;
+  rc = tp_frame_encode(dst, &f);
   if (rc != 0) {
     rc = tern__err_from_tp(rc);
     goto out;
   }
-  if (queued > 0 &&
-      queued + (c->pending.len - before) > c->opts.o.outbound_limit) {
-    c->pending.len = before; /* take the frame back out */
+  if (queued > 0 && queued + (dst->len - before) > c->opts.o.outbound_limit) {
+    dst->len = before; /* take the frame back out */
     c->want_drain = true;
     rc = TERN_EWOULDBLOCK;
     goto out;
@@ -707,7 +871,7 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
     rc = tern__ack_add(c, req_ack ? NULL : opts->ack_cb,
                        req_ack ? NULL : opts->ack_cb_data, req_n);
     if (rc != 0) {
-      c->pending.len = before;
+      dst->len = before;
       goto out;
     }
   }
@@ -747,7 +911,7 @@ bool tern_conn_is_connected(const tern_conn_t *c) {
 }
 
 size_t tern_conn_outbound_bytes(const tern_conn_t *c) {
-  return c->pending.len + c->inflight.len;
+  return c->pending.len + c->inflight.len + c->held.len;
 }
 
 uint64_t tern_conn_max_payload(const tern_conn_t *c) {

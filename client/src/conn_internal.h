@@ -1,7 +1,8 @@
 /*
  * Private state of an asynchronous connection, shared by conn.c (socket,
  * handshake, batching, close), sub.c (subscriptions), request.c (acks,
- * requests, flushes, the deadline timer) and msg.c.
+ * requests, flushes, the deadline timer), reconnect.c (server list, backoff,
+ * heartbeat), breaker.c (request circuit breaker) and msg.c.
  * Everything here runs on the connection's loop thread.
  */
 #ifndef TERN_CONN_INTERNAL_H
@@ -26,6 +27,7 @@ typedef enum conn_state {
   TERN__CONNECTING, /* resolving or TCP connecting */
   TERN__HANDSHAKE,  /* waiting for HELLO, then for OK */
   TERN__CONNECTED,
+  TERN__WAITING, /* reconnect: between attempts (tcp recycling, backoff) */
   TERN__LOST,    /* failed or lost: only tern_conn_close is useful */
   TERN__CLOSING, /* tern_conn_close called */
 } conn_state_t;
@@ -33,8 +35,16 @@ typedef enum conn_state {
 /* Options with every string owned by the connection. */
 typedef struct tern__opts {
   tern_options_t o; /* string pointers below point into this copy's fields */
-  char *name, *user, *pass, *token, *inbox_prefix;
+  char *name, *user, *pass, *token, *inbox_prefix, *servers;
 } tern__opts_t;
+
+/* One entry of the server list. */
+typedef struct tern__server {
+  char host[TERN_HOST_MAX];
+  int port;
+} tern__server_t;
+
+typedef struct tern__breaker tern__breaker_t;
 
 struct tern_asub {
   tern_conn_t *conn;
@@ -46,8 +56,12 @@ struct tern_asub {
   uint64_t delivered;
   uint64_t dropped;
   uint64_t max_msgs; /* from UNSUB with a limit; 0 = none */
-  bool in_cb;        /* its message callback is running: defer the free */
-  bool dead;         /* removed from the table; free when in_cb clears */
+  /* SUB options, kept to re-send the subscription after a reconnect. */
+  char *queue;
+  uint64_t limit_msgs, limit_bytes;
+  int overflow;
+  bool in_cb; /* its message callback is running: defer the free */
+  bool dead;  /* removed from the table; free when in_cb clears */
 };
 
 typedef struct tern__ack {
@@ -56,6 +70,7 @@ typedef struct tern__ack {
   tern_ack_cb cb; /* NULL: the ack of request number req_n */
   void *cb_data;
   uint64_t req_n;
+  bool held; /* its PUB is still in the disconnected buffer */
 } tern__ack_t;
 
 typedef struct tern__req {
@@ -64,13 +79,17 @@ typedef struct tern__req {
   uint64_t deadline; /* uv_now() ms */
   tern_reply_cb cb;
   void *cb_data;
+  bool held;   /* its PUB is still in the disconnected buffer */
+  bool probe;  /* the circuit breaker's half-open probe */
+  char *topic; /* copy for the circuit breaker; NULL when it is off */
 } tern__req_t;
 
 typedef struct tern__flush {
   struct tern__flush *next;
   uint64_t deadline; /* 0 = none */
-  tern_flush_cb cb;  /* NULL once it timed out: its PONG is just consumed */
+  tern_flush_cb cb;  /* NULL once it timed out, or a heartbeat PING */
   void *cb_data;
+  bool held; /* its PING is still in the disconnected buffer */
 } tern__flush_t;
 
 struct tern_conn {
@@ -124,7 +143,27 @@ struct tern_conn {
 
   tern_conn_stats_t stats;
   char last_error[TERN__ERRTEXT_MAX];
+
+  /* reconnect.c */
+  uv_timer_t rtimer; /* backoff while WAITING, heartbeat while CONNECTED */
+  tern__server_t *servers;
+  size_t nservers, server_idx;
+  bool reconnecting;  /* lost after being connected: buffer, resubscribe */
+  bool goaway;        /* GOAWAY seen: buffer until the reconnect */
+  bool tcp_recycling; /* tcp is closing, to be initialised again */
+  bool closed_reported;
+  uint32_t attempt; /* attempts since the loss */
+  int last_attempt_err;
+  tp_buf_t held; /* frames made while disconnected, sent after the SUBs */
+  uint64_t heartbeat_ms, last_rx, hb_ping_at;
+
+  tern__breaker_t *breaker; /* NULL when off */
 };
+
+/* Frames go to the held buffer instead of the socket's batch. */
+static inline bool tern__buffering(const tern_conn_t *c) {
+  return c->reconnecting || c->goaway;
+}
 
 /* options.c */
 int tern__opts_copy(tern__opts_t *dst, const tern_options_t *src);
@@ -148,6 +187,20 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
 void tern__conn_set_error(tern_conn_t *c, const char *text, size_t len);
 /* The connection is unusable: fail everything, tell the application. */
 void tern__conn_lost(tern_conn_t *c, int reason);
+/* Connection lost for good: fails everything still waiting or buffered
+ * with TERN_ECLOSED, reports CLOSED and calls disconnect_cb. */
+void tern__conn_final_loss(tern_conn_t *c, int reason);
+/* The current connect attempt failed (see fail_connect in conn.c). */
+void tern__conn_fail_connect(tern_conn_t *c, int status);
+/* Starts resolving/connecting to c->servers[c->server_idx]. 0 or an error. */
+int tern__conn_dial(tern_conn_t *c);
+/* Reports a status transition (and CLOSED at most once). */
+void tern__conn_status(tern_conn_t *c, tern_status_t st, int reason);
+/* Fires the error callback with the last error text. */
+void tern__conn_report(tern_conn_t *c, int err, int wire_code);
+/* Closes the tcp handle and initialises it again for the next attempt;
+ * then calls tern__reconnect_tcp_ready unless the connection is closing. */
+void tern__conn_recycle_tcp(tern_conn_t *c);
 /* (Re)starts the deadline timer if deadline is sooner than its due time. */
 void tern__timer_want(tern_conn_t *c, uint64_t deadline);
 /* Maps a tp_err from the protocol library to a tern code. */
@@ -161,12 +214,20 @@ void tern__sub_on_msg(tern_conn_t *c, const tp_msg_t *m);
 void tern__sub_on_dropped(tern_conn_t *c, uint64_t sid, uint64_t count);
 /* Frees every subscription (connection teardown). */
 void tern__subs_free_all(tern_conn_t *c);
+/* Appends SUB (and UNSUB for a pending max_msgs) of every live
+ * subscription to the batch, after a reconnect. 0 or TERN_ENOMEM. */
+int tern__subs_resend(tern_conn_t *c);
 
 /* request.c */
 void tern__on_puback(tern_conn_t *c, uint64_t id, uint64_t receivers);
 void tern__on_pong(tern_conn_t *c);
-/* Fails every ack, request and flush with TERN_ECLOSED. */
-void tern__fail_pending(tern_conn_t *c);
+/* Fails every ack, request and flush with err; keep_held spares those whose
+ * frame is still in the held buffer. */
+void tern__fail_pending(tern_conn_t *c, int err, bool keep_held);
+/* The held buffer has joined the batch: nothing is held any more. */
+void tern__pending_unhold(tern_conn_t *c);
+/* Sends a heartbeat PING whose PONG is just consumed. 0 or an error. */
+int tern__heartbeat_ping(tern_conn_t *c);
 /* Expires due requests and flushes; returns the next deadline or 0. */
 uint64_t tern__expire(tern_conn_t *c, uint64_t now);
 /* Queues an ack waiter and returns its id in *id. */
@@ -174,5 +235,33 @@ uint64_t tern__expire(tern_conn_t *c, uint64_t now);
  * the ack of request req_n. 0 or TERN_ENOMEM. */
 int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
                   uint64_t req_n);
+
+/* reconnect.c */
+/* Parses the server list into c->servers. 0, TERN_EBADURL, TERN_ENOMEM. */
+int tern__servers_init(tern_conn_t *c);
+/* A connection was lost; true if reconnecting took over. */
+bool tern__reconnect_on_loss(tern_conn_t *c, int reason);
+/* A connect attempt failed; true if reconnect (or the next server of the
+ * first connect) took over, false if the failure is the caller's to report. */
+bool tern__reconnect_on_fail(tern_conn_t *c, int status);
+/* The handshake of an attempt completed: resubscribe, flush the held
+ * frames. 0 or TERN_ENOMEM. */
+int tern__reconnect_resume(tern_conn_t *c);
+/* The recycled tcp handle is ready: schedule the next attempt. */
+void tern__reconnect_tcp_ready(tern_conn_t *c);
+/* (Re)arms the heartbeat check after CONNECT was accepted. */
+void tern__heartbeat_start(tern_conn_t *c, uint64_t hello_hb_ms);
+/* Free the server list. */
+void tern__servers_free(tern_conn_t *c);
+
+/* breaker.c */
+int tern__breaker_create(tern_conn_t *c);
+void tern__breaker_destroy(tern_conn_t *c);
+/* May a request to topic go out? 0 (*probe set if it is the half-open
+ * probe) or TERN_EBREAKER. */
+int tern__breaker_admit(tern_conn_t *c, const char *topic, bool *probe);
+/* Records a request's outcome. */
+void tern__breaker_record(tern_conn_t *c, const char *topic, int status,
+                          bool probe);
 
 #endif

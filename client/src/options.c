@@ -21,6 +21,14 @@ void tern_options_init(tern_options_t *o) {
   o->publish_timeout_ms = 5000;
   o->sub_queue_msgs = 65536;
   o->sub_queue_bytes = 64u * 1024u * 1024u;
+  o->reconnect = true;
+  o->reconnect_initial_ms = 100;
+  o->reconnect_max_ms = 5000;
+  o->reconnect_max_attempts = 60;
+  o->reconnect_jitter = 0.2;
+  o->breaker_threshold = 0;
+  o->breaker_cooldown_ms = 5000;
+  o->breaker_max_topics = 1024;
 }
 
 void tern_pub_opts_init(tern_pub_opts_t *o) {
@@ -120,11 +128,13 @@ int tern__opts_copy(tern__opts_t *dst, const tern_options_t *src) {
   dst->token = dup_opt(src->token, &ok);
   dst->inbox_prefix =
       dup_opt(src->inbox_prefix != NULL ? src->inbox_prefix : "_INBOX", &ok);
+  dst->servers = dup_opt(src->servers, &ok);
   dst->o.name = dst->name;
   dst->o.user = dst->user;
   dst->o.pass = dst->pass;
   dst->o.token = dst->token;
   dst->o.inbox_prefix = dst->inbox_prefix;
+  dst->o.servers = dst->servers;
   if (!ok) {
     tern__opts_free(dst);
     return TERN_ENOMEM;
@@ -138,5 +148,6 @@ void tern__opts_free(tern__opts_t *o) {
   free(o->pass);
   free(o->token);
   free(o->inbox_prefix);
+  free(o->servers);
   memset(o, 0, sizeof(*o));
 }

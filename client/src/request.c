@@ -3,6 +3,10 @@
  * requests (one shared wildcard inbox subscription per connection), and
  * flushes (PING/PONG). Each kind is a FIFO bounded by max_inflight; the
  * deadline timer in conn.c calls tern__expire.
+ *
+ * Waiters created while the connection buffers (disconnected, or after a
+ * GOAWAY) are marked held: their frames have not reached any broker yet, so
+ * a loss spares them and they complete on the next connection.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@ int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
   a->cb = cb;
   a->cb_data = cb_data;
   a->req_n = req_n;
+  a->held = tern__buffering(c);
   if (c->acks_tail != NULL) {
     c->acks_tail->next = a;
   } else {
@@ -42,6 +47,18 @@ static tern__req_t *take_req(tern_conn_t *c, uint64_t n) {
     }
   }
   return NULL;
+}
+
+/* Completes request r (already unlinked): breaker bookkeeping, callback,
+ * free. */
+static void finish_req(tern_conn_t *c, tern__req_t *r, int status,
+                       tern_msg_t *reply) {
+  if (r->topic != NULL) {
+    tern__breaker_record(c, r->topic, status, r->probe);
+  }
+  r->cb(c, status, reply, r->cb_data);
+  free(r->topic);
+  free(r);
 }
 
 /*
@@ -69,8 +86,7 @@ void tern__on_puback(tern_conn_t *c, uint64_t id, uint64_t receivers) {
   if (a->cb != NULL) {
     a->cb(c, 0, receivers, a->cb_data);
   } else if (receivers == 0 && (r = take_req(c, a->req_n)) != NULL) {
-    r->cb(c, TERN_ENORESPONDERS, NULL, r->cb_data);
-    free(r);
+    finish_req(c, r, TERN_ENORESPONDERS, NULL);
   }
   free(a);
 }
@@ -92,39 +108,96 @@ void tern__on_pong(tern_conn_t *c) {
 }
 
 /*
- * Fails every waiter with TERN_ECLOSED. The lists are detached first, so a
- * callback that starts new work (which fails: the connection is down)
- * cannot make this loop run forever.
+ * Fails every waiter with err, except held ones when keep_held. The lists
+ * are split first (kept ones stay on the connection, in order), so a
+ * callback that starts new work cannot make this loop run forever.
  */
-void tern__fail_pending(tern_conn_t *c) {
-  tern__ack_t *a = c->acks;
-  tern__req_t *r = c->reqs;
-  tern__flush_t *f = c->flushes;
+void tern__fail_pending(tern_conn_t *c, int err, bool keep_held) {
+  tern__ack_t *a = c->acks, *fa = NULL, **fat = &fa;
+  tern__req_t *r = c->reqs, *fr = NULL;
+  tern__flush_t *f = c->flushes, *ff = NULL, **fft = &ff;
   c->acks = c->acks_tail = NULL;
   c->reqs = NULL;
   c->flushes = c->flushes_tail = NULL;
   c->nacks = c->nreqs = c->nflushes = 0;
   while (a != NULL) {
     tern__ack_t *next = a->next;
-    if (a->cb != NULL) {
-      a->cb(c, TERN_ECLOSED, 0, a->cb_data);
+    a->next = NULL;
+    if (keep_held && a->held) {
+      if (c->acks_tail != NULL) {
+        c->acks_tail->next = a;
+      } else {
+        c->acks = a;
+      }
+      c->acks_tail = a;
+      c->nacks++;
+    } else {
+      *fat = a;
+      fat = &a->next;
     }
-    free(a);
     a = next;
   }
   while (r != NULL) {
     tern__req_t *next = r->next;
-    r->cb(c, TERN_ECLOSED, NULL, r->cb_data);
-    free(r);
+    if (keep_held && r->held) {
+      r->next = c->reqs;
+      c->reqs = r;
+      c->nreqs++;
+    } else {
+      r->next = fr;
+      fr = r;
+    }
     r = next;
   }
   while (f != NULL) {
     tern__flush_t *next = f->next;
-    if (f->cb != NULL) {
-      f->cb(c, TERN_ECLOSED, f->cb_data);
+    f->next = NULL;
+    if (keep_held && f->held) {
+      if (c->flushes_tail != NULL) {
+        c->flushes_tail->next = f;
+      } else {
+        c->flushes = f;
+      }
+      c->flushes_tail = f;
+      c->nflushes++;
+    } else {
+      *fft = f;
+      fft = &f->next;
     }
-    free(f);
     f = next;
+  }
+  while (fa != NULL) {
+    tern__ack_t *next = fa->next;
+    if (fa->cb != NULL) {
+      fa->cb(c, err, 0, fa->cb_data);
+    }
+    free(fa);
+    fa = next;
+  }
+  while (fr != NULL) {
+    tern__req_t *next = fr->next;
+    finish_req(c, fr, err, NULL);
+    fr = next;
+  }
+  while (ff != NULL) {
+    tern__flush_t *next = ff->next;
+    if (ff->cb != NULL) {
+      ff->cb(c, err, ff->cb_data);
+    }
+    free(ff);
+    ff = next;
+  }
+}
+
+void tern__pending_unhold(tern_conn_t *c) {
+  for (tern__ack_t *a = c->acks; a != NULL; a = a->next) {
+    a->held = false;
+  }
+  for (tern__req_t *r = c->reqs; r != NULL; r = r->next) {
+    r->held = false;
+  }
+  for (tern__flush_t *f = c->flushes; f != NULL; f = f->next) {
+    f->held = false;
   }
 }
 
@@ -167,8 +240,7 @@ uint64_t tern__expire(tern_conn_t *c, uint64_t now) {
   while (due != NULL) {
     tern__req_t *r = due;
     due = r->next;
-    r->cb(c, TERN_ETIMEOUT, NULL, r->cb_data);
-    free(r);
+    finish_req(c, r, TERN_ETIMEOUT, NULL);
   }
   return next;
 }
@@ -196,8 +268,7 @@ static void on_inbox_msg(tern_asub_t *s, tern_msg_t *msg, void *cb_data) {
   }
   r = take_req(c, n);
   if (r != NULL) {
-    r->cb(c, 0, msg, r->cb_data);
-    free(r);
+    finish_req(c, r, 0, msg);
   }
 }
 
@@ -237,11 +308,12 @@ int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
   char reply[TERN_HOST_MAX + 24];
   tern_pub_opts_t po;
   tern__req_t *r;
+  bool probe = false;
   int rc;
-  if (c == NULL || cb == NULL) {
+  if (c == NULL || cb == NULL || topic == NULL) {
     return TERN_EINVAL;
   }
-  if (c->state != TERN__CONNECTED) {
+  if (c->state != TERN__CONNECTED && !c->reconnecting) {
     return TERN_ENOTCONN;
   }
   if (c->nreqs >= c->opts.o.max_inflight) {
@@ -255,16 +327,35 @@ int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
   if (r == NULL) {
     return TERN_ENOMEM;
   }
+  if (c->breaker != NULL) {
+    r->topic = strdup(topic);
+    if (r->topic == NULL) {
+      free(r);
+      return TERN_ENOMEM;
+    }
+    rc = tern__breaker_admit(c, topic, &probe);
+    if (rc != 0) {
+      free(r->topic);
+      free(r);
+      return rc;
+    }
+  }
   r->n = c->next_req;
   snprintf(reply, sizeof(reply), "%s%" PRIu64, c->inbox, r->n);
   tern_pub_opts_init(&po);
   po.reply = reply;
   rc = tern__conn_publish(c, topic, payload, len, &po, true, r->n);
   if (rc != 0) {
+    if (probe) { /* give the probe slot back */
+      tern__breaker_record(c, topic, TERN_ECLOSED, true);
+    }
+    free(r->topic);
     free(r);
     return rc;
   }
   c->next_req++;
+  r->probe = probe;
+  r->held = tern__buffering(c);
   r->deadline = uv_now(c->loop) + timeout_ms;
   r->cb = cb;
   r->cb_data = cb_data;
@@ -278,13 +369,14 @@ int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
 int tern_conn_flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
                     void *cb_data) {
   tern__flush_t *f;
+  tp_buf_t *out;
   tp_frame_t ping;
   size_t before;
   int rc;
   if (c == NULL || cb == NULL) {
     return TERN_EINVAL;
   }
-  if (c->state != TERN__CONNECTED) {
+  if (c->state != TERN__CONNECTED && !c->reconnecting) {
     return TERN_ENOTCONN;
   }
   if (c->nflushes >= c->opts.o.max_inflight) {
@@ -294,14 +386,16 @@ int tern_conn_flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
   if (f == NULL) {
     return TERN_ENOMEM;
   }
-  before = c->pending.len;
+  out = tern__buffering(c) ? &c->held : &c->pending;
+  before = out->len;
   tp_frame_init(&ping, TP_PING);
-  rc = tern__conn_send(c, &ping);
+  rc = tp_frame_encode(out, &ping);
   if (rc != 0) {
-    c->pending.len = before;
+    out->len = before;
     free(f);
-    return rc;
+    return tern__err_from_tp(rc);
   }
+  f->held = tern__buffering(c);
   f->cb = cb;
   f->cb_data = cb_data;
   f->deadline = timeout_ms != 0 ? uv_now(c->loop) + timeout_ms : 0;
@@ -313,5 +407,34 @@ int tern_conn_flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
   c->flushes_tail = f;
   c->nflushes++;
   tern__timer_want(c, f->deadline);
+  return 0;
+}
+
+/*
+ * A PING of the client-side heartbeat: queued like a flush without a
+ * callback, so its PONG is matched in order and consumed.
+ */
+int tern__heartbeat_ping(tern_conn_t *c) {
+  tern__flush_t *f = calloc(1, sizeof(*f));
+  tp_frame_t ping;
+  size_t before = c->pending.len;
+  int rc;
+  if (f == NULL) {
+    return TERN_ENOMEM;
+  }
+  tp_frame_init(&ping, TP_PING);
+  rc = tern__conn_send(c, &ping);
+  if (rc != 0) {
+    c->pending.len = before;
+    free(f);
+    return rc;
+  }
+  if (c->flushes_tail != NULL) {
+    c->flushes_tail->next = f;
+  } else {
+    c->flushes = f;
+  }
+  c->flushes_tail = f;
+  c->nflushes++;
   return 0;
 }

@@ -5,6 +5,10 @@
  * The table is an array sorted by sid. Sids only grow, so insertion is an
  * append; lookup is a binary search; removal shifts the tail (subscribe and
  * unsubscribe are rare next to message dispatch).
+ *
+ * Each subscription keeps its SUB options so that a reconnect can re-send
+ * it with the same sid. While disconnected, SUB and UNSUB frames are not
+ * sent: the table itself is what the reconnect re-sends.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +38,7 @@ static tern_asub_t *find_sub(const tern_conn_t *c, uint64_t sid) {
 
 static void free_sub(tern_asub_t *s) {
   free(s->pattern);
+  free(s->queue);
   free(s);
 }
 
@@ -73,7 +78,7 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
   if (c == NULL || pattern == NULL || cb == NULL) {
     return TERN_EINVAL;
   }
-  if (c->state != TERN__CONNECTED) {
+  if (c->state != TERN__CONNECTED && !c->reconnecting) {
     return TERN_ENOTCONN;
   }
   plen = strlen(pattern);
@@ -93,7 +98,12 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
     c->subs_cap = cap;
   }
   s = calloc(1, sizeof(*s));
-  if (s == NULL || (s->pattern = strdup(pattern)) == NULL) {
+  if (s == NULL || (s->pattern = strdup(pattern)) == NULL ||
+      (opts != NULL && opts->queue != NULL &&
+       (s->queue = strdup(opts->queue)) == NULL)) {
+    if (s != NULL) {
+      free(s->pattern);
+    }
     free(s);
     return TERN_ENOMEM;
   }
@@ -109,12 +119,12 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
     if (opts->queue != NULL) {
       f.u.sub.queue = (tp_str_t){opts->queue, (uint32_t)strlen(opts->queue)};
     }
-    f.u.sub.max_msgs = opts->max_msgs;
-    f.u.sub.max_bytes = opts->max_bytes;
-    f.u.sub.overflow = (int)opts->overflow;
+    f.u.sub.max_msgs = s->limit_msgs = opts->max_msgs;
+    f.u.sub.max_bytes = s->limit_bytes = opts->max_bytes;
+    f.u.sub.overflow = s->overflow = (int)opts->overflow;
   }
   before = c->pending.len;
-  rc = tern__conn_send(c, &f);
+  rc = c->reconnecting ? 0 : tern__conn_send(c, &f);
   if (rc != 0) {
     c->pending.len = before;
     free_sub(s);
@@ -152,7 +162,8 @@ int tern_asub_unsubscribe(tern_asub_t *s, uint64_t max_msgs) {
       return TERN_ENOMEM;
     }
   }
-  if (max_msgs > s->delivered && c->state == TERN__CONNECTED) {
+  if (max_msgs > s->delivered &&
+      (c->state == TERN__CONNECTED || c->reconnecting)) {
     s->max_msgs = max_msgs;
     return 0;
   }
@@ -206,6 +217,41 @@ void tern__sub_on_dropped(tern_conn_t *c, uint64_t sid, uint64_t count) {
       free_sub(s);
     }
   }
+}
+
+/*
+ * After a reconnect, before any held frame: the new broker learns every
+ * live subscription under its old sid, so messages keep reaching the same
+ * callbacks, and an UNSUB with max_msgs asks only for the messages still
+ * due (the new broker counts from zero).
+ */
+int tern__subs_resend(tern_conn_t *c) {
+  for (size_t i = 0; i < c->nsubs; i++) {
+    tern_asub_t *s = c->subs[i];
+    tp_frame_t f;
+    tp_frame_init(&f, TP_SUB);
+    f.u.sub.sid = s->sid;
+    f.u.sub.pattern = (tp_str_t){s->pattern, (uint32_t)strlen(s->pattern)};
+    if (s->queue != NULL) {
+      f.u.sub.queue = (tp_str_t){s->queue, (uint32_t)strlen(s->queue)};
+    }
+    f.u.sub.max_msgs = s->limit_msgs;
+    f.u.sub.max_bytes = s->limit_bytes;
+    f.u.sub.overflow = s->overflow;
+    if (tern__conn_send(c, &f) != 0) {
+      return TERN_ENOMEM;
+    }
+    if (s->max_msgs > s->delivered) {
+      tp_frame_init(&f, TP_UNSUB);
+      f.u.unsub.sid = s->sid;
+      f.u.unsub.has_max = true;
+      f.u.unsub.max_msgs = s->max_msgs - s->delivered;
+      if (tern__conn_send(c, &f) != 0) {
+        return TERN_ENOMEM;
+      }
+    }
+  }
+  return 0;
 }
 
 void tern__subs_free_all(tern_conn_t *c) {

@@ -190,6 +190,24 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   return 0;
 }
 
+int tt_broker_start_on(tt_broker_t *b, int port, const char *const *extra) {
+  const char *argv[MAX_ARGS];
+  char portstr[16];
+  size_t n = 0;
+  snprintf(portstr, sizeof portstr, "%d", port);
+  /* ternd takes the last --port, so this overrides the harness's "0". */
+  argv[n++] = "--port";
+  argv[n++] = portstr;
+  for (size_t i = 0; extra && extra[i]; i++) {
+    cr_assert_lt(n, (size_t)MAX_ARGS - 1, "too many ternd arguments");
+    argv[n++] = extra[i];
+  }
+  argv[n] = NULL;
+  tt_broker_start(b, argv);
+  cr_assert_eq(b->port, port, "ternd bound %d, not %d", b->port, port);
+  return 0;
+}
+
 int tt_broker_stop(tt_broker_t *b) {
   if (b->pid <= 0)
     return -1;

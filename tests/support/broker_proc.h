@@ -58,6 +58,12 @@ int tt_send_try(int fd, const void *buf, size_t len, int timeout_ms);
 /* Monotonic clock in milliseconds, for receive deadlines. */
 int64_t tt_now_ms(void);
 
+/* tt_broker_start on a given port (e.g. the port of a broker that was
+ * killed, so clients reconnect to the same address); extra as for
+ * tt_broker_start. The listener uses SO_REUSEADDR (libuv's default), so the
+ * old connections' TIME_WAIT does not block the bind. */
+int tt_broker_start_on(tt_broker_t *b, int port, const char *const *extra);
+
 /* Defines name_init / name_fini for a Criterion TestSuite whose tests all
  * run against one broker started with the given extra arguments (at least
  * one). Use TT_BROKER_FIXTURE_DEFAULT for a broker without extra flags. */

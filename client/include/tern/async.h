@@ -18,6 +18,13 @@
  * Outbound frames are appended to one bounded buffer and written once per
  * loop iteration (a uv_prepare_t hook), so a burst of publishes costs one
  * write.
+ *
+ * Faults: a connection that was established once reconnects by itself
+ * (tern_options_t.reconnect, on by default), keeping its subscriptions and
+ * buffering what is published meanwhile; tern_options_t.status_cb reports
+ * each transition. "Disconnected" below means lost and reconnecting; "lost"
+ * means lost for good. The request circuit breaker is described with
+ * tern_options_t.breaker_threshold.
  */
 #ifndef TERN_ASYNC_H
 #define TERN_ASYNC_H
@@ -57,14 +64,22 @@ typedef void (*tern_flush_cb)(tern_conn_t *conn, int status, void *cb_data);
 
 /* Connection counters. */
 typedef struct tern_conn_stats {
-  uint64_t msgs_in;   /* MSG frames received */
-  uint64_t bytes_in;  /* payload bytes received */
-  uint64_t msgs_out;  /* PUB frames accepted by tern_conn_publish */
-  uint64_t bytes_out; /* payload bytes of those */
-  uint64_t oks;       /* OK frames after the connect handshake (verbose) */
-  uint64_t errs;      /* ERR frames received */
-  uint64_t dropped;   /* sum of DROPPED counts over all subscriptions */
+  uint64_t msgs_in;    /* MSG frames received */
+  uint64_t bytes_in;   /* payload bytes received */
+  uint64_t msgs_out;   /* PUB frames accepted by tern_conn_publish */
+  uint64_t bytes_out;  /* payload bytes of those */
+  uint64_t oks;        /* OK frames after the connect handshake (verbose) */
+  uint64_t errs;       /* ERR frames received */
+  uint64_t dropped;    /* sum of DROPPED counts over all subscriptions */
+  uint64_t reconnects; /* successful reconnects */
 } tern_conn_stats_t;
+
+/* A request topic's circuit breaker (tern_conn_breaker_state). */
+typedef enum tern_breaker_state {
+  TERN_BREAKER_CLOSED = 0,   /* requests go through */
+  TERN_BREAKER_OPEN = 1,     /* failing fast with TERN_EBREAKER */
+  TERN_BREAKER_HALF_OPEN = 2 /* cool-down over: the next request probes */
+} tern_breaker_state_t;
 
 /*
  * Starts connecting to opts->host:port on loop. opts (and every string it
@@ -95,11 +110,15 @@ TERN_EXTERN void tern_conn_close(tern_conn_t *conn, tern_close_cb cb,
  * without wildcards (and not start with '$': the broker refuses those). The
  * frame is copied into the outbound buffer; payload is borrowed for the call.
  * opts may be NULL. With opts->ack_cb set the callback fires on the PUBACK.
+ * While disconnected (reconnecting) the frame is buffered and sent after
+ * the reconnect, behind the re-sent subscriptions; the same outbound_limit
+ * bounds that buffer. An ack_cb then fires with the PUBACK from the new
+ * connection, or TERN_ECLOSED if reconnecting gives up.
  * Returns 0, or: TERN_ENOTCONN (connect has not completed, or the
- * connection was lost), TERN_ETOPIC (invalid topic or reply), TERN_ETOOLARGE
- * (len above the broker's max_payload), TERN_EWOULDBLOCK (outbound buffer at
- * its limit, or max_inflight acks outstanding: retry after the drain
- * callback), TERN_EINVAL, TERN_ENOMEM.
+ * connection was lost for good), TERN_ETOPIC (invalid topic or reply),
+ * TERN_ETOOLARGE (len above the broker's max_payload), TERN_EWOULDBLOCK
+ * (outbound buffer at its limit, or max_inflight acks outstanding: retry
+ * after the drain callback), TERN_EINVAL, TERN_ENOMEM.
  */
 TERN_EXTERN int tern_conn_publish(tern_conn_t *conn, const char *topic,
                                   const void *payload, size_t len,
@@ -113,7 +132,9 @@ TERN_EXTERN int tern_conn_publish(tern_conn_t *conn, const char *topic,
  * returns) or the connection is freed.
  * Returns 0, or TERN_ENOTCONN, TERN_ETOPIC, TERN_EINVAL, TERN_ENOMEM.
  * Messages may start arriving after the next loop iteration; a flush after
- * subscribing tells you when the broker has registered it.
+ * subscribing tells you when the broker has registered it. The subscription
+ * survives reconnects (re-sent with the same sid and options); made while
+ * disconnected, it is sent with the others on reconnect.
  */
 TERN_EXTERN int tern_conn_subscribe(tern_conn_t *conn, tern_asub_t **out,
                                     const char *pattern,
@@ -145,8 +166,12 @@ TERN_EXTERN tern_conn_t *tern_asub_conn(const tern_asub_t *sub);
  * made on the first request. The publish asks for a PUBACK; when the broker
  * says nobody received it, cb fires with TERN_ENORESPONDERS at once. cb
  * fires exactly once: with the first reply, TERN_ETIMEOUT after timeout_ms,
- * TERN_ENORESPONDERS or TERN_ECLOSED. Later replies are ignored.
- * Returns 0, or the errors of tern_conn_publish (nothing is sent then).
+ * TERN_ENORESPONDERS, TERN_EDISCONNECTED (the connection was lost after the
+ * request was sent: it fails at the loss, it does not wait for the timeout)
+ * or TERN_ECLOSED. Later replies are ignored. A request made while
+ * disconnected is buffered and sent after the reconnect (its timeout runs).
+ * Returns 0, TERN_EBREAKER (the topic's circuit breaker is open: nothing is
+ * sent), or the errors of tern_conn_publish (nothing is sent then).
  */
 TERN_EXTERN int tern_conn_request(tern_conn_t *conn, const char *topic,
                                   const void *payload, size_t len,
@@ -156,7 +181,9 @@ TERN_EXTERN int tern_conn_request(tern_conn_t *conn, const char *topic,
 /*
  * Barrier: sends PING; cb fires with 0 when the matching PONG arrives, i.e.
  * once the broker has processed every frame sent before it; TERN_ETIMEOUT
- * after timeout_ms (0 = no timeout) or TERN_ECLOSED.
+ * after timeout_ms (0 = no timeout), TERN_EDISCONNECTED (lost after the PING
+ * was sent) or TERN_ECLOSED. Made while disconnected, the PING is sent after
+ * the reconnect.
  * Returns 0, TERN_ENOTCONN, TERN_EWOULDBLOCK (max_inflight flushes pending),
  * TERN_ENOMEM.
  */
@@ -172,10 +199,16 @@ TERN_EXTERN int tern_conn_flush(tern_conn_t *conn, uint32_t timeout_ms,
 TERN_EXTERN void tern_conn_read_pause(tern_conn_t *conn);
 TERN_EXTERN void tern_conn_read_resume(tern_conn_t *conn);
 
-/* True between the successful connect callback and the loss or close of the
- * connection. */
+/* True between a CONNECTED status and the next loss or close: false while
+ * reconnecting. */
 TERN_EXTERN bool tern_conn_is_connected(const tern_conn_t *conn);
-/* Bytes in the outbound buffer (not yet handed to the socket or in flight). */
+/* The circuit breaker state of request topic (TERN_BREAKER_CLOSED when the
+ * breaker is off or the topic is not tracked). An OPEN breaker whose
+ * cool-down has passed reads HALF_OPEN. */
+TERN_EXTERN tern_breaker_state_t
+tern_conn_breaker_state(const tern_conn_t *conn, const char *topic);
+/* Bytes in the outbound buffer (not yet written, in flight, or buffered
+ * while disconnected). */
 TERN_EXTERN size_t tern_conn_outbound_bytes(const tern_conn_t *conn);
 /* The broker's max_payload from HELLO (0 before it arrived). */
 TERN_EXTERN uint64_t tern_conn_max_payload(const tern_conn_t *conn);

@@ -11,6 +11,13 @@
  * tern_strerror() and tern_err_name() accept both.
  *
  * A call that returns an error never invokes the callback it was given.
+ *
+ * TERN_ECLOSED and TERN_EDISCONNECTED both fail work that was waiting on the
+ * broker: TERN_ECLOSED when the connection is gone for good (closed by the
+ * application, lost with reconnect disabled, or reconnect gave up);
+ * TERN_EDISCONNECTED when it was lost and the library is reconnecting (the
+ * operation may be retried). TERN_EBREAKER is a request refused at once
+ * because the topic's circuit breaker is open (tern_options_t.breaker_*).
  */
 #ifndef TERN_ERRORS_H
 #define TERN_ERRORS_H
@@ -41,7 +48,9 @@ extern "C" {
   X(NOTCONN, -20015, "not connected")                                          \
   X(LIMIT, -20016, "a server limit was reached")                               \
   X(STALE, -20017, "stale connection")                                         \
-  X(BADURL, -20018, "malformed url")
+  X(BADURL, -20018, "malformed url")                                           \
+  X(DISCONNECTED, -20019, "connection lost, reconnecting")                     \
+  X(BREAKER, -20020, "circuit breaker open for this topic")
 
 typedef enum tern_errno {
   TERN_OK = 0,

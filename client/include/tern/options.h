@@ -42,14 +42,47 @@ typedef void (*tern_error_cb)(tern_conn_t *conn, int err, int wire_code,
  */
 typedef void (*tern_drain_cb)(tern_conn_t *conn, void *cb_data);
 /*
- * Fired once when an established connection is lost for any reason other
- * than tern_conn_close (EOF, socket error, fatal ERR, protocol error). reason
- * is the error. Pending requests, flushes and acks have already been failed
- * with TERN_ECLOSED. The connection must still be closed with
- * tern_conn_close. Loop thread.
+ * Fired once when an established connection is lost for good, for any
+ * reason other than tern_conn_close: with reconnect off, at the loss (EOF,
+ * socket error, fatal ERR, protocol error, missed heartbeats); with
+ * reconnect on, only when reconnecting gives up (reason: the last attempt's
+ * error). Pending requests, flushes and acks have already been failed with
+ * TERN_ECLOSED. The connection must still be closed with tern_conn_close.
+ * Loop thread. (tern_status_cb reports every transition, transient ones
+ * included.)
  */
 typedef void (*tern_disconnect_cb)(tern_conn_t *conn, int reason,
                                    void *cb_data);
+
+/* Connection states reported to tern_status_cb. */
+typedef enum tern_status {
+  /* The broker accepted CONNECT: the first time (just before the connect
+   * callback) and after every successful reconnect (subscriptions already
+   * re-sent, publishes buffered while disconnected queued behind them). */
+  TERN_STATUS_CONNECTED = 1,
+  /* An established connection was lost (reason: TERN_ECLOSED for EOF,
+   * TERN_EGOAWAY after the server's GOAWAY, TERN_ESTALE for a silent server,
+   * a libuv or tern error otherwise). Requests, flushes and acks in flight
+   * have just been failed with TERN_EDISCONNECTED (reconnect on) or
+   * TERN_ECLOSED (off). */
+  TERN_STATUS_DISCONNECTED = 2,
+  /* A reconnect attempt starts (reason: the previous attempt's error, 0 for
+   * the first). Fired once per attempt. */
+  TERN_STATUS_RECONNECTING = 3,
+  /* The connection is down for good: reconnect gave up or was off (reason:
+   * the error), or tern_conn_close was called (reason TERN_ECLOSED). Fired at
+   * most once, and last. */
+  TERN_STATUS_CLOSED = 4
+} tern_status_t;
+
+/*
+ * Connection status transitions, in order: CONNECTED, then for each loss
+ * DISCONNECTED, RECONNECTING (once per attempt) and CONNECTED again, and
+ * finally CLOSED. reason as documented per status. May close the
+ * connection. Loop thread (the blocking API's background thread).
+ */
+typedef void (*tern_status_cb)(tern_conn_t *conn, tern_status_t status,
+                               int reason, void *cb_data);
 
 typedef struct tern_options {
   /* Broker address. host is an IPv4/IPv6 literal or a name resolved with
@@ -92,6 +125,75 @@ typedef struct tern_options {
   tern_disconnect_cb disconnect_cb;
   void *cb_data;
   void *reserved[8];
+
+  /* Status transitions (tern_status_cb), with cb_data. Optional. */
+  tern_status_cb status_cb;
+
+  /*
+   * Server list: NULL, or a comma-separated list of URLs in the forms
+   * tern_options_set_url accepts ("10.0.0.1:7421,10.0.0.2:7421"); it then
+   * replaces host/port. The first connect tries each server once, in order,
+   * and reports the last error if none accepts. Every reconnect attempt
+   * moves on to the next server, wrapping around, so a GOAWAY or a loss sends
+   * the client to the next server (the same one with a single server).
+   * Copied by connect. Malformed: connect returns TERN_EBADURL.
+   */
+  const char *servers;
+
+  /*
+   * Reconnect (default on). Once connected, a lost connection (EOF, socket
+   * error, fatal ERR, GOAWAY, missed heartbeats) is re-established by a
+   * timer on the loop: attempt n waits
+   *   d = min(reconnect_max_ms, reconnect_initial_ms * 2^(n-1)),
+   * shortened by a random fraction of at most reconnect_jitter (0..1) of d,
+   * then re-sends CONNECT, every live subscription with its sid, pattern,
+   * queue group, pending limits and overflow policy (and, after an UNSUB
+   * with max_msgs, an UNSUB for the messages still due), then the frames
+   * buffered while disconnected. While disconnected, publishes, flushes,
+   * requests and subscribes are accepted and buffered (publishes within
+   * outbound_limit, else TERN_EWOULDBLOCK and the drain callback once the
+   * buffer has been sent after the reconnect). Requests, flushes and acks
+   * already sent fail at the loss with TERN_EDISCONNECTED; waits that are
+   * still buffered keep their timeouts. After reconnect_max_attempts failed
+   * attempts in a row (negative: never give up) the connection is lost for
+   * good: everything buffered fails with TERN_ECLOSED, then status CLOSED and
+   * disconnect_cb. A connection that never connected does not reconnect.
+   * reconnect = false: the first loss is final, as described for
+   * disconnect_cb. Defaults: on, 100 ms initial, 5000 ms max, 0.2 jitter,
+   * 60 attempts.
+   */
+  bool reconnect;
+  uint32_t reconnect_initial_ms;
+  uint32_t reconnect_max_ms;
+  int reconnect_max_attempts;
+  double reconnect_jitter;
+
+  /*
+   * Client-side heartbeat, on whenever the broker's HELLO announces a
+   * heartbeat_ms H > 0: after H without any frame from the broker the client
+   * PINGs it, and after 2*H of silence it treats the connection as dead
+   * (TERN_ESTALE) and reconnects. heartbeat_ms (default 0) overrides H when
+   * non-zero.
+   */
+  uint32_t heartbeat_ms;
+
+  /*
+   * Request circuit breaker (default off: breaker_threshold 0). With a
+   * threshold N > 0, each request topic counts consecutive failures
+   * (TERN_ETIMEOUT, TERN_ENORESPONDERS); at N the breaker opens and requests
+   * to that topic fail at once with TERN_EBREAKER (returned by the request
+   * call, no callback) for breaker_cooldown_ms. Then it is half-open: one
+   * request goes through as a probe while the others still get
+   * TERN_EBREAKER; a reply closes the breaker, a failure opens it for
+   * another cool-down. TERN_EDISCONNECTED and TERN_ECLOSED outcomes do not
+   * count. At most breaker_max_topics (default 1024) topics are tracked;
+   * topics with no recent failure are forgotten first. Default cool-down
+   * 5000 ms. Off by default because failing fast changes what callers see;
+   * turn it on for request paths that must not pile up on a dead service.
+   */
+  uint32_t breaker_threshold;
+  uint32_t breaker_cooldown_ms;
+  uint32_t breaker_max_topics;
 } tern_options_t;
 
 /* Fills *o with the defaults above. Any thread. */

@@ -16,6 +16,16 @@
  * waits (publish_timeout_ms); a subscription whose local queue is full
  * makes the background thread stop reading the socket until the
  * application has taken half of it, so the broker holds the publishers.
+ *
+ * Reconnect is transparent (tern_options_t.reconnect, on by default):
+ * while the background thread reconnects, subscriptions stay alive and
+ * tern_sub_next keeps waiting; publishes are held (the command queue and
+ * the connection's held buffer, each bounded by outbound_limit, then
+ * TERN_EWOULDBLOCK after publish_timeout_ms); requests, flushes and
+ * publish_ack calls whose frames were already sent fail at once with
+ * TERN_EDISCONNECTED, later ones are sent after the reconnect. Only when
+ * the client is closed or reconnecting gives up do calls answer
+ * TERN_ECLOSED. status_cb reports the transitions on the background thread.
  */
 #ifndef TERN_SYNC_H
 #define TERN_SYNC_H
@@ -95,7 +105,8 @@ TERN_EXTERN int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
  * Pops the next message, waiting up to timeout_ms for one. Returns 0 with
  * *out set (the caller owns it: tern_msg_release), TERN_ETIMEOUT, or
  * TERN_ECLOSED once the subscription has ended (unsubscribed, max_msgs
- * reached, connection lost) and its queue is empty. One consumer thread at a
+ * reached, connection lost for good: a reconnect does not end it) and its
+ * queue is empty. One consumer thread at a
  * time per subscription; any thread.
  */
 TERN_EXTERN int tern_sub_next(tern_sub_t *sub, int timeout_ms,
@@ -125,7 +136,9 @@ TERN_EXTERN uint64_t tern_sub_sid(const tern_sub_t *sub);
 /*
  * Sends a request and waits for the first reply (see tern_conn_request).
  * Returns 0 with *reply (caller releases it), TERN_ETIMEOUT,
- * TERN_ENORESPONDERS, TERN_ECLOSED, or the publish errors. Any thread.
+ * TERN_ENORESPONDERS, TERN_EDISCONNECTED (the connection was lost after the
+ * request was sent), TERN_EBREAKER (circuit breaker open), TERN_ECLOSED, or
+ * the publish errors. Any thread.
  */
 TERN_EXTERN int tern_client_request(tern_client_t *cl, const char *topic,
                                     const void *payload, size_t len,
@@ -133,7 +146,8 @@ TERN_EXTERN int tern_client_request(tern_client_t *cl, const char *topic,
 
 /*
  * Waits until the broker has processed everything this client sent before
- * (PING/PONG). Returns 0, TERN_ETIMEOUT, TERN_ECLOSED. Any thread.
+ * (PING/PONG). Returns 0, TERN_ETIMEOUT, TERN_EDISCONNECTED, TERN_ECLOSED.
+ * Any thread.
  */
 TERN_EXTERN int tern_client_flush(tern_client_t *cl, int timeout_ms);
 
