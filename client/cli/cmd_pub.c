@@ -24,6 +24,8 @@ enum {
   OPT_ACK,
   OPT_COUNT,
   OPT_SIZE,
+  OPT_RETAIN,
+  OPT_TTL,
 };
 
 static const cli_opt_t pub_opts[] = {
@@ -36,6 +38,10 @@ static const cli_opt_t pub_opts[] = {
      "publish N messages (MESSAGE each time, or generated ones)"},
     {"size", 0, true, OPT_SIZE, "BYTES",
      "size of each generated message (default 16)"},
+    {"retain", 0, false, OPT_RETAIN, NULL,
+     "keep as the topic's retained message (an empty MESSAGE deletes it)"},
+    {"ttl", 0, true, OPT_TTL, "MS",
+     "with --retain: the retained message expires after MS milliseconds"},
     {0},
 };
 
@@ -60,6 +66,8 @@ typedef struct pub_args {
   const char **header_values;
   size_t header_count;
   bool ack;
+  bool retain;
+  uint64_t ttl_ms;
   uint64_t count;
   uint64_t size;
   bool generate; /* --count or --size given */
@@ -104,6 +112,11 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
   case OPT_ACK:
     a->ack = true;
     return 0;
+  case OPT_RETAIN:
+    a->retain = true;
+    return 0;
+  case OPT_TTL:
+    return cli_parse_u64(info, "--ttl", value, 1, UINT64_MAX, &a->ttl_ms);
   case OPT_COUNT:
     a->generate = true;
     return cli_parse_u64(info, "--count", value, 1, UINT64_MAX, &a->count);
@@ -261,6 +274,10 @@ static int run(const pub_args_t *a, const cli_common_t *common,
   pub_state_t st;
   int rc;
   memset(&st, 0, sizeof(st));
+  if (a->ttl_ms != 0 && !a->retain) {
+    cli_usage_error(&pub_info, "--ttl only applies with --retain");
+    return CLI_EXIT_USAGE;
+  }
   if (cli_options(&pub_info, common, &o) != 0) {
     return CLI_EXIT_USAGE;
   }
@@ -273,6 +290,8 @@ static int run(const pub_args_t *a, const cli_common_t *common,
   st.popts.header_keys = a->header_keys;
   st.popts.header_values = a->header_values;
   st.popts.header_count = a->header_count;
+  st.popts.retain = a->retain;
+  st.popts.ttl_ms = a->ttl_ms;
   st.ack = a->ack;
   if (a->generate) {
     rc = publish_generated(&st, topic, message, a->count, a->size);

@@ -107,8 +107,9 @@ int cli_print_msg(FILE *out, uint64_t seq, const tern_msg_t *m,
       return -1;
     }
   } else {
-    if (fprintf(out, "[#%llu] %s: ", (unsigned long long)seq,
-                tern_msg_topic(m)) < 0 ||
+    if (fprintf(out, "[#%llu] %s%s: ", (unsigned long long)seq,
+                tern_msg_topic(m),
+                tern_msg_retained(m) ? " (retained)" : "") < 0 ||
         cli_print_payload(out, data, len) != 0 || fputc('\n', out) == EOF) {
       return -1;
     }

@@ -106,6 +106,25 @@ Test(cli_pubsub, count_repeats_the_message) {
   tc_free(&pub);
 }
 
+/* A retained message reaches a subscriber that arrives after it, marked;
+ * a live one published after the subscription follows it, unmarked. */
+Test(cli_pubsub, retained_message_reaches_a_later_subscriber) {
+  tc_proc_t sub, pub, live;
+  const char *pub_args[] = {"pub", "--retain", "--ttl", "60000",
+                            "cfg.color", "blue", NULL};
+  const char *sub_args[] = {"--count", "2", "cfg.>", NULL};
+  const char *live_args[] = {"pub", "cfg.size", "large", NULL};
+  run_ok(&pub, pub_args, NULL);
+  start_sub(&sub, sub_args);
+  run_ok(&live, live_args, NULL);
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0);
+  cr_expect_str_eq(sub.out.data, "[#1] cfg.color (retained): blue\n"
+                                 "[#2] cfg.size: large\n");
+  tc_free(&sub);
+  tc_free(&pub);
+  tc_free(&live);
+}
+
 Test(cli_pubsub, ack_reports_receivers) {
   tc_proc_t sub, pub, lonely;
   const char *sub_args[] = {"--count", "1", "acked", NULL};
