@@ -38,11 +38,40 @@ static bool is_token(const char *tok, size_t n, char c) {
  * control byte, valid UTF-8 overall; wildcards only as whole tokens, only
  * when allowed, and '>' only last.
  */
+/*
+ * A publish topic in printable ASCII, checked in one pass: every PUB comes
+ * through here. 1 valid, 0 invalid, -1 not ASCII (the general check
+ * decides). Without wildcards, '*' and '>' are invalid anywhere.
+ */
+static int ascii_topic_valid(const char *s, size_t len) {
+  bool empty_token = true;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '.') {
+      if (empty_token)
+        return 0;
+      empty_token = true;
+      continue;
+    }
+    if (c >= 0x80)
+      return -1;
+    if (c <= 0x20 || c == 0x7F || c == '*' || c == '>')
+      return 0;
+    empty_token = false;
+  }
+  return !empty_token;
+}
+
 static bool valid(const char *s, size_t len, size_t max_len, bool wildcards) {
   if (max_len == 0)
     max_len = TP_DEFAULT_MAX_TOPIC;
   if (s == NULL || len == 0 || len > max_len)
     return false;
+  if (!wildcards) {
+    int fast = ascii_topic_valid(s, len);
+    if (fast >= 0)
+      return fast == 1;
+  }
   if (!tp__utf8_valid((const uint8_t *)s, len))
     return false;
   tp_token_iter_t it;
