@@ -1,7 +1,9 @@
 /*
  * The msgbuf pool: a free list of released buffers. Buffers whose capacity
  * grew past KEEP_CAP_MAX give their bytes back to malloc on release, so one
- * large message does not pin memory in the pool.
+ * large message does not pin memory in the pool; and the pool keeps at most
+ * keep_bytes of capacity, so its count limit can be high enough to absorb
+ * the burst of releases that one large completed write produces.
  */
 #include "msgbuf.h"
 
@@ -15,14 +17,18 @@ struct msgbuf_pool {
   msgbuf_t *free_list;
   size_t nfree;
   size_t keep_max;
+  size_t keep_bytes; /* capacity the free list may hold */
+  size_t free_bytes; /* capacity it holds */
   size_t live;
 };
 
-int msgbuf_pool_create(msgbuf_pool_t **out, size_t keep_max) {
+int msgbuf_pool_create(msgbuf_pool_t **out, size_t keep_max,
+                       size_t keep_bytes) {
   msgbuf_pool_t *p = calloc(1, sizeof *p);
   if (p == NULL)
     return TP_ENOMEM;
   p->keep_max = keep_max;
+  p->keep_bytes = keep_bytes;
   *out = p;
   return 0;
 }
@@ -49,6 +55,7 @@ msgbuf_t *msgbuf_get(msgbuf_pool_t *pool) {
   if (b != NULL) {
     pool->free_list = b->next_free;
     pool->nfree--;
+    pool->free_bytes -= b->bytes.cap;
   } else {
     b = calloc(1, sizeof *b);
     if (b == NULL)
@@ -69,14 +76,16 @@ void msgbuf_unref(msgbuf_t *b) {
     return;
   msgbuf_pool_t *pool = b->pool;
   pool->live--;
-  if (pool->nfree >= pool->keep_max) {
+  if (b->bytes.cap > KEEP_CAP_MAX)
+    tp_buf_free(&b->bytes);
+  if (pool->nfree >= pool->keep_max ||
+      pool->free_bytes + b->bytes.cap > pool->keep_bytes) {
     tp_buf_free(&b->bytes);
     free(b);
     return;
   }
-  if (b->bytes.cap > KEEP_CAP_MAX)
-    tp_buf_free(&b->bytes);
   b->next_free = pool->free_list;
   pool->free_list = b;
   pool->nfree++;
+  pool->free_bytes += b->bytes.cap;
 }

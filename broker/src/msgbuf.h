@@ -29,8 +29,9 @@ typedef struct msgbuf {
   msgbuf_pool_t *pool;
 } msgbuf_t;
 
-/* keep_max: released buffers kept for reuse. 0 or TP_ENOMEM. */
-int msgbuf_pool_create(msgbuf_pool_t **out, size_t keep_max);
+/* Keeps up to keep_max released buffers holding at most keep_bytes of
+ * capacity in all for reuse. 0 or TP_ENOMEM. */
+int msgbuf_pool_create(msgbuf_pool_t **out, size_t keep_max, size_t keep_bytes);
 /* Frees the kept buffers. Every buffer must have been released. */
 void msgbuf_pool_destroy(msgbuf_pool_t *pool);
 /* Buffers currently handed out (for leak checks and metrics). */

@@ -12,6 +12,10 @@
 
 /* Buffers per writev: two per entry (head, body). */
 #define MAX_BUFS 512
+/* Bytes copied together for one uv_try_write; a body larger than
+ * COALESCE_MAX is written from its own buffer instead of being copied. */
+#define SCRATCH_SIZE (256u * 1024u)
+#define COALESCE_MAX 512u
 
 struct outq_pool {
   outq_entry_t *free_list; /* chained through link.next */
@@ -19,6 +23,7 @@ struct outq_pool {
   size_t keep_max;
   size_t live;          /* entries in some queue */
   uint64_t body_bytes;  /* bodies with queued > 0, each once */
+  uint8_t *scratch;     /* SCRATCH_SIZE bytes, reused by every flush */
 };
 
 uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
@@ -29,6 +34,11 @@ int outq_pool_create(outq_pool_t **out, size_t keep_max) {
   outq_pool_t *p = calloc(1, sizeof *p);
   if (p == NULL)
     return TP_ENOMEM;
+  p->scratch = malloc(SCRATCH_SIZE);
+  if (p->scratch == NULL) {
+    free(p);
+    return TP_ENOMEM;
+  }
   p->keep_max = keep_max;
   *out = p;
   return 0;
@@ -43,6 +53,7 @@ void outq_pool_destroy(outq_pool_t *pool) {
     free(e);
     e = next;
   }
+  free(pool->scratch);
   free(pool);
 }
 
@@ -210,37 +221,88 @@ static size_t gather(outq_t *q, size_t skip, size_t cap, size_t max_entries,
   return nb;
 }
 
+/*
+ * Like gather from the first entry, but for uv_try_write: small entries are
+ * copied back to back into the pool's scratch buffer, so a run of small
+ * messages becomes one buffer instead of two per message (the kernel's
+ * cost per iovec, not per byte, dominates for small messages). Bodies
+ * above COALESCE_MAX keep a buffer of their own. The scratch bytes are
+ * only valid until the next flush: what the kernel does not take is
+ * handed to uv_write from the entries themselves (gather).
+ */
+static size_t gather_copy(outq_t *q, size_t cap, uv_buf_t *bufs,
+                          size_t *nentries) {
+  uint8_t *scratch = q->pool->scratch;
+  size_t used = 0, nb = 0, total = 0, k = 0;
+  bool open = false; /* bufs[nb - 1] is a scratch run still growing */
+  for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
+    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
+    if (k > 0 && total >= cap)
+      break;
+    size_t hs = e->head_len, bs = e->body ? e->body->bytes.len : 0;
+    bool copy_body = bs <= COALESCE_MAX;
+    size_t ncopy = hs + (copy_body ? bs : 0);
+    size_t nnew = (open || ncopy == 0 ? 0 : 1) + (copy_body ? 0 : 1);
+    if (used + ncopy > SCRATCH_SIZE || nb + nnew > MAX_BUFS)
+      break;
+    if (ncopy > 0) {
+      if (!open)
+        bufs[nb++] = uv_buf_init((char *)scratch + used, 0);
+      memcpy(scratch + used, e->head, hs);
+      if (copy_body && bs > 0)
+        memcpy(scratch + used + hs, e->body->bytes.data, bs);
+      used += ncopy;
+      bufs[nb - 1].len += ncopy;
+      open = true;
+    }
+    if (!copy_body) {
+      bufs[nb++] = uv_buf_init((char *)e->body->bytes.data, (unsigned)bs);
+      open = false;
+    }
+    total += e->bytes;
+    k++;
+  }
+  *nentries = k;
+  return nb;
+}
+
 int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
   if (q->writing)
     return 1;
-  if (q->nentries == 0)
-    return 0;
   uv_buf_t bufs[MAX_BUFS];
-  size_t k = 0;
-  size_t nb = gather(q, 0, cap, SIZE_MAX, bufs, &k);
-  if (nb == 0)
-    return 0; /* only empty entries: cannot happen, frames are never empty */
-  int n = uv_try_write(stream, bufs, (unsigned)nb);
-  if (n == UV_EAGAIN || n == UV_ENOSYS)
-    n = 0;
-  else if (n < 0)
-    return n;
-  /* Entries the kernel took whole are done now. */
-  size_t written = (size_t)n;
-  while (k > 0) {
-    outq_entry_t *e = LIST_ENTRY(q->entries.next, outq_entry_t, link);
-    if (e->bytes > written)
+  size_t k = 0, sent = 0, written = 0;
+  /* As long as the kernel takes everything, up to cap bytes this turn. */
+  for (;;) {
+    if (q->nentries == 0)
+      return 0;
+    if (sent >= cap)
+      return 1;
+    size_t nb = gather_copy(q, cap - sent, bufs, &k);
+    if (nb == 0)
+      return 0; /* only empty entries: cannot happen, frames are never empty */
+    int n = uv_try_write(stream, bufs, (unsigned)nb);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+      n = 0;
+    else if (n < 0)
+      return n;
+    /* Entries the kernel took whole are done now. */
+    written = (size_t)n;
+    sent += written;
+    while (k > 0) {
+      outq_entry_t *e = LIST_ENTRY(q->entries.next, outq_entry_t, link);
+      if (e->bytes > written)
+        break;
+      written -= e->bytes;
+      entry_release(q, e, true);
+      k--;
+    }
+    if (k > 0)
       break;
-    written -= e->bytes;
-    entry_release(q, e, true);
-    k--;
   }
-  if (k == 0)
-    return outq_empty(q) ? 0 : 1;
   /* The rest of this batch (the first entry maybe half sent) waits in
    * uv_write; its entries stay queued and accounted until write_cb. */
   size_t k2 = 0;
-  nb = gather(q, written, SIZE_MAX, k, bufs, &k2);
+  size_t nb = gather(q, written, SIZE_MAX, k, bufs, &k2);
   size_t i = 0;
   for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
     set_inflight(LIST_ENTRY(ln, outq_entry_t, link), true);

@@ -80,6 +80,9 @@ struct sublist {
   size_t cache_live; /* entries of the current generation */
   uint64_t gen;
   uint64_t rng; /* xorshift state for random eviction */
+  /* The last entry returned: a publisher usually repeats its topic, and
+   * comparing against it is cheaper than hashing. Cleared when dropped. */
+  centry_t *last;
 
   /* Scratch reused by every uncached match, so it allocates only to grow. */
   node_t **hits;
@@ -260,6 +263,8 @@ static uint64_t rng_next(sublist_t *sl) {
 }
 
 static void cache_drop(sublist_t *sl, centry_t *e) {
+  if (sl->last == e)
+    sl->last = NULL;
   hashmap_remove(sl->cache, e->topic, e->tlen);
   if (e->gen == sl->gen)
     sl->cache_live--;
@@ -524,10 +529,18 @@ static int build_entry(sublist_t *sl, const char *topic, size_t tlen,
 int sublist_match(sublist_t *sl, const char *topic, size_t tlen,
                   const sublist_result_t **out) {
   sl->matches++;
-  centry_t *e = hashmap_get(sl->cache, topic, tlen);
+  centry_t *e = sl->last;
+  if (e != NULL && e->gen == sl->gen && e->tlen == tlen &&
+      memcmp(e->topic, topic, tlen) == 0) {
+    sl->cache_hits++;
+    *out = &e->res;
+    return 0;
+  }
+  e = hashmap_get(sl->cache, topic, tlen);
   if (e != NULL) {
     if (e->gen == sl->gen) {
       sl->cache_hits++;
+      sl->last = e;
       *out = &e->res;
       return 0;
     }
@@ -543,6 +556,7 @@ int sublist_match(sublist_t *sl, const char *topic, size_t tlen,
     return TP_ENOMEM;
   }
   sl->cache_live++;
+  sl->last = e;
   *out = &e->res;
   return 0;
 }

@@ -1,10 +1,12 @@
 /*
  * Frame decoder: one untrusted body -> a tp_frame_t of views into it.
  *
- * Three steps: the bounded guard walk (msgpack_guard.c), msgpack_unpack into
- * a zone reused between frames (str/bin objects point into the body, nothing
- * is copied), then a strict mapping of the msgpack_object onto the frame
- * layout of PROTOCOL.md with a precise reason for every refusal.
+ * Plain PUB and MSG frames take a one-walk fast path (frame_hot.c). The
+ * rest takes three steps: the bounded guard walk (msgpack_guard.c),
+ * msgpack_unpack into a zone reused between frames (str/bin objects point
+ * into the body, nothing is copied), then a strict mapping of the
+ * msgpack_object onto the frame layout of PROTOCOL.md with a precise reason
+ * for every refusal.
  */
 #include <msgpack.h>
 #include <stdarg.h>
@@ -415,6 +417,15 @@ static int map_frame(ctx_t *c, const msgpack_object_array *a, tp_frame_t *f) {
 
 int tp_frame_decode(tp_decoder_t *d, const uint8_t *body, size_t len,
                     tp_frame_t *f) {
+  if (tp__frame_decode_hot(body, len, f)) {
+    d->errmsg[0] = '\0';
+    return 0;
+  }
+  return tp__frame_decode_general(d, body, len, f);
+}
+
+int tp__frame_decode_general(tp_decoder_t *d, const uint8_t *body, size_t len,
+                             tp_frame_t *f) {
   ctx_t c = {d, body, len, "frame", 0};
   const char *why = NULL;
   d->errmsg[0] = '\0';

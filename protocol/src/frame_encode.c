@@ -5,6 +5,7 @@
 #include <msgpack.h>
 #include <string.h>
 
+#include "proto_internal.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 
@@ -328,6 +329,11 @@ int tp_msg_body_encode(tp_buf_t *out, tp_str_t topic, tp_bytes_t payload,
                        bool *has_opts) {
   if (topic.ptr == NULL || (payload.ptr == NULL && payload.len != 0))
     return TP_EINVAL;
+  if (reply.ptr == NULL && headers.raw == NULL && !retained) {
+    if (has_opts != NULL)
+      *has_opts = false;
+    return tp__msg_body_encode_plain(out, topic, payload);
+  }
   size_t start = out->len;
   enc_t e;
   enc_init(&e, out);

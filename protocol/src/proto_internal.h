@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tern_proto/frame.h"
+
 /* Deepest container nesting accepted; the frame's own array is level 1. */
 #define TP_MP_MAX_DEPTH 32
 
@@ -50,6 +52,21 @@ size_t tp__mp_skip(const uint8_t *p, size_t avail);
  */
 int tp__mp_locate(const uint8_t *body, size_t len, uint32_t elem,
                   const char *key, size_t *off, size_t *size);
+
+/*
+ * The hot frames' fast path (frame_hot.c): 1 when body is a plain
+ * [3, topic, payload] or [6, sid, topic, payload] and *f holds it exactly as
+ * tp__frame_decode_general would decode it; 0 (f untouched) when the
+ * general decoder must handle it, errors included.
+ */
+int tp__frame_decode_hot(const uint8_t *body, size_t len, tp_frame_t *f);
+/* tp_frame_decode without the fast path (for differential tests). */
+int tp__frame_decode_general(tp_decoder_t *d, const uint8_t *body, size_t len,
+                             tp_frame_t *f);
+/* Appends the MSG body of topic and payload without opts, canonically.
+ * 0 or TP_ENOMEM. */
+int tp__msg_body_encode_plain(tp_buf_t *out, tp_str_t topic,
+                              tp_bytes_t payload);
 
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
 bool tp__utf8_valid(const uint8_t *s, size_t len);

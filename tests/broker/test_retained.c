@@ -20,7 +20,7 @@ static retained_t *store;
 static void setup(void) {
   cr_assert_eq(uv_loop_init(&loop), 0);
   cr_assert_eq(uv_timer_init(&loop, &timer), 0);
-  cr_assert_eq(msgbuf_pool_create(&pool, 16), 0);
+  cr_assert_eq(msgbuf_pool_create(&pool, 16, 1 << 20), 0);
   cr_assert_eq(retained_create(&store, &timer, 0, 0), 0);
 }
 
