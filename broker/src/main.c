@@ -85,8 +85,11 @@ int main(int argc, char **argv) {
   int exit_code = 0;
   rc = server_listen(&srv);
   if (rc != 0) {
-    fprintf(stderr, "ternd: cannot listen on %s:%d: %s\n", srv.cfg.host,
-            srv.cfg.port, uv_strerror(rc));
+    /* The monitoring port logs its own failure; this names the cause. */
+    fprintf(stderr, "ternd: cannot start (listening on %s:%d%s): %s\n",
+            srv.cfg.host, srv.cfg.port,
+            srv.listening ? " worked, monitoring did not" : "",
+            uv_strerror(rc));
     exit_code = 1;
     server_shutdown(&srv); /* closes the handles made so far */
   }
