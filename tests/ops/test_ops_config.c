@@ -258,3 +258,29 @@ Test(ops_config, json_logs_carry_connection_fields) {
   }
   cr_assert_fail("no 'connected' line in the log");
 }
+
+Test(ops_config, shipped_example_is_valid_and_complete) {
+  ops_run_t r;
+  ops_run_ternd(&r, (const char *[]){"--check-config", TERN_EXAMPLE_CONF, NULL},
+                NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  /* Every option printed is documented in the example. */
+  static char example[65536];
+  FILE *fp = fopen(TERN_EXAMPLE_CONF, "r");
+  cr_assert_not_null(fp);
+  size_t n = fread(example, 1, sizeof example - 1, fp);
+  fclose(fp);
+  example[n] = '\0';
+  for (char *l = strtok(r.out, "\n"); l; l = strtok(NULL, "\n")) {
+    if (l[0] == '#')
+      continue;
+    char key[64];
+    cr_assert_eq(sscanf(l, "%63s =", key), 1, "%s", l);
+    char want[80];
+    snprintf(want, sizeof want, "\n%s =", key);
+    char alt[80];
+    snprintf(alt, sizeof alt, "\n;%s =", key);
+    cr_assert(strstr(example, want) || strstr(example, alt),
+              "option %s is not in deploy/ternd.conf", key);
+  }
+}
