@@ -101,7 +101,7 @@ start_server() {
   local name=$1 port=${PORT[$1]}
   port_busy "$port" && die "port $port for $name is already in use (set PORT_BASE)"
   case $name in
-    tern) "$TERND" --host 127.0.0.1 --port "$port" --log-level warn \
+    tern) "$TERND" --host 127.0.0.1 --port "$port" --http-port 0 --log-level warn \
             >"$TMP/tern.log" 2>&1 & ;;
     nats) nats-server -a 127.0.0.1 -p "$port" >"$TMP/nats.log" 2>&1 & ;;
     redis) redis-server --bind 127.0.0.1 --port "$port" --save '' \

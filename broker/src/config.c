@@ -6,11 +6,14 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "tern_proto/frame.h"
 
@@ -33,6 +36,14 @@ void config_defaults(config_t *cfg) {
   cfg->drain_timeout_ms = 5000;
   cfg->max_topic = TP_DEFAULT_MAX_TOPIC;
   cfg->log_level = LOG_INFO;
+  cfg->log_format = LOG_FORMAT_PLAIN;
+  cfg->http_port = TERND_DEFAULT_HTTP_PORT;
+  cfg->sys_interval_ms = 10000;
+}
+
+void config_free(config_t *cfg) {
+  auth_db_unref(cfg->users);
+  cfg->users = NULL;
 }
 
 static void usage(FILE *out) {
@@ -65,6 +76,22 @@ static void usage(FILE *out) {
       "(268435456)\n"
       "  --drain-timeout-ms MS    flush deadline at shutdown (5000)\n"
       "  --log-level L            error|warn|info|debug (info)\n"
+      "  --log-format F           plain|json (plain)\n"
+      "  --http-host H            monitoring HTTP address (same as --host)\n"
+      "  --http-port P            monitoring HTTP port, 0 = off, -1 = "
+      "ephemeral (8421)\n"
+      "  --auth-token T           require this token in CONNECT\n"
+      "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
+      "(10000)\n"
+      "  --config FILE            read options (and [user NAME] sections) "
+      "from FILE\n"
+      "  --check-config FILE      validate FILE, print the effective "
+      "configuration\n"
+      "  --hash-password          read a password on stdin, print its hash\n"
+      "\n"
+      "Every option is also a file key (max_payload) and an environment\n"
+      "variable (TERN_MAX_PAYLOAD). Flags win over the environment, the\n"
+      "environment over the file, the file over the defaults.\n"
       "  --help                   this text\n"
       "  --version                print the version\n");
 }
@@ -84,143 +111,216 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max,
 }
 
 typedef enum {
-  F_HOST,
-  F_PORT,
-  F_READY_FD,
-  F_MAX_PAYLOAD,
-  F_MAX_CONNS,
-  F_MAX_SUBS,
-  F_CONNECT_TIMEOUT,
-  F_HEARTBEAT,
-  F_PENDING_MSGS,
-  F_PENDING_BYTES,
-  F_PENDING_TOTAL,
-  F_STALL,
-  F_RETAINED_TOPICS,
-  F_RETAINED_BYTES,
-  F_DRAIN,
-  F_LOG_LEVEL
-} flag_id;
+  K_U64,    /* uint64_t within [min, max] */
+  K_INT,    /* int within [min, max] */
+  K_HOST,   /* numeric IPv4/IPv6 address */
+  K_HOST0,  /* the same, or "" */
+  K_LEVEL,  /* log level name */
+  K_FORMAT, /* log format name */
+  K_SECRET, /* string, never printed */
+  K_PATH    /* string */
+} kind_t;
 
-typedef struct flag_spec {
-  const char *name;
-  flag_id id;
-  uint64_t min, max; /* for numeric flags */
-} flag_spec_t;
+typedef struct opt_spec {
+  const char *key; /* file spelling; the flag is --key with '-' for '_' */
+  kind_t kind;
+  size_t offset, size;
+  uint64_t min, max;
+  bool flag_only; /* not in the file (and not printed) */
+} opt_spec_t;
+
+#define OPT(k, kind, min, max)                                                 \
+  {#k, kind, offsetof(config_t, k), sizeof(((config_t *)0)->k), min, max, false}
+#define OPT_FLAG(k, kind, min, max)                                            \
+  {#k, kind, offsetof(config_t, k), sizeof(((config_t *)0)->k), min, max, true}
 
 /* max_payload is bounded so that max_frame still fits the 32-bit prefix. */
-static const flag_spec_t flags[] = {
-    {"--host", F_HOST, 0, 0},
-    {"--port", F_PORT, 0, 65535},
-    {"--ready-fd", F_READY_FD, 0, 1u << 20},
-    {"--max-payload", F_MAX_PAYLOAD, 1, UINT32_MAX - TP_FRAME_OVERHEAD},
-    {"--max-connections", F_MAX_CONNS, 0, UINT32_MAX},
-    {"--max-subs", F_MAX_SUBS, 0, UINT32_MAX},
-    {"--connect-timeout-ms", F_CONNECT_TIMEOUT, 1, 86400000},
-    {"--heartbeat-ms", F_HEARTBEAT, 0, 86400000},
-    {"--max-pending-msgs", F_PENDING_MSGS, 1, UINT32_MAX},
-    {"--max-pending-bytes", F_PENDING_BYTES, 1, UINT64_MAX / 2},
-    {"--max-pending-total", F_PENDING_TOTAL, 0, UINT64_MAX / 2},
-    {"--stall-timeout-ms", F_STALL, 1, 86400000},
-    {"--max-retained-topics", F_RETAINED_TOPICS, 0, UINT64_MAX / 2},
-    {"--max-retained-bytes", F_RETAINED_BYTES, 0, UINT64_MAX / 2},
-    {"--drain-timeout-ms", F_DRAIN, 0, 86400000},
-    {"--log-level", F_LOG_LEVEL, 0, 0},
+static const opt_spec_t opts[] = {
+    OPT(host, K_HOST, 0, 0),
+    OPT(port, K_INT, 0, 65535),
+    OPT_FLAG(ready_fd, K_INT, 0, 1u << 20),
+    OPT(max_payload, K_U64, 1, UINT32_MAX - TP_FRAME_OVERHEAD),
+    OPT(max_connections, K_U64, 0, UINT32_MAX),
+    OPT(max_subs, K_U64, 0, UINT32_MAX),
+    OPT(connect_timeout_ms, K_U64, 1, 86400000),
+    OPT(heartbeat_ms, K_U64, 0, 86400000),
+    OPT(max_pending_msgs, K_U64, 1, UINT32_MAX),
+    OPT(max_pending_bytes, K_U64, 1, UINT64_MAX / 2),
+    OPT(max_pending_total, K_U64, 0, UINT64_MAX / 2),
+    OPT(stall_timeout_ms, K_U64, 1, 86400000),
+    OPT(max_retained_topics, K_U64, 0, UINT64_MAX / 2),
+    OPT(max_retained_bytes, K_U64, 0, UINT64_MAX / 2),
+    OPT(drain_timeout_ms, K_U64, 0, 86400000),
+    OPT(log_level, K_LEVEL, 0, 0),
+    OPT(log_format, K_FORMAT, 0, 0),
+    OPT(http_host, K_HOST0, 0, 0),
+    OPT(http_port, K_INT, 0, 65535),
+    OPT(auth_token, K_SECRET, 0, 0),
+    OPT(sys_interval_ms, K_U64, 0, 86400000),
+    OPT_FLAG(config_file, K_PATH, 0, 0),
 };
+#define NOPTS (sizeof opts / sizeof opts[0])
 
-/* Stores one flag's value; false (with a message) when it is bad. */
-static bool apply(config_t *cfg, const flag_spec_t *spec, const char *val,
-                  FILE *err) {
+static const opt_spec_t *find_opt(const char *key) {
+  for (size_t i = 0; i < NOPTS; i++) {
+    if (strcmp(opts[i].key, key) == 0)
+      return &opts[i];
+  }
+  return NULL;
+}
+
+static bool valid_ip(const char *val) {
+  uint8_t addr[16];
+  return inet_pton(AF_INET, val, addr) == 1 ||
+         inet_pton(AF_INET6, val, addr) == 1;
+}
+
+int config_set(config_t *cfg, const char *key, const char *val, bool *known,
+               char *err, size_t errlen) {
+  const opt_spec_t *o = find_opt(key);
+  *known = o != NULL;
+  if (o == NULL) {
+    snprintf(err, errlen, "unknown option '%s'", key);
+    return -1;
+  }
+  char *field = (char *)cfg + o->offset;
   uint64_t v = 0;
-  switch (spec->id) {
-  case F_HOST:
+  switch (o->kind) {
+  case K_HOST:
+  case K_HOST0:
     /* Numeric addresses only: resolving names would block startup. */
-    uint8_t addr[16];
-    if (strlen(val) >= sizeof cfg->host ||
-        (inet_pton(AF_INET, val, addr) != 1 &&
-         inet_pton(AF_INET6, val, addr) != 1)) {
-      fprintf(err,
-              "ternd: invalid value for --host: '%s' (expected an IPv4 or "
-              "IPv6 address)\n",
-              val);
-      return false;
+    if (strlen(val) >= o->size ||
+        (!valid_ip(val) && !(o->kind == K_HOST0 && *val == '\0'))) {
+      snprintf(err, errlen,
+               "invalid value for %s: '%s' (expected an IPv4 or IPv6 "
+               "address)",
+               key, val);
+      return -1;
     }
-    snprintf(cfg->host, sizeof cfg->host, "%s", val);
-    return true;
-  case F_LOG_LEVEL: {
+    snprintf(field, o->size, "%s", val);
+    return 0;
+  case K_LEVEL: {
     int lvl = log_level_parse(val);
     if (lvl < 0) {
-      fprintf(err,
-              "ternd: invalid value for --log-level: '%s' (expected "
-              "error, warn, info or debug)\n",
-              val);
-      return false;
+      snprintf(err, errlen,
+               "invalid value for %s: '%s' (expected error, warn, info or "
+               "debug)",
+               key, val);
+      return -1;
     }
     cfg->log_level = lvl;
-    return true;
+    return 0;
   }
-  default:
+  case K_FORMAT: {
+    int fmt = log_format_parse(val);
+    if (fmt < 0) {
+      snprintf(err, errlen,
+               "invalid value for %s: '%s' (expected plain or json)", key,
+               val);
+      return -1;
+    }
+    cfg->log_format = fmt;
+    return 0;
+  }
+  case K_SECRET:
+  case K_PATH:
+    if (strlen(val) >= o->size) {
+      snprintf(err, errlen, "value for %s is too long (at most %zu bytes)",
+               key, o->size - 1);
+      return -1;
+    }
+    snprintf(field, o->size, "%s", val);
+    return 0;
+  case K_U64:
+  case K_INT:
     break;
   }
-  if (!parse_u64(val, spec->min, spec->max, &v)) {
-    fprintf(err,
-            "ternd: invalid value for %s: '%s' (expected an integer from "
-            "%llu to %llu)\n",
-            spec->name, val, (unsigned long long)spec->min,
-            (unsigned long long)spec->max);
-    return false;
+  /* The monitoring port alone may ask for an ephemeral port: 0 is off. */
+  if (o->offset == offsetof(config_t, http_port) && strcmp(val, "-1") == 0) {
+    cfg->http_port = -1;
+    return 0;
   }
-  switch (spec->id) {
-  case F_PORT:
-    cfg->port = (int)v;
-    break;
-  case F_READY_FD:
-    cfg->ready_fd = (int)v;
-    break;
-  case F_MAX_PAYLOAD:
-    cfg->max_payload = v;
+  if (!parse_u64(val, o->min, o->max, &v)) {
+    snprintf(err, errlen,
+             "invalid value for %s: '%s' (expected an integer from %llu to "
+             "%llu)",
+             key, val, (unsigned long long)o->min,
+             (unsigned long long)o->max);
+    return -1;
+  }
+  if (o->kind == K_INT)
+    *(int *)field = (int)v;
+  else
+    *(uint64_t *)field = v;
+  if (o->offset == offsetof(config_t, max_payload))
     cfg->max_frame = v + TP_FRAME_OVERHEAD;
-    break;
-  case F_MAX_CONNS:
-    cfg->max_connections = v;
-    break;
-  case F_MAX_SUBS:
-    cfg->max_subs = v;
-    break;
-  case F_CONNECT_TIMEOUT:
-    cfg->connect_timeout_ms = v;
-    break;
-  case F_HEARTBEAT:
-    cfg->heartbeat_ms = v;
-    break;
-  case F_PENDING_MSGS:
-    cfg->max_pending_msgs = v;
-    break;
-  case F_PENDING_BYTES:
-    cfg->max_pending_bytes = v;
-    break;
-  case F_PENDING_TOTAL:
-    cfg->max_pending_total = v;
-    break;
-  case F_STALL:
-    cfg->stall_timeout_ms = v;
-    break;
-  case F_RETAINED_TOPICS:
-    cfg->max_retained_topics = v;
-    break;
-  case F_RETAINED_BYTES:
-    cfg->max_retained_bytes = v;
-    break;
-  case F_DRAIN:
-    cfg->drain_timeout_ms = v;
-    break;
-  default:
-    break;
+  return 0;
+}
+
+int config_apply_env(config_t *cfg, char *err, size_t errlen) {
+  for (size_t i = 0; i < NOPTS; i++) {
+    char name[64] = "TERN_";
+    size_t n = strlen(name);
+    for (const char *k = opts[i].key; *k && n + 1 < sizeof name; k++)
+      name[n++] = (char)toupper((unsigned char)*k);
+    name[n] = '\0';
+    const char *val = getenv(name);
+    if (val == NULL)
+      continue;
+    bool known;
+    char why[256];
+    if (config_set(cfg, opts[i].key, val, &known, why, sizeof why) != 0) {
+      snprintf(err, errlen, "environment %s: %s", name, why);
+      return -1;
+    }
   }
-  return true;
+  return 0;
+}
+
+bool config_key_in_file(const char *key) {
+  const opt_spec_t *o = find_opt(key);
+  return o != NULL && !o->flag_only;
+}
+
+void config_print(const config_t *cfg, FILE *out) {
+  for (size_t i = 0; i < NOPTS; i++) {
+    const opt_spec_t *o = &opts[i];
+    if (o->flag_only)
+      continue;
+    const char *field = (const char *)cfg + o->offset;
+    fprintf(out, "%s = ", o->key);
+    switch (o->kind) {
+    case K_U64:
+      fprintf(out, "%llu\n", (unsigned long long)*(const uint64_t *)field);
+      break;
+    case K_INT:
+      fprintf(out, "%d\n", *(const int *)field);
+      break;
+    case K_LEVEL:
+      fprintf(out, "%s\n", log_level_name(cfg->log_level));
+      break;
+    case K_FORMAT:
+      fprintf(out, "%s\n", log_format_name(cfg->log_format));
+      break;
+    case K_SECRET:
+      /* Say whether it is set, never what it is. */
+      fprintf(out, "%s\n", *field ? "(set)" : "");
+      break;
+    default:
+      fprintf(out, "%s\n", field);
+      break;
+    }
+  }
+  auth_db_print(cfg->users, out);
+}
+
+/* Flags that select a mode rather than set an option. */
+static bool is_mode_flag(const char *name, size_t len, const char *flag) {
+  return strlen(flag) == len && strncmp(flag, name, len) == 0;
 }
 
 int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
+  int mode = CONFIG_RUN;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -231,17 +331,27 @@ int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
       fprintf(out, "ternd %s\n", TERND_VERSION);
       return CONFIG_EXIT_OK;
     }
+    if (strcmp(arg, "--hash-password") == 0) {
+      mode = CONFIG_HASH_PASSWORD;
+      continue;
+    }
     const char *eq = strchr(arg, '=');
     size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-    const flag_spec_t *spec = NULL;
-    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
-      if (strlen(flags[k].name) == name_len &&
-          strncmp(flags[k].name, arg, name_len) == 0) {
-        spec = &flags[k];
-        break;
-      }
+    char key[64];
+    bool check = is_mode_flag(arg, name_len, "--check-config");
+    if (check || is_mode_flag(arg, name_len, "--config")) {
+      snprintf(key, sizeof key, "config_file");
+    } else if (name_len > 2 && name_len - 2 < sizeof key &&
+               strncmp(arg, "--", 2) == 0) {
+      for (size_t k = 2; k < name_len; k++)
+        key[k - 2] = arg[k] == '-' ? '_' : arg[k];
+      key[name_len - 2] = '\0';
+      if (memchr(arg, '_', name_len) != NULL)
+        key[0] = '\0'; /* --max_payload is not a flag */
+    } else {
+      key[0] = '\0';
     }
-    if (spec == NULL) {
+    if (key[0] == '\0' || find_opt(key) == NULL) {
       fprintf(err, "ternd: unknown option '%s' (try --help)\n", arg);
       return CONFIG_EXIT_USAGE;
     }
@@ -251,11 +361,17 @@ int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
     } else if (i + 1 < argc) {
       val = argv[++i];
     } else {
-      fprintf(err, "ternd: option %s needs a value\n", spec->name);
+      fprintf(err, "ternd: option %.*s needs a value\n", (int)name_len, arg);
       return CONFIG_EXIT_USAGE;
     }
-    if (!apply(cfg, spec, val, err))
+    bool known;
+    char why[256];
+    if (config_set(cfg, key, val, &known, why, sizeof why) != 0) {
+      fprintf(err, "ternd: %.*s: %s\n", (int)name_len, arg, why);
       return CONFIG_EXIT_USAGE;
+    }
+    if (check)
+      mode = CONFIG_CHECK;
   }
-  return CONFIG_RUN;
+  return mode;
 }

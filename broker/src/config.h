@@ -5,8 +5,12 @@
 #ifndef TERND_CONFIG_H
 #define TERND_CONFIG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#define TERND_DEFAULT_HTTP_PORT 8421
 
 #ifndef TERND_VERSION
 #define TERND_VERSION "0.0.0"
@@ -31,18 +35,55 @@ typedef struct config {
   uint64_t drain_timeout_ms;
   size_t max_topic;
   int log_level;
+  int log_format;      /* LOG_FORMAT_PLAIN or LOG_FORMAT_JSON */
+  char http_host[256]; /* monitoring address; "" = same as host */
+  int http_port;       /* monitoring HTTP port, 0 = off */
+  char auth_token[256];   /* shared token; "" = none */
+  uint64_t sys_interval_ms; /* $SYS stats period, 0 = off */
+  char config_file[1024]; /* --config FILE, "" = none */
+  /* Users and permissions from the file's [user NAME] sections; owned,
+   * freed by config_free (see auth.h). */
+  struct auth_db *users;
 } config_t;
+
+struct auth_db;
 
 /* Fills cfg with the defaults. */
 void config_defaults(config_t *cfg);
+/* Frees what cfg owns (the users), leaving the defaults' shape. */
+void config_free(config_t *cfg);
+
+/*
+ * Sets one option by its name in the configuration file's spelling
+ * (max_payload; the flag is --max-payload, the environment variable
+ * TERN_MAX_PAYLOAD). 0, or -1 with a message in err: "unknown option"
+ * when known is false afterwards, else a bad value.
+ */
+int config_set(config_t *cfg, const char *key, const char *val, bool *known,
+               char *err, size_t errlen);
+/* Applies every TERN_<KEY> environment variable set. 0, or -1 with a
+ * message naming the variable in err. */
+int config_apply_env(config_t *cfg, char *err, size_t errlen);
+/* True when key may appear in a configuration file. */
+bool config_key_in_file(const char *key);
+/* Writes the effective configuration in the file's format (no secrets). */
+void config_print(const config_t *cfg, FILE *out);
 
 /* What config_parse asks the caller to do. */
-enum { CONFIG_RUN = 0, CONFIG_EXIT_OK = 1, CONFIG_EXIT_USAGE = 2 };
+enum {
+  CONFIG_RUN = 0,
+  CONFIG_EXIT_OK = 1,
+  CONFIG_EXIT_USAGE = 2,
+  CONFIG_CHECK = 3,        /* --check-config FILE: print, exit */
+  CONFIG_HASH_PASSWORD = 4 /* --hash-password: read stdin, print a hash */
+};
 
 /*
  * Parses argv into cfg (which must hold the defaults). --help and --version
  * print to out and return CONFIG_EXIT_OK; a bad flag or value prints a
- * message to err and returns CONFIG_EXIT_USAGE; otherwise CONFIG_RUN.
+ * message to err and returns CONFIG_EXIT_USAGE; --check-config and
+ * --hash-password return their mode; otherwise CONFIG_RUN. The file and the
+ * environment come first: see config_load (config_file.h).
  */
 int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
 

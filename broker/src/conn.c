@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_auth.h"
 #include "log.h"
+#include "sysevents.h"
 #include "router.h"
 #include "server.h"
 #include "tern_proto/errors.h"
@@ -142,6 +144,8 @@ void conn_fail(conn_t *c, int code, const char *msg) {
     return;
   LOG(LOG_DEBUG, "conn %llu (%s): closing with ERR %d: %s",
       (unsigned long long)c->id, c->addr, code, msg);
+  if (code == TP_WIRE_SLOW_CONSUMER)
+    sysevents_slow_consumer(c->srv, c);
   /* What was not written yet will never be: only the ERR goes out. */
   outq_drop_queued_msgs(&c->out);
   if (code > 0)
@@ -225,6 +229,7 @@ static void on_handle_closed(uv_handle_t *h) {
   tp_reader_destroy(c->reader);
   hashmap_destroy(c->subs);
   free(c->blocked_on);
+  conn_auth_release(c);
   free(c->name);
   server_conn_closed(c->srv, c);
   free(c);
@@ -241,10 +246,14 @@ static void close_handles(conn_t *c) {
   list_remove(&c->flush_link);
   list_remove(&c->close_link);
   list_remove(&c->resume_link);
-  LOG(LOG_INFO, "conn %llu (%s%s%s) closed: %llu frames in, %llu msgs out",
-      (unsigned long long)c->id, c->addr, c->name ? " " : "",
-      c->name ? c->name : "", (unsigned long long)c->frames_in,
-      (unsigned long long)c->out.msgs_written);
+  LOG_CONN(LOG_INFO, c->id, c->addr, c->name,
+           "closed: %llu frames in, %llu msgs out",
+           (unsigned long long)c->frames_in,
+           (unsigned long long)c->out.msgs_written);
+  c->srv->ops.closed_bytes_out += c->out.bytes_written;
+  c->srv->ops.closed_msgs_out += c->out.msgs_written;
+  if (c->was_active)
+    sysevents_disconnect(c->srv, c);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -355,6 +364,17 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
   }
   c->echo = req->echo;
   c->verbose = req->verbose;
+  if (conn_auth_required(c->srv)) {
+    /* Frames after CONNECT wait, unread, until the verdict. */
+    stop_reading(c);
+    if (conn_auth_begin(c, req) != 0)
+      conn_fail(c, TP_WIRE_AUTH, "authentication failed");
+    return;
+  }
+  conn_connected(c);
+}
+
+void conn_connected(conn_t *c) {
   c->state = CONN_ACTIVE;
   uv_timer_stop(&c->timer);
   c->heard = false;
@@ -362,13 +382,19 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
     uv_timer_start(&c->timer, on_timer, c->srv->cfg.heartbeat_ms,
                    c->srv->cfg.heartbeat_ms);
   send_small(c, FRAME_OK, sizeof FRAME_OK);
-  LOG(LOG_INFO, "conn %llu (%s%s%s) connected", (unsigned long long)c->id,
-      c->addr, c->name ? " " : "", c->name ? c->name : "");
+  LOG_CONN(LOG_INFO, c->id, c->addr, c->name, "connected%s%s",
+           c->auth_user ? " as " : "", c->auth_user ? c->auth_user : "");
+  c->was_active = true;
+  sysevents_connect(c->srv, c);
 }
 
 static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   const char *msg = NULL;
   int code = router_check(c->srv, pub, &msg);
+  if (code == 0 && !conn_may_publish(c, pub->topic.ptr, pub->topic.len)) {
+    code = TP_WIRE_PERMISSION;
+    msg = "permission denied";
+  }
   if (code != 0) {
     conn_send_err(c, code, msg);
     return;
@@ -406,6 +432,10 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
   if (tp_pattern_validate(req->pattern.ptr, req->pattern.len,
                           srv->cfg.max_topic) != 0) {
     conn_send_err(c, TP_WIRE_INVALID_TOPIC, "invalid pattern");
+    return;
+  }
+  if (!conn_may_subscribe(c, req->pattern.ptr, req->pattern.len)) {
+    conn_send_err(c, TP_WIRE_PERMISSION, "permission denied");
     return;
   }
   uint8_t key[8];
@@ -512,7 +542,7 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
  */
 static void process_frames(conn_t *c) {
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
-         c->nblocked == 0 && !c->paused_total) {
+         c->nblocked == 0 && !c->paused_total && !c->authenticating) {
     tp_frame_t f;
     int r = tp_reader_next(c->reader, &f);
     if (r == 0)
@@ -641,7 +671,7 @@ int conn_accept(server_t *srv) {
     conn_fail(c, TP_WIRE_TOO_MANY_CONNS, "too many connections");
     return 0;
   }
-  LOG(LOG_DEBUG, "conn %llu (%s) accepted", (unsigned long long)c->id, c->addr);
+  LOG_CONN(LOG_DEBUG, c->id, c->addr, NULL, "accepted");
   msgbuf_ref(srv->hello);
   outq_push_buf(&c->out, srv->hello);
   conn_want_flush(c);

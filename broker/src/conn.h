@@ -70,6 +70,14 @@ typedef struct conn {
   list_node_t resume_link; /* unblocked, resume reading */
   list_node_t gate_link;   /* paused by the pending gate */
 
+  /* Authentication (conn_auth.c). */
+  bool authenticating;          /* CONNECT being verified off the loop */
+  struct auth_job *auth_job;    /* the verification in progress */
+  struct auth_db *perms_db;     /* a reference that keeps perms alive */
+  const struct auth_user *perms; /* NULL: may do everything */
+  char *auth_user;               /* owned user name, or NULL */
+  bool was_active;               /* announced on $SYS.conn.connect */
+
   /* Counters. */
   uint64_t msgs_in, bytes_in; /* PUBs received, bytes read */
   uint64_t frames_in;
@@ -107,6 +115,10 @@ void conn_resume(conn_t *c);
 int conn_block_on(conn_t *c, sub_t *s);
 /* s no longer blocks c; c resumes when nothing else does. */
 void conn_unblock(conn_t *c, sub_t *s);
+
+/* CONNECT accepted (after authentication when required): OK, heartbeat
+ * timer, log line. */
+void conn_connected(conn_t *c);
 
 /* Removes one subscription of c now (UNSUB, or max_msgs reached). */
 void conn_remove_sub(conn_t *c, sub_t *s);

@@ -66,6 +66,7 @@ static void count_drop(server_t *srv, sub_t *s) {
   s->dropped++;
   s->dropped_unreported++;
   srv->stats.msgs_dropped++;
+  srv->stats.drops_by_policy[s->policy & 7]++;
 }
 
 /*

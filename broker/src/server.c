@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "auth.h"
 #include "log.h"
+#include "ops.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 
@@ -138,6 +140,7 @@ static void finish_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->spin);
   close_server_handle(srv, (uv_handle_t *)&srv->stall_timer);
   close_server_handle(srv, (uv_handle_t *)&srv->retained_timer);
+  ops_stop(srv);
 }
 
 void server_shutdown(server_t *srv) {
@@ -147,6 +150,7 @@ void server_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->listener);
   close_server_handle(srv, (uv_handle_t *)&srv->sigint);
   close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
+  ops_drain(srv);
   for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next)
     conn_goaway(LIST_ENTRY(n, conn_t, all_link), "shutdown");
   if (srv->nconns == 0)
@@ -162,11 +166,17 @@ void server_conn_closed(server_t *srv, conn_t *c) {
 
 /* ---- setup ------------------------------------------------------------- */
 
-/* The HELLO frame is the same for every connection: encoded once. */
+/* The HELLO frame is the same for every connection: encoded once (and
+ * again when a reload turns authentication on or off). */
 static int encode_hello(server_t *srv) {
+  msgbuf_t *old = srv->hello;
   srv->hello = msgbuf_get(srv->bufs);
-  if (srv->hello == NULL)
+  if (srv->hello == NULL) {
+    srv->hello = old;
     return TP_ENOMEM;
+  }
+  if (old != NULL)
+    msgbuf_unref(old); /* connections greeted with it hold their own ref */
   tp_frame_t f;
   tp_frame_init(&f, TP_HELLO);
   f.u.hello.proto = TP_PROTO_VERSION;
@@ -176,9 +186,14 @@ static int encode_hello(server_t *srv) {
   f.u.hello.server_id.len = (uint32_t)strlen(srv->server_id);
   f.u.hello.max_payload = srv->cfg.max_payload;
   f.u.hello.max_frame = srv->cfg.max_frame;
-  f.u.hello.auth_required = false;
+  f.u.hello.auth_required =
+      srv->cfg.users != NULL || srv->cfg.auth_token[0] != '\0';
   f.u.hello.heartbeat_ms = srv->cfg.heartbeat_ms;
   return tp_frame_encode(&srv->hello->bytes, &f);
+}
+
+int server_hello_update(server_t *srv) {
+  return encode_hello(srv);
 }
 
 /* A random id, so clients can tell servers (and restarts) apart. */
@@ -200,6 +215,7 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   memset(srv, 0, sizeof *srv);
   srv->loop = loop;
   srv->cfg = *cfg;
+  auth_db_ref(srv->cfg.users); /* the caller keeps its own */
   snprintf(srv->server_name, sizeof srv->server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
@@ -278,9 +294,16 @@ int server_listen(server_t *srv) {
   srv->cfg.port = port;
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s)", TERND_VERSION,
       srv->cfg.host, port, srv->server_id);
+  rc = ops_start(srv);
+  if (rc != 0)
+    return rc;
   if (srv->cfg.ready_fd >= 0) {
-    char line[16];
-    int n = snprintf(line, sizeof line, "%d\n", port);
+    /* "PORT\n", or "PORT HTTPPORT\n" with monitoring on. */
+    char line[32];
+    int n = srv->http_port_bound > 0
+                ? snprintf(line, sizeof line, "%d %d\n", port,
+                           srv->http_port_bound)
+                : snprintf(line, sizeof line, "%d\n", port);
     if (write(srv->cfg.ready_fd, line, (size_t)n) != n)
       LOG(LOG_WARN, "could not write the port to --ready-fd %d",
           srv->cfg.ready_fd);
@@ -303,4 +326,5 @@ void server_free(server_t *srv) {
   outq_pool_destroy(srv->entries);
   tp_buf_free(&srv->scratch);
   free(srv->ended);
+  config_free(&srv->cfg);
 }

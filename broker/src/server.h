@@ -40,7 +40,16 @@ typedef struct server_stats {
   uint64_t slow_consumers;    /* closed with ERR 6 */
   uint64_t stale_conns;       /* closed with ERR 12 */
   uint64_t publisher_blocks;  /* times a publisher stopped reading */
+  uint64_t drops_by_policy[8]; /* msgs_dropped by tp_overflow policy */
 } server_stats_t;
+
+/* Operations counters (monitoring, auth), apart from the routing ones. */
+typedef struct server_ops_stats {
+  uint64_t auth_failures;     /* CONNECTs refused with ERR 2 */
+  uint64_t perm_denials;      /* PUB/SUB refused with ERR 3 */
+  uint64_t closed_bytes_out;  /* bytes written by connections now gone */
+  uint64_t closed_msgs_out;
+} server_ops_stats_t;
 
 typedef struct server {
   uv_loop_t *loop;
@@ -80,6 +89,17 @@ typedef struct server {
   size_t nended, ended_cap;
 
   server_stats_t stats;
+
+  /* Operations: monitoring, reload, auth, $SYS (ops.h). */
+  int argc; /* the command line, read again on SIGHUP */
+  char **argv;
+  uint64_t started_ms; /* uv_now at init */
+  int64_t started_unix;
+  int http_port_bound; /* 0: monitoring off */
+  struct http_server *http;
+  struct sysevents *sys;
+  uv_signal_t sighup;
+  server_ops_stats_t ops;
 } server_t;
 
 /* Sets up the loop and everything on it (not listening yet). */
@@ -89,6 +109,8 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg);
 int server_listen(server_t *srv);
 /* Starts the graceful shutdown (also what SIGINT/SIGTERM do). */
 void server_shutdown(server_t *srv);
+/* Encodes HELLO again (auth_required changed on reload). 0 or TP_ENOMEM. */
+int server_hello_update(server_t *srv);
 /* After uv_run returned: frees what server_init made. */
 void server_free(server_t *srv);
 

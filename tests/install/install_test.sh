@@ -144,12 +144,12 @@ grep -q 'not accepted' "$WORK/major1.log" ||
 # --- 3. run them through the installed ternd ---------------------------
 step "start the installed ternd"
 mkfifo "$WORK/ready"
-"$PREFIX/bin/ternd" --host 127.0.0.1 --port 0 --ready-fd 3 \
+"$PREFIX/bin/ternd" --host 127.0.0.1 --port 0 --http-port 0 --ready-fd 3 \
   3>"$WORK/ready" 2>"$WORK/ternd.log" &
 TERND_PID=$!
 exec {ready_fd}<"$WORK/ready"
 PORT=""
-read -r -t "$STEP_TIMEOUT" -u "$ready_fd" PORT ||
+read -r -t "$STEP_TIMEOUT" -u "$ready_fd" PORT _ ||
   { cat "$WORK/ternd.log" >&2; fail "ternd reported no port"; }
 exec {ready_fd}<&-
 URL=127.0.0.1:$PORT

@@ -85,8 +85,9 @@ static void exec_child(int ready_fd, char *const argv[]) {
   _exit(127);
 }
 
-/* Reads "PORT\n" from fd within the deadline. The port, or -1. */
-static int read_port(int fd, int64_t deadline) {
+/* Reads "PORT\n" or "PORT HTTPPORT\n" from fd within the deadline. The
+ * port, or -1; *http_port gets the second number or 0. */
+static int read_port(int fd, int64_t deadline, int *http_port) {
   char buf[32];
   size_t used = 0;
   while (used < sizeof buf - 1) {
@@ -108,6 +109,14 @@ static int read_port(int fd, int64_t deadline) {
   buf[used] = '\0';
   char *end = NULL;
   long port = strtol(buf, &end, 10);
+  *http_port = 0;
+  if (end != buf && *end == ' ') {
+    char *p = end + 1;
+    long hp = strtol(p, &end, 10);
+    if (end == p || hp <= 0 || hp > 65535)
+      return -1;
+    *http_port = (int)hp;
+  }
   if (end == buf || *end != '\n' || port <= 0 || port > 65535)
     return -1;
   return (int)port;
@@ -142,6 +151,7 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   tt_ignore_sigpipe();
   b->pid = 0;
   b->port = 0;
+  b->http_port = 0;
 
   int fds[2];
   cr_assert_eq(pipe(fds), 0, "pipe: %s", strerror(errno));
@@ -159,6 +169,9 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   argv[argc++] = "0";
   argv[argc++] = "--ready-fd";
   argv[argc++] = fdstr;
+  /* Monitoring off: parallel brokers would fight over its default port. */
+  argv[argc++] = "--http-port";
+  argv[argc++] = "0";
   /* Quiet by default so failures stand out; TERND_LOG_LEVEL=debug to dig. */
   const char *level = getenv("TERND_LOG_LEVEL");
   argv[argc++] = "--log-level";
@@ -175,7 +188,8 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
     exec_child(fds[1], (char *const *)argv);
   close(fds[1]);
 
-  int port = read_port(fds[0], tt_now_ms() + READY_TIMEOUT_MS);
+  int http_port = 0;
+  int port = read_port(fds[0], tt_now_ms() + READY_TIMEOUT_MS, &http_port);
   close(fds[0]);
   if (port < 0) {
     int status = 0;
@@ -187,6 +201,7 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   }
   b->pid = pid;
   b->port = port;
+  b->http_port = http_port;
   return 0;
 }
 

@@ -1,9 +1,11 @@
 /*
  * Test harness: runs a real ternd as a child process on an ephemeral port.
  *
- * tt_broker_start forks build/bin/ternd with --port 0 --ready-fd N plus any
- * extra arguments; ternd writes the port it bound to fd N as "PORT\n" once it
- * listens, so no test polls or sleeps to wait for it.
+ * tt_broker_start forks build/bin/ternd with --port 0 --ready-fd N
+ * --http-port 0 plus any extra arguments; ternd writes the port it bound to
+ * fd N as "PORT\n" once it listens ("PORT HTTPPORT\n" when the extra
+ * arguments turn monitoring on, e.g. --http-port -1 for an ephemeral port),
+ * so no test polls or sleeps to wait for it.
  */
 #ifndef TERN_TESTS_BROKER_PROC_H
 #define TERN_TESTS_BROKER_PROC_H
@@ -16,6 +18,7 @@
 typedef struct tt_broker {
   pid_t pid;
   int port;
+  int http_port; /* monitoring port, 0 when off (the default) */
 } tt_broker_t;
 
 /* extra: NULL-terminated list of extra ternd arguments, or NULL.

@@ -1,0 +1,26 @@
+/*
+ * The monitoring HTTP server: its own port, on the broker's loop, parsed by
+ * Debian's http_parser. GET only; every response closes the connection.
+ *
+ *   /healthz  200 "ok" while accepting clients, 503 "draining" after
+ *             shutdown began
+ *   /metrics  Prometheus text exposition format (metrics.h)
+ *   /varz /connz /subz  JSON for people (metrics.h)
+ */
+#ifndef TERND_HTTP_H
+#define TERND_HTTP_H
+
+struct server;
+typedef struct http_server http_server_t;
+
+/*
+ * Listens on host:port (port -1: ephemeral). *bound_port gets the port.
+ * 0, or a libuv error (nothing is left open).
+ */
+int http_start(http_server_t **out, struct server *srv, const char *host,
+               int port, int *bound_port);
+/* Closes the listener and every client; the object frees itself once
+ * their handles have closed. */
+void http_stop(http_server_t *h);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * Helpers for the operations tests: run ternd as a one-shot command
+ * (--check-config, --hash-password) with its output captured, write
+ * temporary configuration files, speak minimal HTTP to the monitoring port,
+ * and CONNECT with credentials.
+ */
+#ifndef TERN_TESTS_OPS_UTIL_H
+#define TERN_TESTS_OPS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "raw_client.h"
+
+typedef struct ops_run {
+  int status; /* exit status, or -1 if killed */
+  char out[16384];
+  char err[16384];
+} ops_run_t;
+
+/*
+ * Runs ternd with args (NULL-terminated), the environment variables in env
+ * ("NAME=value", NULL-terminated, may be NULL) added and every other
+ * TERN_* variable removed, and stdin_text (may be NULL) on its stdin.
+ */
+void ops_run_ternd(ops_run_t *r, const char *const *args,
+                   const char *const *env, const char *stdin_text);
+
+/* Writes text to a new temporary file; its path goes to path (>= 64). */
+void ops_write_file(char *path, const char *text);
+
+/* GET path on 127.0.0.1:port: status code, and the body into body
+ * (NUL-terminated, truncated to cap). cr_assert on I/O failure. */
+int ops_http_get(int port, const char *path, char *body, size_t cap);
+
+/* Opens a connection and sends CONNECT with the given credentials (each
+ * may be NULL) without waiting for the answer; HELLO is read into *hello
+ * when non-NULL. */
+void ops_connect_creds(tt_raw_t *c, int port, const char *user,
+                       const char *pass, const char *token, bool *auth_req);
+/* The same, and the answer must be OK. */
+void ops_login(tt_raw_t *c, int port, const char *user, const char *pass,
+               const char *token);
+
+#endif
