@@ -8,7 +8,10 @@ SUDO=""
 $SUDO apt-get update -qq
 # libc6-dev is only a "recommends" of gcc, so --no-install-recommends needs it
 # named; libmsgpack-dev pulls boost headers through libmsgpack-cxx-dev (disk only).
+# valgrind runs ternd under memcheck; clang + libclang-rt-14-dev (only a
+# "recommends" of clang) build the libFuzzer targets (scripts/test.sh).
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
-  libuv1-dev libmsgpack-dev libcriterion-dev >/dev/null
+  libuv1-dev libmsgpack-dev libcriterion-dev \
+  valgrind clang libclang-rt-14-dev >/dev/null
 echo "install-deps: done"
