@@ -11,3 +11,21 @@ foreach(t IN LISTS TERN_RELIABILITY_TESTS)
                 LIBS tern_test_support tern_protocol Threads::Threads
                 LABELS integration reliability TIMEOUT 300)
 endforeach()
+
+# ternd under valgrind memcheck: a sanitized ternd cannot run under it.
+if(TERN_SANITIZE)
+  message(STATUS "test_valgrind not registered: TERN_SANITIZE is set "
+                 "(valgrind cannot run sanitized binaries)")
+else()
+  find_program(TERN_VALGRIND valgrind)
+  if(TERN_VALGRIND)
+    tern_add_test(test_valgrind SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_valgrind.c
+                  LIBS tern_test_support tern_protocol
+                  LABELS valgrind TIMEOUT 600)
+    target_compile_definitions(test_valgrind PRIVATE
+                               TERN_VALGRIND_PATH="${TERN_VALGRIND}")
+  else()
+    message(STATUS "test_valgrind not registered: valgrind not found "
+                   "(apt-get install valgrind; scripts/install-deps.sh does)")
+  endif()
+endif()
