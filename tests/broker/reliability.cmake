@@ -5,6 +5,7 @@ find_package(Threads REQUIRED)
 set(TERN_RELIABILITY_TESTS
   test_hostile
   test_churn
+  test_shutdown_traffic
 )
 foreach(t IN LISTS TERN_RELIABILITY_TESTS)
   tern_add_test(${t} SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/${t}.c
