@@ -30,3 +30,11 @@ else()
                    "(apt-get install valgrind; scripts/install-deps.sh does)")
   endif()
 endif()
+
+# The soak driver (scripts/soak.sh runs it; not a ctest entry).
+add_executable(tern_soak ${CMAKE_CURRENT_SOURCE_DIR}/../soak/soak.c)
+set_target_properties(tern_soak PROPERTIES
+                      RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+target_link_libraries(tern_soak PRIVATE tern_test_support tern_protocol
+                      Threads::Threads)
+tern_target_defaults(tern_soak)
