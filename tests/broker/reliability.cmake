@@ -6,6 +6,7 @@ set(TERN_RELIABILITY_TESTS
   test_hostile
   test_churn
   test_shutdown_traffic
+  test_limits
 )
 foreach(t IN LISTS TERN_RELIABILITY_TESTS)
   tern_add_test(${t} SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/${t}.c
