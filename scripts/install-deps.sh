@@ -7,10 +7,14 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 # libc6-dev is only a "recommends" of gcc, so --no-install-recommends needs it
-# named; libinih (config file), http_parser (monitoring) and libsodium
-# (password hashes) are ternd's operations dependencies; libmsgpack-dev pulls boost headers through libmsgpack-cxx-dev (disk only).
+# named; libmsgpack-dev pulls boost headers through libmsgpack-cxx-dev (disk only).
+# libinih (config file), http_parser (monitoring) and libsodium (password
+# hashes) are ternd's operations dependencies. valgrind runs ternd under
+# memcheck; clang + libclang-rt-14-dev (only a "recommends" of clang) build
+# the libFuzzer targets (scripts/test.sh).
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
   libuv1-dev libmsgpack-dev libcriterion-dev \
-  libinih-dev libhttp-parser-dev libsodium-dev >/dev/null
+  libinih-dev libhttp-parser-dev libsodium-dev \
+  valgrind clang libclang-rt-14-dev >/dev/null
 echo "install-deps: done"

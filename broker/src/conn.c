@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "conn_auth.h"
 #include "log.h"
@@ -87,6 +91,52 @@ static void on_write(uv_write_t *req, int status) {
     conn_want_flush(c);
 }
 
+static void on_timer(uv_timer_t *t);
+
+/* Bytes written to the socket that the peer has not acknowledged yet, or
+ * 0 when there is nothing worth waiting for. */
+static size_t unacked_bytes(conn_t *c) {
+#if defined(TCP_INFO) && defined(TIOCOUTQ)
+  uv_os_fd_t fd;
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  int n = 0;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+      getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+    return 0;
+  /* After a reset TIOCOUTQ's sequence arithmetic is stale: only a
+   * connection that can still deliver is worth waiting for. */
+  if (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT)
+    return 0;
+  if (ioctl(fd, TIOCOUTQ, &n) == 0 && n > 0)
+    return (size_t)n;
+#else
+  (void)c;
+#endif
+  return 0;
+}
+
+/*
+ * A closing connection's queue is flushed into the kernel. Closing the
+ * socket now while the peer's unread frames sit in our receive buffer
+ * makes the kernel reset the connection and throw away whatever it has
+ * not sent yet: the ERR or GOAWAY and the messages before it would be
+ * lost exactly when a client keeps publishing. So the close waits, on a
+ * short timer, until the peer has acknowledged every byte, or until the
+ * close deadline armed by begin_close.
+ */
+static void close_when_delivered(conn_t *c) {
+  if (unacked_bytes(c) == 0 || uv_now(c->srv->loop) >= c->close_deadline) {
+    close_handles(c);
+    return;
+  }
+  if (!c->lingering) {
+    c->lingering = true;
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_timer, 5, 5);
+  }
+}
+
 /*
  * One gathered write for this loop turn. A closing connection whose queue
  * has emptied is closed here, which is how "send ERR, flush, close" ends.
@@ -108,12 +158,10 @@ void conn_flush(conn_t *c) {
     return;
   }
   if (c->state == CONN_CLOSING && outq_empty(&c->out))
-    close_handles(c);
+    close_when_delivered(c);
 }
 
 /* ---- closing ----------------------------------------------------------- */
-
-static void on_timer(uv_timer_t *t);
 
 static void stop_reading(conn_t *c) {
   if (c->reading) {
@@ -134,6 +182,7 @@ static void begin_close(conn_t *c) {
   pending_gate_forget(c);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, srv->cfg.drain_timeout_ms, 0);
+  c->close_deadline = uv_now(srv->loop) + srv->cfg.drain_timeout_ms;
   if (!list_linked(&c->close_link))
     list_insert_tail(&srv->close_list, &c->close_link);
   conn_want_flush(c);
@@ -284,6 +333,10 @@ static void on_timer(uv_timer_t *t) {
     }
     break;
   case CONN_CLOSING:
+    if (c->lingering) {
+      close_when_delivered(c);
+      break;
+    }
     LOG(LOG_DEBUG, "conn %llu (%s): close deadline, dropping %zu entries",
         (unsigned long long)c->id, c->addr, c->out.nentries);
     close_handles(c);

@@ -48,6 +48,8 @@ typedef struct conn {
 
   uv_tcp_t tcp;
   uv_timer_t timer; /* connect timeout, heartbeat, then close deadline */
+  uint64_t close_deadline; /* loop time (ms) a closing conn is cut off */
+  bool lingering;          /* flushed; waits for the peer to take it all */
   int handles_open;
 
   tp_reader_t *reader;

@@ -32,9 +32,10 @@
 #define TERND_PATH "ternd"
 #endif
 
-/* Generous: a sanitizer build of ternd starts and drains slowly. */
-#define READY_TIMEOUT_MS 15000
-#define STOP_TIMEOUT_MS 15000
+/* Generous: a sanitizer build of ternd (or ternd under valgrind) starts
+ * and drains slowly. */
+#define READY_TIMEOUT_MS 30000
+#define STOP_TIMEOUT_MS 30000
 #define SEND_TIMEOUT_MS 20000
 #define MAX_ARGS 64
 
@@ -148,6 +149,11 @@ static bool wait_child(pid_t pid, int timeout_ms, int *status) {
 }
 
 int tt_broker_start(tt_broker_t *b, const char *const *extra) {
+  return tt_broker_start_wrapped(b, NULL, extra);
+}
+
+int tt_broker_start_wrapped(tt_broker_t *b, const char *const *wrapper,
+                            const char *const *extra) {
   tt_ignore_sigpipe();
   b->pid = 0;
   b->port = 0;
@@ -162,6 +168,10 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   snprintf(fdstr, sizeof fdstr, "%d", fds[1]);
   const char *argv[MAX_ARGS];
   size_t argc = 0;
+  for (size_t i = 0; wrapper && wrapper[i]; i++) {
+    cr_assert_lt(argc, (size_t)MAX_ARGS / 2, "wrapper command too long");
+    argv[argc++] = wrapper[i];
+  }
   argv[argc++] = tt_ternd_path();
   argv[argc++] = "--host";
   argv[argc++] = "127.0.0.1";

@@ -24,6 +24,12 @@ typedef struct tt_broker {
 /* extra: NULL-terminated list of extra ternd arguments, or NULL.
  * 0 on success; on failure the test is failed with cr_assert. */
 int tt_broker_start(tt_broker_t *b, const char *const *extra);
+/* tt_broker_start with ternd run under a wrapper command: wrapper is a
+ * NULL-terminated argv whose first element is an absolute path (e.g.
+ * {"/usr/bin/valgrind", "--error-exitcode=99", NULL}); ternd's own path
+ * and arguments follow it. wrapper NULL: plain tt_broker_start. */
+int tt_broker_start_wrapped(tt_broker_t *b, const char *const *wrapper,
+                            const char *const *extra);
 /* SIGTERM, wait; returns ternd's exit status (0 = clean), or -1 if it was
  * killed by a signal. */
 int tt_broker_stop(tt_broker_t *b);

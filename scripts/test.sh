@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#
+#   bash scripts/test.sh
+#
+#   1. build/       RelWithDebInfo, every ctest entry except the valgrind one
+#   2. build-asan/  Debug with -DTERN_SANITIZE=address,undefined, every entry
+#   3. valgrind     ternd under memcheck with a mixed workload (ctest -L
+#                   valgrind in build/): zero errors and zero leaks
+#   4. fuzz         each libFuzzer target for TERN_FUZZ_SECONDS (default 30)
+#                   under ASan+UBSan via scripts/fuzz.sh; 0 skips this step
+#
+# Exits non-zero if any step fails, after running the others, and prints
+# how long each took. Environment: JOBS (build parallelism, default nproc),
+# TERN_FUZZ_SECONDS, TERN_SKIP_VALGRIND=1 (only where valgrind cannot run).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${TERN_FUZZ_SECONDS:-30}
+CTEST_ARGS=(--output-on-failure --no-tests=error -j2)
+
+names=()
+results=()
+times=()
+failed=0
+
+now() { date +%s.%N; }
+
+# run_step NAME COMMAND...: runs it, records pass/fail and the time taken.
+run_step() {
+  local name=$1
+  shift
+  echo
+  echo "==== $name"
+  local t0 t1 rc
+  t0=$(now)
+  "$@"
+  rc=$?
+  t1=$(now)
+  names+=("$name")
+  times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
+  if [ "$rc" -eq 0 ]; then
+    results+=("ok")
+  else
+    results+=("FAILED (exit $rc)")
+    failed=1
+  fi
+}
+
+step_release() {
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+    cmake --build build -j"$JOBS" &&
+    ctest --test-dir build "${CTEST_ARGS[@]}" -LE valgrind
+}
+
+step_asan() {
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+    -DTERN_SANITIZE=address,undefined >/dev/null &&
+    cmake --build build-asan -j"$JOBS" &&
+    ctest --test-dir build-asan "${CTEST_ARGS[@]}"
+}
+
+step_valgrind() {
+  if ! command -v valgrind >/dev/null 2>&1; then
+    if [ "${TERN_SKIP_VALGRIND:-0}" = 1 ]; then
+      echo "valgrind not installed and TERN_SKIP_VALGRIND=1: skipped"
+      return 0
+    fi
+    echo "valgrind is not installed (scripts/install-deps.sh installs it)" >&2
+    return 1
+  fi
+  # build/ was configured before valgrind may have been installed: refresh.
+  cmake -S . -B build >/dev/null && cmake --build build -j"$JOBS" &&
+    ctest --test-dir build --output-on-failure --no-tests=error -L valgrind
+}
+
+step_fuzz() {
+  bash scripts/fuzz.sh "$FUZZ_SECONDS"
+}
+
+total0=$(now)
+run_step "release build + ctest (build/)" step_release
+run_step "asan+ubsan build + ctest (build-asan/)" step_asan
+run_step "valgrind memcheck of ternd (build/, -L valgrind)" step_valgrind
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  run_step "fuzz ${FUZZ_SECONDS}s per target (build-fuzz/)" step_fuzz
+fi
+total1=$(now)
+
+echo
+echo "==== summary"
+for i in "${!names[@]}"; do
+  printf '  %-52s %8ss  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+done
+printf '  %-52s %8ss\n' "total" \
+  "$(awk -v a="$total0" -v b="$total1" 'BEGIN { printf "%.1f", b - a }')"
+if [ "$failed" -ne 0 ]; then
+  echo "test.sh: FAILED"
+  exit 1
+fi
+echo "test.sh: all steps passed"

@@ -1,0 +1,261 @@
+/*
+ * ternd under valgrind memcheck (issue 6): one broker runs under
+ *
+ *   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect
+ *            --error-exitcode=99
+ *
+ * through a workload that visits every path that allocates or frees:
+ * connect timeout, plain and queue-group subscribers, a slow consumer of
+ * each overflow policy (block until the stall timeout, drop_oldest,
+ * drop_newest with its DROPPED notice, disconnect), PUB with ack, UNSUB,
+ * malformed frames (ERR 1, ERR 5, ERR 13), disconnects mid-frame with FIN
+ * and with RST, and finally SIGTERM with a subscriber that never reads, so
+ * the drain deadline closes it. ternd must exit 0: valgrind turns any
+ * memory error or definite/indirect leak into exit status 99.
+ *
+ * Registered (label `valgrind`) only when CMake finds valgrind and the
+ * build is not sanitized.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker_proc.h"
+#include "raw_client.h"
+#include "wire.h"
+
+#ifndef TERN_VALGRIND_PATH
+#define TERN_VALGRIND_PATH "/usr/bin/valgrind"
+#endif
+
+enum {
+  TOTAL = 2000,
+  SIZE = 2048, /* 4 MiB in all: more than kernel buffers hide */
+  BATCH = 100,
+  SLOW_RCVBUF = 4096,
+  SLOW_MAX = 10,
+  /* Under valgrind ternd runs tens of times slower. */
+  WAIT_MS = 60000
+};
+
+TestSuite(valgrind, .timeout = 600);
+
+/* Reads until the broker closes c; the code of the last ERR (0: none). */
+static int last_err_before_close(tt_raw_t *c) {
+  int code = 0;
+  for (;;) {
+    tp_frame_t f;
+    int r = tt_raw_recv(c, &f, WAIT_MS);
+    cr_assert_neq(r, 0, "broker did not close the connection");
+    if (r < 0)
+      return code;
+    if (f.type == TP_ERR)
+      code = (int)f.u.err.code;
+  }
+}
+
+static void sub_policy(tt_raw_t *c, uint64_t sid, const char *pattern,
+                       const char *queue, uint64_t max_msgs, int policy) {
+  tp_frame_t f;
+  tp_frame_init(&f, TP_SUB);
+  f.u.sub.sid = sid;
+  f.u.sub.pattern = tt_str(pattern);
+  if (queue != NULL)
+    f.u.sub.queue = tt_str(queue);
+  f.u.sub.max_msgs = max_msgs;
+  f.u.sub.overflow = policy;
+  tt_raw_send(c, &f);
+  tt_raw_barrier_strict(c);
+}
+
+/* Reads MSGs until the PONG of a PING sent now: how many. With next set,
+ * checks their order (next expected sequence in *next); DROPPED counts
+ * are added to *dropped. */
+static int drain(tt_raw_t *c, uint32_t *next, uint64_t *dropped) {
+  tp_frame_t f;
+  tp_frame_init(&f, TP_PING);
+  tt_raw_send(c, &f);
+  int n = 0;
+  for (;;) {
+    int r = tt_raw_recv(c, &f, WAIT_MS);
+    cr_assert_eq(r, 1, "subscriber: %s", r == 0 ? "timeout" : "closed");
+    if (f.type == TP_PONG)
+      return n;
+    if (f.type == TP_PING) {
+      tp_frame_init(&f, TP_PONG);
+      tt_raw_send(c, &f);
+      continue;
+    }
+    if (f.type == TP_DROPPED && dropped != NULL) {
+      *dropped += f.u.dropped.count;
+      continue;
+    }
+    cr_assert_eq(f.type, TP_MSG, "got %s", tp_frame_type_name(f.type));
+    if (next != NULL) {
+      uint32_t seq = tt_get_seq(f.u.msg.payload.ptr);
+      cr_assert_eq(seq, *next, "message %u arrived as number %u", seq, *next);
+      (*next)++;
+    }
+    n++;
+  }
+}
+
+Test(valgrind, ternd_clean_under_memcheck) {
+  static const char *const wrapper[] = {TERN_VALGRIND_PATH,
+                                        "--quiet",
+                                        "--leak-check=full",
+                                        "--show-leak-kinds=definite,indirect",
+                                        "--errors-for-leak-kinds=definite,"
+                                        "indirect",
+                                        "--error-exitcode=99",
+                                        NULL};
+  static const char *const args[] = {"--max-payload",
+                                     "4096",
+                                     "--stall-timeout-ms",
+                                     "1000",
+                                     "--drain-timeout-ms",
+                                     "1000",
+                                     "--connect-timeout-ms",
+                                     "1000",
+                                     NULL};
+  tt_broker_t b;
+  tt_broker_start_wrapped(&b, wrapper, args);
+  int port = b.port;
+
+  /* A client that never sends CONNECT: ERR 7 later. */
+  tt_raw_t idle;
+  tt_raw_open(&idle, port, false, true, false);
+
+  tt_raw_t all, q1, q2, pub;
+  tt_raw_open(&all, port, true, true, false);
+  tt_raw_open(&q1, port, true, true, false);
+  tt_raw_open(&q2, port, true, true, false);
+  tt_raw_open(&pub, port, true, true, false);
+  sub_policy(&all, 1, "vg.>", NULL, 0, TP_OVERFLOW_UNSET);
+  sub_policy(&q1, 1, "vg.t", "grp", 0, TP_OVERFLOW_UNSET);
+  sub_policy(&q2, 1, "vg.t", "grp", 0, TP_OVERFLOW_UNSET);
+
+  /* Slow consumers, one per policy, plus one left unread at shutdown. */
+  enum { BLOCK, DROP_OLDEST, DROP_NEWEST, DISCONNECT, UNREAD, NSLOW };
+  static const int policy[NSLOW] = {
+      TP_OVERFLOW_BLOCK, TP_OVERFLOW_DROP_OLDEST, TP_OVERFLOW_DROP_NEWEST,
+      TP_OVERFLOW_DISCONNECT, TP_OVERFLOW_DROP_NEWEST};
+  tt_raw_t slow[NSLOW];
+  for (int i = 0; i < NSLOW; i++) {
+    tt_raw_open_ex(&slow[i], port, SLOW_RCVBUF, true, true, false);
+    sub_policy(&slow[i], 5, "vg.t", NULL, SLOW_MAX, policy[i]);
+  }
+
+  /* The flood. The block subscriber stalls the publisher until the stall
+   * timeout closes it (ERR 6). Every 100th PUB asks for an ack. */
+  uint8_t *payload = calloc(1, 4097); /* 4097: one over max_payload */
+  cr_assert_not_null(payload);
+  for (uint32_t sent = 0; sent < TOTAL; sent += BATCH) {
+    for (uint32_t i = sent; i < sent + BATCH; i++) {
+      tt_put_seq(payload, i);
+      tp_frame_t f;
+      tp_frame_init(&f, TP_PUB);
+      f.u.pub.topic = tt_str("vg.t");
+      f.u.pub.payload.ptr = payload;
+      f.u.pub.payload.len = SIZE;
+      f.u.pub.has_ack = i % 100 == 0;
+      f.u.pub.ack = i + 1;
+      tt_raw_queue(&pub, &f);
+    }
+    int r = tt_send_try(pub.fd, pub.out.data, pub.out.len, WAIT_MS);
+    cr_assert_eq(r, 0, "publisher: %s", strerror(-r));
+    tp_buf_reset(&pub.out);
+  }
+  tt_raw_barrier(&pub);
+
+  uint32_t next = 0;
+  cr_assert_eq(drain(&all, &next, NULL), TOTAL);
+  int n1 = drain(&q1, NULL, NULL), n2 = drain(&q2, NULL, NULL);
+  cr_assert_eq(n1 + n2, TOTAL, "queue group got %d + %d", n1, n2);
+  cr_assert_eq(last_err_before_close(&slow[BLOCK]), 6);
+  cr_assert_eq(last_err_before_close(&slow[DISCONNECT]), 6);
+
+  /* drop_newest: after the backlog, a gap is announced before the next
+   * message. */
+  uint64_t dropped = 0;
+  drain(&slow[DROP_NEWEST], NULL, &dropped);
+  tt_raw_pub(&pub, "vg.t", "mark", 4);
+  tp_frame_t f;
+  if (dropped == 0) {
+    tt_raw_expect(&slow[DROP_NEWEST], &f, TP_DROPPED, WAIT_MS);
+    dropped = f.u.dropped.count;
+  }
+  cr_assert_gt(dropped, 0u);
+  tt_raw_expect(&slow[DROP_NEWEST], &f, TP_MSG, WAIT_MS);
+
+  /* Malformed input: ERR 1, ERR 5 (both fatal), ERR 13 (not). */
+  tt_raw_t bad;
+  static const uint8_t garbage[] = {0, 0, 0, 3, 0xa2, 'h', 'i'};
+  tt_raw_open(&bad, port, true, true, false);
+  tt_raw_send_bytes(&bad, garbage, sizeof garbage);
+  cr_assert_eq(last_err_before_close(&bad), 1);
+  tt_raw_close(&bad);
+  static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff};
+  tt_raw_open(&bad, port, true, true, false);
+  tt_raw_send_bytes(&bad, huge, sizeof huge);
+  cr_assert_eq(last_err_before_close(&bad), 5);
+  tt_raw_close(&bad);
+  tt_raw_pub(&pub, "vg.big", payload, 4097);
+  tt_raw_expect_err(&pub, 13, WAIT_MS);
+
+  /* Disconnects in the middle of a frame: FIN, then RST. */
+  static const uint8_t half[] = {0, 0, 0, 40, 0x93, TP_PUB, 0xa4, 'v'};
+  tt_raw_open(&bad, port, true, true, false);
+  tt_raw_send_bytes(&bad, half, sizeof half);
+  tt_raw_close(&bad);
+  tt_raw_open(&bad, port, true, true, false);
+  tt_raw_send_bytes(&bad, half, sizeof half);
+  tt_wire_reset(bad.fd);
+  bad.fd = -1;
+  tt_raw_close(&bad);
+  /* A reset with a full queue of messages behind it. */
+  tt_wire_reset(slow[DROP_OLDEST].fd);
+  slow[DROP_OLDEST].fd = -1;
+
+  /* UNSUB now and UNSUB after one more message. */
+  tt_raw_unsub(&all, 1, 0);
+  tt_raw_unsub(&q1, 1, 1);
+  tt_raw_barrier(&all);
+  tt_raw_barrier(&q1);
+
+  tt_raw_expect_err(&idle, 7, WAIT_MS);
+  tt_raw_close(&idle);
+
+  /* SIGTERM: GOAWAY for everyone; slow[UNREAD] never reads its queue, so
+   * the drain deadline closes it. */
+  cr_assert_eq(kill(b.pid, SIGTERM), 0);
+  tt_raw_t *live[] = {&all, &q1, &q2, &pub, &slow[DROP_NEWEST]};
+  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+    bool goaway = false;
+    for (;;) {
+      int r = tt_raw_recv(live[i], &f, WAIT_MS);
+      cr_assert_neq(r, 0, "client %zu: still open after SIGTERM", i);
+      if (r < 0)
+        break;
+      if (f.type == TP_GOAWAY)
+        goaway = true;
+    }
+    cr_assert(goaway, "client %zu: no GOAWAY", i);
+  }
+  int status = tt_broker_wait(&b);
+  cr_assert_eq(status, 0,
+               "ternd under valgrind exited %d (99: memcheck found errors or "
+               "leaks; see its report above)",
+               status);
+  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
+    tt_raw_close(live[i]);
+  for (int i = 0; i < NSLOW; i++) {
+    if (i != DROP_NEWEST)
+      tt_raw_close(&slow[i]);
+  }
+  free(payload);
+}
