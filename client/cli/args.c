@@ -17,6 +17,9 @@ void cli_common_init(cli_common_t *c) {
   const char *env = getenv("TERN_SERVER");
   c->server = (env != NULL && env[0] != '\0') ? env : CLI_DEFAULT_SERVER;
   c->name = NULL;
+  c->user = getenv("TERN_USER");
+  c->pass = getenv("TERN_PASSWORD");
+  c->token = getenv("TERN_TOKEN");
   c->help = false;
 }
 
@@ -27,6 +30,15 @@ int cli_common_option(cli_common_t *c, int id, const char *value) {
     return 1;
   case CLI_OPT_NAME:
     c->name = value;
+    return 1;
+  case CLI_OPT_USER:
+    c->user = value;
+    return 1;
+  case CLI_OPT_PASS:
+    c->pass = value;
+    return 1;
+  case CLI_OPT_TOKEN:
+    c->token = value;
     return 1;
   case CLI_OPT_HELP:
     c->help = true;

@@ -32,6 +32,9 @@ enum cli_common_id {
   CLI_OPT_SERVER = 1,
   CLI_OPT_NAME,
   CLI_OPT_HELP,
+  CLI_OPT_USER,
+  CLI_OPT_PASS,
+  CLI_OPT_TOKEN,
   CLI_OPT_FIRST_CMD = 100 /* first id a subcommand may use */
 };
 
@@ -45,16 +48,23 @@ typedef struct cli_opt {
 } cli_opt_t;
 
 /* Rows of the common options, to place at the start of a command's table. */
-#define CLI_COMMON_OPTS                                                        \
-  {"server",                                                                   \
-   's',                                                                        \
-   true,                                                                       \
-   CLI_OPT_SERVER,                                                             \
-   "HOST:PORT",                                                                \
-   "broker address (default $TERN_SERVER, else " CLI_DEFAULT_SERVER ")"},      \
-      {"name", 0, true, CLI_OPT_NAME, "NAME", "client name sent in CONNECT"},  \
-  {                                                                            \
-    "help", 'h', false, CLI_OPT_HELP, NULL, "show this help and exit"          \
+#define CLI_COMMON_OPTS                                                          \
+  {"server",                                                                     \
+   's',                                                                          \
+   true,                                                                         \
+   CLI_OPT_SERVER,                                                               \
+   "HOST:PORT",                                                                  \
+   "broker address (default $TERN_SERVER, else " CLI_DEFAULT_SERVER ")"},        \
+      {"name", 0, true, CLI_OPT_NAME, "NAME", "client name sent in CONNECT"},    \
+      {"user", 0, true, CLI_OPT_USER, "USER", "user name (default $TERN_USER)"}, \
+      {"pass",     0,                                                            \
+       true,       CLI_OPT_PASS,                                                 \
+       "PASSWORD", "password (default $TERN_PASSWORD; prefer the variable)"},    \
+      {"token", 0,                                                               \
+       true,    CLI_OPT_TOKEN,                                                   \
+       "TOKEN", "auth token (default $TERN_TOKEN; prefer the variable)"},        \
+  {                                                                              \
+    "help", 'h', false, CLI_OPT_HELP, NULL, "show this help and exit"            \
   }
 
 /* Settings every subcommand shares. The strings are borrowed from argv or
@@ -62,6 +72,9 @@ typedef struct cli_opt {
 typedef struct cli_common {
   const char *server;
   const char *name;
+  const char *user; /* credentials for CONNECT, NULL when not given */
+  const char *pass;
+  const char *token;
   bool help;
 } cli_common_t;
 

@@ -15,6 +15,9 @@ int cli_options(const cli_command_info_t *info, const cli_common_t *common,
                            common->server);
   }
   o->name = common->name;
+  o->user = common->user;
+  o->pass = common->pass;
+  o->token = common->token;
   /* A lost connection ends the command with status 1 and a message, so a
    * script sees it; libtern's automatic reconnect is for long-lived
    * programs that must ride out broker restarts. */
