@@ -9,6 +9,10 @@
 #                   valgrind in build/): zero errors and zero leaks
 #   4. fuzz         each libFuzzer target for TERN_FUZZ_SECONDS (default 30)
 #                   under ASan+UBSan via scripts/fuzz.sh; 0 skips this step
+#   5. image        only with TERN_TEST_IMAGE=1: installs podman
+#                   (deploy/install-engine.sh) and runs deploy/test-image.sh
+#                   (builds deploy/Dockerfile, runs and checks the container
+#                   and the compose file); 3-5 minutes from scratch
 #
 # Exits non-zero if any step fails, after running the others, and prints
 # how long each took. Environment: JOBS (build parallelism, default nproc),
@@ -80,12 +84,19 @@ step_fuzz() {
   bash scripts/fuzz.sh "$FUZZ_SECONDS"
 }
 
+step_image() {
+  bash deploy/install-engine.sh && bash deploy/test-image.sh "$ROOT/build/bin/tern"
+}
+
 total0=$(now)
 run_step "release build + ctest (build/)" step_release
 run_step "asan+ubsan build + ctest (build-asan/)" step_asan
 run_step "valgrind memcheck of ternd (build/, -L valgrind)" step_valgrind
 if [ "$FUZZ_SECONDS" != 0 ]; then
   run_step "fuzz ${FUZZ_SECONDS}s per target (build-fuzz/)" step_fuzz
+fi
+if [ "${TERN_TEST_IMAGE:-0}" = 1 ]; then
+  run_step "container image (deploy/test-image.sh)" step_image
 fi
 total1=$(now)
 
