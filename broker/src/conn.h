@@ -1,6 +1,7 @@
 /*
- * One client connection: the session state machine, the read path (bytes
- * into a tp_reader, frames handled strictly in order), the ordered output
+ * One client connection: the session state machine, the read path (reads
+ * into the loop's shared buffer, readbuf.h; frames handled strictly in
+ * order), the ordered output
  * queue, the connection's subscriptions, and the one close path.
  *
  * Lifetime. A connection is created on accept and freed in the close
@@ -22,8 +23,8 @@
 #include "hashmap.h"
 #include "list.h"
 #include "outq.h"
+#include "readbuf.h"
 #include "sub.h"
-#include "tern_proto/reader.h"
 
 struct server;
 
@@ -50,7 +51,7 @@ typedef struct conn {
   uv_timer_t timer; /* connect timeout, heartbeat, then close deadline */
   int handles_open;
 
-  tp_reader_t *reader;
+  rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
   outq_t out;
 
   hashmap_t *subs; /* sid (8 bytes) -> sub_t *, owned */

@@ -424,6 +424,32 @@ int tp_frame_decode(tp_decoder_t *d, const uint8_t *body, size_t len,
   return tp__frame_decode_general(d, body, len, f);
 }
 
+int tp_frame_next(tp_decoder_t *d, const uint8_t *buf, size_t avail,
+                  size_t max_frame, tp_frame_t *f, size_t *used) {
+  size_t size = 0;
+  int rc = tp_frame_size(buf, avail, max_frame, &size);
+  *used = 0;
+  if (rc == TP_ETOOBIG) {
+    snprintf(d->errmsg, sizeof(d->errmsg),
+             "frame length %lu exceeds max_frame %lu",
+             (unsigned long)((uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+                             (uint32_t)buf[2] << 8 | buf[3]),
+             (unsigned long)max_frame);
+    return rc;
+  }
+  if (rc < 0) {
+    snprintf(d->errmsg, sizeof(d->errmsg), "zero-length frame");
+    return rc;
+  }
+  if (rc == 0)
+    return 0;
+  *used = size;
+  if (size > avail)
+    return 0;
+  rc = tp_frame_decode(d, buf + TP_LEN_PREFIX, size - TP_LEN_PREFIX, f);
+  return rc < 0 ? rc : 1;
+}
+
 int tp__frame_decode_general(tp_decoder_t *d, const uint8_t *body, size_t len,
                              tp_frame_t *f) {
   ctx_t c = {d, body, len, "frame", 0};

@@ -238,4 +238,19 @@ int tp_frame_decode(tp_decoder_t *d, const uint8_t *body, size_t len,
 /* Human-readable reason for the last decode error ("PUB payload must be bin"). */
 const char *tp_decoder_errmsg(const tp_decoder_t *d);
 
+/*
+ * Decodes the frame at the front of a caller-owned buffer of avail bytes,
+ * for readers that keep their own buffers (the broker reads into one
+ * buffer shared by all its connections).
+ * 1: *f holds the frame (views into buf, valid while buf is unchanged and
+ *    until the next decode with d); *used is its size, prefix included.
+ * 0: the frame is not complete; *used is its whole size once the prefix
+ *    is in (the prefix passed the max_frame check), else 0.
+ * <0: TP_ETOOBIG (prefix above max_frame, refused before its body
+ *    arrives), TP_EPROTO (zero length) or a tp_frame_decode error; the
+ *    reason is in tp_decoder_errmsg.
+ */
+int tp_frame_next(tp_decoder_t *d, const uint8_t *buf, size_t avail,
+                  size_t max_frame, tp_frame_t *f, size_t *used);
+
 #endif
