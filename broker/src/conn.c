@@ -384,6 +384,9 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
+  /* Only a delivery adds pending bytes. */
+  if (receivers > 0)
+    pending_gate_after_pub(c->srv, c);
   if (pub->retain) {
     code = router_retain(c->srv, pub, &msg);
     if (code == TP_ENOMEM) {
@@ -533,8 +536,6 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
     c->heard = true;
     c->pings_out = 0;
     handle_frame(c, &f);
-    if (f.type == TP_PUB)
-      pending_gate_after_pub(c->srv, c);
   }
   if (c->nblocked > 0 || c->paused_total)
     stop_reading(c);

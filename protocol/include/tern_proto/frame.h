@@ -125,6 +125,10 @@ typedef struct tp_pub {
   uint64_t ack;
   bool retain;
   uint64_t ttl_ms;
+  /* Set by the decoder when it found topic to be a valid publish topic
+   * (tp_topic_validate's rules but the length limit) while reading it, so
+   * the receiver need not walk it again; false means "not checked". */
+  bool topic_checked;
 } tp_pub_t;
 
 typedef struct tp_sub {
