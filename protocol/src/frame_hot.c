@@ -88,10 +88,11 @@ static bool take_topic(const uint8_t **pp, const uint8_t *end, tp_str_t *s,
   if (!take_len(pp, end, 0xD9, true, &n))
     return false;
   const uint8_t *p = *pp;
-  int ascii = tp__topic_ascii_check(p, n);
-  if (ascii < 0 && !tp__utf8_valid(p, n))
+  /* An invalid topic may still hold bytes past the bad one: only a valid
+   * one is known to be all ASCII. */
+  *checked = tp__topic_ascii_check(p, n) == 1;
+  if (!*checked && !tp__utf8_valid(p, n))
     return false;
-  *checked = ascii == 1;
   s->ptr = n ? (const char *)p : "";
   s->len = n;
   *pp = p + n;
