@@ -323,6 +323,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 void conn_resume(conn_t *c) {
   if (c->state != CONN_ACTIVE || c->nblocked > 0 || c->paused_total)
     return;
+  c->read_turn = 0;
   const uint8_t *bytes;
   size_t len;
   rx_take(&c->rx, &bytes, &len);
@@ -582,6 +583,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   size_t len;
   rx_received(&c->srv->rx, &c->rx, (size_t)nread, &bytes, &len);
   keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
+  /* libuv reads a busy socket up to 32 times per turn: a fast publisher
+   * would queue megabytes before any subscriber gets a write. Past the
+   * budget it yields, and resumes reading at the next turn. */
+  c->read_turn += (size_t)nread;
+  if (c->read_turn >= READBUF_TURN_BUDGET && c->reading &&
+      c->state == CONN_ACTIVE) {
+    stop_reading(c);
+    if (!list_linked(&c->resume_link))
+      list_insert_tail(&c->srv->resume_list, &c->resume_link);
+  }
 }
 
 /* ---- accept ------------------------------------------------------------ */

@@ -52,6 +52,7 @@ typedef struct conn {
   int handles_open;
 
   rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
+  size_t read_turn; /* bytes read since it last yielded to the loop */
   outq_t out;
 
   hashmap_t *subs; /* sid (8 bytes) -> sub_t *, owned */

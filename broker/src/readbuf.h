@@ -28,6 +28,9 @@
 
 /* Size of the loop-wide read buffer: one read takes this much at most. */
 #define READBUF_SHARED_SIZE (128u * 1024u)
+/* Bytes one connection may read per loop turn before it yields (conn.c),
+ * so that the output of what it sent is written in between. */
+#define READBUF_TURN_BUDGET (256u * 1024u)
 
 typedef struct rx_shared {
   uint8_t *buf; /* READBUF_SHARED_SIZE bytes, owned */
