@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "server.h"
 
@@ -21,6 +22,9 @@ int main(int argc, char **argv) {
   if (what == CONFIG_EXIT_USAGE)
     return 2;
   log_g_level = (log_level_t)cfg.log_level;
+
+  long nofile = fdlimit_raise();
+  LOG(LOG_DEBUG, "open-file limit %ld", nofile);
 
   /* A peer that vanishes must be an EPIPE on write, not a dead broker. */
   signal(SIGPIPE, SIG_IGN);
