@@ -100,7 +100,9 @@ int rx_keep(rx_tail_t *t, const uint8_t *bytes, size_t len, size_t used) {
     if (used > 0)
       memmove(t->buf, t->buf + used, rest);
     t->len = rest;
-    if (t->cap > TAIL_KEEP_MAX && rest < t->cap / 2)
+    /* Only once a frame is handled: while a large one is still arriving
+     * its buffer must keep the size rx_alloc gave it. */
+    if (used > 0 && t->cap > TAIL_KEEP_MAX && rest < t->cap / 2)
       tail_resize(t, rest); /* failing to shrink is harmless */
     return 0;
   }
