@@ -30,7 +30,8 @@ void sublist_set_init(sublist_set_t *s) {
 }
 
 void sublist_set_free(sublist_set_t *s) {
-  free(s->items); /* the counts too */
+  if (s->cap > 0)
+    free(s->items); /* the counts too */
   free(s->index);
   sublist_set_init(s);
 }
@@ -47,6 +48,8 @@ static size_t index_slot(const sublist_set_t *s, const void *sub) {
 
 /* Position of sub in items[], or -1. */
 static long locate(const sublist_set_t *s, const void *sub) {
+  if (s->cap == 0)
+    return s->n == 1 && s->one == sub ? 0 : -1;
   if (s->index != NULL) {
     uint32_t v = s->index[index_slot(s, sub)];
     return v != 0 ? (long)v - 1 : -1;
@@ -95,24 +98,38 @@ static void index_del(sublist_set_t *s, const void *sub) {
 int sublist_set_add(sublist_set_t *s, void *sub) {
   long pos = locate(s, sub);
   if (pos >= 0) {
-    counts_of(s)[pos]++;
+    if (s->cap > 0)
+      counts_of(s)[pos]++;
     s->total++;
     return 0;
   }
+  if (s->n == 0) {
+    s->one = sub;
+    s->n = 1;
+    s->total = 1;
+    return 0;
+  }
+  if (s->cap == 0) {
+    /* A second item: the single one moves into an array. */
+    void **items = malloc(2 * (sizeof(*items) + sizeof(uint32_t)));
+    if (items == NULL)
+      return TP_ENOMEM;
+    items[0] = s->one;
+    ((uint32_t *)(void *)(items + 2))[0] = s->total;
+    s->items = items;
+    s->cap = 2;
+  }
   if (s->n == s->cap) {
     /* items and counts share one block: one allocation per set instead
-     * of two, which is most of a single subscription's cost. A first
-     * item gets room for exactly one. */
+     * of two. */
     if (s->cap > UINT32_MAX / 2)
       return TP_ENOMEM;
-    uint32_t cap = s->cap ? s->cap * 2 : 1;
+    uint32_t cap = s->cap * 2;
     void **items = malloc(cap * (sizeof(*items) + sizeof(uint32_t)));
     if (items == NULL)
       return TP_ENOMEM;
-    if (s->n > 0) {
-      memcpy(items, s->items, s->n * sizeof(*items));
-      memcpy(items + cap, counts_of(s), s->n * sizeof(uint32_t));
-    }
+    memcpy(items, s->items, s->n * sizeof(*items));
+    memcpy(items + cap, counts_of(s), s->n * sizeof(uint32_t));
     free(s->items);
     s->items = items;
     s->cap = cap;
@@ -142,6 +159,11 @@ int sublist_set_del(sublist_set_t *s, void *sub) {
     return -1;
   size_t pos = (size_t)lpos;
   s->total--;
+  if (s->cap == 0) {
+    if (s->total == 0)
+      sublist_set_init(s);
+    return 0;
+  }
   if (--counts_of(s)[pos] > 0)
     return 0;
   size_t last = s->n - 1;
@@ -161,6 +183,11 @@ int sublist_set_del(sublist_set_t *s, void *sub) {
 
 size_t sublist_set_expand(const sublist_set_t *s, void **dst) {
   size_t k = 0;
+  if (s->cap == 0) {
+    for (; k < s->total; k++)
+      dst[k] = s->one;
+    return k;
+  }
   for (size_t i = 0; i < s->n; i++)
     for (uint32_t c = 0; c < counts_of(s)[i]; c++)
       dst[k++] = s->items[i];

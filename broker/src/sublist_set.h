@@ -17,8 +17,14 @@
 #include <stdint.h>
 
 typedef struct sublist_set {
-  void **items;     /* distinct pointers, dense; then cap uint32_t counts
-                       (insertions of items[i]) in the same block */
+  /* Most sets (a literal subject's subscribers) hold one subscription:
+   * with cap == 0 and n == 1 it is `one` itself, inserted `total` times,
+   * and the set allocates nothing. */
+  union {
+    void **items; /* distinct pointers, dense; then cap uint32_t counts
+                     (insertions of items[i]) in the same block */
+    void *one;
+  };
   uint32_t *index;  /* open addressing: position + 1, 0 = empty; or NULL */
   uint32_t n;       /* distinct items */
   uint32_t cap;
