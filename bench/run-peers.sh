@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-peers.sh: the same `tern bench` scenarios against ternd, nats-server,
 # redis-server and mosquitto on loopback; prints a table of medians and
-# tern/peer ratios and appends it to bench/RESULTS.md.
+# tern/peer ratios and adds it to bench/RESULTS.md, above the older runs.
 #
 #   bench/run-peers.sh [--quick]
 #
@@ -12,10 +12,11 @@
 #   BROKERS="tern nats redis mqtt"
 #   MSGS=500000          messages per throughput run (mqtt runs MSGS/4: mosquitto
 #                        is ~10x slower and the rate, not the count, is compared)
-#   RATE=10000 RATE_MSGS=20000   fixed-rate latency scenario
+#   RATES="10000 20000" RATE_MSGS=20000   fixed-rate latency scenarios
+#                        (msgs/s; RATE=N alone is taken as RATES=N)
 #   REQS=10000           requests per request/reply run
 #   PORT_BASE=27000      ternd PORT_BASE+421, nats +422, redis +379, mosquitto +883
-#   RESULTS=bench/RESULTS.md   where the table is appended ("-" = do not write)
+#   RESULTS=bench/RESULTS.md   where the table goes, newest first ("-" = do not write)
 #
 # Servers are child processes with temporary configs on 127.0.0.1 and are
 # stopped on exit whatever happens; system services are never touched.
@@ -28,7 +29,7 @@ RUNS=${RUNS:-3}
 SIZES=${SIZES:-"16 1024"}
 BROKERS=${BROKERS:-"tern nats redis mqtt"}
 MSGS=${MSGS:-500000}
-RATE=${RATE:-10000}
+RATES=${RATES:-${RATE:-"10000 20000"}}
 RATE_MSGS=${RATE_MSGS:-20000}
 REQS=${REQS:-10000}
 PORT_BASE=${PORT_BASE:-27000}
@@ -126,8 +127,10 @@ SCENARIOS=(
   "fan-out 1->4|--pub 1 --sub 4|sub.msgs_per_s|tern nats redis mqtt"
   "queue 1->4|--pub 1 --sub 4 --queue bench|sub.msgs_per_s|tern nats"
   "req/rep|--req --sub 1 --msgs $REQS|latency_us.p50 latency_us.p99|tern nats"
-  "latency @${RATE}/s|--pub 1 --sub 1 --rate $RATE --msgs $RATE_MSGS|latency_us.p50 latency_us.p99|tern nats redis mqtt"
 )
+for rate in $RATES; do
+  SCENARIOS+=("latency @${rate}/s|--pub 1 --sub 1 --rate $rate --msgs $RATE_MSGS|latency_us.p50 latency_us.p99|tern nats redis mqtt")
+done
 
 declare -A VALS LOSS
 has() { [[ " $1 " == *" $2 "* ]]; }
@@ -223,7 +226,7 @@ section=$(cat <<MD
 
 - machine: $machine; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)
 - servers: $versions
-- command: \`$COMMAND\` (BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATE=$RATE RATE_MSGS=$RATE_MSGS REQS=$REQS)
+- command: \`$COMMAND\` (BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATES="$RATES" RATE_MSGS=$RATE_MSGS REQS=$REQS)
 - generator: \`${BENCH[*]}\`, one connection and thread per client, all on loopback
 
 $table
@@ -238,9 +241,15 @@ MD
 )
 printf '%s\n' "$section"
 if [[ $RESULTS != "-" ]]; then
-  if [[ ! -s $RESULTS ]]; then
-    printf '# tern and its peers: `tern bench` results\n\nEach run of bench/run-peers.sh appends a section; the newest is last.\nbench/README.md explains the scenarios and how the figures are measured.\n' >"$RESULTS"
-  fi
-  printf '%s\n' "$section" >>"$RESULTS"
-  log "appended to $RESULTS"
+  # The header, then this run, then the older runs (first "## " onwards).
+  head='# tern and its peers: `tern bench` results
+
+Each run of bench/run-peers.sh adds a section above the older ones: the
+newest is first. bench/README.md explains the scenarios and how the
+figures are measured.'
+  older=""
+  [[ -s $RESULTS ]] && older=$(sed -n '/^## /,$p' "$RESULTS")
+  { printf '%s\n%s\n' "$head" "$section"; [[ -n $older ]] && printf '\n%s\n' "$older"; } >"$RESULTS.tmp"
+  mv "$RESULTS.tmp" "$RESULTS"
+  log "added to $RESULTS (newest first)"
 fi

@@ -9,3 +9,9 @@ add_executable(sublist_bench
 target_include_directories(sublist_bench PRIVATE ${TERN_SUBLIST_SRC_DIR})
 target_link_libraries(sublist_bench PRIVATE tern_protocol)
 tern_target_defaults(sublist_bench)
+
+# Memory per idle connection and per subscription of a running ternd (not a
+# test): build/bin/conn_mem PID HOST PORT [CONNS [SUBS]].
+add_executable(conn_mem ${CMAKE_CURRENT_LIST_DIR}/conn_mem.c)
+target_link_libraries(conn_mem PRIVATE tern_protocol)
+tern_target_defaults(conn_mem)

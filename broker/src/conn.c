@@ -19,14 +19,13 @@
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
 
-/* The read buffer kept between large frames. */
-#define READ_BUF_INITIAL (16u * 1024u)
-
 static const uint8_t FRAME_PING[] = {0, 0, 0, 2, 0x91, TP_PING};
 static const uint8_t FRAME_PONG[] = {0, 0, 0, 2, 0x91, TP_PONG};
 static const uint8_t FRAME_OK[] = {0, 0, 0, 2, 0x91, TP_OK};
 
-static void process_frames(conn_t *c);
+static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len);
+static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
+                           size_t used);
 static void close_handles(conn_t *c);
 
 /* ---- output ------------------------------------------------------------ */
@@ -275,7 +274,7 @@ static void on_handle_closed(uv_handle_t *h) {
     return;
   /* Cancelled writes have called back by now: nothing is in flight. */
   outq_clear(&c->out);
-  tp_reader_destroy(c->reader);
+  rx_tail_free(&c->rx);
   hashmap_destroy(c->subs);
   free(c->blocked_on);
   conn_auth_release(c);
@@ -386,7 +385,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 void conn_resume(conn_t *c) {
   if (c->state != CONN_ACTIVE || c->nblocked > 0 || c->paused_total)
     return;
-  process_frames(c);
+  c->read_turn = 0;
+  const uint8_t *bytes;
+  size_t len;
+  rx_take(&c->rx, &bytes, &len);
+  if (len > 0)
+    keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
   if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->paused_total &&
       !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -460,6 +464,9 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
+  /* Only a delivery adds pending bytes. */
+  if (receivers > 0)
+    pending_gate_after_pub(c->srv, c);
   if (pub->retain) {
     code = router_retain(c->srv, pub, &msg);
     if (code == TP_ENOMEM) {
@@ -588,31 +595,45 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
 }
 
 /*
- * Handles every complete frame buffered, in order, until the buffer is
- * empty, the connection closes, or a full `block` subscription blocks it:
- * then it stops reading, and the frames still buffered wait for
- * conn_resume.
+ * Handles every complete frame in [bytes, bytes + len), in order, until
+ * none is left, the connection closes, or a full `block` subscription
+ * blocks it: then it stops reading, and the frames not handled wait in
+ * the connection's tail for conn_resume. Returns the bytes handled.
  */
-static void process_frames(conn_t *c) {
+static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
+  tp_decoder_t *dec = c->srv->rx.dec;
+  size_t max_frame = c->srv->cfg.max_frame;
+  size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
          c->nblocked == 0 && !c->paused_total && !c->authenticating) {
     tp_frame_t f;
-    int r = tp_reader_next(c->reader, &f);
+    size_t size = 0;
+    int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
     if (r == 0)
       break;
     if (r < 0) {
-      conn_fail(c, tp_err_wire_code(r), tp_reader_errmsg(c->reader));
+      conn_fail(c, tp_err_wire_code(r), tp_decoder_errmsg(dec));
       break;
     }
+    at += size;
     c->frames_in++;
     c->heard = true;
     c->pings_out = 0;
     handle_frame(c, &f);
-    if (f.type == TP_PUB)
-      pending_gate_after_pub(c->srv, c);
   }
   if (c->nblocked > 0 || c->paused_total)
     stop_reading(c);
+  return at;
+}
+
+/* What a live connection has not handled stays for later; a closing one
+ * will never handle it. */
+static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
+                           size_t used) {
+  if (c->state != CONN_HANDSHAKE && c->state != CONN_ACTIVE)
+    used = len;
+  if (rx_keep(&c->rx, bytes, len, used) != 0)
+    conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -620,13 +641,7 @@ static void process_frames(conn_t *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   conn_t *c = h->data;
-  uint8_t *p = NULL;
-  size_t len = 0;
-  if (tp_reader_space(c->reader, &p, &len) != 0) {
-    *buf = uv_buf_init(NULL, 0);
-    return;
-  }
-  *buf = uv_buf_init((char *)p, (unsigned)len);
+  rx_alloc(&c->srv->rx, &c->rx, c->srv->cfg.max_frame, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -635,8 +650,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   if (nread == UV_ENOBUFS) {
-    /* The reader refused space: its sticky error says why. */
-    process_frames(c);
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
@@ -648,9 +661,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     stop_reading(c);
     return;
   }
-  tp_reader_commit(c->reader, (size_t)nread);
   c->bytes_in += (uint64_t)nread;
-  process_frames(c);
+  const uint8_t *bytes;
+  size_t len;
+  rx_received(&c->srv->rx, &c->rx, (size_t)nread, &bytes, &len);
+  keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
+  /* libuv reads a busy socket up to 32 times per turn: a fast publisher
+   * would queue megabytes before any subscriber gets a write. Past the
+   * budget it yields, and resumes reading at the next turn. */
+  c->read_turn += (size_t)nread;
+  if (c->read_turn >= READBUF_TURN_BUDGET && c->reading &&
+      c->state == CONN_ACTIVE) {
+    stop_reading(c);
+    if (!list_linked(&c->resume_link))
+      list_insert_tail(&c->srv->resume_list, &c->resume_link);
+  }
 }
 
 /* ---- accept ------------------------------------------------------------ */
@@ -704,9 +729,6 @@ int conn_accept(server_t *srv) {
   c->state = CONN_HANDSHAKE;
   srv->nlive++;
   rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
-  if (rc == 0 &&
-      tp_reader_create(&c->reader, srv->cfg.max_frame, READ_BUF_INITIAL) != 0)
-    rc = UV_ENOMEM;
   if (rc == 0 && hashmap_create(&c->subs, 0) != 0)
     rc = UV_ENOMEM;
   if (rc != 0) {

@@ -1,6 +1,7 @@
 /*
- * One client connection: the session state machine, the read path (bytes
- * into a tp_reader, frames handled strictly in order), the ordered output
+ * One client connection: the session state machine, the read path (reads
+ * into the loop's shared buffer, readbuf.h; frames handled strictly in
+ * order), the ordered output
  * queue, the connection's subscriptions, and the one close path.
  *
  * Lifetime. A connection is created on accept and freed in the close
@@ -22,8 +23,8 @@
 #include "hashmap.h"
 #include "list.h"
 #include "outq.h"
+#include "readbuf.h"
 #include "sub.h"
-#include "tern_proto/reader.h"
 
 struct server;
 
@@ -52,7 +53,8 @@ typedef struct conn {
   bool lingering;          /* flushed; waits for the peer to take it all */
   int handles_open;
 
-  tp_reader_t *reader;
+  rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
+  size_t read_turn; /* bytes read since it last yielded to the loop */
   outq_t out;
 
   hashmap_t *subs; /* sid (8 bytes) -> sub_t *, owned */

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "config_file.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "server.h"
 
@@ -63,6 +64,9 @@ int main(int argc, char **argv) {
   }
   log_g_level = (log_level_t)cfg.log_level;
   log_g_format = cfg.log_format;
+
+  long nofile = fdlimit_raise();
+  LOG(LOG_DEBUG, "open-file limit %ld", nofile);
 
   /* A peer that vanishes must be an EPIPE on write, not a dead broker. */
   signal(SIGPIPE, SIG_IGN);

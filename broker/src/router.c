@@ -23,8 +23,12 @@ int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
     *msg = "payload too large";
     return TP_WIRE_PAYLOAD_TOO_LARGE;
   }
-  if (tp_topic_validate(pub->topic.ptr, pub->topic.len, srv->cfg.max_topic) !=
-      0) {
+  /* The decoder has usually checked the topic's rules already. */
+  size_t max_topic = srv->cfg.max_topic ? srv->cfg.max_topic
+                                        : TP_DEFAULT_MAX_TOPIC;
+  if (pub->topic_checked ? pub->topic.len > max_topic
+                         : tp_topic_validate(pub->topic.ptr, pub->topic.len,
+                                             max_topic) != 0) {
     *msg = "invalid topic";
     return TP_WIRE_INVALID_TOPIC;
   }

@@ -233,6 +233,8 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   if (rc == 0)
     rc = outq_pool_create(&srv->entries, KEEP_ENTRIES);
   if (rc == 0)
+    rc = rx_shared_init(&srv->rx);
+  if (rc == 0)
     rc = encode_hello(srv);
   if (rc != 0)
     return rc;
@@ -324,6 +326,7 @@ void server_free(server_t *srv) {
         msgbuf_pool_live(srv->bufs));
   msgbuf_pool_destroy(srv->bufs);
   outq_pool_destroy(srv->entries);
+  rx_shared_free(&srv->rx);
   tp_buf_free(&srv->scratch);
   free(srv->ended);
   config_free(&srv->cfg);

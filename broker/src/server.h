@@ -24,6 +24,7 @@
 #include "msgbuf.h"
 #include "outq.h"
 #include "pending_gate.h"
+#include "readbuf.h"
 #include "retained.h"
 #include "sublist.h"
 #include "tern_proto/buf.h"
@@ -71,6 +72,7 @@ typedef struct server {
   sublist_t *index;
   msgbuf_pool_t *bufs;
   outq_pool_t *entries;
+  rx_shared_t rx;        /* the read buffer all connections share */
   pending_gate_t gate;   /* max_pending_total */
   retained_t *retained; /* last-value cache per topic */
 

@@ -31,9 +31,9 @@ typedef struct sub {
   struct conn *conn; /* owner */
   uint64_t sid;
   uint8_t sid_key[8]; /* the key in the connection's sid map */
-  char *pattern;      /* owned, NUL-terminated */
+  char *pattern;      /* NUL-terminated, in this struct's block */
   size_t plen;
-  char *queue; /* owned, or NULL for a plain subscription */
+  char *queue; /* in this struct's block, or NULL for a plain one */
   size_t qlen;
 
   /* Limits and policy. */

@@ -47,8 +47,8 @@ struct node {
   node_t *rest;
   sublist_set_t plain;
   qgroup_t *groups;
-  size_t ngroups;
-  size_t tok_len;
+  uint32_t ngroups;
+  uint32_t tok_len; /* a token fits in a frame (32-bit length) */
   char tok[]; /* the token this node hangs under in its parent */
 };
 
@@ -101,7 +101,7 @@ static node_t *node_new(sublist_t *sl, node_t *parent, const char *tok,
   if (n == NULL)
     return NULL;
   n->parent = parent;
-  n->tok_len = len;
+  n->tok_len = (uint32_t)len;
   memcpy(n->tok, tok, len);
   sl->nodes++;
   return n;

@@ -12,6 +12,11 @@
 /* Up to this many distinct items a linear scan beats hashing. */
 #define INDEX_MIN 8
 
+/* The counts follow the items in their block (sublist_set.h). */
+static inline uint32_t *counts_of(const sublist_set_t *s) {
+  return (uint32_t *)(void *)(s->items + s->cap);
+}
+
 static size_t ptr_hash(const void *p) {
   uint64_t x = (uint64_t)(uintptr_t)p;
   x ^= x >> 33;
@@ -25,8 +30,8 @@ void sublist_set_init(sublist_set_t *s) {
 }
 
 void sublist_set_free(sublist_set_t *s) {
-  free(s->items);
-  free(s->counts);
+  if (s->cap > 0)
+    free(s->items); /* the counts too */
   free(s->index);
   sublist_set_init(s);
 }
@@ -43,6 +48,8 @@ static size_t index_slot(const sublist_set_t *s, const void *sub) {
 
 /* Position of sub in items[], or -1. */
 static long locate(const sublist_set_t *s, const void *sub) {
+  if (s->cap == 0)
+    return s->n == 1 && s->one == sub ? 0 : -1;
   if (s->index != NULL) {
     uint32_t v = s->index[index_slot(s, sub)];
     return v != 0 ? (long)v - 1 : -1;
@@ -64,7 +71,7 @@ static int index_rebuild(sublist_set_t *s, size_t want) {
     return TP_ENOMEM;
   free(s->index);
   s->index = idx;
-  s->index_cap = cap;
+  s->index_cap = (uint32_t)cap;
   for (size_t p = 0; p < s->n; p++)
     s->index[index_slot(s, s->items[p])] = (uint32_t)(p + 1);
   return 0;
@@ -91,20 +98,40 @@ static void index_del(sublist_set_t *s, const void *sub) {
 int sublist_set_add(sublist_set_t *s, void *sub) {
   long pos = locate(s, sub);
   if (pos >= 0) {
-    s->counts[pos]++;
+    if (s->cap > 0)
+      counts_of(s)[pos]++;
     s->total++;
     return 0;
   }
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 2;
-    void **items = realloc(s->items, cap * sizeof(*items));
+  if (s->n == 0) {
+    s->one = sub;
+    s->n = 1;
+    s->total = 1;
+    return 0;
+  }
+  if (s->cap == 0) {
+    /* A second item: the single one moves into an array. */
+    void **items = malloc(2 * (sizeof(*items) + sizeof(uint32_t)));
     if (items == NULL)
       return TP_ENOMEM;
+    items[0] = s->one;
+    ((uint32_t *)(void *)(items + 2))[0] = s->total;
     s->items = items;
-    uint32_t *counts = realloc(s->counts, cap * sizeof(*counts));
-    if (counts == NULL)
+    s->cap = 2;
+  }
+  if (s->n == s->cap) {
+    /* items and counts share one block: one allocation per set instead
+     * of two. */
+    if (s->cap > UINT32_MAX / 2)
       return TP_ENOMEM;
-    s->counts = counts;
+    uint32_t cap = s->cap * 2;
+    void **items = malloc(cap * (sizeof(*items) + sizeof(uint32_t)));
+    if (items == NULL)
+      return TP_ENOMEM;
+    memcpy(items, s->items, s->n * sizeof(*items));
+    memcpy(items + cap, counts_of(s), s->n * sizeof(uint32_t));
+    free(s->items);
+    s->items = items;
     s->cap = cap;
   }
   size_t n1 = s->n + 1;
@@ -113,8 +140,8 @@ int sublist_set_add(sublist_set_t *s, void *sub) {
       return TP_ENOMEM;
   }
   s->items[s->n] = sub;
-  s->counts[s->n] = 1;
-  s->n = n1;
+  counts_of(s)[s->n] = 1;
+  s->n = (uint32_t)n1;
   s->total++;
   if (s->index != NULL)
     s->index[index_slot(s, sub)] = (uint32_t)n1;
@@ -132,14 +159,19 @@ int sublist_set_del(sublist_set_t *s, void *sub) {
     return -1;
   size_t pos = (size_t)lpos;
   s->total--;
-  if (--s->counts[pos] > 0)
+  if (s->cap == 0) {
+    if (s->total == 0)
+      sublist_set_init(s);
+    return 0;
+  }
+  if (--counts_of(s)[pos] > 0)
     return 0;
   size_t last = s->n - 1;
   if (s->index != NULL)
     index_del(s, sub);
   if (pos != last) {
     s->items[pos] = s->items[last];
-    s->counts[pos] = s->counts[last];
+    counts_of(s)[pos] = counts_of(s)[last];
     if (s->index != NULL)
       s->index[index_slot(s, s->items[pos])] = (uint32_t)(pos + 1);
   }
@@ -151,8 +183,13 @@ int sublist_set_del(sublist_set_t *s, void *sub) {
 
 size_t sublist_set_expand(const sublist_set_t *s, void **dst) {
   size_t k = 0;
+  if (s->cap == 0) {
+    for (; k < s->total; k++)
+      dst[k] = s->one;
+    return k;
+  }
   for (size_t i = 0; i < s->n; i++)
-    for (uint32_t c = 0; c < s->counts[i]; c++)
+    for (uint32_t c = 0; c < counts_of(s)[i]; c++)
       dst[k++] = s->items[i];
   return k;
 }

@@ -17,13 +17,19 @@
 #include <stdint.h>
 
 typedef struct sublist_set {
-  void **items;     /* distinct pointers, dense */
-  uint32_t *counts; /* insertions of items[i] */
-  size_t n;         /* distinct items */
-  size_t cap;
-  size_t total;     /* sum of counts: what a match reports */
+  /* Most sets (a literal subject's subscribers) hold one subscription:
+   * with cap == 0 and n == 1 it is `one` itself, inserted `total` times,
+   * and the set allocates nothing. */
+  union {
+    void **items; /* distinct pointers, dense; then cap uint32_t counts
+                     (insertions of items[i]) in the same block */
+    void *one;
+  };
   uint32_t *index;  /* open addressing: position + 1, 0 = empty; or NULL */
-  size_t index_cap; /* power of two, or 0 */
+  uint32_t n;       /* distinct items */
+  uint32_t cap;
+  uint32_t total;   /* sum of counts: what a match reports */
+  uint32_t index_cap; /* power of two, or 0 */
 } sublist_set_t;
 
 /* An empty set holds no memory; a zeroed struct is an empty set too. */

@@ -424,6 +424,35 @@ int tp_frame_decode(tp_decoder_t *d, const uint8_t *body, size_t len,
   return tp__frame_decode_general(d, body, len, f);
 }
 
+int tp_frame_next(tp_decoder_t *d, const uint8_t *buf, size_t avail,
+                  size_t max_frame, tp_frame_t *f, size_t *used) {
+  /* tp_frame_size, inlined: this runs once per frame. */
+  *used = 0;
+  if (avail < TP_LEN_PREFIX)
+    return 0;
+  uint32_t len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+                 (uint32_t)buf[2] << 8 | (uint32_t)buf[3];
+  if (len > max_frame) {
+    snprintf(d->errmsg, sizeof(d->errmsg),
+             "frame length %lu exceeds max_frame %lu", (unsigned long)len,
+             (unsigned long)max_frame);
+    return TP_ETOOBIG;
+  }
+  if (len == 0) {
+    snprintf(d->errmsg, sizeof(d->errmsg), "zero-length frame");
+    return TP_EPROTO;
+  }
+  size_t size = TP_LEN_PREFIX + (size_t)len;
+  *used = size;
+  if (size > avail)
+    return 0;
+  const uint8_t *body = buf + TP_LEN_PREFIX;
+  if (tp__frame_decode_hot(body, size - TP_LEN_PREFIX, f))
+    return 1;
+  int rc = tp__frame_decode_general(d, body, size - TP_LEN_PREFIX, f);
+  return rc < 0 ? rc : 1;
+}
+
 int tp__frame_decode_general(tp_decoder_t *d, const uint8_t *body, size_t len,
                              tp_frame_t *f) {
   ctx_t c = {d, body, len, "frame", 0};

@@ -34,7 +34,7 @@ static uint32_t be32(const uint8_t *p) {
  * *pp past the header and returns true when the whole payload of *n bytes
  * is within end.
  */
-static bool take_len(const uint8_t **pp, const uint8_t *end, uint8_t f8,
+static inline bool take_len(const uint8_t **pp, const uint8_t *end, uint8_t f8,
                      bool fixstr, uint32_t *n) {
   const uint8_t *p = *pp;
   size_t avail = (size_t)(end - p);
@@ -71,6 +71,28 @@ static bool take_str(const uint8_t **pp, const uint8_t *end, tp_str_t *s) {
   if (!tp__utf8_valid(p, n))
     return false;
   /* As the general decoder: a present empty str is "", not NULL. */
+  s->ptr = n ? (const char *)p : "";
+  s->len = n;
+  *pp = p + n;
+  return true;
+}
+
+/*
+ * A PUB topic: the str header, then one pass that checks both UTF-8 and
+ * the topic rules when the topic is ASCII (the usual case); other topics
+ * get the UTF-8 check here and the topic rules from the receiver.
+ */
+static bool take_topic(const uint8_t **pp, const uint8_t *end, tp_str_t *s,
+                       bool *checked) {
+  uint32_t n = 0;
+  if (!take_len(pp, end, 0xD9, true, &n))
+    return false;
+  const uint8_t *p = *pp;
+  /* An invalid topic may still hold bytes past the bad one: only a valid
+   * one is known to be all ASCII. */
+  *checked = tp__topic_ascii_check(p, n) == 1;
+  if (!*checked && !tp__utf8_valid(p, n))
+    return false;
   s->ptr = n ? (const char *)p : "";
   s->len = n;
   *pp = p + n;
@@ -120,13 +142,12 @@ int tp__frame_decode_hot(const uint8_t *body, size_t len, tp_frame_t *f) {
     return 0;
   const uint8_t *p = body + 2, *end = body + len;
   if (body[0] == 0x93 && body[1] == TP_PUB) {
-    tp_pub_t pub;
-    memset(&pub, 0, sizeof pub);
-    if (!take_str(&p, end, &pub.topic) || !take_bin(&p, end, &pub.payload) ||
-        p != end)
+    tp_pub_t *pub = &f->u.pub;
+    memset(pub, 0, sizeof *pub);
+    if (!take_topic(&p, end, &pub->topic, &pub->topic_checked) ||
+        !take_bin(&p, end, &pub->payload) || p != end)
       return 0;
     f->type = TP_PUB;
-    f->u.pub = pub;
     return 1;
   }
   if (body[0] == 0x94 && body[1] == TP_MSG) {

@@ -56,8 +56,10 @@ int tp__mp_locate(const uint8_t *body, size_t len, uint32_t elem,
 /*
  * The hot frames' fast path (frame_hot.c): 1 when body is a plain
  * [3, topic, payload] or [6, sid, topic, payload] and *f holds it exactly as
- * tp__frame_decode_general would decode it; 0 (f untouched) when the
- * general decoder must handle it, errors included.
+ * tp__frame_decode_general would decode it (and, for a PUB, sets
+ * topic_checked, which the general decoder leaves false); 0 (f may be
+ * partly written) when the general decoder must handle it, errors
+ * included.
  */
 int tp__frame_decode_hot(const uint8_t *body, size_t len, tp_frame_t *f);
 /* tp_frame_decode without the fast path (for differential tests). */
@@ -70,5 +72,31 @@ int tp__msg_body_encode_plain(tp_buf_t *out, tp_str_t topic,
 
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
 bool tp__utf8_valid(const uint8_t *s, size_t len);
+
+/*
+ * A publish topic in printable ASCII, checked in one pass with one table
+ * load per byte: the decoder runs it on every PUB topic, so that neither
+ * the UTF-8 check nor tp_topic_validate has to walk it again. 1 valid
+ * (then it is valid UTF-8 too), 0 invalid, -1 not ASCII (the general
+ * checks decide). The length limit is not checked here.
+ */
+enum { TP__CH_BAD = 0, TP__CH_OK = 1, TP__CH_DOT = 2, TP__CH_HIGH = 3 };
+extern const unsigned char tp__topic_class[256];
+static inline int tp__topic_ascii_check(const uint8_t *s, size_t len) {
+  bool empty_token = true;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char k = tp__topic_class[s[i]];
+    if (k == TP__CH_OK) {
+      empty_token = false;
+    } else if (k == TP__CH_DOT) {
+      if (empty_token)
+        return 0;
+      empty_token = true;
+    } else {
+      return k == TP__CH_HIGH ? -1 : 0;
+    }
+  }
+  return !empty_token;
+}
 
 #endif

@@ -164,28 +164,16 @@ static int prepare_tail(tp_reader_t *r, size_t need) {
 int tp_reader_next(tp_reader_t *r, tp_frame_t *f) {
   if (r->err != 0)
     return r->err;
-  size_t avail = r->end - r->start, size = 0;
-  int rc = tp_frame_size(r->buf + r->start, avail, r->max_frame, &size);
-  if (rc == TP_ETOOBIG) {
-    char msg[96];
-    const uint8_t *p = r->buf + r->start;
-    snprintf(msg, sizeof(msg), "frame length %lu exceeds max_frame %lu",
-             (unsigned long)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                             (uint32_t)p[2] << 8 | p[3]),
-             (unsigned long)r->max_frame);
-    return set_error(r, rc, msg);
-  }
+  size_t size = 0;
+  int rc = tp_frame_next(r->dec, r->buf + r->start, r->end - r->start,
+                         r->max_frame, f, &size);
   if (rc < 0)
-    return set_error(r, rc, "zero-length frame");
-  if (rc == 0 || size > avail) {
+    return set_error(r, rc, tp_decoder_errmsg(r->dec));
+  if (rc == 0) {
     rc = prepare_tail(r, size);
     return rc < 0 ? rc : 0;
   }
-  const uint8_t *body = r->buf + r->start + TP_LEN_PREFIX;
   r->start += size;
-  rc = tp_frame_decode(r->dec, body, size - TP_LEN_PREFIX, f);
-  if (rc != 0)
-    return set_error(r, rc, tp_decoder_errmsg(r->dec));
   return 1;
 }
 

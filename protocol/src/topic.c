@@ -38,17 +38,11 @@ static bool is_token(const char *tok, size_t n, char c) {
  * control byte, valid UTF-8 overall; wildcards only as whole tokens, only
  * when allowed, and '>' only last.
  */
-/*
- * A publish topic in printable ASCII, checked in one pass: every PUB comes
- * through here. 1 valid, 0 invalid, -1 not ASCII (the general check
- * decides). Without wildcards, '*' and '>' are invalid anywhere.
- */
-enum { CH_BAD = 0, CH_OK = 1, CH_DOT = 2, CH_HIGH = 3 };
-
-/* ASCII classes: controls, space, DEL, '*' and '>' are CH_BAD, '.' is
- * CH_DOT, the rest CH_OK. */
+/* ASCII classes for tp__topic_ascii_check: controls, space, DEL, '*' and
+ * '>' are bad, '.' separates tokens, every byte >= 0x80 defers to the
+ * general check. */
 /* clang-format off */
-static const unsigned char ascii_class[128] = {
+const unsigned char tp__topic_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 2, 1,
@@ -57,27 +51,16 @@ static const unsigned char ascii_class[128] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
 };
 /* clang-format on */
-
-static int ascii_topic_valid(const char *s, size_t len) {
-  /* One table load per byte instead of a chain of compares. */
-  bool empty_token = true;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    unsigned char k = c < 0x80 ? ascii_class[c] : CH_HIGH;
-    if (k == CH_OK) {
-      empty_token = false;
-    } else if (k == CH_DOT) {
-      if (empty_token)
-        return 0;
-      empty_token = true;
-    } else {
-      return k == CH_HIGH ? -1 : 0;
-    }
-  }
-  return !empty_token;
-}
 
 static bool valid(const char *s, size_t len, size_t max_len, bool wildcards) {
   if (max_len == 0)
@@ -85,7 +68,7 @@ static bool valid(const char *s, size_t len, size_t max_len, bool wildcards) {
   if (s == NULL || len == 0 || len > max_len)
     return false;
   if (!wildcards) {
-    int fast = ascii_topic_valid(s, len);
+    int fast = tp__topic_ascii_check((const uint8_t *)s, len);
     if (fast >= 0)
       return fast == 1;
   }

@@ -15,6 +15,7 @@
 #include "frame_check.h"
 #include "proto_internal.h"
 #include "tern_proto/errors.h"
+#include "tern_proto/topic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,6 +68,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   fc_check_decoded(&f);
+  /* The decoder may vouch for a PUB topic only if it is one. */
+  if (f.type == TP_PUB && f.u.pub.topic_checked &&
+      tp_topic_validate(f.u.pub.topic.ptr, f.u.pub.topic.len,
+                        f.u.pub.topic.len) != 0)
+    fc_fail("the decoder marked an invalid PUB topic as checked");
   fc_roundtrip(&f);
 
   /* Copies, so ASan sees reads past the shortened or lengthened body. */

@@ -125,6 +125,10 @@ typedef struct tp_pub {
   uint64_t ack;
   bool retain;
   uint64_t ttl_ms;
+  /* Set by the decoder when it found topic to be a valid publish topic
+   * (tp_topic_validate's rules but the length limit) while reading it, so
+   * the receiver need not walk it again; false means "not checked". */
+  bool topic_checked;
 } tp_pub_t;
 
 typedef struct tp_sub {
@@ -237,5 +241,20 @@ int tp_frame_decode(tp_decoder_t *d, const uint8_t *body, size_t len,
                     tp_frame_t *f);
 /* Human-readable reason for the last decode error ("PUB payload must be bin"). */
 const char *tp_decoder_errmsg(const tp_decoder_t *d);
+
+/*
+ * Decodes the frame at the front of a caller-owned buffer of avail bytes,
+ * for readers that keep their own buffers (the broker reads into one
+ * buffer shared by all its connections).
+ * 1: *f holds the frame (views into buf, valid while buf is unchanged and
+ *    until the next decode with d); *used is its size, prefix included.
+ * 0: the frame is not complete; *used is its whole size once the prefix
+ *    is in (the prefix passed the max_frame check), else 0.
+ * <0: TP_ETOOBIG (prefix above max_frame, refused before its body
+ *    arrives), TP_EPROTO (zero length) or a tp_frame_decode error; the
+ *    reason is in tp_decoder_errmsg.
+ */
+int tp_frame_next(tp_decoder_t *d, const uint8_t *buf, size_t avail,
+                  size_t max_frame, tp_frame_t *f, size_t *used);
 
 #endif
