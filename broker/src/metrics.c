@@ -137,6 +137,14 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                "Bytes queued for clients, not yet written.", w.pending_bytes);
   rc |= metric(b, "tern_pending_messages", "gauge",
                "Messages pending in subscription queues.", w.pending_msgs);
+  retained_stats_t rs;
+  retained_get_stats(srv->retained, &rs);
+  rc |= metric(b, "tern_retained_topics", "gauge",
+               "Topics holding a retained message.", rs.topics);
+  rc |= metric(b, "tern_retained_bytes", "gauge", "Bytes of retained messages.",
+               rs.bytes);
+  rc |= metric(b, "tern_retained_expired_total", "counter",
+               "Retained messages removed by their ttl.", rs.expired);
   rc |= metric(b, "tern_auth_failures_total", "counter",
                "CONNECTs refused (ERR 2).", srv->ops.auth_failures);
   rc |= metric(b, "tern_permission_denials_total", "counter",
