@@ -7,9 +7,9 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <stddef.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +56,7 @@ static void usage(FILE *out) {
       "  --ready-fd N             write the bound port + \"\\n\" to fd N "
       "once listening, then close it\n"
       "  --max-payload BYTES      largest PUB payload (1048576)\n"
+      "  --max-topic BYTES        longest topic or pattern, 1..1024 (1024)\n"
       "  --max-connections N      0 = unlimited (0)\n"
       "  --max-subs N             subscriptions per connection, 0 = "
       "unlimited (0)\n"
@@ -130,9 +131,15 @@ typedef struct opt_spec {
 } opt_spec_t;
 
 #define OPT(k, kind, min, max)                                                 \
-  {#k, kind, offsetof(config_t, k), sizeof(((config_t *)0)->k), min, max, false}
+  {                                                                            \
+#k, kind, offsetof(config_t, k), sizeof(((config_t *)0)->k), min, max,     \
+        false                                                                  \
+  }
 #define OPT_FLAG(k, kind, min, max)                                            \
-  {#k, kind, offsetof(config_t, k), sizeof(((config_t *)0)->k), min, max, true}
+  {                                                                            \
+#k, kind, offsetof(config_t, k), sizeof(((config_t *)0)->k), min, max,     \
+        true                                                                   \
+  }
 
 /* max_payload is bounded so that max_frame still fits the 32-bit prefix. */
 static const opt_spec_t opts[] = {
@@ -140,6 +147,9 @@ static const opt_spec_t opts[] = {
     OPT(port, K_INT, 0, 65535),
     OPT_FLAG(ready_fd, K_INT, 0, 1u << 20),
     OPT(max_payload, K_U64, 1, UINT32_MAX - TP_FRAME_OVERHEAD),
+    /* Lowered only: libtern checks topics against the protocol's 1024
+     * before sending, and HELLO does not announce a topic limit. */
+    OPT(max_topic, K_U64, 1, TP_DEFAULT_MAX_TOPIC),
     OPT(max_connections, K_U64, 0, UINT32_MAX),
     OPT(max_subs, K_U64, 0, UINT32_MAX),
     OPT(connect_timeout_ms, K_U64, 1, 86400000),
@@ -215,8 +225,7 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     int fmt = log_format_parse(val);
     if (fmt < 0) {
       snprintf(err, errlen,
-               "invalid value for %s: '%s' (expected plain or json)", key,
-               val);
+               "invalid value for %s: '%s' (expected plain or json)", key, val);
       return -1;
     }
     cfg->log_format = fmt;
@@ -225,8 +234,8 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
   case K_SECRET:
   case K_PATH:
     if (strlen(val) >= o->size) {
-      snprintf(err, errlen, "value for %s is too long (at most %zu bytes)",
-               key, o->size - 1);
+      snprintf(err, errlen, "value for %s is too long (at most %zu bytes)", key,
+               o->size - 1);
       return -1;
     }
     snprintf(field, o->size, "%s", val);
@@ -244,8 +253,7 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     snprintf(err, errlen,
              "invalid value for %s: '%s' (expected an integer from %llu to "
              "%llu)",
-             key, val, (unsigned long long)o->min,
-             (unsigned long long)o->max);
+             key, val, (unsigned long long)o->min, (unsigned long long)o->max);
     return -1;
   }
   if (o->kind == K_INT)

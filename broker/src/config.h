@@ -33,7 +33,7 @@ typedef struct config {
   uint64_t max_retained_topics; /* 0: unlimited */
   uint64_t max_retained_bytes;  /* encoded bodies; 0: unlimited */
   uint64_t drain_timeout_ms;
-  size_t max_topic;
+  uint64_t max_topic; /* bytes of a topic or pattern, at most 1024 */
   int log_level;
   int log_format;      /* LOG_FORMAT_PLAIN or LOG_FORMAT_JSON */
   char http_host[256]; /* monitoring address; "" = same as host */

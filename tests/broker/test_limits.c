@@ -12,9 +12,11 @@
 
 #include "broker_proc.h"
 #include "raw_client.h"
+#include "tern_proto/errors.h"
 
 TT_BROKER_FIXTURE(pending, "--max-pending-bytes", "65536")
 TT_BROKER_FIXTURE(stall, "--stall-timeout-ms", "200")
+TT_BROKER_FIXTURE(topic16, "--max-topic", "16")
 
 TestSuite(limits, .timeout = 60);
 
@@ -102,4 +104,25 @@ Test(limits, stall_timeout_releases_blocked_publisher, .init = stall_init,
   tt_raw_close(&dead);
   tt_raw_close(&live);
   tt_raw_close(&pub);
+}
+
+/* --max-topic: a topic or pattern one byte over the limit is ERR 4 (the
+ * connection goes on); one of exactly the limit is accepted. */
+Test(limits, max_topic_bounds_topics_and_patterns, .init = topic16_init,
+     .fini = topic16_fini) {
+  tt_raw_t c;
+  tp_frame_t f;
+  tt_raw_open(&c, tt_g_broker.port, true, true, false);
+  tt_raw_sub(&c, 1, "a.bcdefghijklmno", NULL); /* 16 bytes */
+  tt_raw_barrier_strict(&c);
+  tt_raw_sub(&c, 2, "a.bcdefghijklmnop", NULL); /* 17 bytes */
+  tt_raw_expect_err(&c, TP_WIRE_INVALID_TOPIC, TT_RECV_MS);
+  tt_raw_pub(&c, "a.bcdefghijklmnop", "x", 1);
+  tt_raw_expect_err(&c, TP_WIRE_INVALID_TOPIC, TT_RECV_MS);
+  tt_raw_pub(&c, "a.bcdefghijklmno", "y", 1);
+  tt_raw_expect(&c, &f, TP_MSG, TT_RECV_MS);
+  cr_assert_eq(f.u.msg.sid, 1u);
+  cr_assert_eq(f.u.msg.payload.len, 1u);
+  cr_assert_eq(f.u.msg.payload.ptr[0], 'y');
+  tt_raw_close(&c);
 }
