@@ -320,6 +320,21 @@ static void walk_subtree(walk_t *w, const rnode_t *n) {
   }
 }
 
+static void walk(walk_t *w, const rnode_t *n, const char *p, size_t len);
+
+/* Child c matched one token: visit its message when that was the pattern's
+ * last token, else match the rest (next[0..rest)) below it. */
+static void walk_child(walk_t *w, const rnode_t *c, bool last, const char *next,
+                       size_t rest) {
+  w->visited++;
+  if (last) {
+    if (c->body != NULL)
+      w->visit(w->ud, c->body);
+  } else {
+    walk(w, c, next, rest);
+  }
+}
+
 /* Matches the pattern p[0..len) against the children of n. */
 static void walk(walk_t *w, const rnode_t *n, const char *p, size_t len) {
   size_t k = token_len(p, len);
@@ -336,28 +351,13 @@ static void walk(walk_t *w, const rnode_t *n, const char *p, size_t len) {
     const void *key;
     size_t klen;
     void *val;
-    while (hashmap_next(n->children, &pos, &key, &klen, &val) == 1) {
-      const rnode_t *c = val;
-      w->visited++;
-      if (k == len) {
-        if (c->body != NULL)
-          w->visit(w->ud, c->body);
-      } else {
-        walk(w, c, next, rest);
-      }
-    }
+    while (hashmap_next(n->children, &pos, &key, &klen, &val) == 1)
+      walk_child(w, val, k == len, next, rest);
     return;
   }
   const rnode_t *c = child_get(n, p, k);
-  if (c == NULL)
-    return;
-  w->visited++;
-  if (k == len) {
-    if (c->body != NULL)
-      w->visit(w->ud, c->body);
-  } else {
-    walk(w, c, next, rest);
-  }
+  if (c != NULL)
+    walk_child(w, c, k == len, next, rest);
 }
 
 uint64_t retained_match(retained_t *r, const char *pattern, size_t plen,

@@ -3,7 +3,6 @@
  * on a topic (or pattern) with a fixed response, and prints each request it
  * answered on stdout.
  */
-#include <errno.h>
 #include <string.h>
 
 #include <tern/tern.h>
@@ -12,6 +11,7 @@
 #include "commands.h"
 #include "connect.h"
 #include "output.h"
+#include "receive.h"
 #include "stop.h"
 
 #define CMD "reply"
@@ -77,10 +77,7 @@ static int answer(tern_client_t *cl, const tern_msg_t *m, uint64_t seq,
                   const char *response) {
   const char *inbox = tern_msg_reply(m);
   int rc;
-  if (cli_print_msg(stdout, seq, m, CLI_FORMAT_LINE) != 0) {
-    if (errno != EPIPE) {
-      cli_error(CMD, "writing stdout: %s", strerror(errno));
-    }
+  if (cli_print_received(CMD, seq, m, CLI_FORMAT_LINE) != 0) {
     return -1;
   }
   if (inbox == NULL) {
@@ -97,21 +94,11 @@ static int answer(tern_client_t *cl, const tern_msg_t *m, uint64_t seq,
 static int serve(const reply_args_t *a, tern_client_t *cl, tern_sub_t *sub,
                  const char *response, const char *server) {
   uint64_t received = 0, answered = 0;
-  while (!cli_stop_requested() && (a->count == 0 || answered < a->count)) {
+  while (a->count == 0 || answered < a->count) {
     tern_msg_t *m = NULL;
-    int rc = tern_sub_next(sub, CLI_STOP_POLL_MS, &m);
-    if (rc == TERN_ETIMEOUT) {
-      continue;
-    }
-    if (rc != 0) {
-      char detail[256];
-      if (cli_stop_requested()) {
-        break;
-      }
-      tern_client_last_error(cl, detail, sizeof(detail));
-      cli_error(CMD, "connection to %s closed: %s", server,
-                detail[0] != '\0' ? detail : tern_strerror(rc));
-      return CLI_EXIT_FAIL;
+    int rc = cli_next_msg(CMD, cl, sub, server, NULL, &m);
+    if (rc <= 0) {
+      return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     }
     received++;
     rc = answer(cl, m, received, response);
@@ -131,7 +118,7 @@ static int run(const reply_args_t *a, const cli_common_t *common,
   tern_client_t *cl = NULL;
   tern_sub_t *sub = NULL;
   char server[TERN_HOST_MAX + 16];
-  int rc, status;
+  int status;
   if (cli_options(&reply_info, common, &o) != 0) {
     return CLI_EXIT_USAGE;
   }
@@ -142,13 +129,7 @@ static int run(const reply_args_t *a, const cli_common_t *common,
   }
   tern_sub_opts_init(&sopts);
   sopts.queue = a->queue;
-  rc = tern_client_subscribe(cl, &sub, topic, &sopts);
-  if (rc != 0) {
-    if (rc == TERN_ETOPIC) {
-      cli_error(CMD, "invalid topic '%s'", topic);
-    } else {
-      cli_report(CMD, cl, "subscribe failed", rc);
-    }
+  if (cli_subscribe(CMD, cl, topic, "topic", &sopts, &sub) != 0) {
     tern_client_close(cl);
     return CLI_EXIT_FAIL;
   }

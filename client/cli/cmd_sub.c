@@ -4,7 +4,6 @@
  * Only messages go to stdout, so the output can be piped; notices (ready,
  * dropped messages, connection closed) go to stderr.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +13,7 @@
 #include "commands.h"
 #include "connect.h"
 #include "output.h"
+#include "receive.h"
 #include "stop.h"
 
 #define CMD "sub"
@@ -131,16 +131,6 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
   }
 }
 
-/* Tells stderr about messages the broker dropped since the last look. */
-static void report_drops(tern_sub_t *sub, uint64_t *seen) {
-  uint64_t total = tern_sub_dropped(sub);
-  if (total > *seen) {
-    fprintf(stderr, "tern sub: dropped %llu messages\n",
-            (unsigned long long)(total - *seen));
-    *seen = total;
-  }
-}
-
 /*
  * Receives and prints until done. Returns the exit status: 0 after --count
  * messages or a stop signal, 1 when the connection is lost or stdout fails.
@@ -148,31 +138,16 @@ static void report_drops(tern_sub_t *sub, uint64_t *seen) {
 static int receive_loop(const sub_args_t *a, tern_client_t *cl, tern_sub_t *sub,
                         const char *server) {
   uint64_t received = 0, dropped_seen = 0;
-  while (!cli_stop_requested() && (a->count == 0 || received < a->count)) {
+  while (a->count == 0 || received < a->count) {
     tern_msg_t *m = NULL;
-    int rc = tern_sub_next(sub, CLI_STOP_POLL_MS, &m);
-    report_drops(sub, &dropped_seen);
-    if (rc == TERN_ETIMEOUT) {
-      continue;
-    }
-    if (rc != 0) {
-      char detail[256];
-      if (cli_stop_requested()) {
-        break;
-      }
-      tern_client_last_error(cl, detail, sizeof(detail));
-      cli_error(CMD, "connection to %s closed: %s", server,
-                detail[0] != '\0' ? detail : tern_strerror(rc));
-      return CLI_EXIT_FAIL;
+    int rc = cli_next_msg(CMD, cl, sub, server, &dropped_seen, &m);
+    if (rc <= 0) {
+      return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     }
     received++;
-    rc = cli_print_msg(stdout, received, m, a->format);
+    rc = cli_print_received(CMD, received, m, a->format);
     tern_msg_release(m);
     if (rc != 0) {
-      /* A reader that went away (| head) is a normal end, not news. */
-      if (errno != EPIPE) {
-        cli_error(CMD, "writing stdout: %s", strerror(errno));
-      }
       return CLI_EXIT_FAIL;
     }
     if (a->slow_ms > 0) {
@@ -187,7 +162,7 @@ static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
   tern_client_t *cl = NULL;
   tern_sub_t *sub = NULL;
   char server[TERN_HOST_MAX + 16];
-  int rc, status;
+  int status;
   if (cli_options(&sub_info, common, &o) != 0) {
     return CLI_EXIT_USAGE;
   }
@@ -199,13 +174,7 @@ static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
   if (a->slow_ms > 0) {
     a->sopts.queue_msgs = SLOW_QUEUE_MSGS;
   }
-  rc = tern_client_subscribe(cl, &sub, pattern, &a->sopts);
-  if (rc != 0) {
-    if (rc == TERN_ETOPIC) {
-      cli_error(CMD, "invalid pattern '%s'", pattern);
-    } else {
-      cli_report(CMD, cl, "subscribe failed", rc);
-    }
+  if (cli_subscribe(CMD, cl, pattern, "pattern", &a->sopts, &sub) != 0) {
     tern_client_close(cl);
     return CLI_EXIT_FAIL;
   }

@@ -1,8 +1,8 @@
 /*
  * An asynchronous connection: resolve, TCP connect, the HELLO/CONNECT/OK
  * handshake, the read path (frames decoded by tern_protocol's reader and
- * dispatched in order), the write batch (one uv_write per loop iteration
- * from a uv_prepare_t hook, at most one in flight), and the close path.
+ * dispatched in order), and the close path. The write batch, publishes
+ * and the flush before a graceful close are in conn_write.c.
  *
  * Lifetime: the connection owns four handles (tcp, prepare, timer, and
  * reconnect.c's rtimer) and, while resolving, a getaddrinfo request. `refs`
@@ -17,11 +17,8 @@
 
 #include "conn_internal.h"
 #include "tern_proto/errors.h"
-#include "tern_proto/topic.h"
 
 #define READER_INITIAL_CAP (64u * 1024u)
-/* Header pairs encoded without a heap allocation for the key/value views. */
-#define STACK_HEADERS 16
 
 static void dispatch_frames(tern_conn_t *c);
 static void on_timer(uv_timer_t *t);
@@ -115,6 +112,10 @@ static void close_handles(tern_conn_t *c) {
   uv_close((uv_handle_t *)&c->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->rtimer, on_handle_closed);
+}
+
+void tern__conn_close_handles(tern_conn_t *c) {
+  close_handles(c);
 }
 
 static void on_tcp_recycled(uv_handle_t *h) {
@@ -243,6 +244,10 @@ static void fail(tern_conn_t *c, int err) {
   }
 }
 
+void tern__conn_fail(tern_conn_t *c, int err) {
+  fail(c, err);
+}
+
 static void start_reading(tern_conn_t *c) {
   int rc;
   if (c->reading || c->paused || !c->tcp_connected ||
@@ -276,11 +281,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   set_error_str(c, nread == UV_EOF ? "connection closed by the server"
                                    : uv_strerror((int)nread));
   fail(c, err);
-}
-
-int tern__conn_send(tern_conn_t *c, const tp_frame_t *f) {
-  int rc = tp_frame_encode(&c->pending, f);
-  return rc != 0 ? tern__err_from_tp(rc) : 0;
 }
 
 static void on_hello(tern_conn_t *c, const tp_hello_t *h) {
@@ -484,100 +484,6 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   }
 }
 
-/*
- * Hands the batch to the socket: pending becomes the in-flight buffer and
- * the old in-flight buffer (already written) becomes the new, empty pending
- * one, so both keep their capacity.
- */
-static int start_write(tern_conn_t *c);
-
-static void close_step(tern_conn_t *c);
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  close_handles(req->data);
-}
-
-static void on_written(uv_write_t *req, int status) {
-  tern_conn_t *c = req->handle->data;
-  c->writing = false;
-  tp_buf_reset(&c->inflight);
-  if (c->state == TERN__CLOSING) {
-    if (status < 0) {
-      close_handles(c);
-    } else {
-      close_step(c);
-    }
-    return;
-  }
-  if (status < 0) {
-    if (c->state == TERN__CONNECTED) {
-      set_error_str(c, uv_strerror(status));
-      fail(c, status);
-    }
-    return;
-  }
-  if (c->want_drain &&
-      c->pending.len + c->held.len < c->opts.o.outbound_limit / 2) {
-    c->want_drain = false;
-    if (c->opts.o.drain_cb != NULL && c->state == TERN__CONNECTED) {
-      c->opts.o.drain_cb(c, c->opts.o.cb_data);
-    }
-  }
-}
-
-static int start_write(tern_conn_t *c) {
-  tp_buf_t t = c->inflight;
-  uv_buf_t b;
-  int rc;
-  c->inflight = c->pending;
-  c->pending = t;
-  tp_buf_reset(&c->pending);
-  b = uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
-  rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-  if (rc != 0) {
-    tp_buf_reset(&c->inflight);
-    return rc;
-  }
-  c->writing = true;
-  return 0;
-}
-
-/* Once per loop iteration, before libuv blocks for I/O: write the batch. */
-static void on_prepare(uv_prepare_t *h) {
-  tern_conn_t *c = h->data;
-  int rc;
-  if (c->writing || c->pending.len == 0 || !c->tcp_connected ||
-      (c->state != TERN__HANDSHAKE && c->state != TERN__CONNECTED)) {
-    return;
-  }
-  rc = start_write(c);
-  if (rc != 0) {
-    set_error_str(c, uv_strerror(rc));
-    fail(c, rc);
-  }
-}
-
-/*
- * Graceful close, one step at a time: wait for the write in flight, write
- * what is still buffered, shut the socket down, then close the handles. The
- * timer armed by tern_conn_close bounds the whole sequence.
- */
-static void close_step(tern_conn_t *c) {
-  if (c->handles_closing || c->writing || c->shutting_down) {
-    return;
-  }
-  if (c->pending.len > 0 && start_write(c) == 0) {
-    return;
-  }
-  c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
-    c->shutting_down = true;
-    return;
-  }
-  close_handles(c);
-}
-
 void tern__timer_want(tern_conn_t *c, uint64_t deadline) {
   uint64_t now;
   if (c->state == TERN__CLOSING || deadline == 0) {
@@ -683,9 +589,7 @@ int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
   c->rtimer.data = c;
   c->gai.data = c;
   c->refs = 4;
-  /* Unreferenced: the batch hook alone must not keep the loop alive. */
-  uv_prepare_start(&c->prepare, on_prepare);
-  uv_unref((uv_handle_t *)&c->prepare);
+  tern__conn_write_start(c);
 
   rc = tern__conn_dial(c);
   if (rc != 0) {
@@ -769,125 +673,10 @@ void tern_conn_close(tern_conn_t *c, tern_close_cb cb, void *cb_data) {
   }
   if (prev == TERN__CONNECTED && c->tcp_connected) {
     uv_timer_start(&c->timer, on_timer, c->opts.o.connect_timeout_ms, 0);
-    close_step(c);
+    tern__conn_close_step(c);
   } else {
     close_handles(c);
   }
-}
-
-int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
-                       size_t len, const tern_pub_opts_t *opts, bool req_ack,
-                       uint64_t req_n) {
-  tp_str_t kv_stack[2 * STACK_HEADERS];
-  tp_str_t *kv = kv_stack;
-  size_t before, queued, n = 0;
-  tp_buf_t *dst;
-  tp_frame_t f;
-  bool ack;
-  int rc;
-
-  if (c == NULL || topic == NULL || (len > 0 && payload == NULL)) {
-    return TERN_EINVAL;
-  }
-  if (c->state != TERN__CONNECTED && !c->reconnecting) {
-    return TERN_ENOTCONN;
-  }
-  if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
-    return TERN_ETOPIC;
-  }
-  if (len > c->max_payload) {
-    return TERN_ETOOLARGE;
-  }
-  ack = req_ack || (opts != NULL && opts->ack_cb != NULL);
-  if (ack && c->nacks >= c->opts.o.max_inflight) {
-    return TERN_EWOULDBLOCK;
-  }
-  /* While disconnected, the held buffer alone: the others are empty. */
-  dst = tern__buffering(c) ? &c->held : &c->pending;
-  queued = tern_conn_outbound_bytes(c);
-  if (queued > 0 && queued >= c->opts.o.outbound_limit) {
-    c->want_drain = true;
-    return TERN_EWOULDBLOCK;
-  }
-  tp_frame_init(&f, TP_PUB);
-  f.u.pub.topic = (tp_str_t){topic, (uint32_t)strlen(topic)};
-  f.u.pub.payload = (tp_bytes_t){payload, (uint32_t)len};
-  if (opts != NULL) {
-    if (opts->reply != NULL) {
-      if (tp_topic_validate(opts->reply, strlen(opts->reply),
-                            TP_DEFAULT_MAX_TOPIC) != 0) {
-        return TERN_ETOPIC;
-      }
-      f.u.pub.reply = (tp_str_t){opts->reply, (uint32_t)strlen(opts->reply)};
-    }
-    n = opts->header_count;
-    if (n > 0) {
-      if (opts->header_keys == NULL || opts->header_values == NULL) {
-        return TERN_EINVAL;
-      }
-      if (n > STACK_HEADERS) {
-        kv = malloc(2 * n * sizeof(*kv));
-        if (kv == NULL) {
-          return TERN_ENOMEM;
-        }
-      }
-      for (size_t i = 0; i < n; i++) {
-        const char *k = opts->header_keys[i], *v = opts->header_values[i];
-        if (k == NULL || v == NULL) {
-          rc = TERN_EINVAL;
-          goto out;
-        }
-        kv[i] = (tp_str_t){k, (uint32_t)strlen(k)};
-        kv[n + i] = (tp_str_t){v, (uint32_t)strlen(v)};
-      }
-      tp_buf_reset(&c->scratch);
-      rc = tp_headers_build(&c->scratch, kv, kv + n, (uint32_t)n,
-                            &f.u.pub.headers);
-      if (rc != 0) {
-        rc = tern__err_from_tp(rc);
-        goto out;
-      }
-    }
-    f.u.pub.retain = opts->retain;
-    f.u.pub.ttl_ms = opts->ttl_ms;
-  }
-  if (ack) {
-    f.u.pub.has_ack = true;
-    f.u.pub.ack = c->next_ack;
-  }
-  before = dst->len;
-  rc = tp_frame_encode(dst, &f);
-  if (rc != 0) {
-    rc = tern__err_from_tp(rc);
-    goto out;
-  }
-  if (queued > 0 && queued + (dst->len - before) > c->opts.o.outbound_limit) {
-    dst->len = before; /* take the frame back out */
-    c->want_drain = true;
-    rc = TERN_EWOULDBLOCK;
-    goto out;
-  }
-  if (ack) {
-    rc = tern__ack_add(c, req_ack ? NULL : opts->ack_cb,
-                       req_ack ? NULL : opts->ack_cb_data, req_n);
-    if (rc != 0) {
-      dst->len = before;
-      goto out;
-    }
-  }
-  c->stats.msgs_out++;
-  c->stats.bytes_out += len;
-  rc = 0;
-out:
-  if (kv != kv_stack) {
-    free(kv);
-  }
-  return rc;
-}
-
-int tern_conn_publish(tern_conn_t *c, const char *topic, const void *payload,
-                      size_t len, const tern_pub_opts_t *opts) {
-  return tern__conn_publish(c, topic, payload, len, opts, false, 0);
 }
 
 void tern_conn_read_pause(tern_conn_t *c) {
@@ -908,10 +697,6 @@ void tern_conn_read_resume(tern_conn_t *c) {
 
 bool tern_conn_is_connected(const tern_conn_t *c) {
   return c->state == TERN__CONNECTED;
-}
-
-size_t tern_conn_outbound_bytes(const tern_conn_t *c) {
-  return c->pending.len + c->inflight.len + c->held.len;
 }
 
 uint64_t tern_conn_max_payload(const tern_conn_t *c) {

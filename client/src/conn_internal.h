@@ -1,8 +1,9 @@
 /*
  * Private state of an asynchronous connection, shared by conn.c (socket,
- * handshake, batching, close), sub.c (subscriptions), request.c (acks,
- * requests, flushes, the deadline timer), reconnect.c (server list, backoff,
- * heartbeat), breaker.c (request circuit breaker) and msg.c.
+ * handshake, read path, close), conn_write.c (the outbound batch, its
+ * flush hook, publishes, the flush on close), sub.c (subscriptions), request.c
+ * (acks, requests, flushes, the deadline timer), reconnect.c (server list,
+ * backoff, heartbeat), breaker.c (request circuit breaker) and msg.c.
  * Everything here runs on the connection's loop thread.
  */
 #ifndef TERN_CONN_INTERNAL_H
@@ -176,13 +177,6 @@ tern_msg_t *tern__msg_qnext(const tern_msg_t *m);
 void tern__msg_set_qnext(tern_msg_t *m, tern_msg_t *next);
 
 /* conn.c */
-/* Appends a frame to the outbound batch (control frames: not limited). */
-int tern__conn_send(tern_conn_t *c, const tp_frame_t *f);
-/* tern_conn_publish, plus: req_ack asks for a PUBACK routed to request
- * req_n instead of opts->ack_cb. */
-int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
-                       size_t len, const tern_pub_opts_t *opts, bool req_ack,
-                       uint64_t req_n);
 /* Records text as the connection's last error. */
 void tern__conn_set_error(tern_conn_t *c, const char *text, size_t len);
 /* The connection is unusable: fail everything, tell the application. */
@@ -205,6 +199,28 @@ void tern__conn_recycle_tcp(tern_conn_t *c);
 void tern__timer_want(tern_conn_t *c, uint64_t deadline);
 /* Maps a tp_err from the protocol library to a tern code. */
 int tern__err_from_tp(int tp_err);
+/* A broken stream (error text already recorded): fails the connect
+ * attempt during the handshake, later loses the connection. */
+void tern__conn_fail(tern_conn_t *c, int err);
+/* Closes every handle (once); the connection is freed after the last
+ * close callback. */
+void tern__conn_close_handles(tern_conn_t *c);
+
+/* conn_write.c */
+/* Appends a frame to the outbound batch (control frames: not limited). */
+int tern__conn_send(tern_conn_t *c, const tp_frame_t *f);
+/* tern_conn_publish, plus: req_ack asks for a PUBACK routed to request
+ * req_n instead of opts->ack_cb. */
+int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
+                       size_t len, const tern_pub_opts_t *opts, bool req_ack,
+                       uint64_t req_n);
+/* Starts the (unreferenced) prepare hook that writes the batch once per
+ * loop iteration. */
+void tern__conn_write_start(tern_conn_t *c);
+/* One step of the graceful close: wait for the write in flight, write the
+ * rest of the batch, shut down, close the handles. Called again from the
+ * write callback until done. */
+void tern__conn_close_step(tern_conn_t *c);
 
 /* sub.c */
 int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,

@@ -15,6 +15,21 @@
 
 #include "conn_internal.h"
 
+/*
+ * Appends waiter w to the FIFO (head, tail) linked through `next`. The ack
+ * and flush queues have this one shape with different element types; the
+ * caller keeps the count.
+ */
+#define FIFO_APPEND(head, tail, w)                                             \
+  do {                                                                         \
+    if ((tail) != NULL) {                                                      \
+      (tail)->next = (w);                                                      \
+    } else {                                                                   \
+      (head) = (w);                                                            \
+    }                                                                          \
+    (tail) = (w);                                                              \
+  } while (0)
+
 int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
                   uint64_t req_n) {
   tern__ack_t *a = calloc(1, sizeof(*a));
@@ -26,12 +41,7 @@ int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
   a->cb_data = cb_data;
   a->req_n = req_n;
   a->held = tern__buffering(c);
-  if (c->acks_tail != NULL) {
-    c->acks_tail->next = a;
-  } else {
-    c->acks = a;
-  }
-  c->acks_tail = a;
+  FIFO_APPEND(c->acks, c->acks_tail, a);
   c->nacks++;
   return 0;
 }
@@ -113,9 +123,9 @@ void tern__on_pong(tern_conn_t *c) {
  * callback that starts new work cannot make this loop run forever.
  */
 void tern__fail_pending(tern_conn_t *c, int err, bool keep_held) {
-  tern__ack_t *a = c->acks, *fa = NULL, **fat = &fa;
+  tern__ack_t *a = c->acks, *fa = NULL, *fa_tail = NULL;
   tern__req_t *r = c->reqs, *fr = NULL;
-  tern__flush_t *f = c->flushes, *ff = NULL, **fft = &ff;
+  tern__flush_t *f = c->flushes, *ff = NULL, *ff_tail = NULL;
   c->acks = c->acks_tail = NULL;
   c->reqs = NULL;
   c->flushes = c->flushes_tail = NULL;
@@ -124,16 +134,10 @@ void tern__fail_pending(tern_conn_t *c, int err, bool keep_held) {
     tern__ack_t *next = a->next;
     a->next = NULL;
     if (keep_held && a->held) {
-      if (c->acks_tail != NULL) {
-        c->acks_tail->next = a;
-      } else {
-        c->acks = a;
-      }
-      c->acks_tail = a;
+      FIFO_APPEND(c->acks, c->acks_tail, a);
       c->nacks++;
     } else {
-      *fat = a;
-      fat = &a->next;
+      FIFO_APPEND(fa, fa_tail, a);
     }
     a = next;
   }
@@ -153,16 +157,10 @@ void tern__fail_pending(tern_conn_t *c, int err, bool keep_held) {
     tern__flush_t *next = f->next;
     f->next = NULL;
     if (keep_held && f->held) {
-      if (c->flushes_tail != NULL) {
-        c->flushes_tail->next = f;
-      } else {
-        c->flushes = f;
-      }
-      c->flushes_tail = f;
+      FIFO_APPEND(c->flushes, c->flushes_tail, f);
       c->nflushes++;
     } else {
-      *fft = f;
-      fft = &f->next;
+      FIFO_APPEND(ff, ff_tail, f);
     }
     f = next;
   }
@@ -366,12 +364,39 @@ int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
   return 0;
 }
 
+/*
+ * Appends a PING to out and queues its waiter: a flush (cb set), or a
+ * heartbeat PING whose PONG is only consumed (cb NULL). held says the PING
+ * went to the disconnected buffer. On failure nothing is queued.
+ */
+static int queue_ping(tern_conn_t *c, tp_buf_t *out, bool held,
+                      tern_flush_cb cb, void *cb_data, uint64_t deadline) {
+  tern__flush_t *f = calloc(1, sizeof(*f));
+  size_t before = out->len;
+  tp_frame_t ping;
+  int rc;
+  if (f == NULL) {
+    return TERN_ENOMEM;
+  }
+  tp_frame_init(&ping, TP_PING);
+  rc = tp_frame_encode(out, &ping);
+  if (rc != 0) {
+    out->len = before;
+    free(f);
+    return tern__err_from_tp(rc);
+  }
+  f->held = held;
+  f->cb = cb;
+  f->cb_data = cb_data;
+  f->deadline = deadline;
+  FIFO_APPEND(c->flushes, c->flushes_tail, f);
+  c->nflushes++;
+  return 0;
+}
+
 int tern_conn_flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
                     void *cb_data) {
-  tern__flush_t *f;
-  tp_buf_t *out;
-  tp_frame_t ping;
-  size_t before;
+  uint64_t deadline;
   int rc;
   if (c == NULL || cb == NULL) {
     return TERN_EINVAL;
@@ -382,59 +407,21 @@ int tern_conn_flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
   if (c->nflushes >= c->opts.o.max_inflight) {
     return TERN_EWOULDBLOCK;
   }
-  f = calloc(1, sizeof(*f));
-  if (f == NULL) {
-    return TERN_ENOMEM;
-  }
-  out = tern__buffering(c) ? &c->held : &c->pending;
-  before = out->len;
-  tp_frame_init(&ping, TP_PING);
-  rc = tp_frame_encode(out, &ping);
+  deadline = timeout_ms != 0 ? uv_now(c->loop) + timeout_ms : 0;
+  rc = queue_ping(c, tern__buffering(c) ? &c->held : &c->pending,
+                  tern__buffering(c), cb, cb_data, deadline);
   if (rc != 0) {
-    out->len = before;
-    free(f);
-    return tern__err_from_tp(rc);
+    return rc;
   }
-  f->held = tern__buffering(c);
-  f->cb = cb;
-  f->cb_data = cb_data;
-  f->deadline = timeout_ms != 0 ? uv_now(c->loop) + timeout_ms : 0;
-  if (c->flushes_tail != NULL) {
-    c->flushes_tail->next = f;
-  } else {
-    c->flushes = f;
-  }
-  c->flushes_tail = f;
-  c->nflushes++;
-  tern__timer_want(c, f->deadline);
+  tern__timer_want(c, deadline);
   return 0;
 }
 
 /*
  * A PING of the client-side heartbeat: queued like a flush without a
- * callback, so its PONG is matched in order and consumed.
+ * callback, so its PONG is matched in order and consumed. It always goes
+ * to the batch, never to the held buffer.
  */
 int tern__heartbeat_ping(tern_conn_t *c) {
-  tern__flush_t *f = calloc(1, sizeof(*f));
-  tp_frame_t ping;
-  size_t before = c->pending.len;
-  int rc;
-  if (f == NULL) {
-    return TERN_ENOMEM;
-  }
-  tp_frame_init(&ping, TP_PING);
-  rc = tern__conn_send(c, &ping);
-  if (rc != 0) {
-    c->pending.len = before;
-    free(f);
-    return rc;
-  }
-  if (c->flushes_tail != NULL) {
-    c->flushes_tail->next = f;
-  } else {
-    c->flushes = f;
-  }
-  c->flushes_tail = f;
-  c->nflushes++;
-  return 0;
+  return queue_ping(c, &c->pending, false, NULL, NULL, 0);
 }

@@ -7,6 +7,7 @@
  * real deadline instead of a polling loop.
  */
 #include "broker_proc.h"
+#include "wire.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -290,24 +291,8 @@ void tt_fixture_stop(void) {
 
 int tt_connect_opts(int port, int rcvbuf) {
   tt_ignore_sigpipe();
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-  /* A small receive buffer must be set before connect to shrink the
-   * advertised window; flow-control tests use it to fill up quickly. */
-  if (rcvbuf > 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int r;
-  do {
-    r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-  } while (r < 0 && errno == EINTR);
-  cr_assert_eq(r, 0, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+  int fd = tt_wire_connect(port, rcvbuf);
+  cr_assert_geq(fd, 0, "connect to 127.0.0.1:%d: %s", port, strerror(-fd));
   return fd;
 }
 

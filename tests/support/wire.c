@@ -23,6 +23,8 @@ int tt_wire_connect(int port, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
+  /* A small receive buffer must be set before connect to shrink the
+   * advertised window; flow-control tests use it to fill up quickly. */
   if (rcvbuf > 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   int one = 1;

@@ -1,0 +1,244 @@
+/*
+ * The outbound write path of a connection. Frames are encoded into the
+ * pending batch (tern__conn_send, publishes); once per loop iteration, from
+ * a uv_prepare_t hook, the batch becomes the one uv_write in flight, so
+ * every frame made during a loop turn goes out in a single write. The
+ * graceful close waits for that write, flushes what is left, then shuts the
+ * socket down (tern__conn_close_step).
+ *
+ * The held buffer (frames made while disconnected) belongs to reconnect.c;
+ * here it only counts against outbound_limit and receives publishes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_internal.h"
+#include "tern_proto/topic.h"
+
+/* Header pairs encoded without a heap allocation for the key/value views. */
+#define STACK_HEADERS 16
+
+/* A write could not start or failed: record libuv's text, end the stream. */
+static void fail_uv(tern_conn_t *c, int err) {
+  const char *text = uv_strerror(err);
+  tern__conn_set_error(c, text, strlen(text));
+  tern__conn_fail(c, err);
+}
+
+int tern__conn_send(tern_conn_t *c, const tp_frame_t *f) {
+  int rc = tp_frame_encode(&c->pending, f);
+  return rc != 0 ? tern__err_from_tp(rc) : 0;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  tern__conn_close_handles(req->data);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  tern_conn_t *c = req->handle->data;
+  c->writing = false;
+  tp_buf_reset(&c->inflight);
+  if (c->state == TERN__CLOSING) {
+    if (status < 0) {
+      tern__conn_close_handles(c);
+    } else {
+      tern__conn_close_step(c);
+    }
+    return;
+  }
+  if (status < 0) {
+    if (c->state == TERN__CONNECTED) {
+      fail_uv(c, status);
+    }
+    return;
+  }
+  if (c->want_drain &&
+      c->pending.len + c->held.len < c->opts.o.outbound_limit / 2) {
+    c->want_drain = false;
+    if (c->opts.o.drain_cb != NULL && c->state == TERN__CONNECTED) {
+      c->opts.o.drain_cb(c, c->opts.o.cb_data);
+    }
+  }
+}
+
+/*
+ * Hands the batch to the socket: pending becomes the in-flight buffer and
+ * the old in-flight buffer (already written) becomes the new, empty pending
+ * one, so both keep their capacity.
+ */
+static int start_write(tern_conn_t *c) {
+  tp_buf_t t = c->inflight;
+  uv_buf_t b;
+  int rc;
+  c->inflight = c->pending;
+  c->pending = t;
+  tp_buf_reset(&c->pending);
+  b = uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
+  rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+  if (rc != 0) {
+    tp_buf_reset(&c->inflight);
+    return rc;
+  }
+  c->writing = true;
+  return 0;
+}
+
+/* Once per loop iteration, before libuv blocks for I/O: write the batch. */
+static void on_prepare(uv_prepare_t *h) {
+  tern_conn_t *c = h->data;
+  int rc;
+  if (c->writing || c->pending.len == 0 || !c->tcp_connected ||
+      (c->state != TERN__HANDSHAKE && c->state != TERN__CONNECTED)) {
+    return;
+  }
+  rc = start_write(c);
+  if (rc != 0) {
+    fail_uv(c, rc);
+  }
+}
+
+void tern__conn_write_start(tern_conn_t *c) {
+  /* Unreferenced: the batch hook alone must not keep the loop alive. */
+  uv_prepare_start(&c->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&c->prepare);
+}
+
+/*
+ * Graceful close, one step at a time: wait for the write in flight, write
+ * what is still buffered, shut the socket down, then close the handles. The
+ * timer armed by tern_conn_close bounds the whole sequence.
+ */
+void tern__conn_close_step(tern_conn_t *c) {
+  if (c->handles_closing || c->writing || c->shutting_down) {
+    return;
+  }
+  if (c->pending.len > 0 && start_write(c) == 0) {
+    return;
+  }
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+    c->shutting_down = true;
+    return;
+  }
+  tern__conn_close_handles(c);
+}
+
+int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
+                       size_t len, const tern_pub_opts_t *opts, bool req_ack,
+                       uint64_t req_n) {
+  tp_str_t kv_stack[2 * STACK_HEADERS];
+  tp_str_t *kv = kv_stack;
+  size_t before, queued, n = 0;
+  tp_buf_t *dst;
+  tp_frame_t f;
+  bool ack;
+  int rc;
+
+  if (c == NULL || topic == NULL || (len > 0 && payload == NULL)) {
+    return TERN_EINVAL;
+  }
+  if (c->state != TERN__CONNECTED && !c->reconnecting) {
+    return TERN_ENOTCONN;
+  }
+  if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
+    return TERN_ETOPIC;
+  }
+  if (len > c->max_payload) {
+    return TERN_ETOOLARGE;
+  }
+  ack = req_ack || (opts != NULL && opts->ack_cb != NULL);
+  if (ack && c->nacks >= c->opts.o.max_inflight) {
+    return TERN_EWOULDBLOCK;
+  }
+  /* While disconnected, the held buffer alone: the others are empty. */
+  dst = tern__buffering(c) ? &c->held : &c->pending;
+  queued = tern_conn_outbound_bytes(c);
+  if (queued > 0 && queued >= c->opts.o.outbound_limit) {
+    c->want_drain = true;
+    return TERN_EWOULDBLOCK;
+  }
+  tp_frame_init(&f, TP_PUB);
+  f.u.pub.topic = (tp_str_t){topic, (uint32_t)strlen(topic)};
+  f.u.pub.payload = (tp_bytes_t){payload, (uint32_t)len};
+  if (opts != NULL) {
+    if (opts->reply != NULL) {
+      if (tp_topic_validate(opts->reply, strlen(opts->reply),
+                            TP_DEFAULT_MAX_TOPIC) != 0) {
+        return TERN_ETOPIC;
+      }
+      f.u.pub.reply = (tp_str_t){opts->reply, (uint32_t)strlen(opts->reply)};
+    }
+    n = opts->header_count;
+    if (n > 0) {
+      if (opts->header_keys == NULL || opts->header_values == NULL) {
+        return TERN_EINVAL;
+      }
+      if (n > STACK_HEADERS) {
+        kv = malloc(2 * n * sizeof(*kv));
+        if (kv == NULL) {
+          return TERN_ENOMEM;
+        }
+      }
+      for (size_t i = 0; i < n; i++) {
+        const char *k = opts->header_keys[i], *v = opts->header_values[i];
+        if (k == NULL || v == NULL) {
+          rc = TERN_EINVAL;
+          goto out;
+        }
+        kv[i] = (tp_str_t){k, (uint32_t)strlen(k)};
+        kv[n + i] = (tp_str_t){v, (uint32_t)strlen(v)};
+      }
+      tp_buf_reset(&c->scratch);
+      rc = tp_headers_build(&c->scratch, kv, kv + n, (uint32_t)n,
+                            &f.u.pub.headers);
+      if (rc != 0) {
+        rc = tern__err_from_tp(rc);
+        goto out;
+      }
+    }
+    f.u.pub.retain = opts->retain;
+    f.u.pub.ttl_ms = opts->ttl_ms;
+  }
+  if (ack) {
+    f.u.pub.has_ack = true;
+    f.u.pub.ack = c->next_ack;
+  }
+  before = dst->len;
+  rc = tp_frame_encode(dst, &f);
+  if (rc != 0) {
+    rc = tern__err_from_tp(rc);
+    goto out;
+  }
+  if (queued > 0 && queued + (dst->len - before) > c->opts.o.outbound_limit) {
+    dst->len = before; /* take the frame back out */
+    c->want_drain = true;
+    rc = TERN_EWOULDBLOCK;
+    goto out;
+  }
+  if (ack) {
+    rc = tern__ack_add(c, req_ack ? NULL : opts->ack_cb,
+                       req_ack ? NULL : opts->ack_cb_data, req_n);
+    if (rc != 0) {
+      dst->len = before;
+      goto out;
+    }
+  }
+  c->stats.msgs_out++;
+  c->stats.bytes_out += len;
+  rc = 0;
+out:
+  if (kv != kv_stack) {
+    free(kv);
+  }
+  return rc;
+}
+
+int tern_conn_publish(tern_conn_t *c, const char *topic, const void *payload,
+                      size_t len, const tern_pub_opts_t *opts) {
+  return tern__conn_publish(c, topic, payload, len, opts, false, 0);
+}
+
+size_t tern_conn_outbound_bytes(const tern_conn_t *c) {
+  return c->pending.len + c->inflight.len + c->held.len;
+}
