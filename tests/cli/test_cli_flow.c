@@ -17,7 +17,11 @@
 TT_BROKER_FIXTURE_DEFAULT(broker)
 TestSuite(cli_flow, .init = broker_init, .fini = broker_fini, .timeout = 120);
 
-#define FLOOD_MSGS 20000
+/* Big messages, so that the kernel's socket buffers (autotuned up to a few
+ * MiB on loopback) hold few of them: what they hold is read at the slow
+ * subscriber's pace after the flood, and must fit the test's wait. */
+#define FLOOD_MSGS 2000
+#define FLOOD_SIZE "10000"
 
 /* Sum of N over the "tern sub: dropped N messages" lines of s. */
 static unsigned long long dropped_total(const char *s) {
@@ -38,15 +42,15 @@ Test(cli_flow, drop_oldest_reports_every_gap) {
                             "--raw",       "--policy",
                             "drop_oldest", "--max-msgs",
                             "10",          "--slow",
-                            "5",           "flood",
+                            "2",           "flood",
                             NULL};
   snprintf(count, sizeof(count), "%d", FLOOD_MSGS);
-  /* 20 MB against a reader taking 5 ms a message: far more than the
+  /* 20 MB against a reader taking 2 ms a message: far more than the
    * socket buffers hold, so the broker's 10-message queue overflows. */
-  const char *flood_argv[] = {"-s",   tc_server(tt_g_broker.port),
-                              "pub",  "--count",
-                              count,  "--size",
-                              "1000", "flood",
+  const char *flood_argv[] = {"-s",       tc_server(tt_g_broker.port),
+                              "pub",      "--count",
+                              count,      "--size",
+                              FLOOD_SIZE, "flood",
                               NULL};
   /* drop_oldest keeps the newest message, so this one always arrives, and
    * the DROPPED notice for the last gap comes before it. */
