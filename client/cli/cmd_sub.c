@@ -31,6 +31,7 @@ enum {
   OPT_MAX_BYTES,
   OPT_SLOW,
   OPT_READY,
+  OPT_RECONNECT,
 };
 
 static const cli_opt_t sub_opts[] = {
@@ -50,6 +51,8 @@ static const cli_opt_t sub_opts[] = {
      "sleep MS milliseconds per message (to watch the policies)"},
     {"ready", 0, false, OPT_READY, NULL,
      "print \"ready\" on stderr once the subscription is live"},
+    {"reconnect", 0, false, OPT_RECONNECT, NULL,
+     "ride out broker restarts: reconnect and resubscribe"},
     {0},
 };
 
@@ -73,6 +76,7 @@ typedef struct sub_args {
   uint64_t slow_ms;
   cli_format_t format;
   bool raw, headers, ready;
+  bool reconnect; /* libtern reconnects; the command keeps going */
 } sub_args_t;
 
 static int parse_policy(const cli_command_info_t *info, const char *s,
@@ -126,6 +130,9 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
   case OPT_READY:
     a->ready = true;
     return 0;
+  case OPT_RECONNECT:
+    a->reconnect = true;
+    return 0;
   default:
     return cli_usage_error(info, "unhandled option");
   }
@@ -165,6 +172,10 @@ static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
   int status;
   if (cli_options(&sub_info, common, &o) != 0) {
     return CLI_EXIT_USAGE;
+  }
+  if (a->reconnect) {
+    o.reconnect = true;
+    o.reconnect_max_attempts = -1; /* until stopped */
   }
   cli_server_name(&o, server, sizeof(server));
   cli_stop_install();

@@ -110,8 +110,8 @@ Test(cli_pubsub, count_repeats_the_message) {
  * a live one published after the subscription follows it, unmarked. */
 Test(cli_pubsub, retained_message_reaches_a_later_subscriber) {
   tc_proc_t sub, pub, live;
-  const char *pub_args[] = {"pub", "--retain", "--ttl", "60000",
-                            "cfg.color", "blue", NULL};
+  const char *pub_args[] = {"pub",       "--retain", "--ttl", "60000",
+                            "cfg.color", "blue",     NULL};
   const char *sub_args[] = {"--count", "2", "cfg.>", NULL};
   const char *live_args[] = {"pub", "cfg.size", "large", NULL};
   run_ok(&pub, pub_args, NULL);
@@ -234,5 +234,37 @@ Test(cli_server_close, sub_reports_the_close_and_exits_1) {
                      sub.err.data);
   cr_expect_not_null(strstr(sub.err.data, server), "stderr: %s", sub.err.data);
   cr_expect_eq(sub.out.len, 0);
+  tc_free(&sub);
+}
+
+/* `tern sub --reconnect` rides out a broker killed with SIGKILL and started
+ * again on the same port: it resubscribes by itself. Publishing with --ack
+ * until the broker reports a receiver is the barrier (no sleeps). */
+Test(cli_server_close, sub_reconnect_rides_out_a_broker_restart) {
+  tt_broker_t b;
+  tc_proc_t sub;
+  char server[32];
+  tt_broker_start(&b, NULL);
+  int port = b.port;
+  snprintf(server, sizeof(server), "127.0.0.1:%d", port);
+  const char *argv[] = {"-s",      server, "sub",   "--ready", "--reconnect",
+                        "--count", "1",    "again", NULL};
+  tc_spawn(&sub, argv);
+  tc_wait_stderr_line(&sub, "ready");
+  tt_broker_kill(&b);
+  tt_broker_start_on(&b, port, NULL);
+  const char *pub_argv[] = {"-s",    server, "pub", "--ack",
+                            "again", "back", NULL};
+  bool delivered = false;
+  for (int i = 0; i < 500 && !delivered; i++) {
+    tc_proc_t pub;
+    cr_assert_eq(tc_run(&pub, pub_argv, NULL), 0, "pub: %s", pub.err.data);
+    delivered = strcmp(pub.out.data, "delivered to 1 subscriber\n") == 0;
+    tc_free(&pub);
+  }
+  cr_assert(delivered, "the subscriber never came back");
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0, "stderr: %s", sub.err.data);
+  cr_expect_str_eq(sub.out.data, "[#1] again: back\n");
+  cr_assert_eq(tt_broker_stop(&b), 0);
   tc_free(&sub);
 }
