@@ -12,8 +12,12 @@
 #   BROKERS="tern nats redis mqtt"
 #   MSGS=500000          messages per throughput run (mqtt runs MSGS/4: mosquitto
 #                        is ~10x slower and the rate, not the count, is compared)
-#   RATES="10000 20000" RATE_MSGS=20000   fixed-rate latency scenarios
-#                        (msgs/s; RATE=N alone is taken as RATES=N)
+#   RATES="10000 20000"  fixed-rate latency scenarios (msgs/s; RATE=N alone is
+#                        taken as RATES=N)
+#   RATE_SECONDS=5       length of each latency run (rate x seconds messages);
+#                        a p99 over 1 s of messages moved with a single stall
+#                        of the shared machine, 5 s rows are stable
+#   RATE_MSGS=N          a fixed message count instead of RATE_SECONDS
 #   REQS=10000           requests per request/reply run
 #   PORT_BASE=27000      ternd PORT_BASE+421, nats +422, redis +379, mosquitto +883
 #   RESULTS=bench/RESULTS.md   where the table goes, newest first ("-" = do not write)
@@ -30,7 +34,8 @@ SIZES=${SIZES:-"16 1024"}
 BROKERS=${BROKERS:-"tern nats redis mqtt"}
 MSGS=${MSGS:-500000}
 RATES=${RATES:-${RATE:-"10000 20000"}}
-RATE_MSGS=${RATE_MSGS:-20000}
+RATE_SECONDS=${RATE_SECONDS:-5}
+RATE_MSGS=${RATE_MSGS:-}
 REQS=${REQS:-10000}
 PORT_BASE=${PORT_BASE:-27000}
 RESULTS=${RESULTS:-bench/RESULTS.md}
@@ -129,7 +134,7 @@ SCENARIOS=(
   "req/rep|--req --sub 1 --msgs $REQS|latency_us.p50 latency_us.p99|tern nats"
 )
 for rate in $RATES; do
-  SCENARIOS+=("latency @${rate}/s|--pub 1 --sub 1 --rate $rate --msgs $RATE_MSGS|latency_us.p50 latency_us.p99|tern nats redis mqtt")
+  SCENARIOS+=("latency @${rate}/s|--pub 1 --sub 1 --rate $rate --msgs ${RATE_MSGS:-$((rate * RATE_SECONDS))}|latency_us.p50 latency_us.p99|tern nats redis mqtt")
 done
 
 declare -A VALS LOSS
@@ -226,7 +231,7 @@ section=$(cat <<MD
 
 - machine: $machine; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)
 - servers: $versions
-- command: \`$COMMAND\` (BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATES="$RATES" RATE_MSGS=$RATE_MSGS REQS=$REQS)
+- command: \`$COMMAND\` (BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATES="$RATES" RATE_SECONDS=$RATE_SECONDS RATE_MSGS=${RATE_MSGS:-rate x seconds} REQS=$REQS)
 - generator: \`${BENCH[*]}\`, one connection and thread per client, all on loopback
 
 $table
