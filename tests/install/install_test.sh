@@ -91,6 +91,13 @@ for ex in async subscriber request; do
     $(pkg-config --cflags --libs tern) -Wl,-rpath,"$LIBDIR" ||
     fail "building $ex with pkg-config"
 done
+# The blocking API's header alone builds as strict C11, no feature macros
+# (tern.h pulls in uv.h, which needs them; README says so).
+printf '#include <tern/sync.h>\nint main(void) { tern_client_close(NULL); return 0; }\n' \
+  >"$WORK/strict.c"
+# shellcheck disable=SC2046
+"$CC" "${CFLAGS_STRICT[@]}" -pedantic -o "$WORK/strict" "$WORK/strict.c" \
+  $(pkg-config --cflags --libs tern) || fail "tern/sync.h alone under -std=c11 -pedantic"
 readelf -d "$WORK/async-pc" | grep -q 'NEEDED.*libtern.so.0' ||
   fail "async-pc is not linked against libtern.so.0"
 
