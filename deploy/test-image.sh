@@ -13,7 +13,9 @@
 #
 # Uses docker if a daemon answers, else podman (with the containers.conf
 # this machine needs, and podman's Docker API socket for docker-compose).
-# Without either it prints "skipped: no container engine" and exits 0.
+# Without either it prints "skipped: no container engine" and the reason,
+# and exits 0 (or $TERN_SKIP_STATUS: scripts/test.sh sets 77 to tell a skip
+# from a pass).
 # Without a debian:bookworm-slim image and no registry, the base is made
 # with debootstrap (root only). Prints the image size and the time taken.
 set -euo pipefail
@@ -80,7 +82,7 @@ default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
 runtime = "runc"
 EOF
   export CONTAINERS_CONF=${CONTAINERS_CONF:-$WORK/containers.conf}
-  if podman info >/dev/null 2>&1; then
+  if podman info >"$WORK/podman-info.log" 2>&1; then
     ENGINE=podman
     # The OCI image format has no HEALTHCHECK; podman drops it without this.
     BUILD_FLAGS=(--format docker)
@@ -88,7 +90,8 @@ EOF
 fi
 if [ -z "$ENGINE" ]; then
   echo "skipped: no container engine (neither a docker daemon nor podman answers)"
-  exit 0
+  [ -s "$WORK/podman-info.log" ] && sed 's/^/  podman info: /' "$WORK/podman-info.log" | tail -5
+  exit "${TERN_SKIP_STATUS:-0}"
 fi
 [ -x "$TERN_HOST_CLI" ] ||
   fail "no host tern CLI at $TERN_HOST_CLI: build it (cmake --build build --target tern_cli) or pass its path"
@@ -147,7 +150,10 @@ fi
 # ---- build ---------------------------------------------------------------
 step "building $TAG from deploy/Dockerfile"
 build_start=$(elapsed)
-"$ENGINE" build "${BUILD_FLAGS[@]}" -f "$REPO/deploy/Dockerfile" -t "$TAG" \
+# The build's apt runs on the host's network: what is tested is the image,
+# not the engine's bridge and NAT (which a nested or locked-down machine
+# may not have).
+"$ENGINE" build "${BUILD_FLAGS[@]}" --network=host -f "$REPO/deploy/Dockerfile" -t "$TAG" \
   "$REPO" >"$WORK/build.log" 2>&1 ||
   { tail -40 "$WORK/build.log" >&2; fail "image build"; }
 build_ms=$(($(elapsed) - build_start))
