@@ -157,6 +157,7 @@ static outq_entry_t *push(outq_t *q, const uint8_t *head, size_t head_len,
   outq_entry_t *e = entry_get(q->pool);
   if (e == NULL)
     return NULL;
+  q->small_streak = 0;
   if (head_len > 0)
     memcpy(e->head, head, head_len);
   e->head_len = (uint8_t)head_len;

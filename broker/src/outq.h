@@ -73,6 +73,9 @@ typedef struct outq {
   uv_write_t req;
   outq_pool_t *pool;
   struct outq_chunk_pool *chunks; /* the pool's free chunks */
+  /* Chunkable MSGs queued since the last frame that needed an entry of its
+   * own (outq_chunk.c: when a new chunk may be opened). */
+  uint32_t small_streak;
   /* Counters of what reached the socket. */
   uint64_t msgs_written;
   uint64_t bytes_written;
@@ -95,10 +98,12 @@ outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
 /*
  * Appends a MSG of s (not drop_oldest; head_len + body length at most
  * OUTQ_CHUNK_MSG_MAX) by copying head and body into the tail chunk, and
- * accounts it to s as pending. 0 or TP_ENOMEM.
+ * accounts it to s as pending. Where a new chunk would likely hold only a
+ * few frames it is queued as an ordinary entry instead (outq_chunk.c).
+ * 0 or TP_ENOMEM.
  */
 int outq_push_msg_chunked(outq_t *q, const uint8_t *head, size_t head_len,
-                          const msgbuf_t *body, struct sub *s);
+                          msgbuf_t *body, struct sub *s);
 /* s is going away: its MSGs in q's chunks stay queued (they are still
  * sent) but stop counting against it. */
 void outq_detach_sub(outq_t *q, const struct sub *s);

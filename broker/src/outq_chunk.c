@@ -78,12 +78,41 @@ static outq_chunk_t *chunk_open(outq_t *q) {
 }
 
 /*
+ * Whether a small MSG that does not fit the tail should open a new chunk.
+ * Yes when the queue is empty or its tail is a chunk (full, or in flight):
+ * a stream of small frames. But when the tail is an entry (a large MSG, a
+ * drop_oldest MSG, a large control frame), frames may alternate, and a
+ * chunk per small MSG would hold OUTQ_CHUNK_CAP for a few dozen bytes: then
+ * small MSGs get entries, as before chunks, until OUTQ_CHUNK_STREAK of them
+ * in a row show a stream again. So a chunk wastes at most its capacity per
+ * OUTQ_CHUNK_STREAK small MSGs, and the pending total counts it anyway.
+ */
+static bool chunk_worth_opening(const outq_t *q) {
+  if (q->entries.prev == &q->entries)
+    return true;
+  const outq_entry_t *e = LIST_ENTRY(q->entries.prev, outq_entry_t, link);
+  return e->is_chunk || q->small_streak >= OUTQ_CHUNK_STREAK;
+}
+
+/* A small MSG as an ordinary entry with a body reference. */
+static int push_entry(outq_t *q, const uint8_t *head, size_t head_len,
+                      msgbuf_t *body, sub_t *s) {
+  uint32_t streak = q->small_streak;
+  outq_entry_t *e = outq_push_msg(q, head, head_len, body);
+  if (e == NULL)
+    return TP_ENOMEM;
+  q->small_streak = streak + 1;
+  sub_entry_queued(s, e);
+  return 0;
+}
+
+/*
  * The hot path of a small fan-out: the MSG extends the tail chunk's last
  * run when that run is s's, which in a fan-out over separate connections
  * it always is, so a MSG costs two small copies and a few additions.
  */
 int outq_push_msg_chunked(outq_t *q, const uint8_t *head, size_t head_len,
-                          const msgbuf_t *body, sub_t *s) {
+                          msgbuf_t *body, sub_t *s) {
   size_t bl = body->bytes.len;
   uint32_t n = (uint32_t)(head_len + bl);
   outq_chunk_t *c = open_tail(q);
@@ -96,6 +125,8 @@ int outq_push_msg_chunked(outq_t *q, const uint8_t *head, size_t head_len,
   bool new_run = r == NULL;
   if (new_run) {
     if (c == NULL || room(c) < n + sizeof *r) {
+      if (!chunk_worth_opening(q))
+        return push_entry(q, head, head_len, body, s);
       c = chunk_open(q);
       if (c == NULL)
         return TP_ENOMEM;
