@@ -95,15 +95,7 @@ int outq_push_small(outq_t *q, const uint8_t *bytes, size_t len);
  * Returns the entry (for the subscription's pending list) or NULL. */
 outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
                             msgbuf_t *body);
-/*
- * Appends a MSG of s (not drop_oldest; head_len + body length at most
- * OUTQ_CHUNK_MSG_MAX) by copying head and body into the tail chunk, and
- * accounts it to s as pending. Where a new chunk would likely hold only a
- * few frames it is queued as an ordinary entry instead (outq_chunk.c).
- * 0 or TP_ENOMEM.
- */
-int outq_push_msg_chunked(outq_t *q, const uint8_t *head, size_t head_len,
-                          msgbuf_t *body, struct sub *s);
+/* Small MSGs: outq_push_msg_chunked (outq_chunk.h). */
 /* s is going away: its MSGs in q's chunks stay queued (they are still
  * sent) but stop counting against it. */
 void outq_detach_sub(outq_t *q, const struct sub *s);

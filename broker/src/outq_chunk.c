@@ -40,11 +40,6 @@ void outq_chunk_put(outq_chunk_pool_t *p, outq_chunk_t *c) {
   p->nfree++;
 }
 
-/* Bytes still free in c for frame data and runs. */
-static inline size_t room(const outq_chunk_t *c) {
-  return OUTQ_CHUNK_CAP - c->e.bytes - c->nruns * sizeof(outq_run_t);
-}
-
 /* q's tail entry when it is a chunk that may still grow, else NULL. */
 static inline outq_chunk_t *open_tail(outq_t *q) {
   if (q->entries.prev == &q->entries)
@@ -106,25 +101,20 @@ static int push_entry(outq_t *q, const uint8_t *head, size_t head_len,
   return 0;
 }
 
-/*
- * The hot path of a small fan-out: the MSG extends the tail chunk's last
- * run when that run is s's, which in a fan-out over separate connections
- * it always is, so a MSG costs two small copies and a few additions.
- */
-int outq_push_msg_chunked(outq_t *q, const uint8_t *head, size_t head_len,
-                          msgbuf_t *body, sub_t *s) {
+int outq__push_msg_chunked_slow(outq_t *q, const uint8_t *head, size_t head_len,
+                                msgbuf_t *body, sub_t *s) {
   size_t bl = body->bytes.len;
   uint32_t n = (uint32_t)(head_len + bl);
   outq_chunk_t *c = open_tail(q);
   outq_run_t *r = NULL;
   if (c != NULL && c->nruns > 0) {
     r = outq_chunk_run(c, c->nruns - 1);
-    if (r->sub != s || !r->is_msg || room(c) < n)
+    if (r->sub != s || !r->is_msg || outq_chunk_room(c) < n)
       r = NULL;
   }
   bool new_run = r == NULL;
   if (new_run) {
-    if (c == NULL || room(c) < n + sizeof *r) {
+    if (c == NULL || outq_chunk_room(c) < n + sizeof *r) {
       if (!chunk_worth_opening(q))
         return push_entry(q, head, head_len, body, s);
       c = chunk_open(q);
@@ -162,7 +152,7 @@ bool outq_chunk_append_ctrl(outq_t *q, const uint8_t *bytes, size_t len) {
     if (r->is_msg)
       r = NULL;
   }
-  if (room(c) < len + (r == NULL ? sizeof *r : 0))
+  if (outq_chunk_room(c) < len + (r == NULL ? sizeof *r : 0))
     return false;
   if (r == NULL) {
     r = outq_chunk_run(c, c->nruns++);

@@ -44,8 +44,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "outq.h"
+#include "sub.h"
 
 /* Bytes of frame data per chunk (runs included). At most 64 KiB so a
  * run's msgs fits in 16 bits. */
@@ -93,6 +95,57 @@ static inline outq_chunk_t *outq_chunk_of(outq_entry_t *e) {
 /* Run i (0 the oldest) of c. */
 static inline outq_run_t *outq_chunk_run(outq_chunk_t *c, uint32_t i) {
   return (outq_run_t *)(void *)(c->data + OUTQ_CHUNK_CAP) - 1 - i;
+}
+
+/* Bytes still free in c for frame data and runs. */
+static inline size_t outq_chunk_room(const outq_chunk_t *c) {
+  return OUTQ_CHUNK_CAP - c->e.bytes - c->nruns * sizeof(outq_run_t);
+}
+
+/* outq_push_msg_chunked's general case (new run, new chunk, or none). */
+int outq__push_msg_chunked_slow(outq_t *q, const uint8_t *head, size_t head_len,
+                                msgbuf_t *body, sub_t *s);
+
+/*
+ * Appends a MSG of s (not drop_oldest; head_len + body length at most
+ * OUTQ_CHUNK_MSG_MAX) by copying head and body into the tail chunk, and
+ * accounts it to s as pending. Where a new chunk would likely hold only a
+ * few frames it is queued as an ordinary entry instead (outq_chunk.c).
+ * 0 or TP_ENOMEM.
+ *
+ * Inline for the hot path of a small fan-out: the MSG extends the tail
+ * chunk's last run, which in a fan-out over separate connections is always
+ * s's. head is the whole TP_MSG_HEAD_MAX buffer: all of it is copied in
+ * one fixed-size move and the body overwrites what is not head, so that
+ * path wants TP_MSG_HEAD_MAX bytes of slack.
+ */
+static inline int outq_push_msg_chunked(outq_t *q,
+                                        const uint8_t head[TP_MSG_HEAD_MAX],
+                                        size_t head_len, msgbuf_t *body,
+                                        sub_t *s) {
+  if (q->entries.prev != &q->entries) {
+    outq_entry_t *e = LIST_ENTRY(q->entries.prev, outq_entry_t, link);
+    outq_chunk_t *c = outq_chunk_of(e);
+    size_t bl = body->bytes.len;
+    uint32_t n = (uint32_t)(head_len + bl);
+    if (e->is_chunk && !e->inflight && c->nruns > 0 &&
+        outq_chunk_room(c) >= n + TP_MSG_HEAD_MAX) {
+      outq_run_t *r = outq_chunk_run(c, c->nruns - 1);
+      if (r->sub == s && r->is_msg) {
+        uint8_t *dst = c->data + c->e.bytes;
+        memcpy(dst, head, TP_MSG_HEAD_MAX);
+        memcpy(dst + head_len, body->bytes.data, bl);
+        r->bytes += n;
+        r->msgs++;
+        c->e.bytes += n;
+        c->nmsgs++;
+        q->bytes += n;
+        sub_run_msg_queued(s, n, false);
+        return 0;
+      }
+    }
+  }
+  return outq__push_msg_chunked_slow(q, head, head_len, body, s);
 }
 
 void outq_chunk_pool_destroy(outq_chunk_pool_t *p);

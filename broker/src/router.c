@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "outq_chunk.h"
 #include "server.h"
 #include "sub.h"
 #include "tern_proto/errors.h"
