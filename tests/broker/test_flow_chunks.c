@@ -31,7 +31,13 @@ enum { TOTAL = 40000, SIZE = 400, SLOW_RCVBUF = 4096, LIMIT = 10 };
 
 TT_BROKER_FIXTURE(mon, "--http-port", "-1", "--stall-timeout-ms", "600000")
 
+/* max_pending_total far below what two stalled subscribers would hold. */
+TT_BROKER_FIXTURE(gate, "--http-port", "-1", "--max-pending-total", "1048576",
+                  "--max-pending-bytes", "268435456", "--max-pending-msgs",
+                  "1000000", "--stall-timeout-ms", "300")
+
 TestSuite(chunks, .init = mon_init, .fini = mon_fini, .timeout = 120);
+TestSuite(chunks_total, .init = gate_init, .fini = gate_fini, .timeout = 120);
 
 static char body[1 << 20];
 
@@ -331,4 +337,106 @@ Test(chunks, drop_oldest_and_block_share_a_connection) {
   tt_raw_close(&pa);
   tt_raw_close(&pb);
   tt_raw_close(&s);
+}
+
+/*
+ * A fatal error drops every MSG not yet handed to the kernel, but not the
+ * control frames queued among them. The subscriber's socket is full (a
+ * flood on sid 1 it does not read), so its own frames, read in one go,
+ * stay queued together: five MSGs of its sid 2 (echo), the PONG for its
+ * PING, then MSGs until sid 2's limit of 10 is passed and `disconnect`
+ * fires. It must see the PONG, then ERR 6, and none of those sid 2 MSGs.
+ */
+Test(chunks, control_frames_survive_the_drop_of_queued_msgs) {
+  tt_raw_t s, p;
+  tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
+  tt_raw_open(&p, tt_g_broker.port, true, true, false);
+  sub_policy(&s, 1, "chk.ctl.fill", 1000, TP_OVERFLOW_DROP_NEWEST);
+  sub_policy(&s, 2, "chk.ctl.dc", LIMIT, TP_OVERFLOW_DISCONNECT);
+  tt_flood_t fl;
+  tt_flood_start(&fl, p.fd, "chk.ctl.fill", 0, TOTAL, SIZE, true);
+  assert_publisher_done(&p, &fl);
+  cr_assert_gt(subz("chk.ctl.fill", 1, "pending_msgs"), 0,
+               "nothing pending: the test proves nothing");
+
+  static uint8_t payload[SIZE];
+  tp_frame_t f;
+  for (int i = 0; i < 2 * LIMIT; i++) {
+    if (i == LIMIT / 2) {
+      tp_frame_init(&f, TP_PING);
+      tt_raw_queue(&s, &f);
+    }
+    tp_frame_init(&f, TP_PUB);
+    f.u.pub.topic = tt_str("chk.ctl.dc");
+    f.u.pub.payload.ptr = payload;
+    f.u.pub.payload.len = SIZE;
+    tt_raw_queue(&s, &f);
+  }
+  tt_raw_flush(&s);
+
+  int64_t next = 0;
+  bool pong = false;
+  for (;;) {
+    int r = tt_raw_recv(&s, &f, TT_RECV_MS);
+    cr_assert_eq(r, 1, "subscriber %s before ERR 6",
+                 r == 0 ? "timed out" : "closed");
+    if (f.type == TP_ERR)
+      break;
+    if (f.type == TP_PONG) {
+      cr_assert(!pong, "two PONGs");
+      pong = true;
+      continue;
+    }
+    cr_assert_eq(f.type, TP_MSG, "got %s", tp_frame_type_name(f.type));
+    cr_assert_eq(f.u.msg.sid, 1u, "a dropped MSG of sid 2 arrived");
+    cr_assert(!pong, "sid 1 MSG after the PONG");
+    cr_assert_eq(tt_flood_seq(&f, SIZE), next, "gap at %lld", (long long)next);
+    next++;
+  }
+  cr_assert(pong, "the PONG queued among the dropped MSGs was lost");
+  cr_assert_eq(f.u.err.code, 6u, "ERR %u", f.u.err.code);
+  cr_assert(tt_raw_wait_closed(&s, TT_RECV_MS), "not closed after ERR 6");
+  tt_raw_check_pubsub(&p);
+  tt_raw_close(&p);
+  tt_raw_close(&s);
+}
+
+/*
+ * max_pending_total counts what chunks hold: two subscribers that stall
+ * on small messages pause the publisher at the server's 1 MiB cap (their
+ * own limits are 256 MiB), and after stall_timeout are closed one by one
+ * with ERR 6, each after a gapless prefix; then the flood completes.
+ */
+Test(chunks_total, the_total_cap_counts_chunks) {
+  tt_raw_t subs[2], p;
+  for (int i = 0; i < 2; i++) {
+    tt_raw_open_ex(&subs[i], tt_g_broker.port, SLOW_RCVBUF, true, true, false);
+    sub_policy(&subs[i], 1, "chk.total", 0, TP_OVERFLOW_DROP_NEWEST);
+  }
+  tt_raw_open(&p, tt_g_broker.port, true, true, false);
+  tt_flood_t fl;
+  tt_flood_start(&fl, p.fd, "chk.total", 0, TOTAL, SIZE, true);
+  assert_publisher_done(&p, &fl);
+  for (int i = 0; i < 2; i++) {
+    uint32_t next = 0;
+    tp_frame_t f;
+    for (;;) {
+      int r = tt_raw_recv(&subs[i], &f, TT_RECV_MS);
+      cr_assert_eq(r, 1, "subscriber %d: %s before ERR 6", i,
+                   r == 0 ? "timeout" : "close");
+      if (f.type != TP_MSG)
+        break;
+      cr_assert_eq(tt_flood_seq(&f, SIZE), next, "subscriber %d: gap at %u", i,
+                   next);
+      next++;
+    }
+    cr_assert_eq(f.type, TP_ERR, "subscriber %d got %s", i,
+                 tp_frame_type_name(f.type));
+    cr_assert_eq(f.u.err.code, 6u);
+    cr_assert_lt(next, (uint32_t)TOTAL);
+    cr_assert(tt_raw_wait_closed(&subs[i], TT_RECV_MS));
+    tt_raw_close(&subs[i]);
+  }
+  tt_raw_check_pubsub(&p);
+  tt_raw_close(&p);
 }
