@@ -95,10 +95,14 @@ int outq_push_small(outq_t *q, const uint8_t *bytes, size_t len);
  * Returns the entry (for the subscription's pending list) or NULL. */
 outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
                             msgbuf_t *body);
-/* Small MSGs: outq_push_msg_chunked (outq_chunk.h). */
+/* (Small MSGs: outq_push_msg_chunked in outq_chunk.h.) */
+
 /* s is going away: its MSGs in q's chunks stay queued (they are still
- * sent) but stop counting against it. */
+ * sent) but stop counting against it. O(q's entries). */
 void outq_detach_sub(outq_t *q, const struct sub *s);
+/* The same for every subscription at once (the connection is closing and
+ * destroys them all next): one walk instead of one per subscription. */
+void outq_detach_all_subs(outq_t *q);
 /* Removes and releases a queued entry that is not in flight (drop_oldest).
  * Not counted as written. */
 void outq_drop(outq_t *q, outq_entry_t *e);

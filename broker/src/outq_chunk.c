@@ -210,6 +210,22 @@ uint32_t outq_chunk_drop_msgs(outq_chunk_t *c) {
   return rd - wr;
 }
 
+void outq_detach_all_subs(outq_t *q) {
+  for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
+    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
+    if (!e->is_chunk)
+      continue;
+    outq_chunk_t *c = outq_chunk_of(e);
+    for (uint32_t i = 0; i < c->nruns; i++) {
+      outq_run_t *r = outq_chunk_run(c, i);
+      if (r->sub != NULL) {
+        r->sub->chunk_runs--;
+        r->sub = NULL;
+      }
+    }
+  }
+}
+
 void outq_detach_sub(outq_t *q, const sub_t *s) {
   for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
     outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);

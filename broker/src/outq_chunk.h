@@ -36,7 +36,8 @@
  * the gate bounds the memory chunks really hold, waste included; the pool
  * keeps at most OUTQ_CHUNK_KEEP_BYTES of free chunks.
  *
- * Internal to the output queue (outq.c, outq_chunk.c).
+ * Internal to the output queue (outq.c, outq_chunk.c), except for the
+ * inline append, which the router's fan-out calls.
  */
 #ifndef TERND_OUTQ_CHUNK_H
 #define TERND_OUTQ_CHUNK_H
