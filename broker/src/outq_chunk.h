@@ -33,7 +33,9 @@
  *
  * Memory: a live chunk counts its whole capacity plus its header in the
  * server's pending total (outq_pool_pending_bytes, max_pending_total), so
- * the gate bounds the memory chunks really hold, waste included; the pool
+ * the gate bounds the memory chunks really hold, waste included; a new
+ * chunk is opened only where small frames come as a stream
+ * (chunk_worth_opening in outq_chunk.c), so waste stays small; the pool
  * keeps at most OUTQ_CHUNK_KEEP_BYTES of free chunks.
  *
  * Internal to the output queue (outq.c, outq_chunk.c), except for the
