@@ -241,6 +241,8 @@ void conn_teardown(conn_t *c) {
   list_remove(&c->resume_link);
   server_t *srv = c->srv;
   size_t n = c->subs ? hashmap_size(c->subs) : 0;
+  /* Every subscription goes: detach their chunk runs in one walk. */
+  outq_detach_all_subs(&c->out);
   if (n > 0) {
     sub_t **all = malloc(n * sizeof *all);
     size_t pos = 0, k = 0;

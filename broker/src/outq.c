@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outq_chunk.h"
 #include "sub.h"
 #include "tern_proto/errors.h"
 
@@ -24,10 +25,12 @@ struct outq_pool {
   size_t live;          /* entries in some queue */
   uint64_t body_bytes;  /* bodies with queued > 0, each once */
   uint8_t *scratch;     /* SCRATCH_SIZE bytes, reused by every flush */
+  outq_chunk_pool_t chunks;
 };
 
 uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
-  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t);
+  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t) +
+         outq_chunk_pool_bytes(&pool->chunks);
 }
 
 int outq_pool_create(outq_pool_t **out, size_t keep_max) {
@@ -53,6 +56,7 @@ void outq_pool_destroy(outq_pool_t *pool) {
     free(e);
     e = next;
   }
+  outq_chunk_pool_destroy(&pool->chunks);
   free(pool->scratch);
   free(pool);
 }
@@ -89,12 +93,15 @@ void outq_init(outq_t *q, outq_pool_t *pool) {
   memset(q, 0, sizeof *q);
   list_init(&q->entries);
   q->pool = pool;
+  q->chunks = &pool->chunks;
 }
 
 /* Marks e (not) handed to uv_write, keeping its subscription's count. */
 static void set_inflight(outq_entry_t *e, bool on) {
   e->inflight = on;
-  if (e->sub != NULL) {
+  if (e->is_chunk) {
+    outq_chunk_set_inflight(outq_chunk_of(e), on);
+  } else if (e->sub != NULL) {
     e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
     e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
   }
@@ -112,6 +119,16 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
   if (e->inflight) {
     q->ninflight--;
     set_inflight(e, false);
+  }
+  if (e->is_chunk) {
+    outq_chunk_t *c = outq_chunk_of(e);
+    if (written) {
+      q->bytes_written += e->bytes;
+      q->msgs_written += c->nmsgs;
+    }
+    outq_chunk_release_runs(c, written);
+    outq_chunk_put(q->chunks, c);
+    return;
   }
   if (written) {
     q->bytes_written += e->bytes;
@@ -140,6 +157,7 @@ static outq_entry_t *push(outq_t *q, const uint8_t *head, size_t head_len,
   outq_entry_t *e = entry_get(q->pool);
   if (e == NULL)
     return NULL;
+  q->small_streak = 0;
   if (head_len > 0)
     memcpy(e->head, head, head_len);
   e->head_len = (uint8_t)head_len;
@@ -164,6 +182,8 @@ int outq_push_buf(outq_t *q, msgbuf_t *body) {
 int outq_push_small(outq_t *q, const uint8_t *bytes, size_t len) {
   if (len > OUTQ_INLINE_MAX)
     return TP_EINVAL;
+  if (outq_chunk_append_ctrl(q, bytes, len))
+    return 0;
   return push(q, bytes, len, NULL) ? 0 : TP_ENOMEM;
 }
 
@@ -187,10 +207,30 @@ void outq_drop_queued_msgs(outq_t *q) {
   while (n != &q->entries) {
     list_node_t *next = n->next;
     outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
-    if (e->is_msg && !e->inflight)
+    if (e->is_chunk && !e->inflight) {
+      /* Its control frames stay; an empty chunk goes. */
+      q->bytes -= outq_chunk_drop_msgs(outq_chunk_of(e));
+      if (e->bytes == 0)
+        entry_release(q, e, false);
+    } else if (e->is_msg && !e->inflight) {
       entry_release(q, e, false);
+    }
     n = next;
   }
+}
+
+/* The bytes of e after its inline head: its body, or a chunk's data. */
+static inline const uint8_t *entry_data(const outq_entry_t *e, size_t *len) {
+  if (e->is_chunk) {
+    *len = e->bytes;
+    return ((const outq_chunk_t *)(const void *)e)->data;
+  }
+  if (e->body != NULL) {
+    *len = e->body->bytes.len;
+    return e->body->bytes.data;
+  }
+  *len = 0;
+  return NULL;
 }
 
 /*
@@ -205,15 +245,15 @@ static size_t gather(outq_t *q, size_t skip, size_t cap, size_t max_entries,
     outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
     if (k == max_entries || nb + 2 > MAX_BUFS || (k > 0 && total >= cap))
       break;
-    size_t hs = e->head_len, bs = e->body ? e->body->bytes.len : 0;
+    size_t hs = e->head_len, bs;
+    const uint8_t *bd = entry_data(e, &bs);
     size_t hskip = skip < hs ? skip : hs;
     size_t bskip = skip - hskip;
     skip = 0;
     if (hs > hskip)
       bufs[nb++] = uv_buf_init((char *)e->head + hskip, (unsigned)(hs - hskip));
     if (bs > bskip)
-      bufs[nb++] = uv_buf_init((char *)e->body->bytes.data + bskip,
-                               (unsigned)(bs - bskip));
+      bufs[nb++] = uv_buf_init((char *)bd + bskip, (unsigned)(bs - bskip));
     total += e->bytes;
     k++;
   }
@@ -239,7 +279,8 @@ static size_t gather_copy(outq_t *q, size_t cap, uv_buf_t *bufs,
     outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
     if (k > 0 && total >= cap)
       break;
-    size_t hs = e->head_len, bs = e->body ? e->body->bytes.len : 0;
+    size_t hs = e->head_len, bs;
+    const uint8_t *bd = entry_data(e, &bs);
     bool copy_body = bs <= COALESCE_MAX;
     size_t ncopy = hs + (copy_body ? bs : 0);
     size_t nnew = (open || ncopy == 0 ? 0 : 1) + (copy_body ? 0 : 1);
@@ -250,13 +291,13 @@ static size_t gather_copy(outq_t *q, size_t cap, uv_buf_t *bufs,
         bufs[nb++] = uv_buf_init((char *)scratch + used, 0);
       memcpy(scratch + used, e->head, hs);
       if (copy_body && bs > 0)
-        memcpy(scratch + used + hs, e->body->bytes.data, bs);
+        memcpy(scratch + used + hs, bd, bs);
       used += ncopy;
       bufs[nb - 1].len += ncopy;
       open = true;
     }
     if (!copy_body) {
-      bufs[nb++] = uv_buf_init((char *)e->body->bytes.data, (unsigned)bs);
+      bufs[nb++] = uv_buf_init((char *)bd, (unsigned)bs);
       open = false;
     }
     total += e->bytes;

@@ -9,6 +9,9 @@
  * receiver of that PUB; a control frame is a msgbuf holding the whole
  * frame (head empty) or, when it is small, just the inline head.
  *
+ * Small frames are packed into chunks instead (outq_chunk.h): one entry
+ * holding the bytes of many MSGs and control frames back to back.
+ *
  * Writing: outq_flush gathers queued entries (up to a byte cap per call)
  * into one writev, tries it at once with uv_try_write, and hands whatever
  * the kernel did not take to a single uv_write. Entries stay in the queue,
@@ -31,6 +34,9 @@ struct sub;
 
 /* Inline head room: a MSG head, or a small control frame (PUBACK, ...). */
 #define OUTQ_INLINE_MAX 32u
+/* A MSG of at most this many bytes (head + body) may be copied into a
+ * chunk rather than queued as an entry with a shared body. */
+#define OUTQ_CHUNK_MSG_MAX 512u
 
 typedef struct outq_entry {
   list_node_t link;     /* in the connection's queue */
@@ -42,6 +48,7 @@ typedef struct outq_entry {
   uint8_t head_len;
   bool inflight; /* handed to uv_write, not completed yet */
   bool is_msg;
+  bool is_chunk; /* an outq_chunk_t (outq_chunk.h): bytes inside, no body */
   uint8_t head[OUTQ_INLINE_MAX];
 } outq_entry_t;
 
@@ -52,8 +59,8 @@ void outq_pool_destroy(outq_pool_t *pool);
 /*
  * Every byte pending in all output queues of the pool, in flight included:
  * each queued body once however many entries share it, plus the whole
- * entry struct (its inline head included) for every entry. This is what
- * max_pending_total bounds.
+ * entry struct (its inline head included) for every entry, plus the whole
+ * capacity of every live chunk. This is what max_pending_total bounds.
  */
 uint64_t outq_pool_pending_bytes(const outq_pool_t *pool);
 
@@ -65,6 +72,10 @@ typedef struct outq {
   bool writing; /* a uv_write is outstanding */
   uv_write_t req;
   outq_pool_t *pool;
+  struct outq_chunk_pool *chunks; /* the pool's free chunks */
+  /* Chunkable MSGs queued since the last frame that needed an entry of its
+   * own (outq_chunk.c: when a new chunk may be opened). */
+  uint32_t small_streak;
   /* Counters of what reached the socket. */
   uint64_t msgs_written;
   uint64_t bytes_written;
@@ -84,6 +95,14 @@ int outq_push_small(outq_t *q, const uint8_t *bytes, size_t len);
  * Returns the entry (for the subscription's pending list) or NULL. */
 outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
                             msgbuf_t *body);
+/* (Small MSGs: outq_push_msg_chunked in outq_chunk.h.) */
+
+/* s is going away: its MSGs in q's chunks stay queued (they are still
+ * sent) but stop counting against it. O(q's entries). */
+void outq_detach_sub(outq_t *q, const struct sub *s);
+/* The same for every subscription at once (the connection is closing and
+ * destroys them all next): one walk instead of one per subscription. */
+void outq_detach_all_subs(outq_t *q);
 /* Removes and releases a queued entry that is not in flight (drop_oldest).
  * Not counted as written. */
 void outq_drop(outq_t *q, outq_entry_t *e);

@@ -5,6 +5,11 @@
  * each receiving subscription gets an output-queue entry holding its own
  * small head (length prefix, array header, type, sid) and a reference to
  * that body. So the payload is copied exactly once, whatever the fan-out.
+ *
+ * Small MSGs are the exception (outq_chunk.h): below OUTQ_CHUNK_MSG_MAX the
+ * per-entry bookkeeping costs more than the bytes, so head and body are
+ * copied into the receiving connection's tail chunk instead, except for
+ * drop_oldest subscriptions, which must be able to evict each MSG.
  */
 #include "router.h"
 
@@ -13,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "outq_chunk.h"
 #include "server.h"
 #include "sub.h"
 #include "tern_proto/errors.h"
@@ -126,10 +132,15 @@ static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
     if (conn_send_frame(c, &f) == 0)
       s->dropped_unreported = 0;
   }
-  outq_entry_t *e = outq_push_msg(&c->out, head, hl, body);
-  if (e == NULL)
-    return false;
-  sub_entry_queued(s, e);
+  if (bytes <= OUTQ_CHUNK_MSG_MAX && s->policy != TP_OVERFLOW_DROP_OLDEST) {
+    if (outq_push_msg_chunked(&c->out, head, hl, body, s) != 0)
+      return false;
+  } else {
+    outq_entry_t *e = outq_push_msg(&c->out, head, hl, body);
+    if (e == NULL)
+      return false;
+    sub_entry_queued(s, e);
+  }
   s->delivered++;
   srv->stats.msgs_out++;
   conn_want_flush(c);

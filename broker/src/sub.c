@@ -57,6 +57,8 @@ void sub_destroy(sub_t *s) {
     e->sub = NULL;
     list_remove(n);
   }
+  if (s->chunk_runs > 0)
+    outq_detach_sub(&s->conn->out, s);
   sub_release_waiters(s);
   free(s->waiters);
   free(s);
@@ -85,6 +87,14 @@ void sub_entry_released(sub_t *s, outq_entry_t *e, bool written) {
   e->sub = NULL;
   s->pending_msgs--;
   s->pending_bytes -= e->bytes;
+  if (s->nwaiters > 0 && below_low_water(s))
+    sub_release_waiters(s);
+}
+
+void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes) {
+  s->chunk_runs--;
+  s->pending_msgs -= msgs;
+  s->pending_bytes -= bytes;
   if (s->nwaiters > 0 && below_low_water(s))
     sub_release_waiters(s);
 }

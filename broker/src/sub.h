@@ -9,6 +9,12 @@
  * its own messages (to count them against its limits, and to drop the
  * oldest). "Pending" ends when the bytes reach the kernel.
  *
+ * Small MSGs of subscriptions that never evict (every policy but
+ * drop_oldest) are copied into the connection's chunks instead
+ * (outq_chunk.h) and are not in that list: they are counted in the same
+ * pending_msgs / pending_bytes, and credited by run when their chunk is
+ * released.
+ *
  * Blocking: a publisher that fills a `block` subscription is recorded as a
  * waiter; once the queue drains to half its limits (or the subscription
  * goes away) every waiter is released and resumes reading.
@@ -48,6 +54,9 @@ typedef struct sub {
   /* Of those, handed to uv_write: drop_oldest cannot evict them. */
   uint64_t inflight_msgs;
   uint64_t inflight_bytes;
+  /* Runs in the connection's chunks that point here (sub_destroy detaches
+   * them). */
+  uint64_t chunk_runs;
 
   /* UNSUB max_msgs: ends once `delivered` reaches it (0: never). */
   uint64_t unsub_at;
@@ -111,6 +120,16 @@ static inline bool sub_is_full(const sub_t *s) {
 void sub_entry_queued(sub_t *s, struct outq_entry *e);
 /* Called by the output queue when an entry of s is written or dropped. */
 void sub_entry_released(sub_t *s, struct outq_entry *e, bool written);
+/* A MSG of `bytes` appended to a chunk run of s; new_run: it opened the
+ * run. */
+static inline void sub_run_msg_queued(sub_t *s, uint64_t bytes, bool new_run) {
+  s->chunk_runs += new_run;
+  s->pending_msgs++;
+  s->pending_bytes += bytes;
+}
+/* Called when a chunk holding a run of s (msgs MSGs, bytes bytes) is
+ * released: written, dropped or cleared. */
+void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes);
 /* The oldest pending entry that is not in flight, or NULL. */
 struct outq_entry *sub_oldest_droppable(const sub_t *s);
 
