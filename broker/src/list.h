@@ -43,6 +43,11 @@ static inline void list_insert_tail(list_node_t *head, list_node_t *n) {
   head->prev = n;
 }
 
+/* Links n just before pos (pos is a node of a list, not its head). */
+static inline void list_insert_before(list_node_t *pos, list_node_t *n) {
+  list_insert_tail(pos, n);
+}
+
 /* Unlinks n (no-op when detached) and leaves it detached. */
 static inline void list_remove(list_node_t *n) {
   n->prev->next = n->next;

@@ -101,6 +101,11 @@ static void set_inflight(outq_entry_t *e, bool on) {
   e->inflight = on;
   if (e->is_chunk) {
     outq_chunk_set_inflight(outq_chunk_of(e), on);
+  } else if (e->is_notice) {
+    /* Its count is final from now on: the next gap gets a new notice. */
+    if (e->sub != NULL)
+      sub_notice_sealed(e->sub, e);
+    e->sub = NULL;
   } else if (e->sub != NULL) {
     e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
     e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
@@ -135,8 +140,12 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
     if (e->is_msg)
       q->msgs_written++;
   }
-  if (e->sub != NULL)
+  if (e->is_notice) {
+    if (e->sub != NULL)
+      sub_notice_sealed(e->sub, e);
+  } else if (e->sub != NULL) {
     sub_entry_released(e->sub, e, written);
+  }
   if (e->body != NULL) {
     if (--e->body->queued == 0)
       q->pool->body_bytes -= e->body->bytes.len;
@@ -195,6 +204,33 @@ outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
   msgbuf_ref(body);
   e->is_msg = true;
   return e;
+}
+
+outq_entry_t *outq_insert_small_before(outq_t *q, outq_entry_t *next,
+                                       const uint8_t *bytes, size_t len) {
+  if (len > OUTQ_INLINE_MAX || next->inflight)
+    return NULL;
+  outq_entry_t *e = entry_get(q->pool);
+  if (e == NULL)
+    return NULL;
+  memcpy(e->head, bytes, len);
+  e->head_len = (uint8_t)len;
+  e->bytes = (uint32_t)len;
+  list_insert_before(&next->link, &e->link);
+  q->nentries++;
+  q->bytes += len;
+  return e;
+}
+
+void outq_rewrite_small(outq_t *q, outq_entry_t *e, const uint8_t *bytes,
+                        size_t len) {
+  if (len > OUTQ_INLINE_MAX || e->inflight || e->body != NULL || e->is_chunk)
+    return;
+  q->bytes -= e->bytes;
+  memcpy(e->head, bytes, len);
+  e->head_len = (uint8_t)len;
+  e->bytes = (uint32_t)len;
+  q->bytes += len;
 }
 
 void outq_drop(outq_t *q, outq_entry_t *e) {

@@ -48,7 +48,9 @@ typedef struct outq_entry {
   uint8_t head_len;
   bool inflight; /* handed to uv_write, not completed yet */
   bool is_msg;
-  bool is_chunk; /* an outq_chunk_t (outq_chunk.h): bytes inside, no body */
+  bool is_chunk;  /* an outq_chunk_t (outq_chunk.h): bytes inside, no body */
+  bool is_notice; /* a drop_oldest DROPPED notice that `sub` may still grow
+                     (sub->gap_notice); a plain control frame once in flight */
   uint8_t head[OUTQ_INLINE_MAX];
 } outq_entry_t;
 
@@ -103,6 +105,18 @@ void outq_detach_sub(outq_t *q, const struct sub *s);
 /* The same for every subscription at once (the connection is closing and
  * destroys them all next): one walk instead of one per subscription. */
 void outq_detach_all_subs(outq_t *q);
+/*
+ * Inserts a small control frame (copied inline) just before `next`, which
+ * must be queued and not in flight, so the in-flight entries stay in front.
+ * For drop_oldest's DROPPED notice, which belongs where the gap is, not at
+ * the tail. Returns the entry or NULL (out of memory).
+ */
+outq_entry_t *outq_insert_small_before(outq_t *q, outq_entry_t *next,
+                                       const uint8_t *bytes, size_t len);
+/* Replaces the bytes of such an entry (not in flight) by a new frame of at
+ * most OUTQ_INLINE_MAX bytes. */
+void outq_rewrite_small(outq_t *q, outq_entry_t *e, const uint8_t *bytes,
+                        size_t len);
 /* Removes and releases a queued entry that is not in flight (drop_oldest).
  * Not counted as written. */
 void outq_drop(outq_t *q, outq_entry_t *e);

@@ -80,6 +80,46 @@ static void count_drop(server_t *srv, sub_t *s) {
 }
 
 /*
+ * drop_oldest evicted the oldest queued MSGs of s: the DROPPED notice goes
+ * where the gap is, just before the oldest MSG of s still queued, not with
+ * the message that caused the eviction, so the subscriber sees the gap
+ * where it happened (PROTOCOL.md section 7.1). A notice not sent yet grows
+ * instead of a second one being queued: it still sits before every queued
+ * MSG of s, since evictions take the oldest and new MSGs go to the tail.
+ * With nothing of s queued, deliver() puts the notice before the new
+ * message, which is the same place.
+ */
+static void report_gap(server_t *srv, sub_t *s) {
+  outq_t *q = &s->conn->out;
+  outq_entry_t *next = NULL;
+  if (s->gap_notice == NULL) {
+    next = sub_oldest_droppable(s);
+    if (next == NULL)
+      return;
+  }
+  tp_frame_t f;
+  tp_frame_init(&f, TP_DROPPED);
+  f.u.dropped.sid = s->sid;
+  f.u.dropped.count = s->gap_notice_count + s->dropped_unreported;
+  tp_buf_t *b = &srv->scratch;
+  tp_buf_reset(b);
+  if (tp_frame_encode(b, &f) != 0 || b->len > OUTQ_INLINE_MAX)
+    return;
+  if (s->gap_notice != NULL) {
+    outq_rewrite_small(q, s->gap_notice, b->data, b->len);
+  } else {
+    outq_entry_t *e = outq_insert_small_before(q, next, b->data, b->len);
+    if (e == NULL)
+      return; /* out of memory: deliver() reports it with the new message */
+    e->is_notice = true;
+    e->sub = s;
+    s->gap_notice = e;
+  }
+  s->gap_notice_count = f.u.dropped.count;
+  s->dropped_unreported = 0;
+}
+
+/*
  * Applies s's overflow policy to a message of `bytes` that does not fit.
  * Returns true when the message should still be queued.
  */
@@ -99,6 +139,8 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes) {
       outq_drop(&s->conn->out, old);
       count_drop(srv, s);
     }
+    if (s->dropped_unreported > 0)
+      report_gap(srv, s);
     return true;
   case TP_OVERFLOW_DISCONNECT:
     srv->stats.slow_consumers++;

@@ -59,6 +59,8 @@ void sub_destroy(sub_t *s) {
   }
   if (s->chunk_runs > 0)
     outq_detach_sub(&s->conn->out, s);
+  if (s->gap_notice != NULL) /* still sent, as a plain control frame */
+    s->gap_notice->sub = NULL;
   sub_release_waiters(s);
   free(s->waiters);
   free(s);

@@ -72,6 +72,11 @@ typedef struct sub {
   uint64_t delivered; /* queued for the subscriber */
   uint64_t dropped;   /* discarded by drop_oldest / drop_newest */
   uint64_t dropped_unreported;
+  /* drop_oldest: the DROPPED notice queued where the current gap is (just
+   * before the oldest queued MSG when it was made) and not sent yet, and
+   * its count; later evictions add to it. NULL when none. */
+  struct outq_entry *gap_notice;
+  uint64_t gap_notice_count;
   uint64_t times_blocked;
 } sub_t;
 
@@ -130,6 +135,14 @@ static inline void sub_run_msg_queued(sub_t *s, uint64_t bytes, bool new_run) {
 /* Called when a chunk holding a run of s (msgs MSGs, bytes bytes) is
  * released: written, dropped or cleared. */
 void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes);
+/* From the output queue: e went in flight or was released; if it is s's
+ * open gap notice, its count is final and the next gap gets a new one. */
+static inline void sub_notice_sealed(sub_t *s, struct outq_entry *e) {
+  if (s->gap_notice == e) {
+    s->gap_notice = NULL;
+    s->gap_notice_count = 0;
+  }
+}
 /* The oldest pending entry that is not in flight, or NULL. */
 struct outq_entry *sub_oldest_droppable(const sub_t *s);
 

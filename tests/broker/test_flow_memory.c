@@ -148,7 +148,7 @@ Test(memory_per_sub, four_stopped_subscribers_and_a_flood) {
     }
     cr_assert_eq(r, 1, "subscriber %d closed or silent", i);
     /* drop_newest reports its count before its next MSG, and no MSG
-     * follows the flood; drop_oldest's notices came with the newest. */
+     * follows the flood; drop_oldest's notices sit before the survivors. */
     if (i % 2 == 0)
       cr_assert_gt(dropped, 0u, "subscriber %d: nothing dropped", i);
     tt_raw_close(&subs[i]);

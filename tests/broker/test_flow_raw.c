@@ -188,6 +188,9 @@ Test(flow, disconnect_slow_consumer) {
  * drop_oldest: the same flood; the queue keeps the newest. After the flood
  * (the publisher's PONG proves it was all routed) the last LIMIT messages
  * of the flood are all delivered, and received + dropped == published.
+ * Each DROPPED sits exactly at its gap: the next MSG's sequence number is
+ * the last one seen + 1 + the count, never a gap without a notice before
+ * it, never a notice in the middle of a run of consecutive messages.
  */
 Test(flow, drop_oldest_keeps_the_newest) {
   enum { LIMIT = 10 };
@@ -207,11 +210,10 @@ Test(flow, drop_oldest_keeps_the_newest) {
   tt_raw_flush(&p);
   uint32_t published = TOTAL + 1;
 
-  uint64_t received = 0, dropped = 0;
-  int64_t last_seq = -1;
-  /* Consecutive sequence numbers ending at the last one. (The notice for
-   * an evicted oldest message is queued with the message that evicted it,
-   * so DROPPED frames may sit inside this run.) */
+  uint64_t received = 0, dropped = 0, notices = 0;
+  int64_t expect = 0; /* the next sequence number, gaps reported so far */
+  bool notice_pending = false;
+  /* Consecutive sequence numbers ending at the last one. */
   uint32_t tail_run = 0;
   for (;;) {
     tp_frame_t f;
@@ -221,14 +223,22 @@ Test(flow, drop_oldest_keeps_the_newest) {
     if (f.type == TP_DROPPED) {
       cr_assert_eq(f.u.dropped.sid, 1u);
       cr_assert_gt(f.u.dropped.count, 0u, "DROPPED with count 0");
+      cr_assert_not(notice_pending, "two DROPPED for one gap");
       dropped += f.u.dropped.count;
+      expect += (int64_t)f.u.dropped.count;
+      notices++;
+      notice_pending = true;
       continue;
     }
     cr_assert_eq(f.type, TP_MSG, "unexpected %s", tp_frame_type_name(f.type));
     int64_t seq = seq_of(&f);
-    cr_assert_gt(seq, last_seq);
-    tail_run = seq == last_seq + 1 ? tail_run + 1 : 1;
-    last_seq = seq;
+    cr_assert_eq(seq, expect,
+                 "message %lld where %lld was due: a gap without its "
+                 "DROPPED, or a DROPPED away from its gap",
+                 (long long)seq, (long long)expect);
+    tail_run = notice_pending ? 1 : tail_run + 1;
+    notice_pending = false;
+    expect = seq + 1;
     received++;
     if (seq == (int64_t)published - 1)
       break;
@@ -242,6 +252,9 @@ Test(flow, drop_oldest_keeps_the_newest) {
    * included) arrived with no gap between them. */
   cr_assert_geq(tail_run, (uint32_t)LIMIT, "only the last %u arrived in a row",
                 tail_run);
+  cr_log_info("drop_oldest: %llu received, %llu dropped in %llu notices",
+              (unsigned long long)received, (unsigned long long)dropped,
+              (unsigned long long)notices);
   tt_raw_barrier_strict(&s);
   free(payload);
   tt_raw_close(&p);
