@@ -119,7 +119,8 @@ static void set_inflight(outq_entry_t *e, bool on) {
  */
 static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
   list_remove(&e->link);
-  q->nentries--;
+  if (--q->nentries == 0)
+    q->small_streak = 0; /* a new burst must show it is a stream again */
   q->bytes -= e->bytes;
   if (e->inflight) {
     q->ninflight--;

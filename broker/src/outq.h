@@ -75,8 +75,9 @@ typedef struct outq {
   uv_write_t req;
   outq_pool_t *pool;
   struct outq_chunk_pool *chunks; /* the pool's free chunks */
-  /* Chunkable MSGs queued since the last frame that needed an entry of its
-   * own (outq_chunk.c: when a new chunk may be opened). */
+  /* Chunkable MSGs queued as entries since the queue was last empty or a
+   * frame needed an entry of its own (outq_chunk.c: when a new chunk may be
+   * opened). */
   uint32_t small_streak;
   /* Counters of what reached the socket. */
   uint64_t msgs_written;

@@ -55,9 +55,10 @@
 /* Bytes of frame data per chunk (runs included). At most 64 KiB so a
  * run's msgs fits in 16 bits. */
 #define OUTQ_CHUNK_CAP (16u * 1024u)
-/* A new chunk after a frame that needed an entry of its own only once this
- * many small MSGs followed it (outq_chunk.c, chunk_worth_opening). */
-#define OUTQ_CHUNK_STREAK 64u
+/* A new chunk, unless the tail is a chunk already, only once this many
+ * small MSGs were queued as entries in a row (outq_chunk.c,
+ * chunk_worth_opening). */
+#define OUTQ_CHUNK_STREAK 16u
 /* Free chunks kept for reuse, in bytes of capacity. */
 #define OUTQ_CHUNK_KEEP_BYTES (1024u * 1024u)
 
