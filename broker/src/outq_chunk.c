@@ -135,12 +135,7 @@ int outq__push_msg_chunked_slow(outq_t *q, const uint8_t *head, size_t head_len,
   uint8_t *dst = c->data + c->e.bytes;
   memcpy(dst, head, head_len);
   memcpy(dst + head_len, body->bytes.data, bl);
-  r->bytes += n;
-  r->msgs++;
-  c->e.bytes += n;
-  c->nmsgs++;
-  q->bytes += n;
-  sub_run_msg_queued(s, n, new_run);
+  outq_chunk_count_msg(q, c, r, s, n, new_run);
   return 0;
 }
 
@@ -214,7 +209,12 @@ uint32_t outq_chunk_drop_msgs(outq_chunk_t *c) {
   return rd - wr;
 }
 
-void outq_detach_all_subs(outq_t *q) {
+/*
+ * Forgets the subscription of every run of q's chunks that points at
+ * `only`, or at any subscription when `only` is NULL (the connection is
+ * closing: each one's count of runs goes down with it).
+ */
+static void detach_runs(outq_t *q, const sub_t *only) {
   for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
     outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
     if (!e->is_chunk)
@@ -222,24 +222,19 @@ void outq_detach_all_subs(outq_t *q) {
     outq_chunk_t *c = outq_chunk_of(e);
     for (uint32_t i = 0; i < c->nruns; i++) {
       outq_run_t *r = outq_chunk_run(c, i);
-      if (r->sub != NULL) {
+      if (r->sub == NULL || (only != NULL && r->sub != only))
+        continue;
+      if (only == NULL)
         r->sub->chunk_runs--;
-        r->sub = NULL;
-      }
+      r->sub = NULL;
     }
   }
 }
 
+void outq_detach_all_subs(outq_t *q) {
+  detach_runs(q, NULL);
+}
+
 void outq_detach_sub(outq_t *q, const sub_t *s) {
-  for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
-    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
-    if (!e->is_chunk)
-      continue;
-    outq_chunk_t *c = outq_chunk_of(e);
-    for (uint32_t i = 0; i < c->nruns; i++) {
-      outq_run_t *r = outq_chunk_run(c, i);
-      if (r->sub == s)
-        r->sub = NULL;
-    }
-  }
+  detach_runs(q, s);
 }

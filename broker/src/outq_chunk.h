@@ -106,6 +106,19 @@ static inline size_t outq_chunk_room(const outq_chunk_t *c) {
   return OUTQ_CHUNK_CAP - c->e.bytes - c->nruns * sizeof(outq_run_t);
 }
 
+/* Accounts a MSG of n bytes just copied to the end of c's data, in run r
+ * of s (new_run: the MSG opened r). */
+static inline void outq_chunk_count_msg(outq_t *q, outq_chunk_t *c,
+                                        outq_run_t *r, sub_t *s, uint32_t n,
+                                        bool new_run) {
+  r->bytes += n;
+  r->msgs++;
+  c->e.bytes += n;
+  c->nmsgs++;
+  q->bytes += n;
+  sub_run_msg_queued(s, n, new_run);
+}
+
 /* outq_push_msg_chunked's general case (new run, new chunk, or none). */
 int outq__push_msg_chunked_slow(outq_t *q, const uint8_t *head, size_t head_len,
                                 msgbuf_t *body, sub_t *s);
@@ -139,12 +152,7 @@ static inline int outq_push_msg_chunked(outq_t *q,
         uint8_t *dst = c->data + c->e.bytes;
         memcpy(dst, head, TP_MSG_HEAD_MAX);
         memcpy(dst + head_len, body->bytes.data, bl);
-        r->bytes += n;
-        r->msgs++;
-        c->e.bytes += n;
-        c->nmsgs++;
-        q->bytes += n;
-        sub_run_msg_queued(s, n, false);
+        outq_chunk_count_msg(q, c, r, s, n, false);
         return 0;
       }
     }

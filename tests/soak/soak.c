@@ -107,6 +107,7 @@ typedef struct consumer {
   uint64_t got[NPUB];   /* messages received per publisher */
   int64_t last[NPUB];   /* last sequence per publisher */
   uint64_t dropped;     /* DROPPED counts */
+  uint64_t gap;         /* DROPPED counts since the last MSG */
   uint64_t disconnects; /* ERR 6 received (C_DISCONNECT) */
   char failure[200];
 } consumer_t;
@@ -146,6 +147,7 @@ static int consume(consumer_t *c, tt_wire_t *w, int timeout_ms, int *pub,
     return 0;
   case TP_DROPPED:
     c->dropped += f.u.dropped.count;
+    c->gap += f.u.dropped.count;
     return 0;
   case TP_ERR:
     if (f.u.err.code == 6 && c->kind == C_DISCONNECT)
@@ -168,9 +170,15 @@ static int consume(consumer_t *c, tt_wire_t *w, int timeout_ms, int *pub,
   uint32_t s = tt_get_seq(f.u.msg.payload.ptr);
   if (c->kind == C_BLOCK && (int64_t)s != c->last[k] + 1)
     fail(c, "block: message %u after %u", s, (uint32_t)c->last[k]);
+  else if (c->kind == C_DROP && (int64_t)s != c->last[k] + 1 + (int64_t)c->gap)
+    /* One publisher per drop consumer: each DROPPED must sit exactly at
+     * its gap (PROTOCOL.md 7.1), for drop_oldest as for drop_newest. */
+    fail(c, "gap: message %u after %u without its DROPPED just before", s,
+         (uint32_t)c->last[k]);
   else if ((int64_t)s <= c->last[k] && c->kind != C_DISCONNECT)
     fail(c, "out of order: %u after %u", s, (uint32_t)c->last[k]);
   c->last[k] = s;
+  c->gap = 0;
   c->got[k]++;
   *pub = k;
   *seq = s;
