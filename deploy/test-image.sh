@@ -128,6 +128,15 @@ EOF
     "$r"/var/cache/apt/archives/*.deb "$r"/var/log/*.log "$r"/var/log/apt/*
 }
 
+# The Debian archive this machine's apt installs bookworm from, for
+# debootstrap (empty: debootstrap's own default). DEBIAN_MIRROR overrides.
+apt_mirror() {
+  # shellcheck disable=SC2016 # apt's own field syntax, not the shell's
+  local fmt='$(REPO_URI) $(RELEASE)'
+  apt-get indextargets --format "$fmt" 'Identifier: Packages' 2>/dev/null |
+    awk '$2 == "bookworm" { print $1; exit }'
+}
+
 if ! "$ENGINE" image inspect "$BASE" >/dev/null 2>&1; then
   if "$ENGINE" pull -q "$BASE" >/dev/null 2>&1; then
     step "pulled $BASE"
@@ -136,9 +145,10 @@ if ! "$ENGINE" image inspect "$BASE" >/dev/null 2>&1; then
     command -v debootstrap >/dev/null ||
       fail "no $BASE image, no registry, and no debootstrap to make one (apt-get install debootstrap)"
     [ "$(id -u)" = 0 ] || fail "making $BASE with debootstrap needs root"
-    step "making $BASE with debootstrap (no registry reachable)"
-    debootstrap --variant=minbase bookworm "$WORK/rootfs" \
-      "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$WORK/debootstrap.log" 2>&1 ||
+    mirror=${DEBIAN_MIRROR:-$(apt_mirror)}
+    step "making $BASE with debootstrap (no registry reachable) from ${mirror:-the default mirror of debootstrap}"
+    debootstrap --variant=minbase bookworm "$WORK/rootfs" ${mirror:+"$mirror"} \
+      >"$WORK/debootstrap.log" 2>&1 ||
       { tail -20 "$WORK/debootstrap.log" >&2; fail "debootstrap"; }
     slim_rootfs "$WORK/rootfs"
     tar -C "$WORK/rootfs" -c . | "$ENGINE" import - "$BASE" >/dev/null 2>"$WORK/import.log" ||
