@@ -3,6 +3,8 @@
 #
 # Builds the image from deploy/Dockerfile as it is, then checks it for real:
 #  - ternd runs as PID 1 under a non-root user;
+#  - under a 256 MiB memory limit, ternd's default max_pending_total is a
+#    quarter of it (ternd reads its cgroup), not of the host's RAM;
 #  - a subscriber and a publisher on the host (build/bin/tern) talk through
 #    the container's published port;
 #  - the HEALTHCHECK passes, and fails while ternd is stopped (SIGSTOP);
@@ -187,7 +189,9 @@ fi
 # Settings both ways: a mounted file, and the environment, which wins.
 printf '%s\n' '# test' TERN_MAX_PAYLOAD=65536 TERN_LOG_LEVEL=warn >"$WORK/ternd.env"
 chmod 644 "$WORK/ternd.env"
-"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME" -p 127.0.0.1::7421 \
+# A memory limit, which ternd must size its pending-bytes cap by (a quarter
+# of it), not by the host's RAM.
+"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME" --memory 256m -p 127.0.0.1::7421 \
   -v "$WORK/ternd.env:/etc/tern/ternd.env:ro" -e TERN_LOG_LEVEL=info "$TAG" \
   >/dev/null 2>"$WORK/run.log" || { cat "$WORK/run.log" >&2; fail "$ENGINE run"; }
 hostport=$("$ENGINE" port "$NAME" 7421 | head -1)
@@ -219,6 +223,9 @@ case " $args" in
   *) fail "TERN_LOG_LEVEL from the environment did not win over the file: $args" ;;
 esac
 step "PID 1: $args(uid $uid), published on $URL"
+"$ENGINE" logs "$NAME" 2>&1 | grep -q "max_pending_total 64 MiB: .* of 256 MiB, the cgroup's memory limit" ||
+  { "$ENGINE" logs "$NAME" >&2; fail "ternd did not size max_pending_total by the container's 256 MiB limit"; }
+step "max_pending_total: a quarter of the container's 256 MiB memory limit"
 
 step "pub/sub from the host through the container"
 mkfifo "$WORK/sub.err"

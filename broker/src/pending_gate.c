@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "memlimit.h"
 #include "server.h"
 #include "tern_proto/errors.h"
 
@@ -14,10 +15,19 @@
 
 void pending_gate_init(pending_gate_t *g, uint64_t cap) {
   if (cap == 0) {
-    /* A quarter of RAM leaves room for the kernel's socket buffers, the
-     * read buffers and everything else on a small machine. */
-    uint64_t quarter = uv_get_total_memory() / 4;
+    /* A quarter of memory leaves room for the kernel's socket buffers, the
+     * read buffers and everything else on a small machine; in a container
+     * the memory is its cgroup's limit, not the host's RAM. */
+    memlimit_t m;
+    memlimit_read(&m);
+    uint64_t mem = memlimit_effective(&m);
+    uint64_t quarter = mem / 4;
     cap = quarter > 0 && quarter < DEFAULT_CAP_MAX ? quarter : DEFAULT_CAP_MAX;
+    LOG(LOG_INFO,
+        "max_pending_total %llu MiB: min(1 GiB, a quarter of %llu MiB, the "
+        "%s)",
+        (unsigned long long)(cap >> 20), (unsigned long long)(mem >> 20),
+        mem == m.physical ? "physical memory" : "cgroup's memory limit");
   }
   g->high = cap;
   g->low = cap - cap / 10;
