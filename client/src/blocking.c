@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "blocking_internal.h"
+#include "options_abi.h"
 #include "tern_proto/topic.h"
 
 static uint64_t now_ns(void) {
@@ -383,10 +384,10 @@ int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
     return TERN_EINVAL;
   }
   *out = NULL;
-  if (opts != NULL) {
-    o = *opts;
-  } else {
+  if (opts == NULL) {
     tern_options_init(&o);
+  } else if (tern__options_import(&o, opts) != 0) {
+    return TERN_EINVAL;
   }
   cl = calloc(1, sizeof(*cl));
   if (cl == NULL) {
@@ -457,6 +458,17 @@ void tern_client_close(tern_client_t *cl) {
   client_free(cl);
 }
 
+/* Points *opts at own, the caller's struct imported at the library's size. */
+static int import_pub(const tern_pub_opts_t **opts, tern_pub_opts_t *own) {
+  if (*opts != NULL) {
+    if (tern__pub_opts_import(own, *opts) != 0) {
+      return TERN_EINVAL;
+    }
+    *opts = own;
+  }
+  return 0;
+}
+
 /* Checks done on the caller's thread so errors come back synchronously. */
 static int check_pub(tern_client_t *cl, const char *topic, const void *payload,
                      size_t len, const tern_pub_opts_t *opts) {
@@ -491,9 +503,13 @@ static int check_pub(tern_client_t *cl, const char *topic, const void *payload,
 int tern_client_publish(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len,
                         const tern_pub_opts_t *opts) {
+  tern_pub_opts_t own;
   uint64_t deadline;
   cmd_t *cmd;
-  int rc = check_pub(cl, topic, payload, len, opts);
+  int rc = import_pub(&opts, &own);
+  if (rc == 0) {
+    rc = check_pub(cl, topic, payload, len, opts);
+  }
   if (rc != 0) {
     return rc;
   }
@@ -542,8 +558,12 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
                             const void *payload, size_t len,
                             const tern_pub_opts_t *opts, int timeout_ms,
                             uint64_t *receivers) {
+  tern_pub_opts_t own;
   cmd_t *cmd;
-  int rc = check_pub(cl, topic, payload, len, opts);
+  int rc = import_pub(&opts, &own);
+  if (rc == 0) {
+    rc = check_pub(cl, topic, payload, len, opts);
+  }
   if (rc != 0) {
     return rc;
   }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "blocking_internal.h"
+#include "options_abi.h"
 #include "tern_proto/topic.h"
 
 /* Loop thread: a message for sub. Queue it, and pause reading if full. */
@@ -156,6 +157,7 @@ void tern__bsub_free(tern_sub_t *sub) {
 
 int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
                           const char *pattern, const tern_sub_opts_t *opts) {
+  tern_sub_opts_t own;
   size_t plen, qlen;
   tern_sub_t *sub;
   cmd_t *cmd;
@@ -165,6 +167,12 @@ int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
     return TERN_EINVAL;
   }
   *out = NULL;
+  if (opts != NULL) {
+    if (tern__sub_opts_import(&own, opts) != 0) {
+      return TERN_EINVAL;
+    }
+    opts = &own;
+  }
   plen = strlen(pattern);
   if (tp_pattern_validate(pattern, plen, TP_DEFAULT_MAX_TOPIC) != 0) {
     return TERN_ETOPIC;
@@ -180,8 +188,9 @@ int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
   sub->cl = cl;
   sub->max_msgs = cl->sub_queue_msgs;
   sub->max_bytes = cl->sub_queue_bytes;
+  tern_sub_opts_init(&cmd->so); /* the loop passes it to tern_conn_subscribe */
   if (opts != NULL) {
-    cmd->so = *opts;
+    cmd->so = *opts; /* library-sized: imported above */
     if (opts->queue_msgs != 0) {
       sub->max_msgs = opts->queue_msgs;
     }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "conn_internal.h"
+#include "options_abi.h"
 #include "tern_proto/errors.h"
 
 #define READER_INITIAL_CAP (64u * 1024u)
@@ -525,7 +526,7 @@ static void on_timer(uv_timer_t *t) {
 int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
                       const tern_options_t *opts, tern_connect_cb cb,
                       void *cb_data) {
-  tern_options_t defaults;
+  tern_options_t own; /* the caller's struct at the library's size */
   tern_conn_t *c;
   int rc;
 
@@ -534,9 +535,11 @@ int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
   }
   *out = NULL;
   if (opts == NULL) {
-    tern_options_init(&defaults);
-    opts = &defaults;
+    tern_options_init(&own);
+  } else if (tern__options_import(&own, opts) != 0) {
+    return TERN_EINVAL;
   }
+  opts = &own;
   if (opts->port < 1 || opts->port > 65535 || opts->host[0] == '\0') {
     return TERN_EINVAL;
   }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conn_internal.h"
+#include "options_abi.h"
 #include "tern_proto/topic.h"
 
 /* Header pairs encoded without a heap allocation for the key/value views. */
@@ -236,6 +237,13 @@ out:
 
 int tern_conn_publish(tern_conn_t *c, const char *topic, const void *payload,
                       size_t len, const tern_pub_opts_t *opts) {
+  tern_pub_opts_t own;
+  if (opts != NULL) {
+    if (tern__pub_opts_import(&own, opts) != 0) {
+      return TERN_EINVAL;
+    }
+    opts = &own;
+  }
   return tern__conn_publish(c, topic, payload, len, opts, false, 0);
 }
 

@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include "conn_internal.h"
+#include "options_abi.h"
 #include "tern/options.h"
 
-void tern_options_init(tern_options_t *o) {
+void tern__options_defaults(tern_options_t *o) {
   memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
   strcpy(o->host, TERN_DEFAULT_HOST);
   o->port = TERN_DEFAULT_PORT;
   o->echo = true;
@@ -29,14 +31,6 @@ void tern_options_init(tern_options_t *o) {
   o->breaker_threshold = 0;
   o->breaker_cooldown_ms = 5000;
   o->breaker_max_topics = 1024;
-}
-
-void tern_pub_opts_init(tern_pub_opts_t *o) {
-  memset(o, 0, sizeof(*o));
-}
-
-void tern_sub_opts_init(tern_sub_opts_t *o) {
-  memset(o, 0, sizeof(*o));
 }
 
 /* Parses a decimal port 1..65535 spanning exactly [p, end). */
@@ -63,6 +57,9 @@ int tern_options_set_url(tern_options_t *o, const char *url) {
   int port;
   if (o == NULL || url == NULL) {
     return TERN_EBADURL;
+  }
+  if (o->struct_size < TERN__OPTIONS_SIZE_V0) {
+    return TERN_EINVAL; /* host and port are in every version's layout */
   }
   port = o->port;
   if (strncmp(url, "tern://", 7) == 0) {

@@ -44,7 +44,7 @@ static int parse_server(const tern_conn_t *c, const char *p, const char *end,
   }
   memcpy(url, p, (size_t)(end - p));
   url[end - p] = '\0';
-  memset(&tmp, 0, sizeof(tmp));
+  tern_options_init(&tmp);
   tmp.port = c->opts.o.port; /* "host" alone keeps the configured port */
   if (tern_options_set_url(&tmp, url) != 0) {
     return TERN_EBADURL;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conn_internal.h"
+#include "options_abi.h"
 #include "tern_proto/topic.h"
 
 static size_t find_index(const tern_conn_t *c, uint64_t sid, bool *found) {
@@ -141,6 +142,16 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
 int tern_conn_subscribe(tern_conn_t *c, tern_asub_t **out, const char *pattern,
                         const tern_sub_opts_t *opts, tern_msg_cb cb,
                         void *cb_data) {
+  tern_sub_opts_t own;
+  if (opts != NULL) {
+    if (tern__sub_opts_import(&own, opts) != 0) {
+      if (out != NULL) {
+        *out = NULL;
+      }
+      return TERN_EINVAL;
+    }
+    opts = &own;
+  }
   return tern__sub_create(c, out, pattern, opts, cb, cb_data);
 }
 

@@ -86,8 +86,9 @@ typedef enum tern_breaker_state {
  * points to) is copied; the caller may free it when this returns. On success
  * *out is the new connection and cb fires later with the outcome; on failure
  * a negative code is returned, *out is NULL and cb never fires.
- * Errors: TERN_EINVAL (NULL argument, port out of range), TERN_ENOMEM, libuv
- * errors from starting the resolve/connect.
+ * Errors: TERN_EINVAL (NULL argument, port out of range, opts not
+ * initialised with tern_options_init: struct_size too small), TERN_ENOMEM,
+ * libuv errors from starting the resolve/connect.
  */
 TERN_EXTERN int tern_conn_connect(tern_conn_t **out, uv_loop_t *loop,
                                   const tern_options_t *opts,
@@ -118,7 +119,8 @@ TERN_EXTERN void tern_conn_close(tern_conn_t *conn, tern_close_cb cb,
  * connection was lost for good), TERN_ETOPIC (invalid topic or reply),
  * TERN_ETOOLARGE (len above the broker's max_payload), TERN_EWOULDBLOCK
  * (outbound buffer at its limit, or max_inflight acks outstanding: retry
- * after the drain callback), TERN_EINVAL, TERN_ENOMEM.
+ * after the drain callback), TERN_EINVAL (also: opts not initialised with
+ * tern_pub_opts_init), TERN_ENOMEM.
  */
 TERN_EXTERN int tern_conn_publish(tern_conn_t *conn, const char *topic,
                                   const void *payload, size_t len,
@@ -130,7 +132,8 @@ TERN_EXTERN int tern_conn_publish(tern_conn_t *conn, const char *topic,
  * subscription, owned by the connection: valid until it is unsubscribed
  * (tern_asub_unsubscribe with 0, or after its max_msgs-th message's callback
  * returns) or the connection is freed.
- * Returns 0, or TERN_ENOTCONN, TERN_ETOPIC, TERN_EINVAL, TERN_ENOMEM.
+ * Returns 0, or TERN_ENOTCONN, TERN_ETOPIC, TERN_EINVAL (also: opts not
+ * initialised with tern_sub_opts_init), TERN_ENOMEM.
  * Messages may start arriving after the next loop iteration; a flush after
  * subscribing tells you when the broker has registered it. The subscription
  * survives reconnects (re-sent with the same sid and options); made while

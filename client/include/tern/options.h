@@ -1,9 +1,27 @@
 /*
  * Connection, publish and subscribe options.
  *
- * Every options struct is filled with defaults by its *_init function first;
- * change only the fields you need. Structs carry reserved space so fields can
- * be added without breaking the ABI: always call the init function.
+ * Every options struct is filled with defaults by its *_init macro first;
+ * change only the fields you need.
+ *
+ * The structs are versioned by size. Their first field, struct_size, is set
+ * by the init macro to the size of the struct the caller was compiled with,
+ * and every function that reads a caller's struct starts from the library's
+ * defaults and copies only min(struct_size, the library's own size) bytes
+ * over them: a program built against an older header gets the defaults for
+ * the fields it does not know, and the fields a newer header added are
+ * ignored by an older library. Fields are therefore only ever appended,
+ * never reordered or removed. A struct whose struct_size is 0 or smaller
+ * than the first version of its layout (never initialised) is refused with
+ * TERN_EINVAL: always call the init macro.
+ *
+ * The init macros expand to the exported *_init_sized functions with
+ * sizeof *(o). Bindings that cannot expand C macros call those functions
+ * directly, passing the size of their own copy of the struct layout.
+ *
+ * No libtern has been released yet, so the SONAME stays libtern.so.0 across
+ * the layout changes made before the first release (struct_size added, the
+ * old reserved arrays removed).
  */
 #ifndef TERN_OPTIONS_H
 #define TERN_OPTIONS_H
@@ -85,6 +103,8 @@ typedef void (*tern_status_cb)(tern_conn_t *conn, tern_status_t status,
                                int reason, void *cb_data);
 
 typedef struct tern_options {
+  /* Set by tern_options_init; never change it. */
+  size_t struct_size;
   /* Broker address. host is an IPv4/IPv6 literal or a name resolved with
    * getaddrinfo on the loop's thread pool. Default "127.0.0.1":7421. */
   char host[TERN_HOST_MAX];
@@ -124,7 +144,7 @@ typedef struct tern_options {
   tern_drain_cb drain_cb;
   tern_disconnect_cb disconnect_cb;
   void *cb_data;
-  void *reserved[8];
+  /* (The first version of the layout ends here.) */
 
   /* Status transitions (tern_status_cb), with cb_data. Optional. */
   tern_status_cb status_cb;
@@ -196,12 +216,20 @@ typedef struct tern_options {
   uint32_t breaker_max_topics;
 } tern_options_t;
 
-/* Fills *o with the defaults above. Any thread. */
-TERN_EXTERN void tern_options_init(tern_options_t *o);
+/*
+ * Fills the first size bytes of *o with the defaults above (zeroing any
+ * bytes beyond the library's own struct) and sets o->struct_size = size.
+ * Returns 0, or TERN_EINVAL when o is NULL or size is smaller than the first
+ * version of the layout (then struct_size is set to 0 if it fits, so connect
+ * refuses the struct too). Any thread. C callers use tern_options_init.
+ */
+TERN_EXTERN int tern_options_init_sized(tern_options_t *o, size_t size);
+#define tern_options_init(o) tern_options_init_sized((o), sizeof *(o))
 
 /*
  * Sets host and port from "host:port", "tern://host:port", "host" (port kept)
- * or "[v6addr]:port". 0, or TERN_EBADURL (o unchanged). Any thread.
+ * or "[v6addr]:port". 0, TERN_EBADURL (o unchanged), or TERN_EINVAL when *o
+ * was not initialised (struct_size too small). Any thread.
  */
 TERN_EXTERN int tern_options_set_url(tern_options_t *o, const char *url);
 
@@ -223,6 +251,8 @@ typedef void (*tern_ack_cb)(tern_conn_t *conn, int status, uint64_t receivers,
                             void *cb_data);
 
 typedef struct tern_pub_opts {
+  /* Set by tern_pub_opts_init; never change it. */
+  size_t struct_size;
   /* Reply topic (validated as a topic). NULL: none. */
   const char *reply;
   /* header_count pairs of NUL-terminated strings; borrowed for the call. */
@@ -235,11 +265,16 @@ typedef struct tern_pub_opts {
   void *ack_cb_data;
   bool retain;     /* replace the topic's retained message */
   uint64_t ttl_ms; /* retained message expiry, 0 = none */
-  void *reserved[4];
+  /* (The first version of the layout ends here.) */
 } tern_pub_opts_t;
 
-/* Zeroes *o (no reply, no headers, no ack, not retained). Any thread. */
-TERN_EXTERN void tern_pub_opts_init(tern_pub_opts_t *o);
+/*
+ * Zeroes the first size bytes of *o (no reply, no headers, no ack, not
+ * retained) and sets o->struct_size = size. 0, or TERN_EINVAL as for
+ * tern_options_init_sized. Any thread. C callers use tern_pub_opts_init.
+ */
+TERN_EXTERN int tern_pub_opts_init_sized(tern_pub_opts_t *o, size_t size);
+#define tern_pub_opts_init(o) tern_pub_opts_init_sized((o), sizeof *(o))
 
 /*
  * The broker reported count messages dropped for this subscription (a
@@ -249,6 +284,8 @@ typedef void (*tern_dropped_cb)(tern_asub_t *sub, uint64_t count,
                                 void *cb_data);
 
 typedef struct tern_sub_opts {
+  /* Set by tern_sub_opts_init; never change it. */
+  size_t struct_size;
   /* Queue group name: the group's members share the messages. NULL: none. */
   const char *queue;
   /* Broker-side pending limits for this subscription (capped by the
@@ -261,11 +298,16 @@ typedef struct tern_sub_opts {
   /* Blocking API: bounds of the local queue; 0 = tern_options_t default. */
   size_t queue_msgs;
   size_t queue_bytes;
-  void *reserved[4];
+  /* (The first version of the layout ends here.) */
 } tern_sub_opts_t;
 
-/* Zeroes *o (no queue group, broker defaults). Any thread. */
-TERN_EXTERN void tern_sub_opts_init(tern_sub_opts_t *o);
+/*
+ * Zeroes the first size bytes of *o (no queue group, broker defaults) and
+ * sets o->struct_size = size. 0, or TERN_EINVAL as for
+ * tern_options_init_sized. Any thread. C callers use tern_sub_opts_init.
+ */
+TERN_EXTERN int tern_sub_opts_init_sized(tern_sub_opts_t *o, size_t size);
+#define tern_sub_opts_init(o) tern_sub_opts_init_sized((o), sizeof *(o))
 
 #ifdef __cplusplus
 }

@@ -72,7 +72,8 @@ TERN_EXTERN void tern_client_close(tern_client_t *cl);
  * to publish_timeout_ms when the outbound buffer is full.
  * Returns 0, TERN_ETOPIC, TERN_ETOOLARGE (above the broker's max_payload),
  * TERN_EWOULDBLOCK (still full after the wait), TERN_ECLOSED (connection
- * lost), TERN_EINVAL, TERN_ENOMEM. Any thread.
+ * lost), TERN_EINVAL (also: opts not initialised with tern_pub_opts_init),
+ * TERN_ENOMEM. Any thread.
  */
 TERN_EXTERN int tern_client_publish(tern_client_t *cl, const char *topic,
                                     const void *payload, size_t len,
@@ -95,7 +96,8 @@ TERN_EXTERN int tern_client_publish_ack(tern_client_t *cl, const char *topic,
  * opts may be NULL. *out is owned by the caller: destroy it with
  * tern_sub_destroy (or let tern_client_close do it).
  * Returns 0, TERN_ETOPIC, TERN_ECLOSED, TERN_ETIMEOUT (no PONG within
- * connect_timeout_ms), TERN_EINVAL, TERN_ENOMEM. Any thread.
+ * connect_timeout_ms), TERN_EINVAL (also: opts not initialised with
+ * tern_sub_opts_init), TERN_ENOMEM. Any thread.
  */
 TERN_EXTERN int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
                                       const char *pattern,
