@@ -11,10 +11,11 @@ $SUDO apt-get update -qq
 # libinih (config file), http_parser (monitoring) and libsodium (password
 # hashes) are ternd's operations dependencies. valgrind runs ternd under
 # memcheck; clang + libclang-rt-14-dev (only a "recommends" of clang) build
-# the libFuzzer targets (scripts/test.sh).
+# the libFuzzer targets (scripts/test.sh). help2man makes the manual pages
+# from the programs' --help (cmake/man.cmake).
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
   libuv1-dev libmsgpack-dev libcriterion-dev \
   libinih-dev libhttp-parser-dev libsodium-dev \
-  valgrind clang libclang-rt-14-dev >/dev/null
+  valgrind clang libclang-rt-14-dev help2man >/dev/null
 echo "install-deps: done"

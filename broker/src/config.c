@@ -49,8 +49,12 @@ void config_free(config_t *cfg) {
 static void usage(FILE *out) {
   fprintf(
       out,
-      "usage: ternd [options]\n"
+      "Usage: ternd [options]\n"
       "\n"
+      "The tern publish/subscribe broker: routes messages between topic\n"
+      "subscribers, each with a bounded queue and an overflow policy.\n"
+      "\n"
+      "Options:\n"
       "  --host H                 IPv4/IPv6 address to listen on (127.0.0.1)\n"
       "  --port P                 TCP port, 0 = ephemeral (7421)\n"
       "  --ready-fd N             write the bound port + \"\\n\" to fd N "
@@ -90,12 +94,12 @@ static void usage(FILE *out) {
       "  --check-config FILE      validate FILE, print the effective "
       "configuration\n"
       "  --hash-password          read a password on stdin, print its hash\n"
+      "  --help                   this text\n"
+      "  --version                print the version\n"
       "\n"
       "Every option is also a file key (max_payload) and an environment\n"
       "variable (TERN_MAX_PAYLOAD). Flags win over the environment, the\n"
-      "environment over the file, the file over the defaults.\n"
-      "  --help                   this text\n"
-      "  --version                print the version\n");
+      "environment over the file, the file over the defaults.\n");
 }
 
 /* Parses a decimal unsigned integer in [min, max]. */

@@ -66,7 +66,7 @@ Test(ternd_flags, help_lists_the_flags_and_exits_0) {
   run_result_t r;
   run_ternd((const char *[]){"--help", NULL}, &r);
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  cr_expect_not_null(strstr(r.out, "usage: ternd"));
+  cr_expect_not_null(strstr(r.out, "Usage: ternd"));
   cr_expect_not_null(strstr(r.out, "--port"));
   cr_expect_not_null(strstr(r.out, "--max-payload"));
 }

@@ -80,6 +80,19 @@ if nm -D --defined-only "$LIBDIR/libtern.so" | awk '$2 ~ /[TD]/ {print $3}' |
   fail "libtern.so exports non-tern symbols: $(head -5 "$WORK/leaked" | tr '\n' ' ')"
 fi
 
+# Manual pages, made from --help by help2man when the build found it.
+if [ -e "$BUILD_DIR/man/ternd.8" ]; then
+  for f in man8/ternd.8 man1/tern.1; do
+    [ -e "$PREFIX/share/man/$f" ] || fail "share/man/$f not installed"
+  done
+  grep -q 'max\\-pending\\-total' "$PREFIX/share/man/man8/ternd.8" ||
+    fail "ternd.8 does not list the options"
+  grep -q '^\.SS tern pub' "$PREFIX/share/man/man1/tern.1" ||
+    fail "tern.1 does not hold the commands' help"
+elif command -v help2man >/dev/null; then
+  fail "help2man is installed but the build made no manual pages"
+fi
+
 # --- 2. build the examples against the prefix --------------------------
 CFLAGS_STRICT=(-std=c11 -Wall -Wextra -Werror -O1)
 
