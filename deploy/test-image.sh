@@ -223,8 +223,11 @@ case " $args" in
   *) fail "TERN_LOG_LEVEL from the environment did not win over the file: $args" ;;
 esac
 step "PID 1: $args(uid $uid), published on $URL"
-"$ENGINE" logs "$NAME" 2>&1 | grep -q "max_pending_total 64 MiB: .* of 256 MiB, the cgroup's memory limit" ||
-  { "$ENGINE" logs "$NAME" >&2; fail "ternd did not size max_pending_total by the container's 256 MiB limit"; }
+# (To a file first: grep -q closing the pipe early would fail it under
+# pipefail.)
+"$ENGINE" logs "$NAME" >"$WORK/start.log" 2>&1
+grep -q "max_pending_total 64 MiB: .* of 256 MiB, the cgroup's memory limit" "$WORK/start.log" ||
+  { cat "$WORK/start.log" >&2; fail "ternd did not size max_pending_total by the container's 256 MiB limit"; }
 step "max_pending_total: a quarter of the container's 256 MiB memory limit"
 
 step "pub/sub from the host through the container"
@@ -332,7 +335,7 @@ else
   step "compose: waiting for the subscriber to print a message"
   got=""
   for _ in $(seq 1 "$((STEP_TIMEOUT * 2))"); do
-    if compose logs --no-color subscriber 2>/dev/null | grep -q 'demo.greeting: hello [0-9]'; then
+    if compose logs --no-color subscriber 2>/dev/null | grep 'demo.greeting: hello [0-9]' >/dev/null; then
       got=1
       break
     fi

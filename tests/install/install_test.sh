@@ -111,7 +111,7 @@ printf '#include <tern/sync.h>\nint main(void) { tern_client_close(NULL); return
 # shellcheck disable=SC2046
 "$CC" "${CFLAGS_STRICT[@]}" -pedantic -o "$WORK/strict" "$WORK/strict.c" \
   $(pkg-config --cflags --libs tern) || fail "tern/sync.h alone under -std=c11 -pedantic"
-readelf -d "$WORK/async-pc" | grep -q 'NEEDED.*libtern.so.0' ||
+readelf -d "$WORK/async-pc" | grep 'NEEDED.*libtern.so.0' >/dev/null ||
   fail "async-pc is not linked against libtern.so.0"
 
 step "pkg-config --static, relocated prefix without libtern.so"
@@ -124,7 +124,7 @@ for ex in publisher reply; do
     $(PKG_CONFIG_PATH=$SLIBDIR/pkgconfig pkg-config --static --cflags --libs tern) ||
     fail "building $ex with pkg-config --static"
 done
-if readelf -d "$WORK/publisher-static" | grep -q 'NEEDED.*libtern'; then
+if readelf -d "$WORK/publisher-static" | grep 'NEEDED.*libtern' >/dev/null; then
   fail "publisher-static still needs libtern.so"
 fi
 
