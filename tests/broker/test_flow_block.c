@@ -33,54 +33,18 @@ TT_BROKER_FIXTURE(impatient, "--stall-timeout-ms", "300")
 TestSuite(block, .init = patient_init, .fini = patient_fini, .timeout = 60);
 TestSuite(stall, .init = impatient_init, .fini = impatient_fini, .timeout = 60);
 
-static void sub_block(tt_raw_t *c, uint64_t sid, const char *pattern) {
-  tp_frame_t f;
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = sid;
-  f.u.sub.pattern = tt_str(pattern);
-  f.u.sub.max_msgs = LIMIT;
-  f.u.sub.overflow = TP_OVERFLOW_BLOCK;
-  tt_raw_send(c, &f);
-  tt_raw_barrier_strict(c);
-}
-
-/* The flood's PING has not been answered: the publisher is not read. */
-static void assert_publisher_blocked(tt_raw_t *p) {
-  tp_frame_t f;
-  int r = tt_raw_recv(p, &f, NO_PONG_WAIT_MS);
-  cr_assert_eq(r, 0, "the publisher got %s while its subscriber slept",
-               r == 1 ? tp_frame_type_name(f.type) : "a close");
-}
-
-/* The flood went through and its PING is answered. */
-static void assert_publisher_done(tt_raw_t *p, tt_flood_t *fl) {
-  cr_assert_eq(tt_flood_join(fl), 0, "flood send failed: %d", fl->result);
-  tp_frame_t f;
-  tt_raw_expect(p, &f, TP_PONG, TT_RECV_MS);
-}
-
-/* Reads MSGs first..first+n-1 of sid 1, in order, with no DROPPED. */
-static void read_in_order(tt_raw_t *s, uint32_t first, uint32_t n) {
-  for (uint32_t i = first; i < first + n; i++) {
-    tp_frame_t f;
-    tt_raw_expect(s, &f, TP_MSG, TT_RECV_MS);
-    cr_assert_eq(f.u.msg.sid, 1u);
-    cr_assert_eq(tt_flood_seq(&f, SIZE), i, "expected message %u", i);
-  }
-}
-
 Test(block, publisher_stalls_then_everything_arrives_in_order) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_block(&s, 1, "blk.order");
+  tt_raw_sub_policy(&s, 1, "blk.order", NULL, LIMIT, TP_OVERFLOW_BLOCK);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "blk.order", 0, TOTAL, SIZE, true);
-  assert_publisher_blocked(&p);
+  tt_flood_expect_held(&p, NO_PONG_WAIT_MS);
   /* The subscriber reads: everything, in order, no DROPPED (the strict
    * expectation fails on any other frame). */
-  read_in_order(&s, 0, TOTAL);
-  assert_publisher_done(&p, &fl);
+  tt_flood_read_in_order(&s, 1, 0, TOTAL, SIZE);
+  tt_flood_expect_done(&p, &fl);
   tt_raw_barrier_strict(&s);
   tt_raw_close(&p);
   tt_raw_close(&s);
@@ -91,12 +55,12 @@ Test(block, publisher_resumes_when_subscriber_disconnects) {
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
   tt_raw_open(&other, tt_g_broker.port, true, true, false);
-  sub_block(&s, 1, "blk.dc");
+  tt_raw_sub_policy(&s, 1, "blk.dc", NULL, LIMIT, TP_OVERFLOW_BLOCK);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "blk.dc", 0, TOTAL, SIZE, true);
-  assert_publisher_blocked(&p);
+  tt_flood_expect_held(&p, NO_PONG_WAIT_MS);
   tt_raw_close(&s);
-  assert_publisher_done(&p, &fl);
+  tt_flood_expect_done(&p, &fl);
   /* The broker is not frozen for anyone else either. */
   tt_raw_check_pubsub(&other);
   tt_raw_check_pubsub(&p);
@@ -108,14 +72,14 @@ Test(block, publisher_resumes_when_subscriber_unsubscribes) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_block(&s, 1, "blk.unsub");
+  tt_raw_sub_policy(&s, 1, "blk.unsub", NULL, LIMIT, TP_OVERFLOW_BLOCK);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "blk.unsub", 0, TOTAL, SIZE, true);
-  assert_publisher_blocked(&p);
+  tt_flood_expect_held(&p, NO_PONG_WAIT_MS);
   /* The subscriber's own frames are still read: UNSUB releases the
    * publisher although nothing was drained. */
   tt_raw_unsub(&s, 1, 0);
-  assert_publisher_done(&p, &fl);
+  tt_flood_expect_done(&p, &fl);
   /* What was queued before the UNSUB still arrives, in order, from 0;
    * nothing after it. */
   uint32_t next = 0;
@@ -140,7 +104,7 @@ Test(stall, stuck_block_subscriber_is_disconnected_and_publisher_resumes) {
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&good, tt_g_broker.port, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_block(&s, 1, "blk.stall");
+  tt_raw_sub_policy(&s, 1, "blk.stall", NULL, LIMIT, TP_OVERFLOW_BLOCK);
   /* A healthy reader elsewhere: the publisher reaches it afterwards. */
   tt_raw_sub(&good, 2, "blk.stall.done", NULL);
   tt_raw_barrier_strict(&good);
@@ -148,7 +112,7 @@ Test(stall, stuck_block_subscriber_is_disconnected_and_publisher_resumes) {
   tt_flood_start(&fl, p.fd, "blk.stall", 0, TOTAL, SIZE, true);
   /* Nobody reads the stuck subscriber: only the stall timeout can let the
    * flood finish. */
-  assert_publisher_done(&p, &fl);
+  tt_flood_expect_done(&p, &fl);
   /* The stuck one: a prefix of the stream in order, then ERR 6, close. */
   uint32_t next = 0;
   tp_frame_t f;

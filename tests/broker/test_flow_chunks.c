@@ -41,18 +41,6 @@ TestSuite(chunks_total, .init = gate_init, .fini = gate_fini, .timeout = 120);
 
 static char body[1 << 20];
 
-static void sub_policy(tt_raw_t *c, uint64_t sid, const char *pattern,
-                       uint64_t max_msgs, int policy) {
-  tp_frame_t f;
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = sid;
-  f.u.sub.pattern = tt_str(pattern);
-  f.u.sub.max_msgs = max_msgs;
-  f.u.sub.overflow = policy;
-  tt_raw_send(c, &f);
-  tt_raw_barrier_strict(c);
-}
-
 /*
  * A counter of the subscription with this (test-unique) pattern and sid in
  * /subz, or -1 when there is no such subscription.
@@ -73,48 +61,23 @@ static int64_t subz(const char *pattern, uint64_t sid, const char *field) {
   return strtoll(v + strlen(key), NULL, 10);
 }
 
-/* The publisher's PING after its flood has not been answered. */
-static void assert_publisher_blocked(tt_raw_t *p) {
-  tp_frame_t f;
-  int r = tt_raw_recv(p, &f, NO_PONG_WAIT_MS);
-  cr_assert_eq(r, 0, "the publisher got %s while its subscriber slept",
-               r == 1 ? tp_frame_type_name(f.type) : "a close");
-}
-
-static void assert_publisher_done(tt_raw_t *p, tt_flood_t *fl) {
-  cr_assert_eq(tt_flood_join(fl), 0, "flood send failed: %d", fl->result);
-  tp_frame_t f;
-  tt_raw_expect(p, &f, TP_PONG, TT_RECV_MS);
-}
-
-/* Reads MSGs first..first+n-1 of sid, in order, and nothing else. */
-static void read_in_order(tt_raw_t *s, uint64_t sid, uint32_t first,
-                          uint32_t n) {
-  for (uint32_t i = first; i < first + n; i++) {
-    tp_frame_t f;
-    tt_raw_expect(s, &f, TP_MSG, TT_RECV_MS);
-    cr_assert_eq(f.u.msg.sid, sid);
-    cr_assert_eq(tt_flood_seq(&f, SIZE), i, "expected message %u", i);
-  }
-}
-
 /* block: a 10-message queue stops the publisher; once the subscriber reads
  * everything arrives in order and the queue's counters are back to 0. */
 Test(chunks, block_pauses_and_resumes_with_small_messages) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_policy(&s, 1, "chk.block", LIMIT, TP_OVERFLOW_BLOCK);
+  tt_raw_sub_policy(&s, 1, "chk.block", NULL, LIMIT, TP_OVERFLOW_BLOCK);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "chk.block", 0, TOTAL, SIZE, true);
-  assert_publisher_blocked(&p);
+  tt_flood_expect_held(&p, NO_PONG_WAIT_MS);
   /* The publisher stops after the MSG that fills the queue: never more
    * than the limit (in flight included). */
   int64_t pending = subz("chk.block", 1, "pending_msgs");
   cr_assert(pending >= 0 && pending <= LIMIT, "pending_msgs %lld",
             (long long)pending);
-  read_in_order(&s, 1, 0, TOTAL);
-  assert_publisher_done(&p, &fl);
+  tt_flood_read_in_order(&s, 1, 0, TOTAL, SIZE);
+  tt_flood_expect_done(&p, &fl);
   tt_raw_barrier_strict(&s);
   cr_assert_eq(subz("chk.block", 1, "pending_msgs"), 0);
   cr_assert_eq(subz("chk.block", 1, "pending_bytes"), 0);
@@ -135,10 +98,10 @@ Test(chunks, unsub_while_messages_are_queued) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_policy(&s, 1, "chk.unsub", 1000, TP_OVERFLOW_DROP_NEWEST);
+  tt_raw_sub_policy(&s, 1, "chk.unsub", NULL, 1000, TP_OVERFLOW_DROP_NEWEST);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "chk.unsub", 0, TOTAL, SIZE, true);
-  assert_publisher_done(&p, &fl); /* drop_newest never blocks */
+  tt_flood_expect_done(&p, &fl); /* drop_newest never blocks */
   int64_t delivered = subz("chk.unsub", 1, "delivered");
   cr_assert_gt(subz("chk.unsub", 1, "pending_msgs"), 0,
                "nothing pending: the test proves nothing");
@@ -172,7 +135,7 @@ Test(chunks, unsub_while_messages_are_queued) {
   cr_assert_eq(subz("chk.unsub", 1, "pending_msgs"), -1, "still subscribed");
   /* Nothing more arrives, and the connection is served. */
   tt_flood_start(&fl, p.fd, "chk.unsub", 0, 100, SIZE, true);
-  assert_publisher_done(&p, &fl);
+  tt_flood_expect_done(&p, &fl);
   tt_raw_barrier_strict(&s);
   tt_raw_check_pubsub(&s);
   tt_raw_close(&p);
@@ -190,14 +153,14 @@ Test(chunks, close_while_messages_are_queued) {
   tt_raw_open_ex(&b, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&good, tt_g_broker.port, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_policy(&a, 1, "chk.close", 1000, TP_OVERFLOW_DROP_NEWEST);
-  sub_policy(&b, 1, "chk.close", 1000, TP_OVERFLOW_DROP_NEWEST);
-  sub_policy(&b, 2, "chk.close", 1000, TP_OVERFLOW_DROP_NEWEST);
-  sub_policy(&good, 1, "chk.close", 0, TP_OVERFLOW_BLOCK);
+  tt_raw_sub_policy(&a, 1, "chk.close", NULL, 1000, TP_OVERFLOW_DROP_NEWEST);
+  tt_raw_sub_policy(&b, 1, "chk.close", NULL, 1000, TP_OVERFLOW_DROP_NEWEST);
+  tt_raw_sub_policy(&b, 2, "chk.close", NULL, 1000, TP_OVERFLOW_DROP_NEWEST);
+  tt_raw_sub_policy(&good, 1, "chk.close", NULL, 0, TP_OVERFLOW_BLOCK);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "chk.close", 0, TOTAL / 4, SIZE, true);
-  read_in_order(&good, 1, 0, TOTAL / 4);
-  assert_publisher_done(&p, &fl);
+  tt_flood_read_in_order(&good, 1, 0, TOTAL / 4, SIZE);
+  tt_flood_expect_done(&p, &fl);
   cr_assert_gt(subz("chk.close", 2, "pending_msgs"), 0);
   tt_raw_close(&a);
   tt_raw_close(&b);
@@ -229,12 +192,12 @@ Test(chunks, disconnect_policy_with_small_messages) {
   tt_raw_open_ex(&slow, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&good, tt_g_broker.port, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_policy(&slow, 1, "chk.dc", LIMIT, TP_OVERFLOW_DISCONNECT);
-  sub_policy(&good, 1, "chk.dc", 0, TP_OVERFLOW_BLOCK);
+  tt_raw_sub_policy(&slow, 1, "chk.dc", NULL, LIMIT, TP_OVERFLOW_DISCONNECT);
+  tt_raw_sub_policy(&good, 1, "chk.dc", NULL, 0, TP_OVERFLOW_BLOCK);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "chk.dc", 0, TOTAL, SIZE, true);
-  read_in_order(&good, 1, 0, TOTAL);
-  assert_publisher_done(&p, &fl);
+  tt_flood_read_in_order(&good, 1, 0, TOTAL, SIZE);
+  tt_flood_expect_done(&p, &fl);
   tt_raw_barrier_strict(&good);
 
   uint32_t next = 0;
@@ -276,14 +239,15 @@ Test(chunks, drop_oldest_and_block_share_a_connection) {
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&pa, tt_g_broker.port, true, true, false);
   tt_raw_open(&pb, tt_g_broker.port, true, true, false);
-  sub_policy(&s, 1, "chk.mix.b", OLD_LIMIT, TP_OVERFLOW_DROP_OLDEST);
-  sub_policy(&s, 2, "chk.mix.*", 0, TP_OVERFLOW_BLOCK);
+  tt_raw_sub_policy(&s, 1, "chk.mix.b", NULL, OLD_LIMIT,
+                    TP_OVERFLOW_DROP_OLDEST);
+  tt_raw_sub_policy(&s, 2, "chk.mix.*", NULL, 0, TP_OVERFLOW_BLOCK);
   tt_flood_t fa, fb;
   tt_flood_start(&fa, pa.fd, "chk.mix.a", 0, N, SIZE, true);
   tt_flood_start(&fb, pb.fd, "chk.mix.b", 0, N, SIZE, true);
   /* 16 MiB for sid 2: inside its default limits, so both floods end. */
-  assert_publisher_done(&pa, &fa);
-  assert_publisher_done(&pb, &fb);
+  tt_flood_expect_done(&pa, &fa);
+  tt_flood_expect_done(&pb, &fb);
   cr_assert_gt(subz("chk.mix.*", 2, "pending_msgs"), OLD_LIMIT,
                "nothing queued: the test proves nothing");
 
@@ -351,11 +315,11 @@ Test(chunks, control_frames_survive_the_drop_of_queued_msgs) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_policy(&s, 1, "chk.ctl.fill", 1000, TP_OVERFLOW_DROP_NEWEST);
-  sub_policy(&s, 2, "chk.ctl.dc", LIMIT, TP_OVERFLOW_DISCONNECT);
+  tt_raw_sub_policy(&s, 1, "chk.ctl.fill", NULL, 1000, TP_OVERFLOW_DROP_NEWEST);
+  tt_raw_sub_policy(&s, 2, "chk.ctl.dc", NULL, LIMIT, TP_OVERFLOW_DISCONNECT);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "chk.ctl.fill", 0, TOTAL, SIZE, true);
-  assert_publisher_done(&p, &fl);
+  tt_flood_expect_done(&p, &fl);
   cr_assert_gt(subz("chk.ctl.fill", 1, "pending_msgs"), 0,
                "nothing pending: the test proves nothing");
 
@@ -411,12 +375,13 @@ Test(chunks_total, the_total_cap_counts_chunks) {
   tt_raw_t subs[2], p;
   for (int i = 0; i < 2; i++) {
     tt_raw_open_ex(&subs[i], tt_g_broker.port, SLOW_RCVBUF, true, true, false);
-    sub_policy(&subs[i], 1, "chk.total", 0, TP_OVERFLOW_DROP_NEWEST);
+    tt_raw_sub_policy(&subs[i], 1, "chk.total", NULL, 0,
+                      TP_OVERFLOW_DROP_NEWEST);
   }
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
   tt_flood_t fl;
   tt_flood_start(&fl, p.fd, "chk.total", 0, TOTAL, SIZE, true);
-  assert_publisher_done(&p, &fl);
+  tt_flood_expect_done(&p, &fl);
   for (int i = 0; i < 2; i++) {
     uint32_t next = 0;
     tp_frame_t f;

@@ -74,17 +74,6 @@ static uint32_t flood_count(void) {
   return (uint32_t)(bytes / SIZE);
 }
 
-static void sub_policy(tt_raw_t *c, uint64_t sid, const char *pattern,
-                       int policy) {
-  tp_frame_t f;
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = sid;
-  f.u.sub.pattern = tt_str(pattern);
-  f.u.sub.overflow = policy;
-  tt_raw_send(c, &f);
-  tt_raw_barrier_strict(c);
-}
-
 static void check_rss(uint64_t baseline, uint64_t limits) {
   uint64_t hwm = proc_status_kb(tt_g_broker.pid, "VmHWM");
   cr_log_info("ternd VmRSS before the flood %llu KiB, peak %llu KiB, "
@@ -113,8 +102,9 @@ Test(memory_per_sub, four_stopped_subscribers_and_a_flood) {
   tt_raw_t subs[NSUBS], p;
   for (int i = 0; i < NSUBS; i++) {
     tt_raw_open_ex(&subs[i], tt_g_broker.port, SLOW_RCVBUF, true, true, false);
-    sub_policy(&subs[i], 1, "mem.flood",
-               i % 2 ? TP_OVERFLOW_DROP_NEWEST : TP_OVERFLOW_DROP_OLDEST);
+    tt_raw_sub_policy(&subs[i], 1, "mem.flood", NULL, 0,
+                      i % 2 ? TP_OVERFLOW_DROP_NEWEST
+                            : TP_OVERFLOW_DROP_OLDEST);
   }
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
   tt_raw_barrier_strict(&p);
@@ -167,7 +157,8 @@ Test(memory_total, total_cap_pauses_the_publisher) {
   tt_raw_t subs[NSUBS], p;
   for (int i = 0; i < NSUBS; i++) {
     tt_raw_open_ex(&subs[i], tt_g_broker.port, SLOW_RCVBUF, true, true, false);
-    sub_policy(&subs[i], 1, "mem.total", TP_OVERFLOW_DROP_NEWEST);
+    tt_raw_sub_policy(&subs[i], 1, "mem.total", NULL, 0,
+                      TP_OVERFLOW_DROP_NEWEST);
   }
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
   tt_raw_barrier_strict(&p);

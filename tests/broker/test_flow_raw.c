@@ -22,19 +22,6 @@ TestSuite(flow, .init = plain_init, .fini = plain_fini, .timeout = 90);
 
 enum { TOTAL = 1000, SIZE = 8192, SLOW_RCVBUF = 4096, BATCH = 20 };
 
-/* SUB with pending limit and overflow policy. */
-static void sub_limited(tt_raw_t *c, uint64_t sid, const char *pattern,
-                        uint64_t max_msgs, int overflow) {
-  tp_frame_t f;
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = sid;
-  f.u.sub.pattern = tt_str(pattern);
-  f.u.sub.max_msgs = max_msgs;
-  f.u.sub.overflow = overflow;
-  tt_raw_send(c, &f);
-  tt_raw_barrier_strict(c);
-}
-
 /* Queues PUBs of seq first..first+n-1; the payload starts with seq. */
 static void queue_pubs(tt_raw_t *p, const char *topic, uint8_t *payload,
                        uint32_t first, uint32_t n) {
@@ -69,7 +56,7 @@ Test(flow, drop_newest_counts_every_message) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_limited(&s, 1, "flow.drop", 10, TP_OVERFLOW_DROP_NEWEST);
+  tt_raw_sub_policy(&s, 1, "flow.drop", NULL, 10, TP_OVERFLOW_DROP_NEWEST);
   uint8_t *payload = calloc(1, SIZE);
   cr_assert_not_null(payload);
   for (uint32_t sent = 0; sent < TOTAL; sent += BATCH) {
@@ -142,7 +129,7 @@ Test(flow, disconnect_slow_consumer) {
   tt_raw_open_ex(&slow, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&good, tt_g_broker.port, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_limited(&slow, 1, "flow.dc", 10, TP_OVERFLOW_DISCONNECT);
+  tt_raw_sub_policy(&slow, 1, "flow.dc", NULL, 10, TP_OVERFLOW_DISCONNECT);
   tt_raw_sub(&good, 2, "flow.dc", NULL);
   tt_raw_barrier_strict(&good);
   uint8_t *payload = calloc(1, SIZE);
@@ -197,7 +184,7 @@ Test(flow, drop_oldest_keeps_the_newest) {
   tt_raw_t s, p;
   tt_raw_open_ex(&s, tt_g_broker.port, SLOW_RCVBUF, true, true, false);
   tt_raw_open(&p, tt_g_broker.port, true, true, false);
-  sub_limited(&s, 1, "flow.old", LIMIT, TP_OVERFLOW_DROP_OLDEST);
+  tt_raw_sub_policy(&s, 1, "flow.old", NULL, LIMIT, TP_OVERFLOW_DROP_OLDEST);
   uint8_t *payload = calloc(1, SIZE);
   cr_assert_not_null(payload);
   for (uint32_t sent = 0; sent < TOTAL; sent += BATCH) {

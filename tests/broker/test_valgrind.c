@@ -58,20 +58,6 @@ static int last_err_before_close(tt_raw_t *c) {
   }
 }
 
-static void sub_policy(tt_raw_t *c, uint64_t sid, const char *pattern,
-                       const char *queue, uint64_t max_msgs, int policy) {
-  tp_frame_t f;
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = sid;
-  f.u.sub.pattern = tt_str(pattern);
-  if (queue != NULL)
-    f.u.sub.queue = tt_str(queue);
-  f.u.sub.max_msgs = max_msgs;
-  f.u.sub.overflow = policy;
-  tt_raw_send(c, &f);
-  tt_raw_barrier_strict(c);
-}
-
 /* Reads MSGs until the PONG of a PING sent now: how many. With next set,
  * checks their order (next expected sequence in *next); DROPPED counts
  * are added to *dropped. */
@@ -135,9 +121,9 @@ Test(valgrind, ternd_clean_under_memcheck) {
   tt_raw_open(&q1, port, true, true, false);
   tt_raw_open(&q2, port, true, true, false);
   tt_raw_open(&pub, port, true, true, false);
-  sub_policy(&all, 1, "vg.>", NULL, 0, TP_OVERFLOW_UNSET);
-  sub_policy(&q1, 1, "vg.t", "grp", 0, TP_OVERFLOW_UNSET);
-  sub_policy(&q2, 1, "vg.t", "grp", 0, TP_OVERFLOW_UNSET);
+  tt_raw_sub_policy(&all, 1, "vg.>", NULL, 0, TP_OVERFLOW_UNSET);
+  tt_raw_sub_policy(&q1, 1, "vg.t", "grp", 0, TP_OVERFLOW_UNSET);
+  tt_raw_sub_policy(&q2, 1, "vg.t", "grp", 0, TP_OVERFLOW_UNSET);
 
   /* Slow consumers, one per policy, plus one left unread at shutdown. */
   enum { BLOCK, DROP_OLDEST, DROP_NEWEST, DISCONNECT, UNREAD, NSLOW };
@@ -147,7 +133,7 @@ Test(valgrind, ternd_clean_under_memcheck) {
   tt_raw_t slow[NSLOW];
   for (int i = 0; i < NSLOW; i++) {
     tt_raw_open_ex(&slow[i], port, SLOW_RCVBUF, true, true, false);
-    sub_policy(&slow[i], 5, "vg.t", NULL, SLOW_MAX, policy[i]);
+    tt_raw_sub_policy(&slow[i], 5, "vg.t", NULL, SLOW_MAX, policy[i]);
   }
 
   /* The flood. The block subscriber stalls the publisher until the stall

@@ -124,3 +124,26 @@ uint32_t tt_flood_seq(const tp_frame_t *msg, size_t size) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
          b[3];
 }
+
+void tt_flood_expect_held(tt_raw_t *p, int wait_ms) {
+  tp_frame_t f;
+  int r = tt_raw_recv(p, &f, wait_ms);
+  cr_assert_eq(r, 0, "the publisher got %s while its subscriber slept",
+               r == 1 ? tp_frame_type_name(f.type) : "a close");
+}
+
+void tt_flood_expect_done(tt_raw_t *p, tt_flood_t *fl) {
+  cr_assert_eq(tt_flood_join(fl), 0, "flood send failed: %d", fl->result);
+  tp_frame_t f;
+  tt_raw_expect(p, &f, TP_PONG, TT_RECV_MS);
+}
+
+void tt_flood_read_in_order(tt_raw_t *s, uint64_t sid, uint32_t first,
+                            uint32_t n, size_t size) {
+  for (uint32_t i = first; i < first + n; i++) {
+    tp_frame_t f;
+    tt_raw_expect(s, &f, TP_MSG, TT_RECV_MS);
+    cr_assert_eq(f.u.msg.sid, sid);
+    cr_assert_eq(tt_flood_seq(&f, size), i, "expected message %u", i);
+  }
+}

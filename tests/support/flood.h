@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raw_client.h"
 #include "tern_proto/frame.h"
 
 typedef struct tt_flood {
@@ -42,5 +43,16 @@ int tt_flood_join(tt_flood_t *fl);
 
 /* The sequence number in a flood message's payload (cr_assert on size). */
 uint32_t tt_flood_seq(const tp_frame_t *msg, size_t size);
+
+/* The flooding connection p gets nothing within wait_ms: its final PING
+ * is not answered, so the broker is not reading it (block policy). */
+void tt_flood_expect_held(tt_raw_t *p, int wait_ms);
+/* The flood went through (joined, no send error) and its PING is
+ * answered. */
+void tt_flood_expect_done(tt_raw_t *p, tt_flood_t *fl);
+/* Reads flood MSGs first..first+n-1 of sid on s, in order, and nothing
+ * else (no DROPPED, no other frame). */
+void tt_flood_read_in_order(tt_raw_t *s, uint64_t sid, uint32_t first,
+                            uint32_t n, size_t size);
 
 #endif

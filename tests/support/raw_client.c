@@ -223,6 +223,20 @@ void tt_raw_sub(tt_raw_t *c, uint64_t sid, const char *pattern,
   tt_raw_send(c, &f);
 }
 
+void tt_raw_sub_policy(tt_raw_t *c, uint64_t sid, const char *pattern,
+                       const char *queue, uint64_t max_msgs, int policy) {
+  tp_frame_t f;
+  tp_frame_init(&f, TP_SUB);
+  f.u.sub.sid = sid;
+  f.u.sub.pattern = tt_str(pattern);
+  if (queue != NULL)
+    f.u.sub.queue = tt_str(queue);
+  f.u.sub.max_msgs = max_msgs;
+  f.u.sub.overflow = policy;
+  tt_raw_send(c, &f);
+  tt_raw_barrier_strict(c);
+}
+
 void tt_raw_unsub(tt_raw_t *c, uint64_t sid, uint64_t max_msgs) {
   tp_frame_t f;
   tp_frame_init(&f, TP_UNSUB);

@@ -72,6 +72,10 @@ void tt_raw_pub(tt_raw_t *c, const char *topic, const void *payload,
 /* SUB [4, sid, pattern] or, with queue != NULL, {queue}. */
 void tt_raw_sub(tt_raw_t *c, uint64_t sid, const char *pattern,
                 const char *queue);
+/* SUB with flow options (queue may be NULL, max_msgs 0 = the server's
+ * default, policy a tp_overflow), then a strict PING barrier. */
+void tt_raw_sub_policy(tt_raw_t *c, uint64_t sid, const char *pattern,
+                       const char *queue, uint64_t max_msgs, int policy);
 /* UNSUB [5, sid] or, with max_msgs > 0, [5, sid, max_msgs]. */
 void tt_raw_unsub(tt_raw_t *c, uint64_t sid, uint64_t max_msgs);
 
