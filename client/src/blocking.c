@@ -3,8 +3,9 @@
  * asynchronous connection, driven by a mutex-protected command queue and a
  * uv_async_t.
  *
- * Publishes are fire-and-forget commands: the caller returns once its copy
- * is queued. The queue holds at most outbound_limit payload bytes; a
+ * Publishes are fire-and-forget: the caller returns once its frame is
+ * encoded into a publish batch command at the queue's tail (pub_batch.c).
+ * The queue holds at most outbound_limit payload bytes; a
  * publisher waits (publish_timeout_ms) for room, and the loop thread stops
  * taking publishes off the queue while the connection's own buffer answers
  * TERN_EWOULDBLOCK, until its drain callback. So a broker that stops reading
@@ -549,8 +550,7 @@ int tern_client_publish(tern_client_t *cl, const char *topic,
     }
   }
   if (rc == 0) {
-    rc = cl->lost ? TERN_ECLOSED
-                  : tern__pub_batch_add_locked(cl, &pf, &wake);
+    rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &pf, &wake);
   }
   uv_mutex_unlock(&cl->mu);
   tern__pub_frame_done(&pf);

@@ -109,7 +109,7 @@ struct tern_client {
  * Publishers append to it while it is the queue's tail and not sealed.
  */
 typedef struct tern__pub_batch {
-  cmd_t cmd; /* first: the queue links batches as commands */
+  cmd_t cmd;              /* first: the queue links batches as commands */
   tp_buf_t bytes;         /* (mu until sealed) the frames */
   tern__pubspan_t *spans; /* (mu until sealed) one per frame */
   size_t nspans, spans_cap;
@@ -143,8 +143,8 @@ int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
  * connection. *left gets the payload bytes that left the batch. 0 (all
  * gone: sent or dropped, last_error says why) or TERN__EXEC_RETRY (the
  * rest waits for the drain callback). */
-int tern__pub_batch_exec(tern_client_t *cl, tern__pub_batch_t *b,
-                         bool closing, uint64_t *left);
+int tern__pub_batch_exec(tern_client_t *cl, tern__pub_batch_t *b, bool closing,
+                         uint64_t *left);
 /* Back to the free list (or freed). mu held. */
 void tern__pub_batch_release_locked(tern_client_t *cl, tern__pub_batch_t *b);
 /* Frees the free list and the scratch buffer (client teardown). */
