@@ -225,18 +225,21 @@ static int publish_lines(pub_state_t *st, const char *topic) {
 }
 
 /*
- * Fills buf with message seq's generated payload: "#seq " then 'x' up to
- * size bytes (cut short when size is smaller), readable in `tern sub`.
+ * Writes message seq's generated payload into buf: "#seq " then 'x' up to
+ * size bytes (cut short when size is smaller), readable in `tern sub`. buf
+ * already holds 'x' after the head of the previous message, whose head is
+ * never longer (seq only grows), so only the head is written.
  */
 static void fill_generated(char *buf, size_t size, uint64_t seq) {
-  char head[32];
-  int n = snprintf(head, sizeof(head), "#%llu ", (unsigned long long)seq);
-  size_t hn = n > 0 ? (size_t)n : 0;
-  if (hn > size) {
-    hn = size;
-  }
-  memcpy(buf, head, hn);
-  memset(buf + hn, 'x', size - hn);
+  char head[24];
+  size_t hn = sizeof(head);
+  head[--hn] = ' ';
+  do {
+    head[--hn] = (char)('0' + seq % 10);
+    seq /= 10;
+  } while (seq > 0);
+  head[--hn] = '#';
+  memcpy(buf, head + hn, sizeof(head) - hn < size ? sizeof(head) - hn : size);
 }
 
 static int publish_generated(pub_state_t *st, const char *topic,
@@ -251,6 +254,7 @@ static int publish_generated(pub_state_t *st, const char *topic,
                 (unsigned long long)size);
       return TERN_ENOMEM;
     }
+    memset(buf, 'x', size);
   }
   for (uint64_t i = 1; i <= count && rc == 0; i++) {
     if (message != NULL) {

@@ -3,8 +3,9 @@
  * asynchronous connection, driven by a mutex-protected command queue and a
  * uv_async_t.
  *
- * Publishes are fire-and-forget commands: the caller returns once its copy
- * is queued. The queue holds at most outbound_limit payload bytes; a
+ * Publishes are fire-and-forget: the caller returns once its frame is
+ * encoded into a publish batch command at the queue's tail (pub_batch.c).
+ * The queue holds at most outbound_limit payload bytes; a
  * publisher waits (publish_timeout_ms) for room, and the loop thread stops
  * taking publishes off the queue while the connection's own buffer answers
  * TERN_EWOULDBLOCK, until its drain callback. So a broker that stops reading
@@ -65,9 +66,6 @@ void tern__cmd_enqueue(tern_client_t *cl, cmd_t *cmd) {
     cl->head = cmd;
   }
   cl->tail = cmd;
-  if (cmd->kind == CMD_PUB) {
-    cl->queued_bytes += cmd->len;
-  }
   uv_mutex_unlock(&cl->mu);
   uv_async_send(&cl->wake);
 }
@@ -201,7 +199,8 @@ static int exec(tern_client_t *cl, cmd_t *cmd, bool closing) {
   tern_conn_t *c = cl->conn;
   int rc;
   switch (cmd->kind) {
-  case CMD_PUB:
+  case CMD_PUB_BATCH: /* process_queue runs batches */
+    return TERN_EINVAL;
   case CMD_PUB_ACK:
   case CMD_REQ:
     if (cmd->kind == CMD_PUB_ACK) {
@@ -222,7 +221,7 @@ static int exec(tern_client_t *cl, cmd_t *cmd, bool closing) {
       strncpy(cl->last_error, tern_strerror(rc), sizeof(cl->last_error) - 1);
       uv_mutex_unlock(&cl->mu);
     }
-    return rc != 0 || cmd->kind == CMD_PUB ? rc : TERN__EXEC_PENDING;
+    return rc != 0 ? rc : TERN__EXEC_PENDING;
   case CMD_FLUSH:
     rc = tern_conn_flush(c, cmd->timeout_ms, on_cmd_flushed, cmd);
     return rc != 0 ? rc : TERN__EXEC_PENDING;
@@ -245,6 +244,7 @@ static int exec(tern_client_t *cl, cmd_t *cmd, bool closing) {
 static void process_queue(tern_client_t *cl) {
   bool resume, closing;
   cmd_kind_t kind;
+  uint64_t left;
   cmd_t *cmd;
   int rc;
   uv_mutex_lock(&cl->mu);
@@ -258,13 +258,25 @@ static void process_queue(tern_client_t *cl) {
     uv_mutex_lock(&cl->mu);
     cmd = cl->head;
     closing = cl->closing;
+    if (cmd != NULL && cmd->kind == CMD_PUB_BATCH) {
+      ((tern__pub_batch_t *)cmd)->sealed = true; /* its bytes are ours */
+    }
     uv_mutex_unlock(&cl->mu);
     if (cmd == NULL) {
       break;
     }
     /* Only this thread removes commands, so the head stays ours. */
-    rc = exec(cl, cmd, closing);
+    left = 0;
+    if (cmd->kind == CMD_PUB_BATCH) {
+      rc = tern__pub_batch_exec(cl, (tern__pub_batch_t *)cmd, closing, &left);
+    } else {
+      rc = exec(cl, cmd, closing);
+    }
     if (rc == TERN__EXEC_RETRY) {
+      uv_mutex_lock(&cl->mu);
+      cl->queued_bytes -= left;
+      uv_cond_broadcast(&cl->cond); /* room for a waiting publisher */
+      uv_mutex_unlock(&cl->mu);
       cl->blocked = true;
       break;
     }
@@ -274,9 +286,12 @@ static void process_queue(tern_client_t *cl) {
     if (cl->head == NULL) {
       cl->tail = NULL;
     }
-    if (kind == CMD_PUB) {
-      cl->queued_bytes -= cmd->len;
+    if (kind == CMD_PUB_BATCH) {
+      cl->queued_bytes -= left;
+      tern__pub_batch_release_locked(cl, (tern__pub_batch_t *)cmd);
       uv_cond_broadcast(&cl->cond); /* room for a waiting publisher */
+      uv_mutex_unlock(&cl->mu);
+      continue;
     }
     uv_mutex_unlock(&cl->mu);
     if (rc != TERN__EXEC_PENDING) {
@@ -368,8 +383,13 @@ static void client_free(tern_client_t *cl) {
   while (cl->head != NULL) { /* only if the loop never ran them */
     cmd_t *cmd = cl->head;
     cl->head = cmd->next;
-    cmd_free(cmd);
+    if (cmd->kind == CMD_PUB_BATCH) {
+      tern__pub_batch_release_locked(cl, (tern__pub_batch_t *)cmd);
+    } else {
+      cmd_free(cmd);
+    }
   }
+  tern__pub_batches_free(cl);
   uv_loop_close(&cl->loop);
   uv_cond_destroy(&cl->cond);
   uv_mutex_destroy(&cl->mu);
@@ -504,39 +524,40 @@ int tern_client_publish(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len,
                         const tern_pub_opts_t *opts) {
   tern_pub_opts_t own;
-  uint64_t deadline;
-  cmd_t *cmd;
+  tern__pub_frame_t pf;
+  uint64_t deadline = 0;
+  bool wake = false;
   int rc = import_pub(&opts, &own);
   if (rc == 0) {
     rc = check_pub(cl, topic, payload, len, opts);
   }
+  if (rc == 0) {
+    rc = tern__pub_frame_prepare(&pf, topic, payload, len, opts);
+  }
   if (rc != 0) {
     return rc;
   }
-  cmd = cmd_pub_create(CMD_PUB, topic, payload, len, opts);
-  if (cmd == NULL) {
-    return TERN_ENOMEM;
-  }
-  cmd->refs = 1;
-  deadline = now_ns() + (uint64_t)cl->publish_timeout_ms * 1000000u;
   uv_mutex_lock(&cl->mu);
   while (!cl->lost && cl->queued_bytes > 0 &&
          cl->queued_bytes + len > cl->limit) {
+    if (deadline == 0) {
+      deadline = now_ns() + (uint64_t)cl->publish_timeout_ms * 1000000u;
+    }
     if (cl->publish_timeout_ms == 0 ||
         !wait_until(&cl->cond, &cl->mu, deadline)) {
-      uv_mutex_unlock(&cl->mu);
-      cmd_free(cmd);
-      return TERN_EWOULDBLOCK;
+      rc = TERN_EWOULDBLOCK;
+      break;
     }
   }
-  rc = cl->lost ? TERN_ECLOSED : 0;
-  uv_mutex_unlock(&cl->mu);
-  if (rc != 0) {
-    cmd_free(cmd);
-    return rc;
+  if (rc == 0) {
+    rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &pf, &wake);
   }
-  tern__cmd_enqueue(cl, cmd);
-  return 0;
+  uv_mutex_unlock(&cl->mu);
+  tern__pub_frame_done(&pf);
+  if (wake) {
+    uv_async_send(&cl->wake);
+  }
+  return rc;
 }
 
 /* Queues a waited-on command unless the connection is already gone. */

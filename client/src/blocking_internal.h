@@ -19,7 +19,7 @@
 #include "tern/sync.h"
 
 typedef enum cmd_kind {
-  CMD_PUB,
+  CMD_PUB_BATCH, /* a tern__pub_batch_t: plain publishes */
   CMD_PUB_ACK,
   CMD_REQ,
   CMD_FLUSH,
@@ -98,7 +98,57 @@ struct tern_client {
   char last_error[TERN__ERRTEXT_MAX]; /* (mu) */
 
   bool blocked; /* (loop) the head publish waits for the drain callback */
+
+  struct tern__pub_batch *free_batches; /* (mu) for reuse */
+  int nfree_batches;                    /* (mu) */
+  tp_buf_t pub_scratch;                 /* (mu) headers of a publish */
 };
+
+/*
+ * A run of plain publishes as one command: their PUB frames back to back.
+ * Publishers append to it while it is the queue's tail and not sealed.
+ */
+typedef struct tern__pub_batch {
+  cmd_t cmd;              /* first: the queue links batches as commands */
+  tp_buf_t bytes;         /* (mu until sealed) the frames */
+  tern__pubspan_t *spans; /* (mu until sealed) one per frame */
+  size_t nspans, spans_cap;
+  size_t taken; /* (loop) frames already handed to the connection */
+  bool sealed;  /* (mu) the loop took it: append no more */
+  struct tern__pub_batch *next_free; /* (mu) */
+} tern__pub_batch_t;
+
+/* One publish, ready to encode: the frame and its header strings. */
+#define TERN__PUB_STACK_HEADERS 16
+typedef struct tern__pub_frame {
+  tp_frame_t frame;
+  tp_str_t kv_stack[2 * TERN__PUB_STACK_HEADERS];
+  tp_str_t *kv; /* keys then values; kv_stack or allocated */
+  size_t nheaders;
+} tern__pub_frame_t;
+
+/* pub_batch.c */
+/* Fills pf from checked arguments (borrowed until tern__pub_frame_done).
+ * 0 or TERN_ENOMEM. */
+int tern__pub_frame_prepare(tern__pub_frame_t *pf, const char *topic,
+                            const void *payload, size_t len,
+                            const tern_pub_opts_t *opts);
+void tern__pub_frame_done(tern__pub_frame_t *pf);
+/* Encodes pf into the tail batch, or a new one queued at the tail (then
+ * *wake: the caller wakes the loop after unlocking); counts its payload in
+ * queued_bytes. mu held. 0, TERN_ENOMEM, TERN_EINVAL. */
+int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
+                               bool *wake);
+/* Loop thread, the batch sealed at the head: hands what fits to the
+ * connection. *left gets the payload bytes that left the batch. 0 (all
+ * gone: sent or dropped, last_error says why) or TERN__EXEC_RETRY (the
+ * rest waits for the drain callback). */
+int tern__pub_batch_exec(tern_client_t *cl, tern__pub_batch_t *b, bool closing,
+                         uint64_t *left);
+/* Back to the free list (or freed). mu held. */
+void tern__pub_batch_release_locked(tern_client_t *cl, tern__pub_batch_t *b);
+/* Frees the free list and the scratch buffer (client teardown). */
+void tern__pub_batches_free(tern_client_t *cl);
 
 /* blocking.c */
 /* Appends cmd and wakes the loop thread. */

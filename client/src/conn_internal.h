@@ -214,6 +214,25 @@ int tern__conn_send(tern_conn_t *c, const tp_frame_t *f);
 int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
                        size_t len, const tern_pub_opts_t *opts, bool req_ack,
                        uint64_t req_n);
+/* One pre-encoded PUB frame of a publish batch: where it ends in the
+ * batch's bytes (it starts where the previous one ends) and its payload
+ * length. */
+typedef struct tern__pubspan {
+  size_t end;
+  size_t len;
+} tern__pubspan_t;
+/* Appends frames first..n-1 of a publish batch to the outbound batch (the
+ * held buffer while disconnected) under the same outbound_limit as
+ * tern__conn_publish, copying runs of frames in one go. Stops at the first
+ * frame that does not fit (TERN_EWOULDBLOCK, drain callback armed) unless
+ * drop_unfit, which drops it instead; drops frames above max_payload. *next
+ * is the first frame not taken; *dropped the error of the last dropped
+ * frame (left alone if none). 0, TERN_EWOULDBLOCK, TERN_ENOTCONN,
+ * TERN_ENOMEM. */
+int tern__conn_publish_frames(tern_conn_t *c, const uint8_t *data,
+                              const tern__pubspan_t *spans, size_t first,
+                              size_t n, bool drop_unfit, size_t *next,
+                              int *dropped);
 /* Starts the (unreferenced) prepare hook that writes the batch once per
  * loop iteration. */
 void tern__conn_write_start(tern_conn_t *c);

@@ -235,6 +235,70 @@ out:
   return rc;
 }
 
+/* Appends frames run..end-1 in one copy and counts them. */
+static int append_run(tern_conn_t *c, tp_buf_t *dst, const uint8_t *data,
+                      const tern__pubspan_t *spans, size_t run, size_t end,
+                      uint64_t payload) {
+  size_t start = run > 0 ? spans[run - 1].end : 0;
+  if (end == run) {
+    return 0;
+  }
+  if (tp_buf_append(dst, data + start, spans[end - 1].end - start) != 0) {
+    return TERN_ENOMEM;
+  }
+  c->stats.msgs_out += end - run;
+  c->stats.bytes_out += payload;
+  return 0;
+}
+
+int tern__conn_publish_frames(tern_conn_t *c, const uint8_t *data,
+                              const tern__pubspan_t *spans, size_t first,
+                              size_t n, bool drop_unfit, size_t *next,
+                              int *dropped) {
+  size_t limit = c->opts.o.outbound_limit, queued, run = first, i;
+  uint64_t payload = 0; /* of frames run..i-1 */
+  tp_buf_t *dst;
+  int rc = 0;
+  *next = first;
+  if (c->state != TERN__CONNECTED && !c->reconnecting) {
+    return TERN_ENOTCONN;
+  }
+  dst = tern__buffering(c) ? &c->held : &c->pending;
+  queued = tern_conn_outbound_bytes(c);
+  for (i = first; i < n; i++) {
+    size_t flen = spans[i].end - (i > 0 ? spans[i - 1].end : 0);
+    int skip = 0;
+    if (spans[i].len > c->max_payload) {
+      skip = TERN_ETOOLARGE; /* a new broker with a smaller limit */
+    } else if (queued > 0 && queued + flen > limit) {
+      c->want_drain = true;
+      if (!drop_unfit) {
+        rc = TERN_EWOULDBLOCK;
+        break;
+      }
+      skip = TERN_EWOULDBLOCK;
+    }
+    if (skip != 0) {
+      if (append_run(c, dst, data, spans, run, i, payload) != 0) {
+        *next = run;
+        return TERN_ENOMEM;
+      }
+      *dropped = skip;
+      run = i + 1;
+      payload = 0;
+      continue;
+    }
+    queued += flen;
+    payload += spans[i].len;
+  }
+  if (append_run(c, dst, data, spans, run, i, payload) != 0) {
+    *next = run;
+    return TERN_ENOMEM;
+  }
+  *next = i;
+  return rc;
+}
+
 int tern_conn_publish(tern_conn_t *c, const char *topic, const void *payload,
                       size_t len, const tern_pub_opts_t *opts) {
   tern_pub_opts_t own;
