@@ -37,4 +37,19 @@ static inline tern_client_t *test_client(const tern_options_t *o) {
   return cl;
 }
 
+/*
+ * For suites on the async API: the test's own uv loop around the broker.
+ * loop_down asserts that the test closed every handle it opened.
+ */
+#define TT_CLIENT_LOOP_FIXTURE                                                 \
+  static uv_loop_t loop;                                                       \
+  static void loop_up(void) {                                                  \
+    broker_up();                                                               \
+    cr_assert_eq(uv_loop_init(&loop), 0);                                      \
+  }                                                                            \
+  static void loop_down(void) {                                                \
+    cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");           \
+    broker_down();                                                             \
+  }
+
 #endif

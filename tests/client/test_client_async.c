@@ -7,17 +7,7 @@
 
 #include "fixture.h"
 
-static uv_loop_t loop;
-
-static void loop_up(void) {
-  broker_up();
-  cr_assert_eq(uv_loop_init(&loop), 0);
-}
-
-static void loop_down(void) {
-  cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
-  broker_down();
-}
+TT_CLIENT_LOOP_FIXTURE
 
 TestSuite(client_async, .init = loop_up, .fini = loop_down, .timeout = 60);
 

@@ -159,6 +159,29 @@ static tern_sub_t *flow_subscriber(tern_client_t *cl) {
 }
 
 /*
+ * A client with a 4096-byte outbound limit and a 20 ms publish timeout,
+ * whose broker is then stopped (SIGSTOP): publishes until one gives up with
+ * TERN_EWOULDBLOCK. *n gets the number accepted, all held, none lost.
+ */
+static tern_client_t *stalled_publisher(uint32_t *n) {
+  tern_options_t o = test_opts();
+  tern_client_t *cl;
+  int rc;
+  o.outbound_limit = 4096;
+  o.publish_timeout_ms = 20;
+  cl = test_client(&o);
+  cr_assert_eq(kill(broker.pid, SIGSTOP), 0);
+  *n = 0;
+  while ((rc = publish_seq(cl, *n)) == 0) {
+    (*n)++;
+    /* Kernel buffers are a few MiB on loopback: far below this. */
+    cr_assert_lt(*n, 1000000, "publishes are not held back");
+  }
+  cr_assert_eq(rc, TERN_EWOULDBLOCK, "%s", tern_err_name(rc));
+  return cl;
+}
+
+/*
  * Outbound limit 4096 with 64-byte payloads: the command queue holds 64
  * publishes (it counts payload bytes), whose frames take some 5 KiB: more
  * than the connection takes at once, so the loop thread hands each full
@@ -170,19 +193,10 @@ static tern_sub_t *flow_subscriber(tern_client_t *cl) {
 Test(client_pub_batch, batch_larger_than_the_limit_goes_out_in_parts) {
   tern_client_t *sub_cl = test_client(NULL);
   tern_sub_t *sub = flow_subscriber(sub_cl);
-  tern_options_t o = test_opts();
-  tern_client_t *cl;
-  uint32_t n = 0;
-  int rc = 0;
-  o.outbound_limit = 4096;
-  o.publish_timeout_ms = 20;
-  cl = test_client(&o);
-  cr_assert_eq(kill(broker.pid, SIGSTOP), 0);
+  uint32_t n;
+  int rc;
   /* Fill the socket buffers, the connection's buffer and the queue. */
-  while ((rc = publish_seq(cl, n)) == 0) {
-    n++;
-  }
-  cr_assert_eq(rc, TERN_EWOULDBLOCK, "%s", tern_err_name(rc));
+  tern_client_t *cl = stalled_publisher(&n);
   cr_assert_eq(kill(broker.pid, SIGCONT), 0);
   /* Everything accepted was held, not lost; more can follow. */
   for (uint32_t end = n + 2000; n < end;) {
@@ -203,20 +217,9 @@ Test(client_pub_batch, batch_larger_than_the_limit_goes_out_in_parts) {
 Test(client_pub_batch, publish_timeout_gives_ewouldblock_while_stopped) {
   tern_client_t *sub_cl = test_client(NULL);
   tern_sub_t *sub = flow_subscriber(sub_cl);
-  tern_options_t o = test_opts();
-  tern_client_t *cl;
-  uint32_t n = 0;
-  int rc = 0;
-  o.outbound_limit = 4096;
-  o.publish_timeout_ms = 20;
-  cl = test_client(&o);
-  cr_assert_eq(kill(broker.pid, SIGSTOP), 0);
-  while ((rc = publish_seq(cl, n)) == 0) {
-    n++;
-    /* Kernel buffers are a few MiB on loopback: far below this. */
-    cr_assert_lt(n, 1000000, "publishes are not held back");
-  }
-  cr_expect_eq(rc, TERN_EWOULDBLOCK, "%s", tern_err_name(rc));
+  uint32_t n;
+  int rc;
+  tern_client_t *cl = stalled_publisher(&n);
   for (int i = 0; i < 3; i++) {
     rc = publish_seq(cl, n);
     cr_expect_eq(rc, TERN_EWOULDBLOCK, "try %d: %s", i, tern_err_name(rc));

@@ -90,17 +90,7 @@ typedef struct future_sub_opts {
   unsigned char extra[FUTURE_EXTRA];
 } future_sub_opts_t;
 
-static uv_loop_t loop;
-
-static void loop_up(void) {
-  broker_up();
-  cr_assert_eq(uv_loop_init(&loop), 0);
-}
-
-static void loop_down(void) {
-  cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
-  broker_down();
-}
+TT_CLIENT_LOOP_FIXTURE
 
 TestSuite(options_abi, .init = loop_up, .fini = loop_down, .timeout = 60);
 
