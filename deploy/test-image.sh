@@ -309,8 +309,9 @@ wait_healthy() {
 
 # A user's password, hashed by the image's own ternd.
 PASSWORD=image-test-$$
-hash=$(echo "$PASSWORD" | "$ENGINE" run --rm -i "${RUN_FLAGS[@]}" "$TAG" ternd --hash-password) ||
-  fail "ternd --hash-password in the image"
+# (podman's complaints about systemd timers go to the file, not the output.)
+hash=$(echo "$PASSWORD" | "$ENGINE" run --rm -i "${RUN_FLAGS[@]}" "$TAG" ternd --hash-password \
+  2>"$WORK/hash.log") || { cat "$WORK/hash.log" >&2; fail "ternd --hash-password in the image"; }
 # Settings both ways: an INI file named by TERN_CONFIG_FILE (as ternd.conf
 # is written), and the environment, which wins over it.
 cat >"$WORK/ternd.conf" <<EOF
