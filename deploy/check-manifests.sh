@@ -2,19 +2,35 @@
 # deploy/check-manifests.sh [PATH-TO-ternd]
 #
 # Static checks of everything in deploy/, without a cluster or a container
-# engine. Each check runs when its tool is installed and says "skipped"
-# otherwise (Debian packages: python3-yaml, yamllint, shellcheck, systemd,
-# kubernetes-client for kubectl). No schema validator such as kubeconform
-# is packaged in Debian 12, and kubectl's own validation needs a cluster.
+# engine (ctest runs it: the entry deploy_manifests). Each check runs when
+# its tool is installed and says "skipped" otherwise (Debian packages:
+# python3-yaml and systemd, both installed by scripts/install-deps.sh;
+# yamllint, shellcheck, kubernetes-client for kubectl); with
+# TERN_MANIFESTS_STRICT=1 (ctest sets it) a missing python3-yaml or
+# systemd-analyze is a failure. No schema validator such as kubeconform is
+# packaged in Debian 12, and kubectl's own validation needs a cluster.
 #  - every YAML file parses, and each Kubernetes object has apiVersion, kind
 #    and metadata.name; the compose file has services;
+#  - Kubernetes: every file of the kustomization exists; the Deployment has
+#    distinct startup, readiness and liveness probes (readiness on
+#    /healthz, liveness not: /healthz is 503 while draining), a
+#    PodDisruptionBudget selects its pods, and the credentials Secret is
+#    mounted and named by TERN_CONFIG_FILE; every ConfigMap key is one of
+#    ternd's TERN_* variables; the Secret's ternd.conf passes
+#    `ternd --check-config`;
+#  - compose: the clients wait for the broker's health (service_healthy),
+#    and the host ports are the documented variables;
 #  - yamllint (relaxed: line length is not an error);
 #  - kubectl kustomize renders deploy/k8s offline;
 #  - systemd-analyze verify on ternd.service, with ExecStart pointed at a
 #    real ternd (the unit names /usr/local/bin/ternd, which verify requires
-#    to exist);
+#    to exist); the unit is Type=notify with ExecReload and the config
+#    file, deploy/ternd.conf (what it is installed from) passes
+#    `ternd --check-config`, and `systemd-analyze security` rates it 2.0 or
+#    better (0 = most confined, 10 = not at all; --threshold counts tenths);
 #  - shellcheck on the scripts.
 set -euo pipefail
+STRICT=${TERN_MANIFESTS_STRICT:-0}
 
 DEPLOY=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$DEPLOY")
@@ -25,6 +41,14 @@ trap 'rm -rf "$WORK"' EXIT
 
 ok() { echo "ok:      $*"; }
 skip() { echo "skipped: $*"; }
+# A skip that strict mode counts as a failure.
+need() {
+  if [ "$STRICT" = 1 ]; then
+    bad "$* (TERN_MANIFESTS_STRICT=1)"
+  else
+    skip "$*"
+  fi
+}
 bad() {
   echo "FAILED:  $*"
   failed=1
@@ -32,15 +56,10 @@ bad() {
 
 mapfile -t yamls < <(find "$DEPLOY" -name '*.yaml' -o -name '*.yml' | sort)
 
-# Any python3 that has PyYAML (Debian's python3-yaml is for /usr/bin/python3).
-py=""
-for cand in python3 /usr/bin/python3; do
-  if command -v "$cand" >/dev/null && "$cand" -c 'import yaml' 2>/dev/null; then
-    py=$cand
-    break
-  fi
-done
-if [ -n "$py" ]; then
+# Debian's interpreter: python3-yaml is installed for it (a python3 earlier
+# on PATH may be another one, without it).
+py=/usr/bin/python3
+if [ -x "$py" ] && "$py" -c 'import yaml' 2>/dev/null; then
   if "$py" - "${yamls[@]}" <<'EOF'; then
 import sys, yaml
 errors = 0
@@ -71,7 +90,137 @@ EOF
     bad "YAML parse"
   fi
 else
-  skip "YAML parse (no python3 with PyYAML: apt-get install python3-yaml)"
+  need "YAML parse (no /usr/bin/python3 with PyYAML: apt-get install python3-yaml)"
+fi
+
+# ---- what the manifests must say -------------------------------------------
+if [ -x "$TERND" ]; then
+  # ternd's own list of options, as environment variable names.
+  "$TERND" --check-config /dev/null |
+    awk -F ' = ' '/^[a-z_]+ = / { print "TERN_" toupper($1) }' >"$WORK/vars"
+  echo TERN_CONFIG_FILE >>"$WORK/vars"
+else
+  : >"$WORK/vars"
+fi
+if [ -x "$py" ] && "$py" -c 'import yaml' 2>/dev/null; then
+  if "$py" - "$DEPLOY" "$WORK" <<'EOF'; then
+import os, sys, yaml
+deploy, work = sys.argv[1], sys.argv[2]
+errors = []
+def err(msg):
+    errors.append(msg)
+    print("  " + msg)
+
+k8s = os.path.join(deploy, "k8s")
+with open(os.path.join(k8s, "kustomization.yaml")) as f:
+    kust = yaml.safe_load(f)
+objs = []
+for res in kust["resources"]:
+    path = os.path.join(k8s, res)
+    if not os.path.exists(path):
+        err(f"kustomization lists {res}, which does not exist")
+        continue
+    with open(path) as f:
+        objs += [d for d in yaml.safe_load_all(f) if d]
+listed = set(kust["resources"])
+for name in os.listdir(k8s):
+    if name.endswith(".yaml") and name != "kustomization.yaml" and name not in listed:
+        err(f"k8s/{name} is not in kustomization.yaml")
+by_kind = {}
+for o in objs:
+    by_kind.setdefault(o["kind"], []).append(o)
+
+def one(kind):
+    found = by_kind.get(kind, [])
+    if len(found) != 1:
+        err(f"expected one {kind}, found {len(found)}")
+        return None
+    return found[0]
+
+dep, pdb, secret, cm = (one(k) for k in
+                        ("Deployment", "PodDisruptionBudget", "Secret", "ConfigMap"))
+if dep:
+    pod = dep["spec"]["template"]["spec"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    c = pod["containers"][0]
+    probes = {k: c.get(k) for k in ("startupProbe", "readinessProbe", "livenessProbe")}
+    for k, v in probes.items():
+        if not v:
+            err(f"Deployment: no {k}")
+    if all(probes.values()):
+        vals = [yaml.safe_dump(v, sort_keys=True) for v in probes.values()]
+        if len(set(vals)) != 3:
+            err("Deployment: the startup, readiness and liveness probes are not distinct")
+        path = lambda p: (p.get("httpGet") or {}).get("path")
+        if path(probes["readinessProbe"]) != "/healthz":
+            err("Deployment: readiness must be /healthz (503 while draining)")
+        if path(probes["livenessProbe"]) == "/healthz":
+            err("Deployment: liveness on /healthz would restart a draining broker")
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    if secret:
+        sname = secret["metadata"]["name"]
+        vol = next((n for n, v in vols.items()
+                    if (v.get("secret") or {}).get("secretName") == sname), None)
+        if vol is None or vol not in mounts:
+            err(f"Deployment: the Secret {sname} is not mounted")
+        else:
+            mpath = mounts[vol]["mountPath"].rstrip("/")
+            cfile = env.get("TERN_CONFIG_FILE", "")
+            keys = (secret.get("stringData") or {}).keys() | (secret.get("data") or {}).keys()
+            if os.path.dirname(cfile) != mpath or os.path.basename(cfile) not in keys:
+                err(f"Deployment: TERN_CONFIG_FILE={cfile!r} is not a key of the Secret mounted at {mpath}")
+            if not mounts[vol].get("readOnly"):
+                err("Deployment: the Secret's mount is not readOnly")
+        conf = (secret.get("stringData") or {}).get("ternd.conf")
+        if conf is None:
+            err("Secret: no stringData ternd.conf")
+        else:
+            with open(os.path.join(work, "secret-ternd.conf"), "w") as f:
+                f.write(conf)
+    if pdb:
+        sel = pdb["spec"]["selector"].get("matchLabels", {})
+        if not sel or any(labels.get(k) != v for k, v in sel.items()):
+            err("PodDisruptionBudget: its selector does not match the Deployment's pods")
+        if "minAvailable" not in pdb["spec"] and "maxUnavailable" not in pdb["spec"]:
+            err("PodDisruptionBudget: neither minAvailable nor maxUnavailable")
+if cm:
+    with open(os.path.join(work, "vars")) as f:
+        known = set(f.read().split())
+    if known:
+        for k in cm.get("data", {}):
+            if k not in known:
+                err(f"ConfigMap: {k} is not a ternd variable")
+
+with open(os.path.join(deploy, "docker-compose.yml")) as f:
+    compose = yaml.safe_load(f)
+svcs = compose["services"]
+for name, svc in svcs.items():
+    if name == "ternd":
+        ports = " ".join(svc.get("ports", []))
+        for var in ("TERN_HOST_PORT", "TERN_HTTP_HOST_PORT"):
+            if "${" + var not in ports:
+                err(f"compose: ternd's ports do not use {var}")
+        continue
+    dep_on = svc.get("depends_on", {})
+    cond = dep_on.get("ternd", {}).get("condition") if isinstance(dep_on, dict) else None
+    if cond != "service_healthy":
+        err(f"compose: {name} does not wait for ternd to be healthy (condition: service_healthy)")
+sys.exit(1 if errors else 0)
+EOF
+    ok "Kubernetes probes, PodDisruptionBudget, Secret; compose depends_on and ports"
+  else
+    bad "manifest contents"
+  fi
+  if [ -x "$TERND" ] && [ -f "$WORK/secret-ternd.conf" ]; then
+    if "$TERND" --check-config "$WORK/secret-ternd.conf" >"$WORK/check.out" 2>&1; then
+      ok "ternd --check-config on the Secret's ternd.conf"
+    else
+      cat "$WORK/check.out"
+      bad "ternd --check-config on the Secret's ternd.conf"
+    fi
+  fi
 fi
 
 if command -v yamllint >/dev/null; then
@@ -95,27 +244,56 @@ else
   skip "kubectl kustomize (kubectl not installed)"
 fi
 
+unit=$DEPLOY/systemd/ternd.service
+missing=""
+for want in '^Type=notify$' '^ExecReload=/bin/kill -HUP \$MAINPID$' \
+  '^ExecStart=/usr/local/bin/ternd --config /etc/tern/ternd.conf$' '^User=tern$'; do
+  grep -Eq "$want" "$unit" || missing="$missing '$want'"
+done
+if [ -z "$missing" ]; then
+  ok "ternd.service: Type=notify, ExecReload, the config file, its own user"
+else
+  bad "ternd.service lacks:$missing"
+fi
+if [ -x "$TERND" ]; then
+  if "$TERND" --check-config "$DEPLOY/ternd.conf" >"$WORK/check.out" 2>&1; then
+    ok "ternd --check-config deploy/ternd.conf (the unit's /etc/tern/ternd.conf)"
+  else
+    cat "$WORK/check.out"
+    bad "ternd --check-config deploy/ternd.conf"
+  fi
+fi
+
 if command -v systemd-analyze >/dev/null; then
   if [ -x "$TERND" ]; then
-    sed "s|/usr/local/bin/ternd|$TERND|" "$DEPLOY/systemd/ternd.service" \
-      >"$WORK/ternd.service"
+    sed "s|/usr/local/bin/ternd|$TERND|" "$unit" >"$WORK/ternd.service"
     # verify prints warnings without failing: any output is a finding.
-    if systemd-analyze verify "$WORK/ternd.service" >"$WORK/verify.out" 2>&1 &&
+    # --man=no: the ternd(8) of Documentation= is installed by cmake
+    # --install, not here.
+    if systemd-analyze verify --man=no "$WORK/ternd.service" >"$WORK/verify.out" 2>&1 &&
        [ ! -s "$WORK/verify.out" ]; then
       ok "systemd-analyze verify ternd.service"
     else
       cat "$WORK/verify.out"
       bad "systemd-analyze verify"
     fi
+    if systemd-analyze security --offline=yes --threshold=20 "$WORK/ternd.service" \
+      >"$WORK/security.out" 2>&1; then
+      ok "systemd-analyze security: $(grep -o 'exposure level for [^:]*: [0-9.]* [A-Z]*' "$WORK/security.out")"
+    else
+      tail -40 "$WORK/security.out"
+      bad "systemd-analyze security (exposure above 2.0)"
+    fi
   else
-    skip "systemd-analyze verify (no ternd at $TERND: build it or pass its path)"
+    need "systemd-analyze verify (no ternd at $TERND: build it or pass its path)"
   fi
 else
-  skip "systemd-analyze (apt-get install systemd)"
+  need "systemd-analyze (apt-get install systemd)"
 fi
 
 if command -v shellcheck >/dev/null; then
-  if shellcheck -S warning "$DEPLOY"/*.sh "$REPO/tests/install/install_test.sh"; then
+  if shellcheck -S warning "$DEPLOY"/*.sh "$REPO/tests/install/install_test.sh" \
+    "$REPO/tests/deploy/"*.sh; then
     ok "shellcheck"
   else
     bad "shellcheck"

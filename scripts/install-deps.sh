@@ -12,10 +12,12 @@ $SUDO apt-get update -qq
 # hashes) are ternd's operations dependencies. valgrind runs ternd under
 # memcheck; clang + libclang-rt-14-dev (only a "recommends" of clang) build
 # the libFuzzer targets (scripts/test.sh). help2man makes the manual pages
-# from the programs' --help (cmake/man.cmake).
+# from the programs' --help (cmake/man.cmake). systemd (systemd-analyze) and
+# python3-yaml check the unit and the manifests in deploy/ (the ctest entry
+# deploy_manifests); nothing is started by them.
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
   libuv1-dev libmsgpack-dev libcriterion-dev \
   libinih-dev libhttp-parser-dev libsodium-dev \
-  valgrind clang libclang-rt-14-dev help2man >/dev/null
+  valgrind clang libclang-rt-14-dev help2man systemd python3-yaml >/dev/null
 echo "install-deps: done"

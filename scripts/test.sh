@@ -15,8 +15,12 @@
 #                   from scratch, under a minute once the base image and the
 #                   build stage are cached. Reported as "skipped" (not ok)
 #                   where the engine installs but cannot run a container
-#                   (a machine without user namespaces, say); a failure to
-#                   install it, or of the image itself, fails the step.
+#                   (a chroot, a machine without user namespaces: the
+#                   script first imports and runs a container of nothing
+#                   but /bin/true, and exits 77 with the engine's error if
+#                   that fails); a failure to install it, or of the image
+#                   itself, fails the step. It uses no fixed host port and
+#                   runs beside a ternd on 127.0.0.1:7421/8421.
 #                   TERN_TEST_IMAGE=0 leaves the step out.
 #
 # Exits non-zero if any step fails, after running the others, and prints
@@ -34,6 +38,7 @@ names=()
 results=()
 times=()
 failed=0
+SKIP_REASON=""
 
 now() { date +%s.%N; }
 
@@ -53,7 +58,9 @@ run_step() {
   if [ "$rc" -eq 0 ]; then
     results+=("ok")
   elif [ "$rc" -eq 77 ]; then
-    results+=("skipped (see its output)")
+    # A step that exits 77 may leave its reason in SKIP_REASON.
+    results+=("skipped: ${SKIP_REASON:-see its output}")
+    SKIP_REASON=
   else
     results+=("FAILED (exit $rc)")
     failed=1
@@ -93,7 +100,14 @@ step_fuzz() {
 
 step_image() {
   bash deploy/install-engine.sh || return 1
-  TERN_SKIP_STATUS=77 bash deploy/test-image.sh "$ROOT/build/bin/tern"
+  local log rc
+  log=$(mktemp)
+  TERN_SKIP_STATUS=77 bash deploy/test-image.sh "$ROOT/build/bin/tern" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  # "skipped: REASON" (exit 77) goes into the summary line too.
+  SKIP_REASON=$(sed -n 's/^skipped: //p' "$log" | head -1)
+  rm -f "$log"
+  return "$rc"
 }
 
 total0=$(now)

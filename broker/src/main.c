@@ -14,6 +14,7 @@
 #include "config_file.h"
 #include "fdlimit.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
 
 /* --hash-password: one line from stdin (no echo handling: pipe it in). */
@@ -96,6 +97,12 @@ int main(int argc, char **argv) {
             uv_strerror(rc));
     exit_code = 1;
     server_shutdown(&srv); /* closes the handles made so far */
+  } else {
+    /* systemd (Type=notify): both listeners are bound. */
+    char status[320];
+    snprintf(status, sizeof status, "accepting on %s:%d", srv.cfg.host,
+             srv.cfg.port);
+    sdnotify_ready(status);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   server_free(&srv);

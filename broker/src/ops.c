@@ -13,6 +13,7 @@
 #include "config_file.h"
 #include "http.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "sysevents.h"
 
@@ -20,7 +21,10 @@ static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
   server_t *srv = h->data;
   LOG(LOG_INFO, "SIGHUP received, reloading the configuration");
-  ops_reload(srv);
+  sdnotify_reloading();
+  sdnotify_ready(ops_reload(srv) == 0
+                     ? "reloaded"
+                     : "reload failed: the configuration is unchanged");
 }
 
 /* Loopback addresses need no authentication to be safe enough. */

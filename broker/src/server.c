@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "log.h"
 #include "ops.h"
+#include "sdnotify.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 
@@ -147,6 +148,7 @@ void server_shutdown(server_t *srv) {
   if (srv->shutting_down)
     return;
   srv->shutting_down = true;
+  sdnotify_stopping();
   close_server_handle(srv, (uv_handle_t *)&srv->listener);
   close_server_handle(srv, (uv_handle_t *)&srv->sigint);
   close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
