@@ -442,7 +442,7 @@ void conn_connected(conn_t *c) {
                    c->srv->cfg.heartbeat_ms);
   send_small(c, FRAME_OK, sizeof FRAME_OK);
   LOG_CONN(LOG_INFO, c->id, c->addr, c->name, "connected%s%s",
-           c->auth_user ? " as " : "", c->auth_user ? c->auth_user : "");
+           c->auth_user ? " as " : "", log_field(c->auth_user));
   c->was_active = true;
   sysevents_connect(c->srv, c);
 }
@@ -530,8 +530,8 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     return;
   }
   LOG(LOG_DEBUG, "conn %llu: SUB sid %llu '%s'%s%s", (unsigned long long)c->id,
-      (unsigned long long)s->sid, s->pattern, s->queue ? " queue " : "",
-      s->queue ? s->queue : "");
+      (unsigned long long)s->sid, log_field(s->pattern),
+      s->queue ? " queue " : "", log_field(s->queue));
   ok_if_verbose(c);
   /* After the OK (verbose clients see the SUB answered first), before any
    * live message: both go through the same ordered output queue. */

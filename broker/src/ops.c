@@ -132,8 +132,10 @@ int ops_reload(server_t *srv) {
 
   log_g_level = (log_level_t)next.log_level;
   log_g_format = next.log_format;
+  log_g_rate_limit = next.log_rate_limit;
   cur->log_level = next.log_level;
   cur->log_format = next.log_format;
+  cur->log_rate_limit = next.log_rate_limit;
   cur->max_connections = next.max_connections;
   cur->max_subs = next.max_subs;
   cur->max_pending_msgs = next.max_pending_msgs;

@@ -70,6 +70,7 @@ static void on_before_sleep(uv_prepare_t *p) {
 static void on_stall_check(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
+  log_flush_suppressed(false);
   pending_gate_stall_check(srv, now);
   /* conn_fail releases the subscriber's queued entries, which may unlink
    * any number of subscriptions from this list: start over after each. */
