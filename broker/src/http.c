@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdlimit.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -46,6 +47,7 @@ struct http_server {
   size_t nclients;
   int handles_open;
   bool stopping;
+  size_t max_clients;
 };
 
 static void maybe_free(http_server_t *hs) {
@@ -231,7 +233,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   hs->clients = cl;
   hs->nclients++;
   if (uv_accept(listener, (uv_stream_t *)&cl->tcp) != 0 ||
-      hs->nclients > HTTP_MAX_CLIENTS) {
+      hs->nclients > hs->max_clients) {
     client_close(cl);
     return;
   }
@@ -253,6 +255,11 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
   if (hs == NULL)
     return UV_ENOMEM;
   hs->srv = srv;
+  /* An eighth of a small open-file limit at most: clients come first. */
+  long nofile = fdlimit_current();
+  hs->max_clients = HTTP_MAX_CLIENTS;
+  if (nofile > 0 && (size_t)nofile / 8 < hs->max_clients)
+    hs->max_clients = nofile / 8 < 4 ? 4 : (size_t)nofile / 8;
   http_parser_settings_init(&hs->settings);
   hs->settings.on_url = on_url;
   hs->settings.on_message_complete = on_message_complete;
@@ -284,6 +291,10 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
   }
   *out = hs;
   return 0;
+}
+
+size_t http_client_limit(const http_server_t *hs) {
+  return hs->max_clients;
 }
 
 void http_stop(http_server_t *hs) {

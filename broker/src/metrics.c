@@ -104,8 +104,15 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                srv->nlive);
   rc |= metric(b, "tern_connections_accepted_total", "counter",
                "Client connections accepted.", st->conns_accepted);
-  rc |= metric(b, "tern_connections_refused_total", "counter",
-               "Connections refused as too many (ERR 11).", st->conns_refused);
+  rc |= put(b, "# HELP tern_connections_refused_total Connections refused "
+               "with ERR 11: over max_connections, or out of file "
+               "descriptors.\n# TYPE tern_connections_refused_total "
+               "counter\n");
+  rc |= put(b,
+            "tern_connections_refused_total{reason=\"max_connections\"} "
+            "%llu\ntern_connections_refused_total{reason=\"fd\"} %llu\n",
+            (unsigned long long)st->conns_refused,
+            (unsigned long long)st->conns_refused_fd);
   rc |= metric(b, "tern_subscriptions", "gauge", "Subscriptions in place.",
                sublist_count(srv->index));
   rc |= metric(b, "tern_messages_in_total", "counter", "PUB messages routed.",
