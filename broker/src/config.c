@@ -38,6 +38,8 @@ void config_defaults(config_t *cfg) {
   cfg->log_level = LOG_INFO;
   cfg->log_format = LOG_FORMAT_PLAIN;
   cfg->log_rate_limit = LOG_DEFAULT_RATE_LIMIT;
+  cfg->http_timeout_ms = 5000;
+  cfg->http_max_clients = 256;
   cfg->http_port = TERND_DEFAULT_HTTP_PORT;
   cfg->sys_interval_ms = 10000;
 }
@@ -90,6 +92,13 @@ static void usage(FILE *out) {
       "  --http-host H            monitoring HTTP address (same as --host)\n"
       "  --http-port P            monitoring HTTP port, 0 = off, -1 = "
       "ephemeral (8421)\n"
+      "  --http-timeout-ms MS     monitoring: time to send a request, and "
+      "to read\n"
+      "                           each part of the answer (5000)\n"
+      "  --http-max-clients N     monitoring connections at once; when "
+      "full the oldest\n"
+      "                           one still sending its request makes room "
+      "(256)\n"
       "  --auth-token T           require this token in CONNECT\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
@@ -175,6 +184,8 @@ static const opt_spec_t opts[] = {
     OPT(log_rate_limit, K_U64, 0, 1000000),
     OPT(http_host, K_HOST0, 0, 0),
     OPT(http_port, K_INT, 0, 65535),
+    OPT(http_timeout_ms, K_U64, 1, 86400000),
+    OPT(http_max_clients, K_U64, 1, 65536),
     OPT(auth_token, K_SECRET, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),

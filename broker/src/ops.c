@@ -143,6 +143,7 @@ int ops_reload(server_t *srv) {
   cur->connect_timeout_ms = next.connect_timeout_ms;
   cur->stall_timeout_ms = next.stall_timeout_ms;
   cur->drain_timeout_ms = next.drain_timeout_ms;
+  cur->http_timeout_ms = next.http_timeout_ms;
   /* Connections keep the users database they authenticated with. */
   bool was_required = cur->users != NULL || cur->auth_token[0] != '\0';
   auth_db_unref(cur->users);
