@@ -534,6 +534,7 @@ static int select_subs(metrics_page_t *p, const query_t *q) {
       p->total += size;
       continue;
     }
+    uint64_t base = p->total;
     size_t pos = 0;
     const void *key;
     size_t klen;
@@ -542,6 +543,11 @@ static int select_subs(metrics_page_t *p, const query_t *q) {
       const sub_t *s = val;
       if (sub_matches(s, q) && page_take(p, c->id, s->sid) != 0)
         return TP_ENOMEM;
+      /* Unfiltered, the rest of this connection only adds to the total. */
+      if (!filtered && p->total >= p->offset + p->limit) {
+        p->total = base + size;
+        break;
+      }
     }
   }
   return 0;
