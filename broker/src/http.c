@@ -15,7 +15,9 @@
  *   backlog (accepting pauses) instead of being reset;
  * - /connz and /subz are pages (metrics.h), produced CHUNK bytes at a
  *   time as the socket drains: one turn of the loop renders at most one
- *   chunk per client, and a client that does not read holds one chunk.
+ *   chunk per client, and a client that does not read holds one chunk;
+ *   the pages in flight hold at most MAX_PAGE_ENTRIES entries (ids, 16
+ *   bytes each) between them, past which a page request gets 503.
  *
  * Every response closes the connection. Small documents go out whole with
  * Content-Length; pages with chunked transfer encoding (HTTP/1.1) or until
@@ -42,6 +44,9 @@
 #define HTTP_MAX_REQUEST (16u * 1024u)
 #define CHUNK (32u * 1024u)
 #define EVICT_AGE_MS 250
+/* Entries of pages in flight, all clients together (16 bytes each): a
+ * page that would pass it is refused with 503 until others are done. */
+#define MAX_PAGE_ENTRIES 1000000
 /* Room for the chunk-size line written ahead of each chunk. */
 #define CHUNK_HEAD 10
 
@@ -73,6 +78,7 @@ struct http_server {
   list_node_t clients;
   size_t nclients; /* not closing */
   size_t max_clients;
+  size_t page_entries; /* held by the pages in flight */
   int handles_open;
   bool stopping;
 };
@@ -89,6 +95,8 @@ static void on_client_handle_closed(uv_handle_t *h) {
     return;
   list_remove(&cl->link);
   tp_buf_free(&cl->out);
+  if (cl->page != NULL)
+    hs->page_entries -= metrics_page_entries(cl->page);
   metrics_page_close(cl->page);
   free(cl);
   hs->handles_open--;
@@ -143,6 +151,7 @@ static int fill_page_chunk(http_client_t *cl) {
       return -1;
   }
   if (!more) {
+    cl->hs->page_entries -= metrics_page_entries(cl->page);
     metrics_page_close(cl->page);
     cl->page = NULL;
   }
@@ -240,6 +249,17 @@ static void respond_page(http_client_t *cl, int kind, const char *query) {
     respond_text(cl, 503, "out of memory\n");
     return;
   }
+  http_server_t *hs = cl->hs;
+  size_t entries = metrics_page_entries(cl->page);
+  if (hs->page_entries + entries > MAX_PAGE_ENTRIES) {
+    metrics_page_close(cl->page);
+    cl->page = NULL;
+    respond_text(cl, 503,
+                 "busy: too many large pages being sent; retry, or ask "
+                 "for a smaller limit\n");
+    return;
+  }
+  hs->page_entries += entries;
   cl->chunked = cl->parser.http_major > 1 ||
                 (cl->parser.http_major == 1 && cl->parser.http_minor >= 1);
   char head[256];
@@ -387,9 +407,15 @@ static void on_accept(fd_acceptor_t *a, int fd) {
     return;
   }
   if (hs->nclients >= hs->max_clients && !evict_one(hs)) {
-    /* This one is served (one over the limit); the next ones wait. */
+    /* Every slot is answering: the next ones wait in the backlog. This
+     * one is served over the limit, up to an eighth more (slots held by
+     * clients that do not read free up at their write timeout). */
     fd_acceptor_pause(&hs->acceptor);
     uv_timer_start(&hs->retry, on_retry, EVICT_AGE_MS, 0);
+    if (hs->nclients >= hs->max_clients + hs->max_clients / 8) {
+      close(fd);
+      return;
+    }
   }
   http_client_t *cl = calloc(1, sizeof *cl);
   if (cl == NULL) {

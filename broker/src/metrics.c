@@ -577,6 +577,10 @@ int metrics_page_open(metrics_page_t **out, server_t *srv, int kind,
   return 0;
 }
 
+size_t metrics_page_entries(const metrics_page_t *p) {
+  return p->n;
+}
+
 void metrics_page_close(metrics_page_t *p) {
   if (p == NULL)
     return;

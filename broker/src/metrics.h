@@ -47,6 +47,8 @@ int metrics_page_open(metrics_page_t **out, struct server *srv, int kind,
  * out of memory. */
 int metrics_page_next(metrics_page_t *p, tp_buf_t *out, size_t want);
 void metrics_page_close(metrics_page_t *p);
+/* Entries the page holds (16 bytes each) until it is closed. */
+size_t metrics_page_entries(const metrics_page_t *p);
 
 /* Appends s as a JSON string literal (quotes included); bytes that are
  * not UTF-8 become the text \xHH, so the document stays valid JSON. */
