@@ -114,8 +114,8 @@ static void refuse_no_fd(server_t *srv, int fd) {
   (void)w;
   shutdown(fd, SHUT_WR);
   char sink[4096];
-  while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
-    ;
+  for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+    ; /* bounded: a client that keeps sending gets its reset */
   LOG(LOG_WARN,
       "connection refused (ERR 11): out of file descriptors, %zu "
       "connections open, open-file limit %ld",
