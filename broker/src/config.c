@@ -37,6 +37,9 @@ void config_defaults(config_t *cfg) {
   cfg->max_topic = TP_DEFAULT_MAX_TOPIC;
   cfg->log_level = LOG_INFO;
   cfg->log_format = LOG_FORMAT_PLAIN;
+  cfg->log_rate_limit = LOG_DEFAULT_RATE_LIMIT;
+  cfg->http_timeout_ms = 5000;
+  cfg->http_max_clients = 256;
   cfg->http_port = TERND_DEFAULT_HTTP_PORT;
   cfg->sys_interval_ms = 10000;
 }
@@ -83,9 +86,19 @@ static void usage(FILE *out) {
       "  --drain-timeout-ms MS    flush deadline at shutdown (5000)\n"
       "  --log-level L            error|warn|info|debug (info)\n"
       "  --log-format F           plain|json (plain)\n"
+      "  --log-rate-limit N       lines a second from one place in the "
+      "code before\n"
+      "                           the rest are counted, 0 = no limit (20)\n"
       "  --http-host H            monitoring HTTP address (same as --host)\n"
       "  --http-port P            monitoring HTTP port, 0 = off, -1 = "
       "ephemeral (8421)\n"
+      "  --http-timeout-ms MS     monitoring: time to send a request, and "
+      "to read\n"
+      "                           each part of the answer (5000)\n"
+      "  --http-max-clients N     monitoring connections at once; when "
+      "full the oldest\n"
+      "                           one still sending its request makes room "
+      "(256)\n"
       "  --auth-token T           require this token in CONNECT\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
@@ -168,8 +181,11 @@ static const opt_spec_t opts[] = {
     OPT(drain_timeout_ms, K_U64, 0, 86400000),
     OPT(log_level, K_LEVEL, 0, 0),
     OPT(log_format, K_FORMAT, 0, 0),
+    OPT(log_rate_limit, K_U64, 0, 1000000),
     OPT(http_host, K_HOST0, 0, 0),
     OPT(http_port, K_INT, 0, 65535),
+    OPT(http_timeout_ms, K_U64, 1, 86400000),
+    OPT(http_max_clients, K_U64, 1, 65536),
     OPT(auth_token, K_SECRET, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),

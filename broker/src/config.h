@@ -36,6 +36,9 @@ typedef struct config {
   uint64_t max_topic; /* bytes of a topic or pattern, at most 1024 */
   int log_level;
   int log_format;      /* LOG_FORMAT_PLAIN or LOG_FORMAT_JSON */
+  uint64_t log_rate_limit; /* lines/s per call site, 0 = no limit */
+  uint64_t http_timeout_ms;  /* monitoring: request head, each write */
+  uint64_t http_max_clients; /* monitoring connections at once */
   char http_host[256]; /* monitoring address; "" = same as host */
   int http_port;       /* monitoring HTTP port, 0 = off */
   char auth_token[256];   /* shared token; "" = none */

@@ -3,13 +3,14 @@
  */
 #include "conn.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn_auth.h"
 #include "log.h"
@@ -442,7 +443,7 @@ void conn_connected(conn_t *c) {
                    c->srv->cfg.heartbeat_ms);
   send_small(c, FRAME_OK, sizeof FRAME_OK);
   LOG_CONN(LOG_INFO, c->id, c->addr, c->name, "connected%s%s",
-           c->auth_user ? " as " : "", c->auth_user ? c->auth_user : "");
+           c->auth_user ? " as " : "", log_field(c->auth_user));
   c->was_active = true;
   sysevents_connect(c->srv, c);
 }
@@ -530,8 +531,8 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     return;
   }
   LOG(LOG_DEBUG, "conn %llu: SUB sid %llu '%s'%s%s", (unsigned long long)c->id,
-      (unsigned long long)s->sid, s->pattern, s->queue ? " queue " : "",
-      s->queue ? s->queue : "");
+      (unsigned long long)s->sid, log_field(s->pattern),
+      s->queue ? " queue " : "", log_field(s->queue));
   ok_if_verbose(c);
   /* After the OK (verbose clients see the SUB answered first), before any
    * live message: both go through the same ordered output queue. */
@@ -703,10 +704,12 @@ static void peer_name(conn_t *c) {
   }
 }
 
-int conn_accept(server_t *srv) {
+int conn_accept(server_t *srv, int fd) {
   conn_t *c = calloc(1, sizeof *c);
-  if (c == NULL)
+  if (c == NULL) {
+    close(fd);
     return TP_ENOMEM;
+  }
   c->srv = srv;
   c->id = ++srv->next_conn_id;
   c->echo = true;
@@ -719,6 +722,7 @@ int conn_accept(server_t *srv) {
   int rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc != 0) {
     free(c);
+    close(fd);
     return rc;
   }
   c->tcp.data = c;
@@ -730,7 +734,9 @@ int conn_accept(server_t *srv) {
   /* From here on, failures go through the one close path. */
   c->state = CONN_HANDSHAKE;
   srv->nlive++;
-  rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+  rc = uv_tcp_open(&c->tcp, fd);
+  if (rc != 0)
+    close(fd); /* not the handle's */
   if (rc == 0 && hashmap_create(&c->subs, 0) != 0)
     rc = UV_ENOMEM;
   if (rc != 0) {

@@ -88,10 +88,11 @@ typedef struct conn {
 } conn_t;
 
 /*
- * Accepts a pending connection on the server's listener: greets it with
- * HELLO, or with ERR 11 when the server is full. 0 or a libuv / TP error.
+ * Takes a socket the server's listener accepted (it owns fd from here on,
+ * closed on every failure): greets it with HELLO, or with ERR 11 when the
+ * server is full. 0 or a libuv / TP error.
  */
-int conn_accept(struct server *srv);
+int conn_accept(struct server *srv, int fd);
 
 /* Queues ERR code (message msg) and, if the code is fatal, closes. */
 void conn_send_err(conn_t *c, int code, const char *msg);

@@ -27,8 +27,7 @@ static void on_verdict(void *data, bool ok, auth_db_t *db,
   if (!ok) {
     srv->ops.auth_failures++;
     LOG_CONN(LOG_WARN, c->id, c->addr, c->name, "authentication failed%s%s",
-             c->auth_user ? " for user " : "",
-             c->auth_user ? c->auth_user : "");
+             c->auth_user ? " for user " : "", log_field(c->auth_user));
     sysevents_auth_failure(srv, c);
     conn_fail(c, TP_WIRE_AUTH, "authentication failed");
     return;

@@ -10,6 +10,8 @@
 #ifndef TERND_HTTP_H
 #define TERND_HTTP_H
 
+#include <stddef.h>
+
 struct server;
 typedef struct http_server http_server_t;
 
@@ -19,6 +21,8 @@ typedef struct http_server http_server_t;
  */
 int http_start(http_server_t **out, struct server *srv, const char *host,
                int port, int *bound_port);
+/* Clients served at once at most (their descriptors are kept free). */
+size_t http_client_limit(const http_server_t *h);
 /* Closes the listener and every client; the object frees itself once
  * their handles have closed. */
 void http_stop(http_server_t *h);

@@ -65,6 +65,7 @@ int main(int argc, char **argv) {
   }
   log_g_level = (log_level_t)cfg.log_level;
   log_g_format = cfg.log_format;
+  log_g_rate_limit = cfg.log_rate_limit;
 
   long nofile = fdlimit_raise();
   LOG(LOG_DEBUG, "open-file limit %ld", nofile);
@@ -111,6 +112,7 @@ int main(int argc, char **argv) {
     LOG(LOG_ERROR, "event loop not empty at exit: %s", uv_strerror(rc));
     return 1;
   }
+  log_flush_suppressed(true);
   if (exit_code == 0)
     LOG(LOG_INFO, "ternd stopped");
   return exit_code;

@@ -5,8 +5,10 @@
  */
 #include "metrics.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,7 +16,9 @@
 #include "log.h"
 #include "server.h"
 #include "sub.h"
+#include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
+#include "tern_proto/topic.h"
 
 /* printf onto the end of a buffer. */
 __attribute__((format(printf, 2, 3))) static int put(tp_buf_t *b,
@@ -40,14 +44,13 @@ __attribute__((format(printf, 2, 3))) static int put(tp_buf_t *b,
 
 int metrics_json_str(tp_buf_t *out, const char *s, size_t len) {
   int rc = tp_buf_append(out, "\"", 1);
-  for (size_t i = 0; rc == 0 && s != NULL && i < len; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\')
-      rc = put(out, "\\%c", ch);
-    else if (ch < 0x20)
-      rc = put(out, "\\u%04x", ch);
-    else
-      rc = tp_buf_append(out, &s[i], 1);
+  char tmp[512];
+  while (rc == 0 && s != NULL && len > 0) {
+    size_t used;
+    size_t n = log_escape(tmp, sizeof tmp, s, len, true, &used);
+    rc = tp_buf_append(out, tmp, n);
+    s += used;
+    len -= used;
   }
   return rc == 0 ? tp_buf_append(out, "\"", 1) : rc;
 }
@@ -104,8 +107,15 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                srv->nlive);
   rc |= metric(b, "tern_connections_accepted_total", "counter",
                "Client connections accepted.", st->conns_accepted);
-  rc |= metric(b, "tern_connections_refused_total", "counter",
-               "Connections refused as too many (ERR 11).", st->conns_refused);
+  rc |= put(b, "# HELP tern_connections_refused_total Connections refused "
+               "with ERR 11: over max_connections, or out of file "
+               "descriptors.\n# TYPE tern_connections_refused_total "
+               "counter\n");
+  rc |= put(b,
+            "tern_connections_refused_total{reason=\"max_connections\"} "
+            "%llu\ntern_connections_refused_total{reason=\"fd\"} %llu\n",
+            (unsigned long long)st->conns_refused,
+            (unsigned long long)st->conns_refused_fd);
   rc |= metric(b, "tern_subscriptions", "gauge", "Subscriptions in place.",
                sublist_count(srv->index));
   rc |= metric(b, "tern_messages_in_total", "counter", "PUB messages routed.",
@@ -227,33 +237,376 @@ static const char *state_name(conn_state_t s) {
   }
 }
 
-int metrics_connz(server_t *srv, tp_buf_t *b) {
-  int rc = put(b,
-               "{\"now_uptime_s\":%.3f,\"num_connections\":%zu,"
-               "\"connections\":[",
-               uptime_s(srv), srv->nconns);
-  bool first = true;
-  for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
-    conn_t *c = LIST_ENTRY(n, conn_t, all_link);
-    uint64_t dropped = 0, pending_msgs = 0;
-    size_t pos = 0, nsubs = 0;
+/* ---- /connz and /subz pages ------------------------------------------- */
+
+enum {
+  SORT_CID,
+  SORT_SUBS,
+  SORT_PENDING,
+  SORT_MSGS_TO,
+  SORT_MSGS_FROM,
+  SORT_BYTES_TO,
+  SORT_BYTES_FROM
+};
+static const char *const sort_names[] = {
+    "cid", "subs", "pending", "msgs_to", "msgs_from", "bytes_to", "bytes_from"};
+enum { STATE_OPEN, STATE_HANDSHAKE, STATE_ACTIVE, STATE_CLOSING, STATE_ANY };
+static const char *const state_names[] = {"open", "handshake", "active",
+                                          "closing", "any"};
+
+/* One entry of a page: a connection, or a subscription of one. */
+typedef struct item {
+  uint64_t cid, sid;
+} item_t;
+
+struct metrics_page {
+  server_t *srv;
+  int kind;
+  uint64_t limit, offset, total;
+  item_t *items; /* the page, in order */
+  size_t n, cap, next;
+  size_t returned; /* entries rendered (some may have gone meanwhile) */
+  size_t body;     /* bytes produced so far */
+  bool started, truncated, done;
+  /* Filters, kept for the document's head. */
+  int sort, state;
+};
+
+/* Lookups for a run of items: the connections they name, found with one
+ * walk over the registry (a connection may be gone by now: NULL). */
+#define RUN 256
+
+typedef struct run_ref {
+  uint64_t cid;
+  size_t at;
+} run_ref_t;
+
+static int cmp_run(const void *a, const void *b) {
+  const run_ref_t *x = a, *y = b;
+  return x->cid < y->cid ? -1 : x->cid > y->cid;
+}
+
+static void find_conns(server_t *srv, const item_t *items, size_t n,
+                       conn_t **found) {
+  run_ref_t refs[RUN];
+  for (size_t i = 0; i < n; i++) {
+    refs[i].cid = items[i].cid;
+    refs[i].at = i;
+    found[i] = NULL;
+  }
+  qsort(refs, n, sizeof refs[0], cmp_run);
+  /* The registry is in accept order, which is ascending cid. */
+  size_t k = 0;
+  for (list_node_t *l = srv->conns.next; l != &srv->conns && k < n;
+       l = l->next) {
+    conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+    while (k < n && refs[k].cid < c->id)
+      k++;
+    while (k < n && refs[k].cid == c->id)
+      found[refs[k++].at] = c;
+  }
+}
+
+/* Parses a decimal u64 query value. */
+static bool parse_num(const char *v, uint64_t *out) {
+  if (*v < '0' || *v > '9')
+    return false;
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (errno != 0 || *end != '\0')
+    return false;
+  *out = x;
+  return true;
+}
+
+/* Decodes %XX and '+' in place. False on a bad escape. */
+static bool url_decode(char *s) {
+  char *w = s;
+  for (const char *r = s; *r; r++) {
+    if (*r == '+') {
+      *w++ = ' ';
+    } else if (*r == '%') {
+      int hi, lo;
+      char h[3] = {r[1], r[1] ? r[2] : 0, 0};
+      if (sscanf(h, "%1x%1x", &hi, &lo) != 2)
+        return false;
+      *w++ = (char)(hi * 16 + lo);
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  return true;
+}
+
+static int lookup(const char *const *names, int n, const char *v) {
+  for (int i = 0; i < n; i++) {
+    if (strcmp(names[i], v) == 0)
+      return i;
+  }
+  return -1;
+}
+
+typedef struct query {
+  uint64_t limit, offset, cid;
+  bool has_cid;
+  int sort, state;
+  char subject[1100], test[1100];
+} query_t;
+
+static int parse_query(query_t *q, int kind, const char *query, char *why,
+                       size_t whylen) {
+  memset(q, 0, sizeof *q);
+  q->limit = METRICS_DEFAULT_LIMIT;
+  q->state = STATE_OPEN;
+  char buf[2048];
+  if (query == NULL)
+    query = "";
+  if (strlen(query) >= sizeof buf) {
+    snprintf(why, whylen, "query string too long");
+    return TP_EINVAL;
+  }
+  snprintf(buf, sizeof buf, "%s", query);
+  char *save = NULL;
+  for (char *kv = strtok_r(buf, "&", &save); kv;
+       kv = strtok_r(NULL, "&", &save)) {
+    char *v = strchr(kv, '=');
+    if (v != NULL)
+      *v++ = '\0';
+    else
+      v = kv + strlen(kv);
+    if (!url_decode(v)) {
+      snprintf(why, whylen, "bad %%-escape in %s", kv);
+      return TP_EINVAL;
+    }
+    bool ok = true;
+    if (strcmp(kv, "limit") == 0) {
+      ok = parse_num(v, &q->limit) && q->limit <= METRICS_MAX_LIMIT;
+    } else if (strcmp(kv, "offset") == 0) {
+      ok = parse_num(v, &q->offset);
+    } else if (strcmp(kv, "cid") == 0) {
+      ok = parse_num(v, &q->cid);
+      q->has_cid = true;
+    } else if (kind == METRICS_CONNZ && strcmp(kv, "sort") == 0) {
+      q->sort = lookup(sort_names, 7, v);
+      ok = q->sort >= 0;
+    } else if (kind == METRICS_CONNZ && strcmp(kv, "state") == 0) {
+      q->state = lookup(state_names, 5, v);
+      ok = q->state >= 0;
+    } else if (kind == METRICS_SUBZ && strcmp(kv, "subject") == 0) {
+      ok = strlen(v) < sizeof q->subject;
+      snprintf(q->subject, sizeof q->subject, "%s", v);
+    } else if (kind == METRICS_SUBZ && strcmp(kv, "test") == 0) {
+      ok = tp_topic_validate(v, strlen(v), TP_DEFAULT_MAX_TOPIC) == 0;
+      snprintf(q->test, sizeof q->test, "%s", v);
+    } else {
+      snprintf(why, whylen, "unknown parameter '%.64s'", kv);
+      return TP_EINVAL;
+    }
+    if (!ok) {
+      snprintf(why, whylen, "bad value for %.32s (limit: at most %d)", kv,
+               METRICS_MAX_LIMIT);
+      return TP_EINVAL;
+    }
+  }
+  return 0;
+}
+
+static bool state_ok(int want, conn_state_t s) {
+  switch (want) {
+  case STATE_OPEN:
+    return s == CONN_HANDSHAKE || s == CONN_ACTIVE;
+  case STATE_HANDSHAKE:
+    return s == CONN_HANDSHAKE;
+  case STATE_ACTIVE:
+    return s == CONN_ACTIVE;
+  case STATE_CLOSING:
+    return s == CONN_CLOSING;
+  default:
+    return true;
+  }
+}
+
+static uint64_t sort_key(int sort, const conn_t *c) {
+  switch (sort) {
+  case SORT_SUBS:
+    return c->subs ? hashmap_size(c->subs) : 0;
+  case SORT_PENDING:
+    return c->out.bytes;
+  case SORT_MSGS_TO:
+    return c->out.msgs_written;
+  case SORT_MSGS_FROM:
+    return c->msgs_in;
+  case SORT_BYTES_TO:
+    return c->out.bytes_written;
+  case SORT_BYTES_FROM:
+    return c->bytes_in;
+  default:
+    return c->id;
+  }
+}
+
+typedef struct keyed {
+  uint64_t key, cid;
+} keyed_t;
+
+/* The largest first; ties (and sort=cid) by ascending cid. */
+static int cmp_keyed(const void *a, const void *b) {
+  const keyed_t *x = a, *y = b;
+  if (x->key != y->key)
+    return x->key > y->key ? -1 : 1;
+  return x->cid < y->cid ? -1 : x->cid > y->cid;
+}
+
+/* Keeps the page's share of a run of matching entries. */
+static int page_take(metrics_page_t *p, uint64_t cid, uint64_t sid) {
+  uint64_t at = p->total++;
+  if (at < p->offset || at - p->offset >= p->limit)
+    return 0;
+  if (p->n == p->cap) {
+    size_t cap = p->cap == 0 ? 16 : p->cap * 2;
+    item_t *grown = realloc(p->items, cap * sizeof *grown);
+    if (grown == NULL)
+      return TP_ENOMEM;
+    p->items = grown;
+    p->cap = cap;
+  }
+  p->items[p->n].cid = cid;
+  p->items[p->n].sid = sid;
+  p->n++;
+  return 0;
+}
+
+static int select_conns(metrics_page_t *p, const query_t *q) {
+  server_t *srv = p->srv;
+  if (q->sort == SORT_CID) {
+    for (list_node_t *l = srv->conns.next; l != &srv->conns; l = l->next) {
+      conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+      if ((q->has_cid && c->id != q->cid) || !state_ok(q->state, c->state))
+        continue;
+      if (page_take(p, c->id, 0) != 0)
+        return TP_ENOMEM;
+    }
+    return 0;
+  }
+  keyed_t *all = malloc((srv->nconns + 1) * sizeof *all);
+  if (all == NULL)
+    return TP_ENOMEM;
+  size_t n = 0;
+  for (list_node_t *l = srv->conns.next; l != &srv->conns; l = l->next) {
+    conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+    if ((q->has_cid && c->id != q->cid) || !state_ok(q->state, c->state))
+      continue;
+    all[n].key = sort_key(q->sort, c);
+    all[n].cid = c->id;
+    n++;
+  }
+  qsort(all, n, sizeof *all, cmp_keyed);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = page_take(p, all[i].cid, 0);
+  free(all);
+  return rc;
+}
+
+static bool sub_matches(const sub_t *s, const query_t *q) {
+  if (q->subject[0] && strcmp(s->pattern, q->subject) != 0)
+    return false;
+  if (q->test[0] &&
+      !tp_pattern_match(s->pattern, s->plen, q->test, strlen(q->test)))
+    return false;
+  return true;
+}
+
+static int select_subs(metrics_page_t *p, const query_t *q) {
+  server_t *srv = p->srv;
+  bool filtered = q->subject[0] || q->test[0];
+  for (list_node_t *l = srv->conns.next; l != &srv->conns; l = l->next) {
+    conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+    if ((q->has_cid && c->id != q->cid) || c->subs == NULL)
+      continue;
+    size_t size = hashmap_size(c->subs);
+    /* Whole connections before or after the page: counted, not walked. */
+    if (!filtered &&
+        (p->total + size <= p->offset || p->total >= p->offset + p->limit)) {
+      p->total += size;
+      continue;
+    }
+    uint64_t base = p->total;
+    size_t pos = 0;
     const void *key;
     size_t klen;
     void *val;
-    while (c->subs && hashmap_next(c->subs, &pos, &key, &klen, &val) == 1) {
-      dropped += ((sub_t *)val)->dropped;
-      pending_msgs += ((sub_t *)val)->pending_msgs;
-      nsubs++;
+    while (hashmap_next(c->subs, &pos, &key, &klen, &val) == 1) {
+      const sub_t *s = val;
+      if (sub_matches(s, q) && page_take(p, c->id, s->sid) != 0)
+        return TP_ENOMEM;
+      /* Unfiltered, the rest of this connection only adds to the total. */
+      if (!filtered && p->total >= p->offset + p->limit) {
+        p->total = base + size;
+        break;
+      }
     }
-    rc |= put(b, "%s{\"cid\":%llu,\"addr\":", first ? "" : ",",
-              (unsigned long long)c->id);
-    rc |= json_cstr(b, c->addr);
-    rc |= put(b, ",\"name\":");
-    rc |= json_cstr(b, c->name);
-    rc |= put(b, ",\"user\":");
-    rc |= json_cstr(b, c->auth_user);
-    rc |=
-        put(b,
+  }
+  return 0;
+}
+
+int metrics_page_open(metrics_page_t **out, server_t *srv, int kind,
+                      const char *query, char *why, size_t whylen) {
+  query_t q;
+  int rc = parse_query(&q, kind, query, why, whylen);
+  if (rc != 0)
+    return rc;
+  metrics_page_t *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return TP_ENOMEM;
+  p->srv = srv;
+  p->kind = kind;
+  p->limit = q.limit;
+  p->offset = q.offset;
+  p->sort = q.sort;
+  p->state = q.state;
+  rc = kind == METRICS_CONNZ ? select_conns(p, &q) : select_subs(p, &q);
+  if (rc != 0) {
+    metrics_page_close(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+size_t metrics_page_entries(const metrics_page_t *p) {
+  return p->n;
+}
+
+void metrics_page_close(metrics_page_t *p) {
+  if (p == NULL)
+    return;
+  free(p->items);
+  free(p);
+}
+
+static int put_conn(tp_buf_t *b, conn_t *c, bool first) {
+  uint64_t dropped = 0, pending_msgs = 0;
+  size_t pos = 0, nsubs = 0;
+  const void *key;
+  size_t klen;
+  void *val;
+  while (c->subs && hashmap_next(c->subs, &pos, &key, &klen, &val) == 1) {
+    dropped += ((sub_t *)val)->dropped;
+    pending_msgs += ((sub_t *)val)->pending_msgs;
+    nsubs++;
+  }
+  int rc = put(b, "%s{\"cid\":%llu,\"addr\":", first ? "" : ",",
+               (unsigned long long)c->id);
+  rc |= json_cstr(b, c->addr);
+  rc |= put(b, ",\"name\":");
+  rc |= json_cstr(b, c->name);
+  rc |= put(b, ",\"user\":");
+  rc |= json_cstr(b, c->auth_user);
+  rc |= put(b,
             ",\"state\":\"%s\",\"subscriptions\":%zu,\"in_msgs\":%llu,"
             "\"in_bytes\":%llu,\"out_msgs\":%llu,\"out_bytes\":%llu,"
             "\"pending_bytes\":%llu,\"pending_msgs\":%llu,"
@@ -264,35 +617,19 @@ int metrics_connz(server_t *srv, tp_buf_t *b) {
             (unsigned long long)c->out.bytes_written,
             (unsigned long long)c->out.bytes, (unsigned long long)pending_msgs,
             (unsigned long long)dropped, c->nblocked > 0 ? "true" : "false");
-    first = false;
-  }
-  rc |= put(b, "]}\n");
-  return rc == 0 ? 0 : -1;
+  return rc;
 }
 
-int metrics_subz(server_t *srv, tp_buf_t *b) {
-  int rc = put(b, "{\"num_subscriptions\":%zu,\"subscriptions\":[",
-               sublist_count(srv->index));
-  bool first = true;
-  for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
-    conn_t *c = LIST_ENTRY(n, conn_t, all_link);
-    size_t pos = 0;
-    const void *key;
-    size_t klen;
-    void *val;
-    while (c->subs && hashmap_next(c->subs, &pos, &key, &klen, &val) == 1) {
-      const sub_t *s = val;
-      const char *policy = tp_overflow_name(s->policy);
-      rc |=
-          put(b, "%s{\"cid\":%llu,\"sid\":%llu,\"pattern\":", first ? "" : ",",
-              (unsigned long long)c->id, (unsigned long long)s->sid);
-      rc |= json_cstr(b, s->pattern);
-      rc |= put(b, ",\"queue\":");
-      rc |= json_cstr(b, s->queue);
-      rc |= put(b, ",\"policy\":");
-      rc |= json_cstr(b, policy);
-      rc |= put(
-          b,
+static int put_sub(tp_buf_t *b, const conn_t *c, const sub_t *s, bool first) {
+  int rc = put(b, "%s{\"cid\":%llu,\"sid\":%llu,\"pattern\":", first ? "" : ",",
+               (unsigned long long)c->id, (unsigned long long)s->sid);
+  rc |= json_cstr(b, s->pattern);
+  rc |= put(b, ",\"queue\":");
+  rc |= json_cstr(b, s->queue);
+  rc |= put(b, ",\"policy\":");
+  rc |= json_cstr(b, tp_overflow_name(s->policy));
+  rc |=
+      put(b,
           ",\"pending_msgs\":%llu,\"pending_bytes\":%llu,"
           "\"max_msgs\":%llu,\"max_bytes\":%llu,\"delivered\":%llu,"
           "\"dropped\":%llu,\"blocked_publishers\":%zu}",
@@ -300,9 +637,73 @@ int metrics_subz(server_t *srv, tp_buf_t *b) {
           (unsigned long long)s->pending_bytes, (unsigned long long)s->max_msgs,
           (unsigned long long)s->max_bytes, (unsigned long long)s->delivered,
           (unsigned long long)s->dropped, s->nwaiters);
-      first = false;
-    }
+  return rc;
+}
+
+static int put_head(metrics_page_t *p, tp_buf_t *b) {
+  server_t *srv = p->srv;
+  if (p->kind == METRICS_CONNZ)
+    return put(
+        b,
+        "{\"now_uptime_s\":%.3f,\"num_connections\":%zu,\"total\":%llu,"
+        "\"offset\":%llu,\"limit\":%llu,\"sort\":\"%s\",\"state\":\"%s\","
+        "\"connections\":[",
+        uptime_s(srv), srv->nconns, (unsigned long long)p->total,
+        (unsigned long long)p->offset, (unsigned long long)p->limit,
+        sort_names[p->sort], state_names[p->state]);
+  return put(b,
+             "{\"num_subscriptions\":%zu,\"total\":%llu,\"offset\":%llu,"
+             "\"limit\":%llu,\"subscriptions\":[",
+             sublist_count(srv->index), (unsigned long long)p->total,
+             (unsigned long long)p->offset, (unsigned long long)p->limit);
+}
+
+int metrics_page_next(metrics_page_t *p, tp_buf_t *b, size_t want) {
+  if (p->done)
+    return 0;
+  size_t start = b->len;
+  int rc = 0;
+  if (!p->started) {
+    p->started = true;
+    rc = put_head(p, b);
   }
-  rc |= put(b, "]}\n");
-  return rc == 0 ? 0 : -1;
+  while (rc == 0 && p->next < p->n && b->len - start < want) {
+    if (p->body + (b->len - start) >= METRICS_MAX_BODY) {
+      p->truncated = true;
+      break;
+    }
+    size_t run = p->n - p->next < RUN ? p->n - p->next : RUN;
+    conn_t *found[RUN];
+    find_conns(p->srv, p->items + p->next, run, found);
+    size_t i = 0;
+    for (; i < run && rc == 0 && b->len - start < want; i++) {
+      conn_t *c = found[i];
+      const item_t *it = &p->items[p->next + i];
+      if (c == NULL)
+        continue; /* gone since the page was chosen */
+      if (p->kind == METRICS_CONNZ) {
+        rc = put_conn(b, c, p->returned == 0);
+        p->returned++;
+        continue;
+      }
+      uint8_t key[8];
+      for (int k = 0; k < 8; k++)
+        key[k] = (uint8_t)(it->sid >> (8 * k));
+      const sub_t *s = c->subs ? hashmap_get(c->subs, key, sizeof key) : NULL;
+      if (s == NULL)
+        continue;
+      rc = put_sub(b, c, s, p->returned == 0);
+      p->returned++;
+    }
+    p->next += i;
+  }
+  if (rc == 0 && (p->next >= p->n || p->truncated) && b->len - start < want) {
+    rc = put(b, "],\"returned\":%zu,\"truncated\":%s}\n", p->returned,
+             p->truncated ? "true" : "false");
+    p->done = true;
+  }
+  p->body += b->len - start;
+  if (rc != 0)
+    return -1;
+  return p->done ? 0 : 1;
 }

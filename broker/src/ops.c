@@ -136,8 +136,10 @@ int ops_reload(server_t *srv) {
 
   log_g_level = (log_level_t)next.log_level;
   log_g_format = next.log_format;
+  log_g_rate_limit = next.log_rate_limit;
   cur->log_level = next.log_level;
   cur->log_format = next.log_format;
+  cur->log_rate_limit = next.log_rate_limit;
   cur->max_connections = next.max_connections;
   cur->max_subs = next.max_subs;
   cur->max_pending_msgs = next.max_pending_msgs;
@@ -145,6 +147,7 @@ int ops_reload(server_t *srv) {
   cur->connect_timeout_ms = next.connect_timeout_ms;
   cur->stall_timeout_ms = next.stall_timeout_ms;
   cur->drain_timeout_ms = next.drain_timeout_ms;
+  cur->http_timeout_ms = next.http_timeout_ms;
   /* Connections keep the users database they authenticated with. */
   bool was_required = cur->users != NULL || cur->auth_token[0] != '\0';
   auth_db_unref(cur->users);

@@ -9,8 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "auth.h"
+#include "conn.h"
+#include "http.h"
 #include "log.h"
 #include "ops.h"
 #include "sdnotify.h"
@@ -71,6 +72,7 @@ static void on_before_sleep(uv_prepare_t *p) {
 static void on_stall_check(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
+  log_flush_suppressed(false);
   pending_gate_stall_check(srv, now);
   /* conn_fail releases the subscriber's queued entries, which may unlink
    * any number of subscriptions from this list: start over after each. */
@@ -100,17 +102,70 @@ static void on_stall_check(uv_timer_t *t) {
 
 /* ---- accept ------------------------------------------------------------ */
 
-static void on_connection(uv_stream_t *listener, int status) {
-  server_t *srv = listener->data;
-  if (status < 0) {
-    LOG(LOG_WARN, "accept: %s", uv_strerror(status));
+/*
+ * A client that does not fit in the descriptors left: ERR 11 straight on
+ * the socket (a few bytes always fit in an empty send buffer), what it
+ * sent already is read away so that the close is a FIN and not a reset
+ * that could discard the ERR, and the caller closes it.
+ */
+static void refuse_no_fd(server_t *srv, int fd) {
+  srv->stats.conns_refused_fd++;
+  ssize_t w = send(fd, srv->err_no_fd.data, srv->err_no_fd.len,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)w;
+  shutdown(fd, SHUT_WR);
+  char sink[4096];
+  for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+    ; /* bounded: a client that keeps sending gets its reset */
+  LOG(LOG_WARN,
+      "connection refused (ERR 11): out of file descriptors, %zu "
+      "connections open, open-file limit %ld",
+      srv->nconns, fdlimit_current());
+}
+
+static void on_refuse(fd_acceptor_t *a, int fd) {
+  refuse_no_fd(a->data, fd);
+}
+
+static void on_accept(fd_acceptor_t *a, int fd) {
+  server_t *srv = a->data;
+  if (srv->shutting_down) {
+    close(fd);
     return;
   }
-  if (srv->shutting_down)
+  if (srv->fd_budget > 0 && srv->nconns >= srv->fd_budget) {
+    refuse_no_fd(srv, fd);
+    close(fd);
     return;
-  int rc = conn_accept(srv);
+  }
+  int rc = conn_accept(srv, fd);
   if (rc != 0)
     LOG(LOG_WARN, "accept: %s", rc < -100 ? uv_strerror(rc) : tp_strerror(rc));
+}
+
+/*
+ * How many connections the open-file limit leaves room for: the limit,
+ * less what is open once listening (loop, listeners, spares, stdio), less
+ * the monitoring port's clients and a margin for the odd file (a reload
+ * reads the configuration). Counted in open and closing connections,
+ * each one descriptor.
+ */
+static void set_fd_budget(server_t *srv) {
+  long limit = fdlimit_current();
+  int open_now = fdlimit_open_count();
+  if (limit <= 0 || open_now < 0)
+    return;
+  long http = srv->http != NULL ? (long)http_client_limit(srv->http) : 0;
+  long budget = limit - open_now - http - 16;
+  if (budget < 1)
+    budget = 1;
+  srv->fd_budget = (size_t)budget;
+  if (srv->cfg.max_connections == 0 ||
+      srv->cfg.max_connections > srv->fd_budget)
+    LOG(LOG_INFO,
+        "open-file limit %ld: at most %zu client connections (%ld "
+        "descriptors kept for monitoring and spare)",
+        limit, srv->fd_budget, limit - budget);
 }
 
 /* ---- signals and shutdown ---------------------------------------------- */
@@ -149,7 +204,8 @@ void server_shutdown(server_t *srv) {
     return;
   srv->shutting_down = true;
   sdnotify_stopping();
-  close_server_handle(srv, (uv_handle_t *)&srv->listener);
+  if (srv->listener.fd >= 0)
+    fd_acceptor_close(&srv->listener, srv, on_server_handle_closed);
   close_server_handle(srv, (uv_handle_t *)&srv->sigint);
   close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
   ops_drain(srv);
@@ -241,15 +297,26 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   if (rc != 0)
     return rc;
 
-  uv_tcp_init(loop, &srv->listener);
+  srv->listener.fd = -1;
+  srv->listener.on_accept = on_accept;
+  srv->listener.on_refuse = on_refuse;
+  srv->listener.data = srv;
+  tp_buf_init(&srv->err_no_fd);
+  tp_frame_t err;
+  tp_frame_init(&err, TP_ERR);
+  err.u.err.code = TP_WIRE_TOO_MANY_CONNS;
+  err.u.err.message.ptr = "too many connections";
+  err.u.err.message.len = (uint32_t)strlen(err.u.err.message.ptr);
+  rc = tp_frame_encode(&srv->err_no_fd, &err);
+  if (rc != 0)
+    return rc;
   uv_prepare_init(loop, &srv->before_sleep);
   uv_idle_init(loop, &srv->spin);
   uv_timer_init(loop, &srv->stall_timer);
   uv_timer_init(loop, &srv->retained_timer);
   uv_signal_init(loop, &srv->sigint);
   uv_signal_init(loop, &srv->sigterm);
-  srv->handles_open = 7;
-  srv->listener.data = srv;
+  srv->handles_open = 6; /* the listener counts once listening */
   srv->before_sleep.data = srv;
   srv->spin.data = srv;
   srv->stall_timer.data = srv;
@@ -274,33 +341,20 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
 }
 
 int server_listen(server_t *srv) {
-  struct sockaddr_storage ss;
-  int rc = uv_ip4_addr(srv->cfg.host, srv->cfg.port, (struct sockaddr_in *)&ss);
-  if (rc != 0)
-    rc = uv_ip6_addr(srv->cfg.host, srv->cfg.port, (struct sockaddr_in6 *)&ss);
-  if (rc != 0)
-    return rc;
-  rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+  int port = srv->cfg.port;
+  int rc = fd_acceptor_listen(&srv->listener, srv->loop, srv->cfg.host,
+                              srv->cfg.port, 511, &port);
   if (rc != 0)
     return rc;
   srv->listening = true;
-
-  int len = sizeof ss;
-  int port = srv->cfg.port;
-  if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET)
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    else if (ss.ss_family == AF_INET6)
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-  }
+  srv->handles_open++;
   srv->cfg.port = port;
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s)", TERND_VERSION,
       srv->cfg.host, port, srv->server_id);
   rc = ops_start(srv);
   if (rc != 0)
     return rc;
+  set_fd_budget(srv);
   if (srv->cfg.ready_fd >= 0) {
     /* "PORT\n", or "PORT HTTPPORT\n" with monitoring on. */
     char line[32];
@@ -330,6 +384,7 @@ void server_free(server_t *srv) {
   outq_pool_destroy(srv->entries);
   rx_shared_free(&srv->rx);
   tp_buf_free(&srv->scratch);
+  tp_buf_free(&srv->err_no_fd);
   free(srv->ended);
   config_free(&srv->cfg);
 }

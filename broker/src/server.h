@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fdlimit.h"
 #include "list.h"
 #include "msgbuf.h"
 #include "outq.h"
@@ -34,7 +35,8 @@
 
 typedef struct server_stats {
   uint64_t conns_accepted;
-  uint64_t conns_refused;     /* ERR 11 */
+  uint64_t conns_refused;     /* ERR 11: max_connections */
+  uint64_t conns_refused_fd;  /* ERR 11: out of file descriptors */
   uint64_t msgs_in, bytes_in; /* PUBs routed, their payload bytes */
   uint64_t msgs_out;          /* MSGs queued to subscriptions */
   uint64_t msgs_dropped;      /* by drop_oldest / drop_newest */
@@ -59,7 +61,7 @@ typedef struct server {
   char server_name[32]; /* "ternd/X.Y.Z" */
   msgbuf_t *hello;      /* the HELLO frame, shared by every connection */
 
-  uv_tcp_t listener;
+  fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
   uv_prepare_t before_sleep;
   uv_idle_t spin; /* keeps the loop from sleeping while work is left */
   uv_timer_t stall_timer;
@@ -84,6 +86,10 @@ typedef struct server {
   size_t nconns;            /* in the registry */
   size_t nlive;             /* HANDSHAKE or ACTIVE */
   uint64_t next_conn_id;
+  /* Connections (open or closing) that the open-file limit leaves room
+   * for beside the monitoring port; 0 = no limit known. */
+  size_t fd_budget;
+  tp_buf_t err_no_fd; /* the encoded ERR 11 sent when it is reached */
 
   /* Scratch space reused on every turn. */
   tp_buf_t scratch;   /* encoding small control frames */

@@ -125,6 +125,69 @@ void ops_write_file(char *path, const char *text) {
   close(fd);
 }
 
+/* Reads fd to EOF (the server closes after each response) into buf. */
+static size_t read_to_eof(int fd, char *buf, size_t cap, const char *what) {
+  size_t used = 0;
+  int64_t deadline = tt_now_ms() + TT_RECV_MS;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int64_t left = deadline - tt_now_ms();
+    cr_assert_gt(left, 0, "no complete HTTP response for %s", what);
+    if (poll(&p, 1, (int)left) <= 0)
+      continue;
+    cr_assert_lt(used, cap - 1, "response to %s larger than %zu", what, cap);
+    ssize_t k = read(fd, buf + used, cap - 1 - used);
+    if (k <= 0)
+      break;
+    used += (size_t)k;
+  }
+  buf[used] = '\0';
+  return used;
+}
+
+size_t ops_http_parse(char *resp, size_t len, int *code) {
+  *code = 0;
+  cr_assert_eq(sscanf(resp, "HTTP/1.1 %d", code), 1, "response: %.80s", resp);
+  char *sep = strstr(resp, "\r\n\r\n");
+  cr_assert_not_null(sep, "no header end");
+  *sep = '\0';
+  char *body = sep + 4;
+  size_t blen = len - (size_t)(body - resp);
+  const char *cl = strstr(resp, "Content-Length: ");
+  const char *chunked = strstr(resp, "Transfer-Encoding: chunked");
+  if (cl != NULL) {
+    size_t declared = strtoul(cl + 16, NULL, 10);
+    cr_assert_eq(declared, blen, "Content-Length is wrong");
+    memmove(resp, body, blen + 1);
+    return blen;
+  }
+  cr_assert_not_null(chunked, "neither Content-Length nor chunked: %s", resp);
+  /* Chunks: HEX\r\n DATA \r\n ... 0\r\n\r\n, decoded in place. */
+  size_t out = 0;
+  const char *p = body, *end = body + blen;
+  for (;;) {
+    char *hex_end;
+    size_t n = strtoul(p, &hex_end, 16);
+    cr_assert(hex_end != p && hex_end + 2 <= end && hex_end[0] == '\r' &&
+                  hex_end[1] == '\n',
+              "bad chunk header at %zu", (size_t)(p - body));
+    p = hex_end + 2;
+    if (n == 0) {
+      cr_assert(p + 2 == end && p[0] == '\r' && p[1] == '\n',
+                "bytes after the last chunk");
+      break;
+    }
+    cr_assert_leq(n + 2, (size_t)(end - p), "truncated chunk");
+    memmove(resp + out, p, n);
+    out += n;
+    p += n;
+    cr_assert(p[0] == '\r' && p[1] == '\n', "chunk not ended by CRLF");
+    p += 2;
+  }
+  resp[out] = '\0';
+  return out;
+}
+
 int ops_http_get(int port, const char *path, char *body, size_t cap) {
   int fd = tt_connect(port);
   char req[512];
@@ -133,33 +196,138 @@ int ops_http_get(int port, const char *path, char *body, size_t cap) {
                    "tern-tests\r\n\r\n",
                    path);
   tt_send_all(fd, req, (size_t)n);
-  /* The server closes after the response: read to EOF. */
-  static char resp[1 << 20];
-  size_t used = 0;
-  int64_t deadline = tt_now_ms() + TT_RECV_MS;
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int64_t left = deadline - tt_now_ms();
-    cr_assert_gt(left, 0, "no complete HTTP response for %s", path);
-    if (poll(&p, 1, (int)left) <= 0)
-      continue;
-    ssize_t k = read(fd, resp + used, sizeof resp - 1 - used);
-    if (k <= 0)
-      break;
-    used += (size_t)k;
-  }
+  static char resp[1 << 22];
+  size_t used = read_to_eof(fd, resp, sizeof resp, path);
   close(fd);
-  resp[used] = '\0';
-  int code = 0;
-  cr_assert_eq(sscanf(resp, "HTTP/1.1 %d", &code), 1, "response: %.80s", resp);
-  const char *sep = strstr(resp, "\r\n\r\n");
-  cr_assert_not_null(sep, "no header end");
-  const char *cl = strstr(resp, "Content-Length: ");
-  cr_assert_not_null(cl, "no Content-Length");
-  size_t declared = strtoul(cl + 16, NULL, 10);
-  cr_assert_eq(declared, strlen(sep + 4), "Content-Length is wrong");
-  snprintf(body, cap, "%s", sep + 4);
+  int code;
+  ops_http_parse(resp, used, &code);
+  snprintf(body, cap, "%s", resp);
   return code;
+}
+
+/* ---- a strict JSON syntax check ----------------------------------------- */
+
+typedef struct jp {
+  const char *p, *end;
+  int depth;
+} jp_t;
+
+static void jws(jp_t *j) {
+  while (j->p < j->end &&
+         (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+    j->p++;
+}
+
+static bool jvalue(jp_t *j);
+
+static bool jstring(jp_t *j) {
+  if (j->p >= j->end || *j->p != '"')
+    return false;
+  for (j->p++; j->p < j->end; j->p++) {
+    unsigned char ch = (unsigned char)*j->p;
+    if (ch == '"') {
+      j->p++;
+      return true;
+    }
+    if (ch < 0x20)
+      return false;
+    if (ch == '\\') {
+      j->p++;
+      if (j->p >= j->end || strchr("\"\\/bfnrtu", *j->p) == NULL)
+        return false;
+      if (*j->p == 'u') {
+        for (int i = 0; i < 4; i++) {
+          j->p++;
+          if (j->p >= j->end || strchr("0123456789abcdefABCDEF", *j->p) == NULL)
+            return false;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+static bool jnumber(jp_t *j) {
+  const char *s = j->p;
+  if (j->p < j->end && *j->p == '-')
+    j->p++;
+  while (j->p < j->end && strchr("0123456789.eE+-", *j->p) != NULL)
+    j->p++;
+  return j->p > s;
+}
+
+static bool jword(jp_t *j, const char *w) {
+  size_t n = strlen(w);
+  if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n) != 0)
+    return false;
+  j->p += n;
+  return true;
+}
+
+static bool jcontainer(jp_t *j, char close, bool object) {
+  if (++j->depth > 64)
+    return false;
+  j->p++;
+  jws(j);
+  if (j->p < j->end && *j->p == close) {
+    j->p++;
+    j->depth--;
+    return true;
+  }
+  for (;;) {
+    jws(j);
+    if (object) {
+      if (!jstring(j))
+        return false;
+      jws(j);
+      if (j->p >= j->end || *j->p != ':')
+        return false;
+      j->p++;
+    }
+    if (!jvalue(j))
+      return false;
+    jws(j);
+    if (j->p < j->end && *j->p == ',') {
+      j->p++;
+      continue;
+    }
+    if (j->p < j->end && *j->p == close) {
+      j->p++;
+      j->depth--;
+      return true;
+    }
+    return false;
+  }
+}
+
+static bool jvalue(jp_t *j) {
+  jws(j);
+  if (j->p >= j->end)
+    return false;
+  switch (*j->p) {
+  case '{':
+    return jcontainer(j, '}', true);
+  case '[':
+    return jcontainer(j, ']', false);
+  case '"':
+    return jstring(j);
+  case 't':
+    return jword(j, "true");
+  case 'f':
+    return jword(j, "false");
+  case 'n':
+    return jword(j, "null");
+  default:
+    return jnumber(j);
+  }
+}
+
+bool ops_json_valid(const char *text, size_t len) {
+  jp_t j = {text, text + len, 0};
+  if (!jvalue(&j))
+    return false;
+  jws(&j);
+  return j.p == j.end;
 }
 
 void ops_connect_creds(tt_raw_t *c, int port, const char *user,

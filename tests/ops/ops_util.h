@@ -33,6 +33,15 @@ void ops_write_file(char *path, const char *text);
  * (NUL-terminated, truncated to cap). cr_assert on I/O failure. */
 int ops_http_get(int port, const char *path, char *body, size_t cap);
 
+/* Parses a whole HTTP/1.1 response in resp (len bytes, NUL-terminated):
+ * checks Content-Length or decodes the chunked body, moves the body to the
+ * start of resp (NUL-terminated) and returns its length; *code gets the
+ * status. cr_assert on anything malformed. */
+size_t ops_http_parse(char *resp, size_t len, int *code);
+
+/* True when text is exactly one valid JSON value (syntax only). */
+bool ops_json_valid(const char *text, size_t len);
+
 /* Opens a connection and sends CONNECT with the given credentials (each
  * may be NULL) without waiting for the answer; HELLO is read into *hello
  * when non-NULL. */

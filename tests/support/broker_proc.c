@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,8 +70,17 @@ static int remaining_ms(int64_t deadline) {
  * test never leaves a broker behind. SIGPIPE goes back to its default so
  * ternd is tested as a shell would start it, not with the test's SIG_IGN.
  */
-static void exec_child(int ready_fd, char *const argv[]) {
+static void exec_child(int ready_fd, char *const argv[],
+                       const tt_broker_opts_t *o) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (o != NULL && o->stderr_fd >= 0)
+    dup2(o->stderr_fd, 2);
+  if (o != NULL && o->nofile > 0) {
+    struct rlimit rl = {.rlim_cur = (rlim_t)o->nofile,
+                        .rlim_max = (rlim_t)o->nofile};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+      _exit(126);
+  }
   signal(SIGPIPE, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
@@ -153,8 +163,21 @@ int tt_broker_start(tt_broker_t *b, const char *const *extra) {
   return tt_broker_start_wrapped(b, NULL, extra);
 }
 
+static int start_child(tt_broker_t *b, const char *const *wrapper,
+                       const tt_broker_opts_t *o, const char *const *extra);
+
 int tt_broker_start_wrapped(tt_broker_t *b, const char *const *wrapper,
                             const char *const *extra) {
+  return start_child(b, wrapper, NULL, extra);
+}
+
+int tt_broker_start_opts(tt_broker_t *b, const tt_broker_opts_t *o,
+                         const char *const *extra) {
+  return start_child(b, NULL, o, extra);
+}
+
+static int start_child(tt_broker_t *b, const char *const *wrapper,
+                       const tt_broker_opts_t *o, const char *const *extra) {
   tt_ignore_sigpipe();
   b->pid = 0;
   b->port = 0;
@@ -196,7 +219,7 @@ int tt_broker_start_wrapped(tt_broker_t *b, const char *const *wrapper,
   pid_t pid = fork();
   cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
   if (pid == 0)
-    exec_child(fds[1], (char *const *)argv);
+    exec_child(fds[1], (char *const *)argv, o);
   close(fds[1]);
 
   int http_port = 0;

@@ -73,6 +73,15 @@ int64_t tt_now_ms(void);
  * old connections' TIME_WAIT does not block the bind. */
 int tt_broker_start_on(tt_broker_t *b, int port, const char *const *extra);
 
+/* How the child is started, beyond its arguments. */
+typedef struct tt_broker_opts {
+  int stderr_fd; /* >= 0: ternd's stderr (e.g. a file to read its log) */
+  long nofile;   /* > 0: RLIMIT_NOFILE (soft and hard) set before exec */
+} tt_broker_opts_t;
+/* tt_broker_start with these options (o may be NULL). */
+int tt_broker_start_opts(tt_broker_t *b, const tt_broker_opts_t *o,
+                         const char *const *extra);
+
 /* Defines name_init / name_fini for a Criterion TestSuite whose tests all
  * run against one broker started with the given extra arguments (at least
  * one). Use TT_BROKER_FIXTURE_DEFAULT for a broker without extra flags. */
