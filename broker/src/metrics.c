@@ -147,8 +147,15 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                "Retained messages removed by their ttl.", rs.expired);
   rc |= metric(b, "tern_auth_failures_total", "counter",
                "CONNECTs refused (ERR 2).", srv->ops.auth_failures);
-  rc |= metric(b, "tern_permission_denials_total", "counter",
-               "PUB and SUB refused (ERR 3).", srv->ops.perm_denials);
+  rc |= put(
+      b,
+      "# HELP tern_permission_denials_total PUB and SUB refused by "
+      "the user's permissions (ERR 3).\n# TYPE "
+      "tern_permission_denials_total counter\n"
+      "tern_permission_denials_total{op=\"pub\"} %llu\n"
+      "tern_permission_denials_total{op=\"sub\"} %llu\n",
+      (unsigned long long)(srv->ops.perm_denials - srv->ops.perm_denials_sub),
+      (unsigned long long)srv->ops.perm_denials_sub);
   rc |= put(b,
             "# HELP tern_fanout_ratio Messages out per message in.\n"
             "# TYPE tern_fanout_ratio gauge\ntern_fanout_ratio %.6f\n",
