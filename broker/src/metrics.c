@@ -209,7 +209,7 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
             "\"config\":{\"max_payload\":%llu,\"max_connections\":%llu,"
             "\"max_subs\":%llu,\"max_pending_msgs\":%llu,"
             "\"max_pending_bytes\":%llu,\"heartbeat_ms\":%llu,"
-            "\"stall_timeout_ms\":%llu,\"log_level\":\"%s\"}}\n",
+            "\"stall_timeout_ms\":%llu,\"log_level\":\"%s\",",
             (unsigned long long)cfg->max_payload,
             (unsigned long long)cfg->max_connections,
             (unsigned long long)cfg->max_subs,
@@ -218,6 +218,21 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
             (unsigned long long)cfg->heartbeat_ms,
             (unsigned long long)cfg->stall_timeout_ms,
             log_level_name(log_g_level));
+  /* The other limits and timeouts (max_pending_total as in effect: the
+   * computed default when configured 0; 0 elsewhere = unlimited/off). */
+  rc |= put(b,
+            "\"max_frame\":%llu,\"max_topic\":%llu,"
+            "\"max_pending_total\":%llu,\"max_retained_topics\":%llu,"
+            "\"max_retained_bytes\":%llu,\"connect_timeout_ms\":%llu,"
+            "\"drain_timeout_ms\":%llu,\"sys_interval_ms\":%llu}}\n",
+            (unsigned long long)cfg->max_frame,
+            (unsigned long long)cfg->max_topic,
+            (unsigned long long)cfg->max_pending_total,
+            (unsigned long long)cfg->max_retained_topics,
+            (unsigned long long)cfg->max_retained_bytes,
+            (unsigned long long)cfg->connect_timeout_ms,
+            (unsigned long long)cfg->drain_timeout_ms,
+            (unsigned long long)cfg->sys_interval_ms);
   return rc == 0 ? 0 : -1;
 }
 
