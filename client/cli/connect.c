@@ -119,7 +119,7 @@ static void on_status(tern_conn_t *conn, const tern_status_event_t *ev,
     atomic_store(&watch.lost, ev->reason);
     if (watch.what_lost != NULL) {
       describe_loss(conn, ev->reason, why, sizeof(why));
-      fprintf(stderr, "tern %s: lost the connection to %s (%s); reconnecting\n",
+      fprintf(stderr, "tern %s: lost the connection to %s: %s; reconnecting\n",
               watch.cmd, watch.server, why);
     }
     break;
@@ -127,11 +127,17 @@ static void on_status(tern_conn_t *conn, const tern_status_event_t *ev,
     if (ev->attempts > 0) {
       atomic_store(&watch.lost, 0);
       if (watch.count_pubs) {
+        char inflight[64] = "";
+        if (ev->pubs_in_flight > 0) {
+          snprintf(inflight, sizeof(inflight),
+                   " (and up to %llu being written then)",
+                   (unsigned long long)ev->pubs_in_flight);
+        }
         fprintf(stderr,
                 "tern %s: reconnected to %s after %.3f s away: %llu "
-                "publishes lost at the disconnect%s\n",
+                "unsent publishes dropped at the disconnect%s%s\n",
                 watch.cmd, watch.server, (double)ev->down_ms / 1000.0,
-                (unsigned long long)(ev->pubs_discarded),
+                (unsigned long long)(ev->pubs_discarded), inflight,
                 watch.what_lost != NULL ? watch.what_lost : "");
       } else {
         fprintf(stderr, "tern %s: reconnected to %s after %.3f s away%s\n",

@@ -43,8 +43,8 @@ void cli_report(const char *cmd, tern_client_t *cl, const char *what, int err);
  *  - a frame the broker refused without closing (ERR 3 permission denied,
  *    4, 8, 9, 10, 13) is remembered for cli_watch_refused;
  *  - with reconnect on, losing the connection and getting it back are
- *    printed on stderr at once: "tern CMD: lost the connection to SERVER
- *    (<why>); reconnecting" and "tern CMD: reconnected to SERVER after
+ *    printed on stderr at once: "tern CMD: lost the connection to SERVER:
+ *    <why>; reconnecting" and "tern CMD: reconnected to SERVER after
  *    S.SSS s away" followed by what_lost, e.g. ": messages published
  *    meanwhile were missed"; with count_pubs, the publishes thrown away at
  *    the loss are counted on that line;

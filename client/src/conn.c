@@ -86,6 +86,7 @@ void tern__conn_status(tern_conn_t *c, tern_status_t st, int reason) {
       ev.down_ms = uv_now(c->loop) - c->lost_at;
       ev.attempts = c->attempt;
       ev.pubs_discarded = c->pubs_discarded;
+      ev.pubs_in_flight = c->pubs_in_flight;
       ev.pubs_refused = c->pubs_refused;
     }
     c->opts.o.status_event_cb(c, &ev, c->opts.o.cb_data);
@@ -241,6 +242,7 @@ void tern__conn_lost(tern_conn_t *c, int reason) {
   }
   c->pubs_discarded = c->pending_pubs;
   c->pending_pubs = 0;
+  c->pubs_in_flight = c->writing ? c->inflight_pubs : 0;
   c->down = true;
   c->lost_at = uv_now(c->loop);
   if (c->goaway_seen && reason == TERN_ECLOSED) {

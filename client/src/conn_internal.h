@@ -172,6 +172,8 @@ struct tern_conn {
   /* Loss accounting for tern_status_event_t (reconnect.c). */
   uint64_t pending_pubs;                 /* PUB frames in `pending` */
   uint64_t held_pubs;                    /* PUB frames in `held` */
+  uint64_t inflight_pubs;                /* PUB frames in `inflight` */
+  uint64_t pubs_in_flight;               /* inflight_pubs at the loss */
   uint64_t lost_at;                      /* uv_now() at the loss */
   uint64_t pubs_discarded, pubs_refused; /* since the loss */
   bool goaway_seen;                      /* this connection got GOAWAY */

@@ -40,6 +40,7 @@ static void on_written(uv_write_t *req, int status) {
   tern_conn_t *c = req->handle->data;
   c->writing = false;
   tp_buf_reset(&c->inflight);
+  c->inflight_pubs = 0;
   if (c->state == TERN__CLOSING) {
     if (status < 0) {
       tern__conn_close_handles(c);
@@ -75,7 +76,8 @@ static int start_write(tern_conn_t *c) {
   c->inflight = c->pending;
   c->pending = t;
   tp_buf_reset(&c->pending);
-  c->pending_pubs = 0; /* handed to the socket */
+  c->inflight_pubs = c->pending_pubs; /* handed to the socket */
+  c->pending_pubs = 0;
   b = uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
   rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
   if (rc != 0) {

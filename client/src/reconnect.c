@@ -242,7 +242,7 @@ int tern__reconnect_resume(tern_conn_t *c) {
   tern__conn_status(c, TERN_STATUS_CONNECTED, 0); /* with the loss figures */
   c->attempt = 0;
   c->down = false;
-  c->pubs_discarded = c->pubs_refused = 0;
+  c->pubs_discarded = c->pubs_refused = c->pubs_in_flight = 0;
   return 0;
 }
 

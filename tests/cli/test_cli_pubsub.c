@@ -291,7 +291,7 @@ Test(cli_server_close, sub_reconnect_rides_out_a_broker_restart) {
   cr_assert_eq(tt_broker_stop(&b), 0);
   /* The gap is visible: the loss, the reconnect and the time away. */
   char lost[96], back[96];
-  snprintf(lost, sizeof(lost), "tern sub: lost the connection to %s (", server);
+  snprintf(lost, sizeof(lost), "tern sub: lost the connection to %s: ", server);
   snprintf(back, sizeof(back), "tern sub: reconnected to %s after ", server);
   cr_expect_not_null(strstr(sub.err.data, lost), "stderr: %s", sub.err.data);
   const char *p = strstr(sub.err.data, back);

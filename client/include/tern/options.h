@@ -131,10 +131,13 @@ typedef struct tern_status_event {
    * that succeeded). */
   uint32_t attempts;
   /* Publishes thrown away at the loss: PUB frames still in the outbound
-   * batch, never handed to the socket. (Frames in the one write in flight
-   * at the loss are not counted: the broker may or may not have read
-   * them.) */
+   * batch, never handed to the socket. */
   uint64_t pubs_discarded;
+  /* PUB frames of the write that was in flight at the loss: handed to the
+   * socket, not known to be written; the broker may or may not have read
+   * them. (Frames written just before the loss may be lost too, in the
+   * kernel's buffers: at most once.) */
+  uint64_t pubs_in_flight;
   /* Publishes refused while disconnected because the buffer for them was
    * full: tern_conn_publish calls that returned TERN_EWOULDBLOCK, and with
    * the blocking API tern_client_publish calls that returned
