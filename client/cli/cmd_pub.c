@@ -55,7 +55,9 @@ static const cli_command_info_t pub_info = {
         "Publishes MESSAGE to TOPIC. Without MESSAGE, publishes one message\n"
         "per line of standard input (without the newline). With --count or\n"
         "--size, publishes N messages of BYTES bytes; when the broker holds\n"
-        "the publisher back (flow control), says so on stderr and waits.",
+        "the publisher back (flow control), says so on stderr and waits.\n"
+        "A publish the broker refuses (permission denied) ends the command\n"
+        "with the broker's reason (exit 1).",
     .opts = pub_opts,
     .min_pos = 1,
     .max_pos = 2,
@@ -157,6 +159,8 @@ static void report_publish_error(pub_state_t *st, const char *topic, int rc) {
               (unsigned long long)tern_client_max_payload(st->cl));
   } else if (rc == TERN_ETOPIC) {
     cli_error(CMD, "invalid topic '%s'", topic);
+  } else if (rc == TERN_ECLOSED && cli_lost_reason() != 0) {
+    cli_report_lost(CMD, st->cl, NULL, rc);
   } else {
     cli_report(CMD, st->cl, "publish failed", rc);
   }

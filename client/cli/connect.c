@@ -182,6 +182,9 @@ int cli_lost_reason(void) {
 void cli_report_lost(const char *cmd, tern_client_t *cl, const char *server,
                      int err) {
   char detail[256];
+  if (server == NULL) {
+    server = watch.server;
+  }
   tern_client_last_error(cl, detail, sizeof(detail));
   if (cli_lost_reason() == TERN_EGOAWAY) {
     cli_error(cmd, "the broker at %s is shutting down (GOAWAY: %s)", server,

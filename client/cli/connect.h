@@ -63,9 +63,9 @@ int cli_watch_refused(void);
 int cli_lost_reason(void);
 
 /*
- * Prints why the connection to server ended: "the broker at SERVER is
- * shutting down (GOAWAY: <reason>)" for a graceful shutdown, else
- * "connection to SERVER closed: <why>".
+ * Prints why the connection to server (NULL: the one cli_watch was given)
+ * ended: "the broker at SERVER is shutting down (GOAWAY: <reason>)" for a
+ * graceful shutdown, else "connection to SERVER closed: <why>".
  */
 void cli_report_lost(const char *cmd, tern_client_t *cl, const char *server,
                      int err);

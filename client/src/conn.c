@@ -245,8 +245,11 @@ void tern__conn_lost(tern_conn_t *c, int reason) {
   c->pubs_in_flight = c->writing ? c->inflight_pubs : 0;
   c->down = true;
   c->lost_at = uv_now(c->loop);
-  if (c->goaway_seen && reason == TERN_ECLOSED) {
-    reason = TERN_EGOAWAY; /* the EOF that follows a GOAWAY */
+  if (c->goaway_seen && (reason == TERN_ECLOSED || reason == UV_ECONNRESET ||
+                         reason == UV_EPIPE)) {
+    /* The close that follows a GOAWAY: a reset when the broker stopped
+     * reading with our frames still unread. */
+    reason = TERN_EGOAWAY;
   }
   if (tern__reconnect_on_loss(c, reason)) {
     return;
@@ -308,7 +311,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   stop_reading(c);
   err = nread == UV_EOF ? TERN_ECLOSED : (int)nread;
-  if (!(nread == UV_EOF && c->goaway_seen)) { /* keep the GOAWAY reason */
+  if (!c->goaway_seen) { /* else keep the GOAWAY reason */
     set_error_str(c, nread == UV_EOF ? "connection closed by the server"
                                      : uv_strerror((int)nread));
   }

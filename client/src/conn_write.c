@@ -22,7 +22,9 @@
 /* A write could not start or failed: record libuv's text, end the stream. */
 static void fail_uv(tern_conn_t *c, int err) {
   const char *text = uv_strerror(err);
-  tern__conn_set_error(c, text, strlen(text));
+  if (!c->goaway_seen) { /* else keep the GOAWAY reason */
+    tern__conn_set_error(c, text, strlen(text));
+  }
   tern__conn_fail(c, err);
 }
 

@@ -242,6 +242,31 @@ Test(cli_server_close, sub_reports_a_shutdown_as_goaway_and_exits_1) {
   tc_free(&sub);
 }
 
+/* The same for a publisher in the middle of a long run. */
+Test(cli_server_close, pub_reports_a_shutdown_as_goaway_and_exits_1) {
+  tt_broker_t b;
+  tc_proc_t sub, pub;
+  char server[32], want[96];
+  tt_broker_start(&b, NULL);
+  snprintf(server, sizeof(server), "127.0.0.1:%d", b.port);
+  const char *sub_argv[] = {"-s",      server, "sub", "--ready",
+                            "--count", "1",    "run", NULL};
+  const char *pub_argv[] = {"-s",     server, "pub", "--count", "1000000000",
+                            "--size", "100",  "run", NULL};
+  tc_spawn(&sub, sub_argv);
+  tc_wait_stderr_line(&sub, "ready");
+  tc_spawn(&pub, pub_argv);
+  /* The subscriber got a message: the publisher is connected and busy. */
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0, "sub: %s", sub.err.data);
+  cr_assert_eq(tt_broker_stop(&b), 0, "ternd did not exit cleanly");
+  cr_assert_eq(tc_wait_exit(&pub, TC_WAIT_MS), 1, "stderr: %s", pub.err.data);
+  snprintf(want, sizeof(want),
+           "tern pub: the broker at %s is shutting down (GOAWAY: ", server);
+  cr_expect_not_null(strstr(pub.err.data, want), "stderr: %s", pub.err.data);
+  tc_free(&sub);
+  tc_free(&pub);
+}
+
 Test(cli_server_close, sub_reports_a_crash_as_a_closed_connection) {
   tt_broker_t b;
   tc_proc_t sub;
