@@ -41,9 +41,12 @@
  *    reports it;
  *  - anything else (a plain publish, an UNSUB): the first tern_conn_flush
  *    whose PING was sent after the refused frame completes with the error
- *    instead of 0 (once per error); with no flush outstanding, the next one
- *    made does.
+ *    instead of 0; with no flush outstanding, the next one made does. A
+ *    flush reports one refusal (the first); more of them before its PONG
+ *    are only seen by error_cb, and none is reported twice.
  * Every ERR also goes to tern_options_t.error_cb, with the broker's text.
+ * A SUB re-sent after a reconnect (or made while disconnected) has no
+ * barrier of its own: its refusal is reported like a plain publish's.
  */
 #ifndef TERN_ASYNC_H
 #define TERN_ASYNC_H
