@@ -110,8 +110,8 @@ TERN_EXTERN int tern_client_publish_ack(tern_client_t *cl, const char *topic,
  * tern_sub_opts_init), TERN_ENOMEM, or the broker's refusal: TERN_EPERM
  * (permission denied), TERN_ELIMIT (too many subscriptions), TERN_ETOPIC.
  * (Made while the connection is down, the SUB goes out after the reconnect
- * and a refusal then reaches only error_cb.) opts->error_cb is not used.
- * Any thread.
+ * and a refusal then reaches error_cb and the next tern_client_flush.)
+ * opts->error_cb is not used. Any thread.
  */
 TERN_EXTERN int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
                                       const char *pattern,
