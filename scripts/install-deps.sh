@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what tern needs to build and test on Debian 12, from Debian's own
 # packages. Run as root (or with sudo). Safe to run again.
+#   --build  only what building ternd, libtern and tern needs (README command
+#            1, with -DTERN_BUILD_TESTS=OFF): no test tools, no help2man.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -15,6 +17,14 @@ $SUDO apt-get update -qq
 # from the programs' --help (cmake/man.cmake). systemd (systemd-analyze) and
 # python3-yaml check the unit and the manifests in deploy/ (the ctest entry
 # deploy_manifests); nothing is started by them.
+BUILD_ONLY="cmake make gcc libc6-dev pkg-config libuv1-dev libmsgpack-dev
+  libinih-dev libhttp-parser-dev libsodium-dev"
+if [ "${1:-}" = "--build" ]; then
+  # shellcheck disable=SC2086 # a list of package names
+  $SUDO apt-get install -y -qq --no-install-recommends $BUILD_ONLY >/dev/null
+  echo "install-deps: done (build only)"
+  exit 0
+fi
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
   libuv1-dev libmsgpack-dev libcriterion-dev \

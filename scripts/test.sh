@@ -68,7 +68,9 @@ run_step() {
 }
 
 step_release() {
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+  # TERN_BUILD_TESTS=ON: README command 1 may have configured build/ without.
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_BUILD_TESTS=ON \
+    >/dev/null &&
     cmake --build build -j"$JOBS" &&
     ctest --test-dir build "${CTEST_ARGS[@]}" -LE valgrind
 }

@@ -453,7 +453,7 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   int code = router_check(c->srv, pub, &msg);
   if (code == 0 && !conn_may_publish(c, pub->topic.ptr, pub->topic.len)) {
     code = TP_WIRE_PERMISSION;
-    msg = "permission denied";
+    msg = conn_auth_denial();
   }
   if (code != 0) {
     conn_send_err(c, code, msg);
@@ -498,7 +498,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     return;
   }
   if (!conn_may_subscribe(c, req->pattern.ptr, req->pattern.len)) {
-    conn_send_err(c, TP_WIRE_PERMISSION, "permission denied");
+    conn_send_err(c, TP_WIRE_PERMISSION, conn_auth_denial());
     return;
   }
   uint8_t key[8];

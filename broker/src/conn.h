@@ -81,6 +81,8 @@ typedef struct conn {
   const struct auth_user *perms; /* NULL: may do everything */
   char *auth_user;               /* owned user name, or NULL */
   bool was_active;               /* announced on $SYS.conn.connect */
+  uint64_t deny_logged_ms;       /* uv_now of the last denial logged */
+  uint64_t deny_suppressed;      /* denials since then, not logged */
 
   /* Counters. */
   uint64_t msgs_in, bytes_in; /* PUBs received, bytes read */

@@ -3,6 +3,8 @@
  */
 #include "conn_auth.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,9 +12,52 @@
 #include "sysevents.h"
 #include "tern_proto/errors.h"
 
-bool conn_auth_deny_count(conn_t *c) {
-  c->srv->ops.perm_denials++;
+/* Denials logged per connection: one line per this many milliseconds. */
+#define DENY_LOG_INTERVAL_MS 1000
+
+static char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
+
+/* Says how many denials were not logged since the last line, if any. */
+static void log_suppressed(conn_t *c) {
+  if (c->deny_suppressed > 0) {
+    LOG_CONN(LOG_WARN, c->id, c->addr, c->name,
+             "%llu more permission denial%s in the last %d ms not logged",
+             (unsigned long long)c->deny_suppressed,
+             c->deny_suppressed == 1 ? "" : "s", DENY_LOG_INTERVAL_MS);
+    c->deny_suppressed = 0;
+  }
+}
+
+/*
+ * The topic is a valid topic or pattern by now (checked before the
+ * permissions), so it holds no control characters and is bounded by
+ * max_topic: it goes into the log line and the ERR message as it is.
+ * The message names the frame for people; clients must not need it
+ * (protocol/PROTOCOL.md).
+ */
+bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len) {
+  server_t *srv = c->srv;
+  uint64_t now = uv_now(srv->loop);
+  int n = len > INT32_MAX ? INT32_MAX : (int)len;
+  srv->ops.perm_denials++;
+  if (sub)
+    srv->ops.perm_denials_sub++;
+  snprintf(denial_text, sizeof denial_text, "permission denied: %s '%.*s'",
+           sub ? "subscribe to" : "publish to", n, topic);
+  if (c->deny_logged_ms != 0 &&
+      now - c->deny_logged_ms < DENY_LOG_INTERVAL_MS) {
+    c->deny_suppressed++;
+    return false;
+  }
+  log_suppressed(c);
+  c->deny_logged_ms = now != 0 ? now : 1;
+  LOG_CONN(LOG_WARN, c->id, c->addr, c->name, "%s%s%s", denial_text,
+           c->auth_user ? " for user " : "", c->auth_user ? c->auth_user : "");
   return false;
+}
+
+const char *conn_auth_denial(void) {
+  return denial_text;
 }
 
 /* The verdict, on the loop. */
@@ -64,6 +109,7 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
 }
 
 void conn_auth_release(conn_t *c) {
+  log_suppressed(c);
   if (c->auth_job != NULL) {
     auth_verify_cancel(c->auth_job);
     c->auth_job = NULL;

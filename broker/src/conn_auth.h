@@ -29,18 +29,23 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req);
 /* From the close path: forgets a verification in progress, drops rights. */
 void conn_auth_release(conn_t *c);
 
-/* Permission checks; a refusal is counted. */
-bool conn_auth_deny_count(conn_t *c);
+/* Permission checks. A refusal is counted (by operation), logged (at most
+ * one line per connection per second, with the count of those not logged)
+ * and worded for the ERR 3 message (conn_auth_denial). */
+bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len);
 static inline bool conn_may_publish(conn_t *c, const char *topic, size_t len) {
   if (c->perms == NULL || auth_may_publish(c->perms, topic, len))
     return true;
-  return conn_auth_deny_count(c);
+  return conn_auth_deny(c, false, topic, len);
 }
 static inline bool conn_may_subscribe(conn_t *c, const char *pattern,
                                       size_t len) {
   if (c->perms == NULL || auth_may_subscribe(c->perms, pattern, len))
     return true;
-  return conn_auth_deny_count(c);
+  return conn_auth_deny(c, true, pattern, len);
 }
+/* The ERR 3 message of the last refusal ("permission denied: publish to
+ * 'a.b'"). Valid until the next refusal (one loop thread). */
+const char *conn_auth_denial(void);
 
 #endif

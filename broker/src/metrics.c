@@ -157,8 +157,15 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                "Retained messages removed by their ttl.", rs.expired);
   rc |= metric(b, "tern_auth_failures_total", "counter",
                "CONNECTs refused (ERR 2).", srv->ops.auth_failures);
-  rc |= metric(b, "tern_permission_denials_total", "counter",
-               "PUB and SUB refused (ERR 3).", srv->ops.perm_denials);
+  rc |= put(
+      b,
+      "# HELP tern_permission_denials_total PUB and SUB refused by "
+      "the user's permissions (ERR 3).\n# TYPE "
+      "tern_permission_denials_total counter\n"
+      "tern_permission_denials_total{op=\"pub\"} %llu\n"
+      "tern_permission_denials_total{op=\"sub\"} %llu\n",
+      (unsigned long long)(srv->ops.perm_denials - srv->ops.perm_denials_sub),
+      (unsigned long long)srv->ops.perm_denials_sub);
   rc |= put(b,
             "# HELP tern_fanout_ratio Messages out per message in.\n"
             "# TYPE tern_fanout_ratio gauge\ntern_fanout_ratio %.6f\n",
@@ -212,7 +219,7 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
             "\"config\":{\"max_payload\":%llu,\"max_connections\":%llu,"
             "\"max_subs\":%llu,\"max_pending_msgs\":%llu,"
             "\"max_pending_bytes\":%llu,\"heartbeat_ms\":%llu,"
-            "\"stall_timeout_ms\":%llu,\"log_level\":\"%s\"}}\n",
+            "\"stall_timeout_ms\":%llu,\"log_level\":\"%s\",",
             (unsigned long long)cfg->max_payload,
             (unsigned long long)cfg->max_connections,
             (unsigned long long)cfg->max_subs,
@@ -221,6 +228,21 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
             (unsigned long long)cfg->heartbeat_ms,
             (unsigned long long)cfg->stall_timeout_ms,
             log_level_name(log_g_level));
+  /* The other limits and timeouts (max_pending_total as in effect: the
+   * computed default when configured 0; 0 elsewhere = unlimited/off). */
+  rc |= put(b,
+            "\"max_frame\":%llu,\"max_topic\":%llu,"
+            "\"max_pending_total\":%llu,\"max_retained_topics\":%llu,"
+            "\"max_retained_bytes\":%llu,\"connect_timeout_ms\":%llu,"
+            "\"drain_timeout_ms\":%llu,\"sys_interval_ms\":%llu}}\n",
+            (unsigned long long)cfg->max_frame,
+            (unsigned long long)cfg->max_topic,
+            (unsigned long long)cfg->max_pending_total,
+            (unsigned long long)cfg->max_retained_topics,
+            (unsigned long long)cfg->max_retained_bytes,
+            (unsigned long long)cfg->connect_timeout_ms,
+            (unsigned long long)cfg->drain_timeout_ms,
+            (unsigned long long)cfg->sys_interval_ms);
   return rc == 0 ? 0 : -1;
 }
 

@@ -50,6 +50,7 @@ typedef struct server_stats {
 typedef struct server_ops_stats {
   uint64_t auth_failures;     /* CONNECTs refused with ERR 2 */
   uint64_t perm_denials;      /* PUB/SUB refused with ERR 3 */
+  uint64_t perm_denials_sub;  /* of which SUBs */
   uint64_t closed_bytes_out;  /* bytes written by connections now gone */
   uint64_t closed_msgs_out;
 } server_ops_stats_t;

@@ -26,6 +26,7 @@ enum {
   OPT_SIZE,
   OPT_RETAIN,
   OPT_TTL,
+  OPT_RECONNECT,
 };
 
 static const cli_opt_t pub_opts[] = {
@@ -40,6 +41,8 @@ static const cli_opt_t pub_opts[] = {
      "size of each generated message (default 16)"},
     {"retain", 0, false, OPT_RETAIN, NULL,
      "keep as the topic's retained message (an empty MESSAGE deletes it)"},
+    {"reconnect", 0, false, OPT_RECONNECT, NULL,
+     "ride out broker restarts: reconnect, then go on publishing"},
     {"ttl", 0, true, OPT_TTL, "MS",
      "with --retain: the retained message expires after MS milliseconds"},
     {0},
@@ -52,7 +55,9 @@ static const cli_command_info_t pub_info = {
         "Publishes MESSAGE to TOPIC. Without MESSAGE, publishes one message\n"
         "per line of standard input (without the newline). With --count or\n"
         "--size, publishes N messages of BYTES bytes; when the broker holds\n"
-        "the publisher back (flow control), says so on stderr and waits.",
+        "the publisher back (flow control), says so on stderr and waits.\n"
+        "A publish the broker refuses (permission denied) ends the command\n"
+        "with the broker's reason (exit 1).",
     .opts = pub_opts,
     .min_pos = 1,
     .max_pos = 2,
@@ -72,6 +77,7 @@ typedef struct pub_args {
   uint64_t size;
   bool generate; /* --count or --size given */
   bool size_set;
+  bool reconnect;
 } pub_args_t;
 
 typedef struct pub_state {
@@ -79,6 +85,7 @@ typedef struct pub_state {
   tern_pub_opts_t popts;
   bool ack;
   uint64_t sent;
+  int refused; /* the broker refused a publish (cli_watch) */
 } pub_state_t;
 
 static int add_header(const cli_command_info_t *info, pub_args_t *a,
@@ -115,6 +122,9 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
   case OPT_RETAIN:
     a->retain = true;
     return 0;
+  case OPT_RECONNECT:
+    a->reconnect = true;
+    return 0;
   case OPT_TTL:
     return cli_parse_u64(info, "--ttl", value, 1, UINT64_MAX, &a->ttl_ms);
   case OPT_COUNT:
@@ -149,6 +159,8 @@ static void report_publish_error(pub_state_t *st, const char *topic, int rc) {
               (unsigned long long)tern_client_max_payload(st->cl));
   } else if (rc == TERN_ETOPIC) {
     cli_error(CMD, "invalid topic '%s'", topic);
+  } else if (rc == TERN_ECLOSED && cli_lost_reason() != 0) {
+    cli_report_lost(CMD, st->cl, NULL, rc);
   } else {
     cli_report(CMD, st->cl, "publish failed", rc);
   }
@@ -198,7 +210,10 @@ static int publish_one(pub_state_t *st, const char *topic, const void *data,
     return rc;
   }
   st->sent++;
-  return 0;
+  /* A refusal of a plain publish comes later, on the background thread:
+   * stop at the first one (run() reports it). */
+  st->refused = cli_watch_refused();
+  return st->refused;
 }
 
 /* One message per line of stdin; a last line without newline counts. */
@@ -265,10 +280,6 @@ static int publish_generated(pub_state_t *st, const char *topic,
     }
   }
   free(buf);
-  if (rc == 0) {
-    fprintf(stderr, "tern pub: published %llu messages\n",
-            (unsigned long long)st->sent);
-  }
   return rc;
 }
 
@@ -286,6 +297,11 @@ static int run(const pub_args_t *a, const cli_common_t *common,
     return CLI_EXIT_USAGE;
   }
   o.publish_timeout_ms = STALL_NOTICE_MS;
+  if (a->reconnect) {
+    o.reconnect = true;
+    o.reconnect_max_attempts = -1; /* until stopped */
+  }
+  cli_watch(&o, CMD, "", true);
   if (cli_connect(CMD, &o, &st.cl) != 0) {
     return CLI_EXIT_FAIL;
   }
@@ -304,12 +320,23 @@ static int run(const pub_args_t *a, const cli_common_t *common,
   } else {
     rc = publish_lines(&st, topic);
   }
-  if (rc == 0) {
-    /* PING/PONG: the broker has processed every PUB before we exit. */
-    rc = tern_client_flush(st.cl, -1);
-    if (rc != 0) {
-      cli_report(CMD, st.cl, "flush failed", rc);
+  if (rc == 0 || st.refused != 0) {
+    /* PING/PONG: the broker has processed every PUB before we exit, and
+     * the flush returns a refusal of a plain publish (permission denied). */
+    int frc = tern_client_flush(st.cl, -1);
+    if (frc == 0 && st.refused != 0) {
+      frc = st.refused;
     }
+    if (frc != 0) {
+      cli_report(CMD, st.cl,
+                 cli_is_refusal(frc) ? "refused by the broker" : "flush failed",
+                 frc);
+      rc = frc;
+    }
+  }
+  if (rc == 0 && a->generate) {
+    fprintf(stderr, "tern pub: published %llu messages\n",
+            (unsigned long long)st.sent);
   }
   tern_client_close(st.cl);
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;

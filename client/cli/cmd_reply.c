@@ -20,6 +20,7 @@ enum {
   OPT_QUEUE = CLI_OPT_FIRST_CMD,
   OPT_COUNT,
   OPT_READY,
+  OPT_RECONNECT,
 };
 
 static const cli_opt_t reply_opts[] = {
@@ -29,6 +30,8 @@ static const cli_opt_t reply_opts[] = {
     {"count", 0, true, OPT_COUNT, "N", "exit after answering N requests"},
     {"ready", 0, false, OPT_READY, NULL,
      "print \"ready\" on stderr once the subscription is live"},
+    {"reconnect", 0, false, OPT_RECONNECT, NULL,
+     "ride out broker restarts: reconnect and resubscribe"},
     {0},
 };
 
@@ -40,7 +43,7 @@ static const cli_command_info_t reply_info = {
         "with RESPONSE, and prints each request as \"[#n] topic: payload\".\n"
         "Messages without a reply topic are printed but not answered. Runs\n"
         "until --count answers or SIGINT/SIGTERM (exit 0), or until the\n"
-        "server closes the connection (exit 1).",
+        "server closes the connection or refuses an answer (exit 1).",
     .opts = reply_opts,
     .min_pos = 2,
     .max_pos = 2,
@@ -50,6 +53,7 @@ typedef struct reply_args {
   const char *queue;
   uint64_t count; /* 0: no limit */
   bool ready;
+  bool reconnect;
 } reply_args_t;
 
 static int on_opt(const cli_command_info_t *info, int id, const char *value,
@@ -63,6 +67,9 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
     return cli_parse_u64(info, "--count", value, 1, UINT64_MAX, &a->count);
   case OPT_READY:
     a->ready = true;
+    return 0;
+  case OPT_RECONNECT:
+    a->reconnect = true;
     return 0;
   default:
     return cli_usage_error(info, "unhandled option");
@@ -84,8 +91,16 @@ static int answer(tern_client_t *cl, const tern_msg_t *m, uint64_t seq,
     return 0;
   }
   rc = tern_client_publish(cl, inbox, response, strlen(response), NULL);
+  if (rc == 0) {
+    /* The broker may refuse the answer (no right to publish to the inbox):
+     * the flush after it says so. */
+    rc = tern_client_flush(cl, -1);
+  }
   if (rc != 0) {
-    cli_report(CMD, cl, "sending the reply failed", rc);
+    cli_report(CMD, cl,
+               cli_is_refusal(rc) ? "the broker refused the reply"
+                                  : "sending the reply failed",
+               rc);
     return rc;
   }
   return 1;
@@ -122,6 +137,11 @@ static int run(const reply_args_t *a, const cli_common_t *common,
   if (cli_options(&reply_info, common, &o) != 0) {
     return CLI_EXIT_USAGE;
   }
+  if (a->reconnect) {
+    o.reconnect = true;
+    o.reconnect_max_attempts = -1; /* until stopped */
+  }
+  cli_watch(&o, CMD, ": requests sent meanwhile went unanswered", false);
   cli_server_name(&o, server, sizeof(server));
   cli_stop_install();
   if (cli_connect(CMD, &o, &cl) != 0) {

@@ -64,7 +64,10 @@ static const cli_command_info_t sub_info = {
         "token, '>' the rest) as \"[#n] topic: payload\". A payload that is\n"
         "not printable UTF-8 text shows as \"<N bytes>\". Runs until --count\n"
         "messages, SIGINT/SIGTERM (exit 0) or the server closes the\n"
-        "connection (exit 1).",
+        "connection (exit 1). Messages the broker dropped (--policy) are\n"
+        "counted on stderr as \"dropped N messages\", at most once a second\n"
+        "and on exit. With --reconnect, losing the broker and getting it\n"
+        "back are told on stderr, with how long it was away.",
     .opts = sub_opts,
     .min_pos = 1,
     .max_pos = 1,
@@ -143,11 +146,11 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
  * messages or a stop signal, 1 when the connection is lost or stdout fails.
  */
 static int receive_loop(const sub_args_t *a, tern_client_t *cl, tern_sub_t *sub,
-                        const char *server) {
-  uint64_t received = 0, dropped_seen = 0;
+                        const char *server, cli_drops_t *drops) {
+  uint64_t received = 0;
   while (a->count == 0 || received < a->count) {
     tern_msg_t *m = NULL;
-    int rc = cli_next_msg(CMD, cl, sub, server, &dropped_seen, &m);
+    int rc = cli_next_msg(CMD, cl, sub, server, drops, &m);
     if (rc <= 0) {
       return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     }
@@ -158,7 +161,9 @@ static int receive_loop(const sub_args_t *a, tern_client_t *cl, tern_sub_t *sub,
       return CLI_EXIT_FAIL;
     }
     if (a->slow_ms > 0) {
-      cli_sleep_ms(a->slow_ms);
+      /* Drops are told as they come, not after the messages queued
+       * before them have been slept through. */
+      cli_sleep_reporting(CMD, sub, drops, a->slow_ms);
     }
   }
   return CLI_EXIT_OK;
@@ -169,6 +174,7 @@ static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
   tern_client_t *cl = NULL;
   tern_sub_t *sub = NULL;
   char server[TERN_HOST_MAX + 16];
+  cli_drops_t drops = {0};
   int status;
   if (cli_options(&sub_info, common, &o) != 0) {
     return CLI_EXIT_USAGE;
@@ -177,6 +183,7 @@ static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
     o.reconnect = true;
     o.reconnect_max_attempts = -1; /* until stopped */
   }
+  cli_watch(&o, CMD, ": messages published meanwhile were missed", false);
   cli_server_name(&o, server, sizeof(server));
   cli_stop_install();
   if (cli_connect(CMD, &o, &cl) != 0) {
@@ -194,7 +201,8 @@ static int run(sub_args_t *a, const cli_common_t *common, const char *pattern) {
      * registered the subscription, so publishes from now on reach us. */
     fprintf(stderr, "ready\n");
   }
-  status = receive_loop(a, cl, sub, server);
+  status = receive_loop(a, cl, sub, server, &drops);
+  cli_report_drops(CMD, sub, &drops, true); /* what the limit held back */
   tern_sub_destroy(sub);
   tern_client_close(cl);
   return status;

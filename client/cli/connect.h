@@ -5,6 +5,8 @@
 #ifndef TERN_CLI_CONNECT_H
 #define TERN_CLI_CONNECT_H
 
+#include <stdbool.h>
+
 #include <tern/tern.h>
 
 #include "args.h"
@@ -34,6 +36,39 @@ int cli_connect(const char *cmd, const tern_options_t *o, tern_client_t **out);
  * that adds something (the server's ERR message, the GOAWAY reason).
  */
 void cli_report(const char *cmd, tern_client_t *cl, const char *what, int err);
+
+/*
+ * Watching the connection (one per process). cli_watch sets o's error and
+ * status callbacks, which run on libtern's background thread:
+ *  - a frame the broker refused without closing (ERR 3 permission denied,
+ *    4, 8, 9, 10, 13) is remembered for cli_watch_refused;
+ *  - with reconnect on, losing the connection and getting it back are
+ *    printed on stderr at once: "tern CMD: lost the connection to SERVER:
+ *    <why>; reconnecting" and "tern CMD: reconnected to SERVER after
+ *    S.SSS s away" followed by what_lost, e.g. ": messages published
+ *    meanwhile were missed"; with count_pubs, the publishes thrown away at
+ *    the loss are counted on that line;
+ *  - the reason the connection ended is kept for cli_lost_reason.
+ * cmd and what_lost must outlive the client.
+ */
+void cli_watch(tern_options_t *o, const char *cmd, const char *what_lost,
+               bool count_pubs);
+/* True for the codes of a broker's refusal (TERN_EPERM, TERN_ETOPIC,
+ * TERN_ELIMIT, TERN_ETOOLARGE, TERN_ESERVER). */
+bool cli_is_refusal(int err);
+/* The first refusal since the last call (TERN_EPERM, ...), or 0. */
+int cli_watch_refused(void);
+/* Why the connection was lost, once it was: TERN_EGOAWAY for a broker
+ * shutting down, the libtern or libuv error otherwise; 0 while up. */
+int cli_lost_reason(void);
+
+/*
+ * Prints why the connection to server (NULL: the one cli_watch was given)
+ * ended: "the broker at SERVER is shutting down (GOAWAY: <reason>)" for a
+ * graceful shutdown, else "connection to SERVER closed: <why>".
+ */
+void cli_report_lost(const char *cmd, tern_client_t *cl, const char *server,
+                     int err);
 
 /*
  * Ignores SIGPIPE: libuv writes to sockets without MSG_NOSIGNAL, and a

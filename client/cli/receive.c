@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "args.h"
 #include "connect.h"
@@ -26,23 +27,49 @@ int cli_subscribe(const char *cmd, tern_client_t *cl, const char *pattern,
   return rc;
 }
 
-/* Tells stderr about messages the broker dropped since the last look. */
-static void report_drops(const char *cmd, tern_sub_t *sub, uint64_t *seen) {
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void cli_report_drops(const char *cmd, tern_sub_t *sub, cli_drops_t *d,
+                      bool force) {
   uint64_t total = tern_sub_dropped(sub);
-  if (total > *seen) {
-    fprintf(stderr, "tern %s: dropped %llu messages\n", cmd,
-            (unsigned long long)(total - *seen));
-    *seen = total;
+  uint64_t now;
+  if (total <= d->seen) {
+    return;
+  }
+  now = now_ms();
+  if (!force && d->printed && now - d->last_ms < CLI_DROPS_INTERVAL_MS) {
+    return; /* counted in the next line */
+  }
+  fprintf(stderr, "tern %s: dropped %llu messages\n", cmd,
+          (unsigned long long)(total - d->seen));
+  d->seen = total;
+  d->last_ms = now;
+  d->printed = true;
+}
+
+void cli_sleep_reporting(const char *cmd, tern_sub_t *sub, cli_drops_t *d,
+                         uint64_t ms) {
+  uint64_t end = now_ms() + ms;
+  for (;;) {
+    uint64_t now = now_ms();
+    if (now >= end || cli_stop_requested()) {
+      break;
+    }
+    cli_sleep_ms(end - now < CLI_DROPS_POLL_MS ? end - now : CLI_DROPS_POLL_MS);
+    cli_report_drops(cmd, sub, d, false);
   }
 }
 
 int cli_next_msg(const char *cmd, tern_client_t *cl, tern_sub_t *sub,
-                 const char *server, uint64_t *dropped_seen, tern_msg_t **out) {
+                 const char *server, cli_drops_t *drops, tern_msg_t **out) {
   while (!cli_stop_requested()) {
-    char detail[256];
-    int rc = tern_sub_next(sub, CLI_STOP_POLL_MS, out);
-    if (dropped_seen != NULL) {
-      report_drops(cmd, sub, dropped_seen);
+    int rc = tern_sub_next(sub, CLI_DROPS_POLL_MS, out);
+    if (drops != NULL) {
+      cli_report_drops(cmd, sub, drops, false);
     }
     if (rc == TERN_ETIMEOUT) {
       continue;
@@ -54,9 +81,7 @@ int cli_next_msg(const char *cmd, tern_client_t *cl, tern_sub_t *sub,
     if (cli_stop_requested()) {
       break;
     }
-    tern_client_last_error(cl, detail, sizeof(detail));
-    cli_error(cmd, "connection to %s closed: %s", server,
-              detail[0] != '\0' ? detail : tern_strerror(rc));
+    cli_report_lost(cmd, cl, server, rc);
     return -1;
   }
   return 0;

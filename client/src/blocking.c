@@ -354,6 +354,28 @@ static void b_status(tern_conn_t *conn, tern_status_t st, int reason,
   }
 }
 
+/* The same with the figures: publishes that timed out in this layer while
+ * disconnected count as refused too (they never reached the connection). */
+static void b_status_event(tern_conn_t *conn, const tern_status_event_t *ev,
+                           void *cb_data) {
+  tern_client_t *cl = cb_data;
+  tern_status_event_t e = *ev;
+  uv_mutex_lock(&cl->mu);
+  if (ev->status == TERN_STATUS_DISCONNECTED) {
+    cl->offline = true;
+    cl->offline_refused = 0;
+  }
+  e.pubs_refused += cl->offline_refused;
+  if (ev->status == TERN_STATUS_CONNECTED) {
+    cl->offline = false;
+    cl->offline_refused = 0;
+  }
+  uv_mutex_unlock(&cl->mu);
+  if (cl->user.status_event_cb != NULL) {
+    cl->user.status_event_cb(conn, &e, cl->user.cb_data);
+  }
+}
+
 static void on_connected(tern_conn_t *conn, int status, void *cb_data) {
   tern_client_t *cl = cb_data;
   uv_mutex_lock(&cl->mu);
@@ -423,6 +445,7 @@ int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
   o.drain_cb = b_drain;
   o.disconnect_cb = b_disconnect;
   o.status_cb = b_status;
+  o.status_event_cb = b_status_event;
   o.cb_data = cl;
   rc = uv_loop_init(&cl->loop);
   if (rc != 0) {
@@ -551,6 +574,8 @@ int tern_client_publish(tern_client_t *cl, const char *topic,
   }
   if (rc == 0) {
     rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &pf, &wake);
+  } else if (cl->offline) {
+    cl->offline_refused++;
   }
   uv_mutex_unlock(&cl->mu);
   tern__pub_frame_done(&pf);

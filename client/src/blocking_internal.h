@@ -69,6 +69,7 @@ struct tern_sub {
   bool paused;                  /* (mu) this queue being full paused reading */
   uint64_t dropped;             /* (mu) */
   uint64_t unsub_max;           /* (loop) end after this many deliveries */
+  int refused;                  /* (loop) the broker refused the SUB */
   struct tern_sub *prev, *next; /* (mu) the client's live subscriptions */
 };
 
@@ -98,6 +99,9 @@ struct tern_client {
   char last_error[TERN__ERRTEXT_MAX]; /* (mu) */
 
   bool blocked; /* (loop) the head publish waits for the drain callback */
+
+  bool offline;             /* (mu) lost, reconnecting */
+  uint64_t offline_refused; /* (mu) publishes that timed out meanwhile */
 
   struct tern__pub_batch *free_batches; /* (mu) for reuse */
   int nfree_batches;                    /* (mu) */

@@ -54,10 +54,23 @@ static void on_sub_dropped(tern_asub_t *asub, uint64_t count, void *cb_data) {
   uv_mutex_unlock(&sub->cl->mu);
 }
 
+/* Loop thread: the broker refused the SUB; the flush that follows it
+ * reports that. */
+static void on_sub_refused(tern_asub_t *asub, int err, const char *text,
+                           void *cb_data) {
+  tern_sub_t *sub = cb_data;
+  (void)asub;
+  (void)text;
+  sub->refused = err;
+}
+
 static void on_sub_flushed(tern_conn_t *conn, int status, void *cb_data) {
   cmd_t *cmd = cb_data;
   tern_sub_t *sub = cmd->sub;
   (void)conn;
+  if (status == 0 && sub->refused != 0) {
+    status = sub->refused;
+  }
   if (status != 0 && sub->asub != NULL) {
     tern_asub_unsubscribe(sub->asub, 0);
     sub->asub = NULL;
@@ -81,14 +94,17 @@ int tern__bsub_exec(tern_client_t *cl, cmd_t *cmd) {
   switch (cmd->kind) {
   case CMD_SUB:
     cmd->so.dropped_cb = on_sub_dropped;
+    cmd->so.error_cb = on_sub_refused;
     cmd->so.queue = cmd->queue;
     rc = tern_conn_subscribe(cl->conn, &sub->asub, cmd->pattern, &cmd->so,
                              on_sub_msg, sub);
     if (rc == 0) {
       sub->sid = tern_asub_sid(sub->asub);
-      /* Done when the broker has it: PONG follows SUB. */
-      rc = tern_conn_flush(cl->conn, cl->connect_timeout_ms, on_sub_flushed,
-                           cmd);
+      /* Done when the broker has it: PONG follows SUB, and a refusal of
+       * the SUB comes before it (on_sub_refused). This flush leaves other
+       * refusals to the application's flushes. */
+      rc = tern__flush(cl->conn, cl->connect_timeout_ms, on_sub_flushed, cmd,
+                       false);
       if (rc == 0) {
         return TERN__EXEC_PENDING; /* on_sub_flushed completes it */
       }

@@ -70,7 +70,26 @@ void tern__conn_status(tern_conn_t *c, tern_status_t st, int reason) {
     c->closed_reported = true;
   }
   if (c->opts.o.status_cb != NULL) {
+    conn_state_t before = c->state;
     c->opts.o.status_cb(c, st, reason, c->opts.o.cb_data);
+    if (c->state == TERN__CLOSING && before != TERN__CLOSING) {
+      return; /* closed by the callback: CLOSED was the last event */
+    }
+  }
+  if (c->opts.o.status_event_cb != NULL) {
+    tern_status_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.struct_size = sizeof(ev);
+    ev.status = st;
+    ev.reason = reason;
+    if (c->down) {
+      ev.down_ms = uv_now(c->loop) - c->lost_at;
+      ev.attempts = c->attempt;
+      ev.pubs_discarded = c->pubs_discarded;
+      ev.pubs_in_flight = c->pubs_in_flight;
+      ev.pubs_refused = c->pubs_refused;
+    }
+    c->opts.o.status_event_cb(c, &ev, c->opts.o.cb_data);
   }
 }
 
@@ -200,6 +219,8 @@ void tern__conn_final_loss(tern_conn_t *c, int reason) {
   c->goaway = false;
   uv_timer_stop(&c->rtimer);
   tp_buf_reset(&c->held); /* buffered frames have nowhere to go */
+  c->pubs_discarded += c->held_pubs;
+  c->held_pubs = 0;
   tern__fail_pending(c, TERN_ECLOSED, false);
   if (c->state != TERN__LOST) {
     return; /* a callback closed the connection */
@@ -216,8 +237,19 @@ void tern__conn_lost(tern_conn_t *c, int reason) {
   }
   stop_reading(c);
   tp_buf_reset(&c->pending); /* unsent frames have nowhere to go */
-  if (c->goaway && reason == TERN_ECLOSED) {
-    reason = TERN_EGOAWAY; /* the EOF that follows a GOAWAY */
+  if (!c->goaway) {
+    c->pubs_refused = 0; /* else counted since the GOAWAY */
+  }
+  c->pubs_discarded = c->pending_pubs;
+  c->pending_pubs = 0;
+  c->pubs_in_flight = c->writing ? c->inflight_pubs : 0;
+  c->down = true;
+  c->lost_at = uv_now(c->loop);
+  if (c->goaway_seen && (reason == TERN_ECLOSED || reason == UV_ECONNRESET ||
+                         reason == UV_EPIPE)) {
+    /* The close that follows a GOAWAY: a reset when the broker stopped
+     * reading with our frames still unread. */
+    reason = TERN_EGOAWAY;
   }
   if (tern__reconnect_on_loss(c, reason)) {
     return;
@@ -279,8 +311,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   stop_reading(c);
   err = nread == UV_EOF ? TERN_ECLOSED : (int)nread;
-  set_error_str(c, nread == UV_EOF ? "connection closed by the server"
-                                   : uv_strerror((int)nread));
+  if (!c->goaway_seen) { /* else keep the GOAWAY reason */
+    set_error_str(c, nread == UV_EOF ? "connection closed by the server"
+                                     : uv_strerror((int)nread));
+  }
   fail(c, err);
 }
 
@@ -361,6 +395,8 @@ static void on_err(tern_conn_t *c, const tp_errf_t *e) {
   report_error(c, err, (int)e->code);
   if (tp_wire_code_is_fatal((int)e->code)) {
     tern__conn_lost(c, err);
+  } else if (c->state == TERN__CONNECTED) {
+    tern__on_refusal(c, err, (int)e->code);
   }
 }
 
@@ -402,11 +438,13 @@ static void handle_frame(tern_conn_t *c, const tp_frame_t *f) {
     tern__conn_set_error(
         c, f->u.goaway.reason.ptr != NULL ? f->u.goaway.reason.ptr : "",
         f->u.goaway.reason.len);
+    c->goaway_seen = true;
     report_error(c, TERN_EGOAWAY, 0);
     /* The broker stops reading but still flushes to us until it closes:
      * keep reading to the EOF, and hold new frames for the next broker. */
-    if (c->state == TERN__CONNECTED && c->opts.o.reconnect) {
+    if (c->state == TERN__CONNECTED && c->opts.o.reconnect && !c->goaway) {
       c->goaway = true;
+      tern__buffering_started(c);
     }
     break;
   default:
@@ -631,6 +669,7 @@ int tern__conn_dial(tern_conn_t *c) {
   }
   c->state = TERN__CONNECTING;
   c->hello_seen = false;
+  c->goaway_seen = false;
   c->connect_deadline = uv_now(c->loop) + c->opts.o.connect_timeout_ms;
   if (uv_ip4_addr(s->host, s->port, (struct sockaddr_in *)&sa) == 0 ||
       uv_ip6_addr(s->host, s->port, (struct sockaddr_in6 *)&sa) == 0) {

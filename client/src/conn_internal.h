@@ -53,6 +53,7 @@ struct tern_asub {
   char *pattern;
   tern_msg_cb cb;
   tern_dropped_cb dropped_cb;
+  tern_sub_error_cb error_cb;
   void *cb_data;
   uint64_t delivered;
   uint64_t dropped;
@@ -61,17 +62,27 @@ struct tern_asub {
   char *queue;
   uint64_t limit_msgs, limit_bytes;
   int overflow;
-  bool in_cb; /* its message callback is running: defer the free */
+  int refused; /* the broker refused the SUB with this error; 0 = live */
+  bool in_cb;  /* its message callback is running: defer the free */
   bool dead;  /* removed from the table; free when in_cb clears */
 };
 
+/*
+ * Every waiter for an answer (PUBACK or PONG) has a seq, taken from
+ * c->next_seq in the order its frame enters the byte stream, so the answer
+ * due next is the ack or flush waiter with the lowest seq (see on_err's
+ * attribution in request.c).
+ */
 typedef struct tern__ack {
   struct tern__ack *next;
   uint64_t id;
+  uint64_t seq;
   tern_ack_cb cb; /* NULL: the ack of request number req_n */
   void *cb_data;
   uint64_t req_n;
-  bool held; /* its PUB is still in the disconnected buffer */
+  int err;     /* ERR 13 on a retained PUB: reported with the PUBACK */
+  bool retain; /* a PUBACK may follow an ERR 13 (retained store full) */
+  bool held;   /* its PUB is still in the disconnected buffer */
 } tern__ack_t;
 
 typedef struct tern__req {
@@ -87,10 +98,15 @@ typedef struct tern__req {
 
 typedef struct tern__flush {
   struct tern__flush *next;
+  uint64_t seq;
   uint64_t deadline; /* 0 = none */
-  tern_flush_cb cb;  /* NULL once it timed out, or a heartbeat PING */
+  tern_flush_cb cb;  /* NULL once it timed out, or a barrier/heartbeat PING */
   void *cb_data;
-  bool held; /* its PING is still in the disconnected buffer */
+  uint64_t sub_sid; /* sub_barrier: the SUB just before this PING */
+  int err;          /* a refusal to report with the PONG */
+  bool held;        /* its PING is still in the disconnected buffer */
+  bool collect;     /* a user's flush: takes unattributed refusals */
+  bool sub_barrier; /* an ERR before this PONG is sub_sid's */
 } tern__flush_t;
 
 struct tern_conn {
@@ -145,6 +161,24 @@ struct tern_conn {
   tern_conn_stats_t stats;
   char last_error[TERN__ERRTEXT_MAX];
 
+  /* Refusal attribution (request.c). */
+  uint64_t next_seq;
+  bool seg_dirty;      /* a refusable frame went out since the last PING or
+                        * acked PUB in the stream now being filled */
+  int async_err;       /* an unattributed refusal no flush has reported yet */
+  int seg_err;         /* the last unattributed refusal since the last answer */
+  uint64_t resume_seq; /* reserved for the PING after re-sent SUBs */
+
+  /* Loss accounting for tern_status_event_t (reconnect.c). */
+  uint64_t pending_pubs;                 /* PUB frames in `pending` */
+  uint64_t held_pubs;                    /* PUB frames in `held` */
+  uint64_t inflight_pubs;                /* PUB frames in `inflight` */
+  uint64_t pubs_in_flight;               /* inflight_pubs at the loss */
+  uint64_t lost_at;                      /* uv_now() at the loss */
+  uint64_t pubs_discarded, pubs_refused; /* since the loss */
+  bool goaway_seen;                      /* this connection got GOAWAY */
+  bool down; /* lost, not reconnected yet: lost_at is valid */
+
   /* reconnect.c */
   uv_timer_t rtimer; /* backoff while WAITING, heartbeat while CONNECTED */
   tern__server_t *servers;
@@ -188,7 +222,8 @@ void tern__conn_final_loss(tern_conn_t *c, int reason);
 void tern__conn_fail_connect(tern_conn_t *c, int status);
 /* Starts resolving/connecting to c->servers[c->server_idx]. 0 or an error. */
 int tern__conn_dial(tern_conn_t *c);
-/* Reports a status transition (and CLOSED at most once). */
+/* Reports a status transition (and CLOSED at most once) to status_cb and
+ * status_event_cb, with the loss figures of reconnect.c. */
 void tern__conn_status(tern_conn_t *c, tern_status_t st, int reason);
 /* Fires the error callback with the last error text. */
 void tern__conn_report(tern_conn_t *c, int err, int wire_code);
@@ -247,6 +282,8 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
                      void *cb_data);
 void tern__sub_on_msg(tern_conn_t *c, const tp_msg_t *m);
 void tern__sub_on_dropped(tern_conn_t *c, uint64_t sid, uint64_t count);
+/* The broker refused sid's SUB with err (text in c->last_error). */
+void tern__sub_refused(tern_conn_t *c, uint64_t sid, int err);
 /* Frees every subscription (connection teardown). */
 void tern__subs_free_all(tern_conn_t *c);
 /* Appends SUB (and UNSUB for a pending max_msgs) of every live
@@ -254,6 +291,20 @@ void tern__subs_free_all(tern_conn_t *c);
 int tern__subs_resend(tern_conn_t *c);
 
 /* request.c */
+/* A non-fatal ERR (already reported to error_cb): hands it to the waiter of
+ * the frame it refused, or keeps it for the next flush. */
+void tern__on_refusal(tern_conn_t *c, int err, int wire_code);
+/* Appends a PING barrier without a callback to the stream now being filled
+ * (pending, or held while buffering); sub_sid set: the SUB just appended
+ * is the only frame since the last barrier. 0 or an error. */
+int tern__barrier(tern_conn_t *c, bool for_sub, uint64_t sub_sid);
+/* Reconnect: a PING after the re-sent SUBs, ahead of every held waiter. */
+int tern__resume_barrier(tern_conn_t *c);
+/* tern_conn_flush; collect: the flush takes unattributed refusals. */
+int tern__flush(tern_conn_t *c, uint32_t timeout_ms, tern_flush_cb cb,
+                void *cb_data, bool collect);
+/* Fails every request not held with err (the inbox was refused). */
+void tern__fail_requests(tern_conn_t *c, int err);
 void tern__on_puback(tern_conn_t *c, uint64_t id, uint64_t receivers);
 void tern__on_pong(tern_conn_t *c);
 /* Fails every ack, request and flush with err; keep_held spares those whose
@@ -268,8 +319,8 @@ uint64_t tern__expire(tern_conn_t *c, uint64_t now);
 /* Queues an ack waiter and returns its id in *id. */
 /* Queues a waiter for ack id c->next_ack (then increments it). cb NULL:
  * the ack of request req_n. 0 or TERN_ENOMEM. */
-int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data,
-                  uint64_t req_n);
+int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data, uint64_t req_n,
+                  bool retain);
 
 /* reconnect.c */
 /* Parses the server list into c->servers. 0, TERN_EBADURL, TERN_ENOMEM. */
@@ -282,6 +333,9 @@ bool tern__reconnect_on_fail(tern_conn_t *c, int status);
 /* The handshake of an attempt completed: resubscribe, flush the held
  * frames. 0 or TERN_ENOMEM. */
 int tern__reconnect_resume(tern_conn_t *c);
+/* Frames start going to the held buffer (a loss, or GOAWAY): the held
+ * stream starts clean and the resume barrier's seq is reserved. */
+void tern__buffering_started(tern_conn_t *c);
 /* The recycled tcp handle is ready: schedule the next attempt. */
 void tern__reconnect_tcp_ready(tern_conn_t *c);
 /* (Re)arms the heartbeat check after CONNECT was accepted. */

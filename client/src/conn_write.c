@@ -22,7 +22,9 @@
 /* A write could not start or failed: record libuv's text, end the stream. */
 static void fail_uv(tern_conn_t *c, int err) {
   const char *text = uv_strerror(err);
-  tern__conn_set_error(c, text, strlen(text));
+  if (!c->goaway_seen) { /* else keep the GOAWAY reason */
+    tern__conn_set_error(c, text, strlen(text));
+  }
   tern__conn_fail(c, err);
 }
 
@@ -40,6 +42,7 @@ static void on_written(uv_write_t *req, int status) {
   tern_conn_t *c = req->handle->data;
   c->writing = false;
   tp_buf_reset(&c->inflight);
+  c->inflight_pubs = 0;
   if (c->state == TERN__CLOSING) {
     if (status < 0) {
       tern__conn_close_handles(c);
@@ -75,6 +78,8 @@ static int start_write(tern_conn_t *c) {
   c->inflight = c->pending;
   c->pending = t;
   tp_buf_reset(&c->pending);
+  c->inflight_pubs = c->pending_pubs; /* handed to the socket */
+  c->pending_pubs = 0;
   b = uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
   rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
   if (rc != 0) {
@@ -157,7 +162,16 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   queued = tern_conn_outbound_bytes(c);
   if (queued > 0 && queued >= c->opts.o.outbound_limit) {
     c->want_drain = true;
+    if (tern__buffering(c)) {
+      c->pubs_refused++;
+    }
     return TERN_EWOULDBLOCK;
+  }
+  /* An acked PUB must be the only refusable frame since the last barrier,
+   * so that an ERR arriving while its PUBACK is due is its own (request.c,
+   * tern__on_refusal). */
+  if (ack && c->seg_dirty && (rc = tern__barrier(c, false, 0)) != 0) {
+    return rc;
   }
   tp_frame_init(&f, TP_PUB);
   f.u.pub.topic = (tp_str_t){topic, (uint32_t)strlen(topic)};
@@ -214,16 +228,26 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   if (queued > 0 && queued + (dst->len - before) > c->opts.o.outbound_limit) {
     dst->len = before; /* take the frame back out */
     c->want_drain = true;
+    if (tern__buffering(c)) {
+      c->pubs_refused++;
+    }
     rc = TERN_EWOULDBLOCK;
     goto out;
   }
   if (ack) {
     rc = tern__ack_add(c, req_ack ? NULL : opts->ack_cb,
-                       req_ack ? NULL : opts->ack_cb_data, req_n);
+                       req_ack ? NULL : opts->ack_cb_data, req_n,
+                       opts != NULL && opts->retain);
     if (rc != 0) {
       dst->len = before;
       goto out;
     }
+  }
+  c->seg_dirty = !ack;
+  if (dst == &c->held) {
+    c->held_pubs++;
+  } else {
+    c->pending_pubs++;
   }
   c->stats.msgs_out++;
   c->stats.bytes_out += len;
@@ -245,6 +269,12 @@ static int append_run(tern_conn_t *c, tp_buf_t *dst, const uint8_t *data,
   }
   if (tp_buf_append(dst, data + start, spans[end - 1].end - start) != 0) {
     return TERN_ENOMEM;
+  }
+  c->seg_dirty = true;
+  if (dst == &c->held) {
+    c->held_pubs += end - run;
+  } else {
+    c->pending_pubs += end - run;
   }
   c->stats.msgs_out += end - run;
   c->stats.bytes_out += payload;
@@ -277,6 +307,9 @@ int tern__conn_publish_frames(tern_conn_t *c, const uint8_t *data,
         break;
       }
       skip = TERN_EWOULDBLOCK;
+      if (tern__buffering(c)) {
+        c->pubs_refused++;
+      }
     }
     if (skip != 0) {
       if (append_run(c, dst, data, spans, run, i, payload) != 0) {

@@ -21,6 +21,9 @@ _Static_assert(offsetof(tern_options_t, struct_size) == 0,
                "struct_size comes first");
 _Static_assert(offsetof(tern_options_t, status_cb) >= TERN__OPTIONS_SIZE_V0,
                "status_cb overlaps the first layout");
+_Static_assert(offsetof(tern_options_t, status_event_cb) >=
+                   TERN__OPTIONS_SIZE_V0,
+               "status_event_cb overlaps the first layout");
 _Static_assert(offsetof(tern_pub_opts_t, struct_size) == 0,
                "struct_size comes first");
 _Static_assert(
@@ -28,9 +31,8 @@ _Static_assert(
     "a field was appended: assert its offset >= the v0 size instead");
 _Static_assert(offsetof(tern_sub_opts_t, struct_size) == 0,
                "struct_size comes first");
-_Static_assert(
-    sizeof(tern_sub_opts_t) == TERN__SUB_OPTS_SIZE_V0,
-    "a field was appended: assert its offset >= the v0 size instead");
+_Static_assert(offsetof(tern_sub_opts_t, error_cb) >= TERN__SUB_OPTS_SIZE_V0,
+               "error_cb overlaps the first layout");
 
 /*
  * Writes the first size bytes of the caller's struct o from the library's

@@ -184,9 +184,18 @@ bool tern__reconnect_on_fail(tern_conn_t *c, int status) {
   return true;
 }
 
+void tern__buffering_started(tern_conn_t *c) {
+  c->resume_seq = c->next_seq++;
+  c->seg_dirty = false;
+  c->pubs_refused = 0;
+}
+
 bool tern__reconnect_on_loss(tern_conn_t *c, int reason) {
   if (!c->opts.o.reconnect) {
     return false;
+  }
+  if (!c->goaway) {
+    tern__buffering_started(c); /* else it started at the GOAWAY */
   }
   c->state = TERN__WAITING;
   c->reconnecting = true;
@@ -211,6 +220,9 @@ bool tern__reconnect_on_loss(tern_conn_t *c, int reason) {
  */
 int tern__reconnect_resume(tern_conn_t *c) {
   int rc = tern__subs_resend(c);
+  if (rc == 0 && c->nsubs > 0) {
+    rc = tern__resume_barrier(c);
+  }
   if (rc == 0 && c->held.len > 0 &&
       tp_buf_append(&c->pending, c->held.data, c->held.len) != 0) {
     rc = TERN_ENOMEM;
@@ -219,14 +231,18 @@ int tern__reconnect_resume(tern_conn_t *c) {
     return rc;
   }
   tp_buf_reset(&c->held);
+  c->pending_pubs += c->held_pubs;
+  c->held_pubs = 0;
   tern__pending_unhold(c);
   c->reconnecting = false;
   c->goaway = false;
-  c->attempt = 0;
   c->state = TERN__CONNECTED;
   c->stats.reconnects++;
   tern__heartbeat_start(c, c->heartbeat_ms);
-  tern__conn_status(c, TERN_STATUS_CONNECTED, 0);
+  tern__conn_status(c, TERN_STATUS_CONNECTED, 0); /* with the loss figures */
+  c->attempt = 0;
+  c->down = false;
+  c->pubs_discarded = c->pubs_refused = c->pubs_in_flight = 0;
   return 0;
 }
 

@@ -117,6 +117,7 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
   f.u.sub.pattern = (tp_str_t){pattern, (uint32_t)plen};
   if (opts != NULL) {
     s->dropped_cb = opts->dropped_cb;
+    s->error_cb = opts->error_cb;
     if (opts->queue != NULL) {
       f.u.sub.queue = (tp_str_t){opts->queue, (uint32_t)strlen(opts->queue)};
     }
@@ -124,12 +125,28 @@ int tern__sub_create(tern_conn_t *c, tern_asub_t **out, const char *pattern,
     f.u.sub.max_bytes = s->limit_bytes = opts->max_bytes;
     f.u.sub.overflow = s->overflow = (int)opts->overflow;
   }
+  /*
+   * The SUB goes out between two PINGs (the first only when something
+   * refusable went out since the last barrier), so an ERR that arrives
+   * before the second PONG is this SUB's (request.c, tern__on_refusal).
+   * While disconnected the table alone is re-sent after the reconnect;
+   * after a GOAWAY the frame goes nowhere useful, so no barrier either.
+   */
+  rc = 0;
+  if (!tern__buffering(c) && c->seg_dirty) {
+    rc = tern__barrier(c, false, 0);
+  }
   before = c->pending.len;
-  rc = c->reconnecting ? 0 : tern__conn_send(c, &f);
+  if (rc == 0 && !c->reconnecting) {
+    rc = tern__conn_send(c, &f);
+  }
   if (rc != 0) {
     c->pending.len = before;
     free_sub(s);
     return rc;
+  }
+  if (!tern__buffering(c) && tern__barrier(c, true, s->sid) != 0) {
+    c->seg_dirty = true; /* sent without its closing barrier */
   }
   c->next_sid++;
   c->subs[c->nsubs++] = s;
@@ -162,6 +179,10 @@ int tern_asub_unsubscribe(tern_asub_t *s, uint64_t max_msgs) {
     return TERN_EINVAL;
   }
   c = s->conn;
+  if (s->refused != 0) {
+    remove_sub(s); /* the broker never had it */
+    return 0;
+  }
   if (c->state == TERN__CONNECTED) {
     tp_frame_init(&f, TP_UNSUB);
     f.u.unsub.sid = s->sid;
@@ -171,6 +192,9 @@ int tern_asub_unsubscribe(tern_asub_t *s, uint64_t max_msgs) {
     }
     if (tern__conn_send(c, &f) != 0) {
       return TERN_ENOMEM;
+    }
+    if (!tern__buffering(c)) {
+      c->seg_dirty = true; /* ERR 8 is possible */
     }
   }
   if (max_msgs > s->delivered &&
@@ -213,6 +237,34 @@ void tern__sub_on_msg(tern_conn_t *c, const tp_msg_t *m) {
   }
 }
 
+/*
+ * The broker refused s's SUB. It stays in the table, so the application's
+ * pointer stays valid, but gets nothing and is not re-sent; unsubscribing
+ * it sends no UNSUB (that would be ERR 8). The request inbox is dropped
+ * instead, failing the requests that wait on it, so that the next request
+ * tries a new one.
+ */
+void tern__sub_refused(tern_conn_t *c, uint64_t sid, int err) {
+  tern_asub_t *s = find_sub(c, sid);
+  if (s == NULL || s->refused != 0) {
+    return;
+  }
+  s->refused = err;
+  if (s == c->inbox_sub) {
+    remove_sub(s);
+    tern__fail_requests(c, err);
+    return;
+  }
+  if (s->error_cb != NULL) {
+    s->in_cb = true;
+    s->error_cb(s, err, c->last_error, s->cb_data);
+    s->in_cb = false;
+    if (s->dead) {
+      free_sub(s);
+    }
+  }
+}
+
 void tern__sub_on_dropped(tern_conn_t *c, uint64_t sid, uint64_t count) {
   tern_asub_t *s = find_sub(c, sid);
   c->stats.dropped += count;
@@ -240,6 +292,9 @@ int tern__subs_resend(tern_conn_t *c) {
   for (size_t i = 0; i < c->nsubs; i++) {
     tern_asub_t *s = c->subs[i];
     tp_frame_t f;
+    if (s->refused != 0) {
+      continue;
+    }
     tp_frame_init(&f, TP_SUB);
     f.u.sub.sid = s->sid;
     f.u.sub.pattern = (tp_str_t){s->pattern, (uint32_t)strlen(s->pattern)};
@@ -285,6 +340,9 @@ uint64_t tern_asub_delivered(const tern_asub_t *s) {
 }
 uint64_t tern_asub_dropped(const tern_asub_t *s) {
   return s->dropped;
+}
+int tern_asub_error(const tern_asub_t *s) {
+  return s->refused;
 }
 tern_conn_t *tern_asub_conn(const tern_asub_t *s) {
   return s->conn;

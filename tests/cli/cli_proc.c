@@ -188,6 +188,15 @@ static void wait_line(tc_proc_t *p, const tc_buf_t *b, const char *name,
   }
 }
 
+void tc_wait_stderr_text(tc_proc_t *p, const char *text) {
+  long long deadline = now_ms() + TC_WAIT_MS;
+  while (p->err.data == NULL || strstr(p->err.data, text) == NULL) {
+    cr_assert(pump(p, left_ms(deadline)),
+              "tern did not print \"%s\" on stderr (stderr: %s)", text,
+              p->err.data != NULL ? p->err.data : "");
+  }
+}
+
 void tc_wait_stderr_line(tc_proc_t *p, const char *line) {
   wait_line(p, &p->err, "stderr", line);
 }

@@ -43,6 +43,8 @@ void tc_close_stdin(tc_proc_t *p);
  * cr_assert fails the test when the child exits or the deadline passes
  * first. */
 void tc_wait_stderr_line(tc_proc_t *p, const char *line);
+/* The same for text anywhere on stderr. */
+void tc_wait_stderr_text(tc_proc_t *p, const char *text);
 /* The same for a line on stdout. */
 void tc_wait_stdout_line(tc_proc_t *p, const char *line);
 

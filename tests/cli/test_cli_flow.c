@@ -74,3 +74,40 @@ Test(cli_flow, drop_oldest_reports_every_gap) {
   tc_free(&flood);
   tc_free(&last);
 }
+
+/* The "dropped N messages" line comes when the broker's DROPPED arrives,
+ * not after the subscriber has slept through the messages queued before
+ * it: here the subscriber sleeps a minute per message, the drops happen
+ * during its first sleep, and the line must come long before that sleep
+ * ends (TC_WAIT_MS). A stop then ends the sleep at once. */
+Test(cli_flow, drops_are_told_when_they_happen) {
+  tc_proc_t sub, first, flood;
+  const char *sub_argv[] = {"-s",          tc_server(tt_g_broker.port),
+                            "sub",         "--ready",
+                            "--raw",       "--policy",
+                            "drop_oldest", "--max-msgs",
+                            "1",           "--slow",
+                            "60000",       "burst",
+                            NULL};
+  const char *first_argv[] = {
+      "-s", tc_server(tt_g_broker.port), "pub", "burst", "first", NULL};
+  /* One read of the broker holds a dozen of these: all but the newest
+   * are dropped from a one-message queue before anything is written. */
+  const char *flood_argv[] = {"-s",    tc_server(tt_g_broker.port),
+                              "pub",   "--count",
+                              "200",   "--size",
+                              "10000", "burst",
+                              NULL};
+  tc_spawn(&sub, sub_argv);
+  tc_wait_stderr_line(&sub, "ready");
+  cr_assert_eq(tc_run(&first, first_argv, NULL), 0, "pub: %s", first.err.data);
+  tc_wait_stdout_line(&sub, "first"); /* now asleep for a minute */
+  cr_assert_eq(tc_run(&flood, flood_argv, NULL), 0, "pub: %s", flood.err.data);
+  tc_wait_stderr_text(&sub, "tern sub: dropped ");
+  tc_signal(&sub, SIGTERM);
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0, "sub: %s", sub.err.data);
+  cr_expect_gt(dropped_total(sub.err.data), 0);
+  tc_free(&sub);
+  tc_free(&first);
+  tc_free(&flood);
+}

@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker_proc.h"
@@ -219,7 +220,54 @@ Test(cli_pubsub, queue_group_shares_messages) {
 /* Without the fixture: this test stops the broker itself. */
 TestSuite(cli_server_close, .timeout = 90);
 
-Test(cli_server_close, sub_reports_the_close_and_exits_1) {
+/* A graceful shutdown (SIGTERM: GOAWAY, then close) is told as such, not
+ * as a connection closed like a crash. */
+Test(cli_server_close, sub_reports_a_shutdown_as_goaway_and_exits_1) {
+  tt_broker_t b;
+  tc_proc_t sub;
+  char server[32], want[96];
+  tt_broker_start(&b, NULL);
+  snprintf(server, sizeof(server), "127.0.0.1:%d", b.port);
+  const char *argv[] = {"-s", server, "sub", "--ready", "anything", NULL};
+  tc_spawn(&sub, argv);
+  tc_wait_stderr_line(&sub, "ready");
+  cr_assert_eq(tt_broker_stop(&b), 0, "ternd did not exit cleanly");
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 1, "stderr: %s", sub.err.data);
+  snprintf(want, sizeof(want),
+           "tern sub: the broker at %s is shutting down (GOAWAY: ", server);
+  cr_expect_not_null(strstr(sub.err.data, want), "stderr: %s", sub.err.data);
+  cr_expect_null(strstr(sub.err.data, "closed by the server"), "stderr: %s",
+                 sub.err.data);
+  cr_expect_eq(sub.out.len, 0);
+  tc_free(&sub);
+}
+
+/* The same for a publisher in the middle of a long run. */
+Test(cli_server_close, pub_reports_a_shutdown_as_goaway_and_exits_1) {
+  tt_broker_t b;
+  tc_proc_t sub, pub;
+  char server[32], want[96];
+  tt_broker_start(&b, NULL);
+  snprintf(server, sizeof(server), "127.0.0.1:%d", b.port);
+  const char *sub_argv[] = {"-s",      server, "sub", "--ready",
+                            "--count", "1",    "run", NULL};
+  const char *pub_argv[] = {"-s",     server, "pub", "--count", "1000000000",
+                            "--size", "100",  "run", NULL};
+  tc_spawn(&sub, sub_argv);
+  tc_wait_stderr_line(&sub, "ready");
+  tc_spawn(&pub, pub_argv);
+  /* The subscriber got a message: the publisher is connected and busy. */
+  cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0, "sub: %s", sub.err.data);
+  cr_assert_eq(tt_broker_stop(&b), 0, "ternd did not exit cleanly");
+  cr_assert_eq(tc_wait_exit(&pub, TC_WAIT_MS), 1, "stderr: %s", pub.err.data);
+  snprintf(want, sizeof(want),
+           "tern pub: the broker at %s is shutting down (GOAWAY: ", server);
+  cr_expect_not_null(strstr(pub.err.data, want), "stderr: %s", pub.err.data);
+  tc_free(&sub);
+  tc_free(&pub);
+}
+
+Test(cli_server_close, sub_reports_a_crash_as_a_closed_connection) {
   tt_broker_t b;
   tc_proc_t sub;
   char server[32];
@@ -228,12 +276,12 @@ Test(cli_server_close, sub_reports_the_close_and_exits_1) {
   const char *argv[] = {"-s", server, "sub", "--ready", "anything", NULL};
   tc_spawn(&sub, argv);
   tc_wait_stderr_line(&sub, "ready");
-  cr_assert_eq(tt_broker_stop(&b), 0, "ternd did not exit cleanly");
+  tt_broker_kill(&b);
   cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 1, "stderr: %s", sub.err.data);
   cr_expect_not_null(strstr(sub.err.data, "connection to "), "stderr: %s",
                      sub.err.data);
   cr_expect_not_null(strstr(sub.err.data, server), "stderr: %s", sub.err.data);
-  cr_expect_eq(sub.out.len, 0);
+  cr_expect_null(strstr(sub.err.data, "GOAWAY"), "stderr: %s", sub.err.data);
   tc_free(&sub);
 }
 
@@ -266,5 +314,23 @@ Test(cli_server_close, sub_reconnect_rides_out_a_broker_restart) {
   cr_assert_eq(tc_wait_exit(&sub, TC_WAIT_MS), 0, "stderr: %s", sub.err.data);
   cr_expect_str_eq(sub.out.data, "[#1] again: back\n");
   cr_assert_eq(tt_broker_stop(&b), 0);
+  /* The gap is visible: the loss, the reconnect and the time away. */
+  char lost[96], back[96];
+  snprintf(lost, sizeof(lost), "tern sub: lost the connection to %s: ", server);
+  snprintf(back, sizeof(back), "tern sub: reconnected to %s after ", server);
+  cr_expect_not_null(strstr(sub.err.data, lost), "stderr: %s", sub.err.data);
+  const char *p = strstr(sub.err.data, back);
+  cr_expect_not_null(p, "stderr: %s", sub.err.data);
+  if (p != NULL) {
+    char *end;
+    double s = strtod(p + strlen(back), &end);
+    cr_expect_gt(s, 0.0, "time away: %s", p);
+    cr_expect_eq(strncmp(end,
+                         " s away: messages published meanwhile were "
+                         "missed\n",
+                         strlen(" s away: messages published meanwhile were "
+                                "missed\n")),
+                 0, "%s", p);
+  }
   tc_free(&sub);
 }

@@ -44,7 +44,7 @@ _Static_assert(offsetof(v0_options_t, cb_data) ==
                    offsetof(tern_options_t, cb_data),
                "v0_options_t is a prefix of tern_options_t");
 
-/* The first versions of the pub/sub layouts are the current ones. */
+/* The first versions of the pub/sub layouts (sub has grown error_cb). */
 typedef struct v0_pub_opts {
   size_t struct_size;
   const char *reply;
@@ -69,7 +69,8 @@ typedef struct v0_sub_opts {
 } v0_sub_opts_t;
 
 _Static_assert(sizeof(v0_pub_opts_t) == sizeof(tern_pub_opts_t), "pub v0");
-_Static_assert(sizeof(v0_sub_opts_t) == sizeof(tern_sub_opts_t), "sub v0");
+_Static_assert(sizeof(v0_sub_opts_t) == offsetof(tern_sub_opts_t, error_cb),
+               "v0_sub_opts_t is a prefix of tern_sub_opts_t");
 
 #define GARBAGE 0xA5
 #define FUTURE_EXTRA 64

@@ -25,6 +25,28 @@
  * each transition. "Disconnected" below means lost and reconnecting; "lost"
  * means lost for good. The request circuit breaker is described with
  * tern_options_t.breaker_threshold.
+ *
+ * Refusals: the broker answers a frame it refuses without closing (ERR 3
+ * permission denied, 4, 8, 9, 10, 13) with an ERR that names no frame. The
+ * broker handles a connection's frames in order, so libtern tells which
+ * frame an ERR belongs to by where it arrives among the answers it expects
+ * (PONG, PUBACK), and hands it to that frame's callback:
+ *  - a publish with an ack_cb (and a request): the ack (request) fails with
+ *    the error, e.g. TERN_EPERM. libtern sends a PING ahead of such a PUB
+ *    when other refusable frames went out since the last PING or acked PUB,
+ *    so that the PUB is the only candidate;
+ *  - a subscribe: SUB goes out between two PINGs (the first one only when
+ *    needed) and an ERR before the second PONG is that SUB's: the
+ *    subscription's error_cb (tern_sub_opts_t) fires and tern_asub_error
+ *    reports it;
+ *  - anything else (a plain publish, an UNSUB): the first tern_conn_flush
+ *    whose PING was sent after the refused frame completes with the error
+ *    instead of 0; with no flush outstanding, the next one made does. A
+ *    flush reports one refusal (the first); more of them before its PONG
+ *    are only seen by error_cb, and none is reported twice.
+ * Every ERR also goes to tern_options_t.error_cb, with the broker's text.
+ * A SUB re-sent after a reconnect (or made while disconnected) has no
+ * barrier of its own: its refusal is reported like a plain publish's.
  */
 #ifndef TERN_ASYNC_H
 #define TERN_ASYNC_H
@@ -59,7 +81,10 @@ typedef void (*tern_msg_cb)(tern_asub_t *sub, tern_msg_t *msg, void *cb_data);
 typedef void (*tern_reply_cb)(tern_conn_t *conn, int status, tern_msg_t *reply,
                               void *cb_data);
 /* Flush outcome: 0 when the PONG arrived (everything sent before the flush
- * has been processed by the broker), TERN_ETIMEOUT or TERN_ECLOSED. */
+ * has been processed by the broker), TERN_ETIMEOUT or TERN_ECLOSED; or,
+ * when the PONG arrived but the broker refused a frame sent before the flush
+ * that no other callback was told about (see "Refusals" above), that
+ * refusal's code (TERN_EPERM, TERN_ETOPIC, TERN_ETOOLARGE, ...). */
 typedef void (*tern_flush_cb)(tern_conn_t *conn, int status, void *cb_data);
 
 /* Connection counters. */
@@ -159,6 +184,9 @@ TERN_EXTERN uint64_t tern_asub_sid(const tern_asub_t *sub);
 TERN_EXTERN const char *tern_asub_pattern(const tern_asub_t *sub);
 TERN_EXTERN uint64_t tern_asub_delivered(const tern_asub_t *sub);
 TERN_EXTERN uint64_t tern_asub_dropped(const tern_asub_t *sub);
+/* 0, or the error the broker refused the subscription with (TERN_EPERM,
+ * ...; see tern_sub_error_cb). */
+TERN_EXTERN int tern_asub_error(const tern_asub_t *sub);
 /* The connection a subscription belongs to. */
 TERN_EXTERN tern_conn_t *tern_asub_conn(const tern_asub_t *sub);
 
@@ -170,8 +198,10 @@ TERN_EXTERN tern_conn_t *tern_asub_conn(const tern_asub_t *sub);
  * says nobody received it, cb fires with TERN_ENORESPONDERS at once. cb
  * fires exactly once: with the first reply, TERN_ETIMEOUT after timeout_ms,
  * TERN_ENORESPONDERS, TERN_EDISCONNECTED (the connection was lost after the
- * request was sent: it fails at the loss, it does not wait for the timeout)
- * or TERN_ECLOSED. Later replies are ignored. A request made while
+ * request was sent: it fails at the loss, it does not wait for the timeout),
+ * TERN_ECLOSED, or the broker's refusal of the request's PUB or of the
+ * inbox subscription (TERN_EPERM for a permission denial, ...: see
+ * "Refusals" above). Later replies are ignored. A request made while
  * disconnected is buffered and sent after the reconnect (its timeout runs).
  * Returns 0, TERN_EBREAKER (the topic's circuit breaker is open: nothing is
  * sent), or the errors of tern_conn_publish (nothing is sent then).
@@ -183,7 +213,8 @@ TERN_EXTERN int tern_conn_request(tern_conn_t *conn, const char *topic,
 
 /*
  * Barrier: sends PING; cb fires with 0 when the matching PONG arrives, i.e.
- * once the broker has processed every frame sent before it; TERN_ETIMEOUT
+ * once the broker has processed every frame sent before it (or with the
+ * code of a refusal no other callback got: see tern_flush_cb); TERN_ETIMEOUT
  * after timeout_ms (0 = no timeout), TERN_EDISCONNECTED (lost after the PING
  * was sent) or TERN_ECLOSED. Made while disconnected, the PING is sent after
  * the reconnect.

@@ -102,6 +102,60 @@ typedef enum tern_status {
 typedef void (*tern_status_cb)(tern_conn_t *conn, tern_status_t status,
                                int reason, void *cb_data);
 
+/*
+ * A status transition with what it cost (tern_status_event_cb). The library
+ * fills it and passes it for the duration of the callback.
+ *
+ * Versioned by size, the other way round from the options structs: the
+ * library sets struct_size to the size of its own struct, so a field added
+ * by a later version is present only when
+ * ev->struct_size >= offsetof(tern_status_event_t, field) + sizeof field.
+ * A program built against this header may read every field below without
+ * that check: the library it runs with has them all (they came with the
+ * struct itself).
+ */
+typedef struct tern_status_event {
+  size_t struct_size;
+  tern_status_t status; /* as for tern_status_cb */
+  int reason;           /* as for tern_status_cb */
+  /*
+   * The loss this event belongs to. On DISCONNECTED: this loss. On
+   * RECONNECTING, CONNECTED after a reconnect, and CLOSED after reconnecting
+   * gave up: the loss being recovered from. All 0 on the first CONNECTED
+   * and on a CLOSED by tern_conn_close while connected.
+   */
+  /* Milliseconds since the connection was lost (on CONNECTED: how long it
+   * was down). */
+  uint64_t down_ms;
+  /* Reconnect attempts made since the loss (on CONNECTED: including the one
+   * that succeeded). */
+  uint32_t attempts;
+  /* Publishes thrown away at the loss: PUB frames still in the outbound
+   * batch, never handed to the socket. */
+  uint64_t pubs_discarded;
+  /* PUB frames of the write that was in flight at the loss: handed to the
+   * socket, not known to be written; the broker may or may not have read
+   * them. (Frames written just before the loss may be lost too, in the
+   * kernel's buffers: at most once.) */
+  uint64_t pubs_in_flight;
+  /* Publishes refused while disconnected because the buffer for them was
+   * full: tern_conn_publish calls that returned TERN_EWOULDBLOCK, and with
+   * the blocking API tern_client_publish calls that returned
+   * TERN_EWOULDBLOCK after publish_timeout_ms. With pubs_discarded, the
+   * publishes this loss cost the application; subscribers also miss
+   * whatever was published to them while they were away. */
+  uint64_t pubs_refused;
+} tern_status_event_t;
+
+/*
+ * Like tern_status_cb (same transitions, same thread, fired right after
+ * it when both are set), with the event's figures. May close the
+ * connection.
+ */
+typedef void (*tern_status_event_cb)(tern_conn_t *conn,
+                                     const tern_status_event_t *ev,
+                                     void *cb_data);
+
 typedef struct tern_options {
   /* Set by tern_options_init; never change it. */
   size_t struct_size;
@@ -214,6 +268,10 @@ typedef struct tern_options {
   uint32_t breaker_threshold;
   uint32_t breaker_cooldown_ms;
   uint32_t breaker_max_topics;
+
+  /* Status transitions with their figures (tern_status_event_cb), with
+   * cb_data. Optional; default NULL. */
+  tern_status_event_cb status_event_cb;
 } tern_options_t;
 
 /*
@@ -244,8 +302,12 @@ typedef enum tern_overflow {
 
 /*
  * PUBACK outcome: status 0 and the number of subscriptions the message was
- * delivered or queued to (0 = nobody listened), or status TERN_ECLOSED with
- * receivers 0 when the connection ended first. Loop thread.
+ * delivered or queued to (0 = nobody listened); status TERN_ECLOSED (or
+ * TERN_EDISCONNECTED) with receivers 0 when the connection ended first;
+ * the broker's refusal of the PUB with receivers 0 (TERN_EPERM: permission
+ * denied, TERN_ETOPIC, TERN_ETOOLARGE; tern/async.h "Refusals"); or, for a
+ * retained publish the broker delivered but could not retain (retained
+ * store full, ERR 13), TERN_ETOOLARGE with the receivers. Loop thread.
  */
 typedef void (*tern_ack_cb)(tern_conn_t *conn, int status, uint64_t receivers,
                             void *cb_data);
@@ -283,6 +345,18 @@ TERN_EXTERN int tern_pub_opts_init_sized(tern_pub_opts_t *o, size_t size);
 typedef void (*tern_dropped_cb)(tern_asub_t *sub, uint64_t count,
                                 void *cb_data);
 
+/*
+ * The broker refused the subscription's SUB: err is TERN_EPERM (permission
+ * denied, ERR 3), TERN_ETOPIC (ERR 4), TERN_ELIMIT (too many subscriptions,
+ * ERR 10) or another tern_err_from_wire code, text the broker's message
+ * (borrowed for the call). Fires at most once, before the PONG of any flush
+ * made after the subscribe. The subscription then receives nothing and is
+ * not re-sent after a reconnect; sub stays valid (tern_asub_error says why)
+ * until tern_asub_unsubscribe, which may be called from here. Loop thread.
+ */
+typedef void (*tern_sub_error_cb)(tern_asub_t *sub, int err, const char *text,
+                                  void *cb_data);
+
 typedef struct tern_sub_opts {
   /* Set by tern_sub_opts_init; never change it. */
   size_t struct_size;
@@ -299,6 +373,11 @@ typedef struct tern_sub_opts {
   size_t queue_msgs;
   size_t queue_bytes;
   /* (The first version of the layout ends here.) */
+
+  /* Async API: optional, with the subscription's cb_data: the broker
+   * refused the subscription (see tern_sub_error_cb). Ignored by the
+   * blocking API, whose tern_client_subscribe returns the error. */
+  tern_sub_error_cb error_cb;
 } tern_sub_opts_t;
 
 /*

@@ -26,6 +26,15 @@
  * TERN_EDISCONNECTED, later ones are sent after the reconnect. Only when
  * the client is closed or reconnecting gives up do calls answer
  * TERN_ECLOSED. status_cb reports the transitions on the background thread.
+ *
+ * Refusals: a frame the broker refuses without closing (ERR 3 permission
+ * denied, and 4, 8, 9, 10, 13) fails the call that sent it, with the
+ * matching code (TERN_EPERM for ERR 3): tern_client_subscribe,
+ * tern_client_publish_ack and tern_client_request return it. A plain
+ * tern_client_publish has already returned: its refusal is returned by the
+ * next tern_client_flush (once). tern_client_last_error has the broker's
+ * text ("permission denied: publish to 'a.b'"), and error_cb sees every
+ * ERR. See "Refusals" in tern/async.h for how an ERR is matched to a frame.
  */
 #ifndef TERN_SYNC_H
 #define TERN_SYNC_H
@@ -82,8 +91,9 @@ TERN_EXTERN int tern_client_publish(tern_client_t *cl, const char *topic,
 /*
  * Like tern_client_publish, but asks for a PUBACK and waits for it (up to
  * timeout_ms): *receivers (optional) gets the number of subscriptions the
- * broker delivered to. Returns 0, the publish errors, or TERN_ETIMEOUT.
- * Any thread.
+ * broker delivered to. Returns 0, the publish errors, TERN_ETIMEOUT, the
+ * broker's refusal (TERN_EPERM, ...), or TERN_ETOOLARGE after delivering a
+ * retained publish it could not retain (*receivers set). Any thread.
  */
 TERN_EXTERN int tern_client_publish_ack(tern_client_t *cl, const char *topic,
                                         const void *payload, size_t len,
@@ -97,7 +107,11 @@ TERN_EXTERN int tern_client_publish_ack(tern_client_t *cl, const char *topic,
  * tern_sub_destroy (or let tern_client_close do it).
  * Returns 0, TERN_ETOPIC, TERN_ECLOSED, TERN_ETIMEOUT (no PONG within
  * connect_timeout_ms), TERN_EINVAL (also: opts not initialised with
- * tern_sub_opts_init), TERN_ENOMEM. Any thread.
+ * tern_sub_opts_init), TERN_ENOMEM, or the broker's refusal: TERN_EPERM
+ * (permission denied), TERN_ELIMIT (too many subscriptions), TERN_ETOPIC.
+ * (Made while the connection is down, the SUB goes out after the reconnect
+ * and a refusal then reaches error_cb and the next tern_client_flush.)
+ * opts->error_cb is not used. Any thread.
  */
 TERN_EXTERN int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
                                       const char *pattern,
@@ -139,8 +153,9 @@ TERN_EXTERN uint64_t tern_sub_sid(const tern_sub_t *sub);
  * Sends a request and waits for the first reply (see tern_conn_request).
  * Returns 0 with *reply (caller releases it), TERN_ETIMEOUT,
  * TERN_ENORESPONDERS, TERN_EDISCONNECTED (the connection was lost after the
- * request was sent), TERN_EBREAKER (circuit breaker open), TERN_ECLOSED, or
- * the publish errors. Any thread.
+ * request was sent), TERN_EBREAKER (circuit breaker open), TERN_ECLOSED,
+ * the broker's refusal of the request or of the reply inbox's subscription
+ * (TERN_EPERM, ...), or the publish errors. Any thread.
  */
 TERN_EXTERN int tern_client_request(tern_client_t *cl, const char *topic,
                                     const void *payload, size_t len,
@@ -148,8 +163,10 @@ TERN_EXTERN int tern_client_request(tern_client_t *cl, const char *topic,
 
 /*
  * Waits until the broker has processed everything this client sent before
- * (PING/PONG). Returns 0, TERN_ETIMEOUT, TERN_EDISCONNECTED, TERN_ECLOSED.
- * Any thread.
+ * (PING/PONG). Returns 0, TERN_ETIMEOUT, TERN_EDISCONNECTED, TERN_ECLOSED,
+ * or the code of a refusal of an earlier plain publish (or other frame
+ * without a call of its own to fail) not reported yet: TERN_EPERM, ...
+ * (the PONG came: everything was processed). Any thread.
  */
 TERN_EXTERN int tern_client_flush(tern_client_t *cl, int timeout_ms);
 
