@@ -15,3 +15,10 @@ tern_target_defaults(sublist_bench)
 add_executable(conn_mem ${CMAKE_CURRENT_LIST_DIR}/conn_mem.c)
 target_link_libraries(conn_mem PRIVATE tern_protocol)
 tern_target_defaults(conn_mem)
+
+# Good logins during a bad-password flood, and a login's cost, against a
+# running ternd (not a test): build/bin/login_flood flood|timing PORT USER ...
+find_package(Threads REQUIRED)
+add_executable(login_flood ${CMAKE_CURRENT_LIST_DIR}/login_flood.c)
+target_link_libraries(login_flood PRIVATE tern_protocol Threads::Threads)
+tern_target_defaults(login_flood)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "conn_auth.h"
 #include "log.h"
 #include "outq_chunk.h"
 #include "server.h"
@@ -264,13 +265,19 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
   srv->nended = 0;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
-    if (eligible(s, publisher) && deliver(srv, publisher, s, body))
+    if (eligible(s, publisher) && deliver(srv, publisher, s, body)) {
       n++;
+      if (pub->reply.ptr != NULL) /* allow_responses */
+        conn_auth_note_request(s->conn, pub->reply.ptr, pub->reply.len);
+    }
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver(srv, publisher, s, body))
+    if (s != NULL && deliver(srv, publisher, s, body)) {
       n++;
+      if (pub->reply.ptr != NULL)
+        conn_auth_note_request(s->conn, pub->reply.ptr, pub->reply.len);
+    }
   }
   msgbuf_unref(body);
 

@@ -329,5 +329,6 @@ void server_free(server_t *srv) {
   rx_shared_free(&srv->rx);
   tp_buf_free(&srv->scratch);
   free(srv->ended);
+  auth_verifier_free(srv->auth);
   config_free(&srv->cfg);
 }
