@@ -469,9 +469,9 @@ int auth_verifier_create(uv_loop_t *loop, const auth_limits_t *lim,
 }
 
 void auth_verifier_configure(auth_verifier_t *v, const auth_limits_t *lim) {
-  v->lim = *lim;
   if (v->cache != NULL)
     sodium_memzero(v->cache, sizeof *v->cache * v->lim.cache_size);
+  v->lim = *lim;
   cache_alloc(v); /* a new key too: nothing old can match */
 }
 

@@ -147,15 +147,38 @@ void conn_auth_reconfigure(server_t *srv) {
   }
 }
 
-static void refuse(conn_t *c, int code, const char *why) {
+/*
+ * A refused login. A verdict is logged and announced ($SYS.auth.failure);
+ * the cheap refusals a flood causes (blocked address, full queue) are
+ * not, one by one: the verifier logs a blocking once, and a full queue is
+ * logged at most every 10 s with the count.
+ */
+static void refuse(conn_t *c, int code, const char *why, bool quiet) {
   server_t *srv = c->srv;
   if (code == TP_WIRE_AUTH)
     srv->ops.auth_failures++;
-  LOG_CONN(LOG_WARN, c->id, c->addr, c->name, "authentication failed%s%s: %s",
-           c->auth_user ? " for user " : "", c->auth_user ? c->auth_user : "",
-           why);
-  sysevents_auth_failure(srv, c);
+  LOG_CONN(quiet ? LOG_DEBUG : LOG_WARN, c->id, c->addr, c->name,
+           "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
+           c->auth_user ? c->auth_user : "", why);
+  if (!quiet)
+    sysevents_auth_failure(srv, c);
   conn_fail(c, code, code == TP_WIRE_AUTH ? "authentication failed" : why);
+}
+
+static void log_busy(server_t *srv) {
+  static uint64_t last_ms;
+  static bool logged;
+  uint64_t now = uv_now(srv->loop);
+  if (logged && now - last_ms < 10000)
+    return;
+  logged = true;
+  last_ms = now;
+  auth_stats_t st;
+  auth_verifier_stats(srv->auth, &st);
+  LOG(LOG_WARN,
+      "login queue full (%llu waiting): CONNECTs refused with ERR 11, %llu "
+      "so far",
+      (unsigned long long)st.queued, (unsigned long long)st.busy);
 }
 
 /* Good credentials: the user's rights. 0, or -1 (failed, closing). */
@@ -189,7 +212,7 @@ static void on_verdict(void *data, auth_verdict_t verdict, auth_db_t *db,
     return;
   }
   if (verdict != AUTH_GOOD) {
-    refuse(c, TP_WIRE_AUTH, "wrong credentials");
+    refuse(c, TP_WIRE_AUTH, "wrong credentials", false);
     return;
   }
   if (grant(c, db, user) == 0) {
@@ -230,7 +253,7 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   }
   /* C strings would cut them there: "pw\0junk" must not pass as "pw". */
   if (has_nul(req->user) || has_nul(req->pass) || has_nul(req->token)) {
-    refuse(c, TP_WIRE_AUTH, "NUL byte in credentials");
+    refuse(c, TP_WIRE_AUTH, "NUL byte in credentials", false);
     return 0;
   }
   if (srv->auth == NULL) {
@@ -269,13 +292,15 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
     }
     return 0;
   case AUTH_REJECT:
-    refuse(c, TP_WIRE_AUTH, "wrong credentials");
+    refuse(c, TP_WIRE_AUTH, "wrong credentials", false);
     return 0;
   case AUTH_BLOCKED:
-    refuse(c, TP_WIRE_AUTH, "too many failed logins from this address");
+    refuse(c, TP_WIRE_AUTH, "too many failed logins from this address", true);
     return 0;
   case AUTH_BUSY:
-    refuse(c, TP_WIRE_TOO_MANY_CONNS, "busy verifying logins, retry later");
+    log_busy(srv);
+    refuse(c, TP_WIRE_TOO_MANY_CONNS, "busy verifying logins, retry later",
+           true);
     return 0;
   default:
     return -1;
