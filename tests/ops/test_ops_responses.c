@@ -28,11 +28,12 @@ static void hash(char *out, const char *pw) {
 }
 
 /* req: everything; once: one reply per request; thrice: three; brief:
- * one, within 1 ms; plain: the same lists, no allow_responses. */
+ * one, within 1 ms; plain: the same lists, no allow_responses; guarded:
+ * once, but denied _INBOX.secret.>. */
 static void users_init(void) {
   cr_assert_geq(sodium_init(), 0);
-  char h[5][crypto_pwhash_STRBYTES];
-  for (int i = 0; i < 5; i++)
+  char h[6][crypto_pwhash_STRBYTES];
+  for (int i = 0; i < 6; i++)
     hash(h[i], "pw");
   const char *lists = "publish = metrics.>\nsubscribe = svc.>\n";
   char text[4096];
@@ -41,8 +42,11 @@ static void users_init(void) {
            "\n[user once]\npassword = %s\n%sallow_responses = true\n"
            "\n[user thrice]\npassword = %s\n%sallow_responses = 3\n"
            "\n[user brief]\npassword = %s\n%sallow_responses = 1, 1\n"
-           "\n[user plain]\npassword = %s\n%s",
-           h[0], h[1], lists, h[2], lists, h[3], lists, h[4], lists);
+           "\n[user plain]\npassword = %s\n%s"
+           "\n[user guarded]\npassword = %s\n%sallow_responses = true\n"
+           "deny_publish = _INBOX.secret.>\n",
+           h[0], h[1], lists, h[2], lists, h[3], lists, h[4], lists, h[5],
+           lists);
   ops_write_file(conf_path, text);
   tt_fixture_start((const char *[]){"--config", conf_path, NULL});
 }
@@ -149,4 +153,59 @@ Test(ops_responses, without_allow_responses_replies_are_denied,
   reply_denied(&resp, "_INBOX.d");
   tt_raw_close(&req);
   tt_raw_close(&resp);
+}
+
+/* A request delivered to a queue-group member opens its reply too. */
+Test(ops_responses, queue_group_member_may_reply, .init = users_init,
+     .fini = users_fini) {
+  tt_raw_t req, resp;
+  ops_login(&req, tt_g_broker.port, "req", "pw", NULL);
+  tt_raw_sub(&req, 1, "_INBOX.>", NULL);
+  tt_raw_barrier_strict(&req);
+  ops_login(&resp, tt_g_broker.port, "once", "pw", NULL);
+  tt_raw_sub(&resp, 1, "svc.q", "workers");
+  tt_raw_barrier_strict(&resp);
+  pub_req(&req, "svc.q", "_INBOX.g");
+  expect_request(&resp, "_INBOX.g");
+  reply_ok(&resp, &req, "_INBOX.g");
+  reply_denied(&resp, "_INBOX.g");
+  tt_raw_close(&req);
+  tt_raw_close(&resp);
+}
+
+/* A deny_publish entry wins over a reply allowance. */
+Test(ops_responses, deny_publish_wins, .init = users_init, .fini = users_fini) {
+  tt_raw_t req, resp;
+  pair(&req, &resp, "guarded");
+  pub_req(&req, "svc.q", "_INBOX.secret.1");
+  expect_request(&resp, "_INBOX.secret.1");
+  reply_denied(&resp, "_INBOX.secret.1");
+  pub_req(&req, "svc.q", "_INBOX.open.1");
+  expect_request(&resp, "_INBOX.open.1");
+  reply_ok(&resp, &req, "_INBOX.open.1");
+  tt_raw_close(&req);
+  tt_raw_close(&resp);
+}
+
+/* The setting is checked and printed by --check-config. */
+Test(ops_responses, setting_is_checked) {
+  cr_assert_geq(sodium_init(), 0);
+  char h[crypto_pwhash_STRBYTES], text[512], path[64];
+  hash(h, "pw");
+  snprintf(text, sizeof text,
+           "[user r]\npassword = %s\nallow_responses = 3, 5000\n", h);
+  ops_write_file(path, text);
+  ops_run_t r;
+  ops_run_ternd(&r, (const char *[]){"--check-config", path, NULL}, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_not_null(strstr(r.out, "\nallow_responses = 3, 5000\n"), "%s",
+                     r.out);
+  unlink(path);
+  snprintf(text, sizeof text, "[user r]\npassword = %s\nallow_responses = 0\n",
+           h);
+  ops_write_file(path, text);
+  ops_run_ternd(&r, (const char *[]){"--check-config", path, NULL}, NULL, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert_not_null(strstr(r.err, "invalid allow_responses"), "%s", r.err);
+  unlink(path);
 }
