@@ -416,6 +416,7 @@ struct auth_verifier {
   uv_loop_t *loop;
   auth_limits_t lim;
   auth_stats_t st;
+  uint64_t hash_ns;  /* recent hash duration, a moving average; 0: none yet */
   list_node_t queue; /* auth_job_t.link, FIFO */
   uint8_t addr_key[crypto_shorthash_KEYBYTES];
   addr_slot_t *addrs; /* ADDR_SLOTS, made at the first failure */
@@ -437,6 +438,7 @@ struct auth_job {
   bool running; /* on the thread pool */
   bool ok;
   bool hashed;
+  uint64_t ns; /* how long the hash took */
   auth_done_cb cb;
   auth_alive_cb alive;
   void *data;
@@ -663,7 +665,9 @@ static void on_work(uv_work_t *req) {
   if (atomic_load(&job->cancelled))
     return;
   job->hashed = true;
+  uint64_t t0 = uv_hrtime();
   int rc = crypto_pwhash_str_verify(job->hash, job->pass, strlen(job->pass));
+  job->ns = uv_hrtime() - t0;
   job->ok = rc == 0 && job->user != NULL;
 }
 
@@ -674,6 +678,8 @@ static void on_after_work(uv_work_t *req, int status) {
   bool ok = status == 0 && job->ok;
   if (job->hashed) {
     v->st.hashes++;
+    /* What a hash takes now, load included (7/8 old, 1/8 new). */
+    v->hash_ns = v->hash_ns == 0 ? job->ns : (7 * v->hash_ns + job->ns) / 8;
     if (ok) {
       cache_slot_t *s = cache_find(v, job->digest, true);
       if (s != NULL) {
@@ -727,7 +733,13 @@ auth_start_t auth_verify_start(auth_verifier_t *v, auth_job_t **out,
   const char *hash = u != NULL ? u->hash : standin(db);
   if (hash == NULL)
     return AUTH_NOMEM;
-  if (v->st.queued >= v->lim.queue_max) {
+  /* Admitted only if its verdict can be expected within max_wait_ms:
+   * the logins ahead of it, AUTH_CONCURRENCY at a time, at the cost a
+   * hash has lately had. */
+  uint64_t ahead = v->st.queued + v->st.running + 1;
+  if (v->st.queued >= v->lim.queue_max ||
+      (v->lim.max_wait_ms > 0 &&
+       ahead * v->hash_ns / AUTH_CONCURRENCY > v->lim.max_wait_ms * 1000000u)) {
     v->st.busy++;
     return AUTH_BUSY;
   }

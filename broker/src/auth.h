@@ -102,11 +102,12 @@ int auth_hash_password(const char *password, char *out, size_t cap);
 /*
  * The verifier owns everything a login may cost: at most
  * AUTH_CONCURRENCY password hashes run on the thread pool at once; the
- * logins behind them wait in a bounded FIFO queue (queue_max; past it a
- * CONNECT is refused at once as busy); a closed connection's waiting
- * login leaves the queue unhashed; every address has a budget of failed
- * logins (fail_limit per fail_window_ms, a token bucket: past it its
- * CONNECTs are refused without hashing); and credentials verified in the
+ * logins behind them wait in a bounded FIFO queue (queue_max, and no
+ * longer than max_wait_ms is expected to take at the hashes' recent
+ * speed; past either a CONNECT is refused at once as busy); a closed
+ * connection's waiting login leaves the queue unhashed; every address has a
+ * budget of failed logins (fail_limit per fail_window_ms, a token bucket: past
+ * it its CONNECTs are refused without hashing); and credentials verified in the
  * last cache_ttl_ms are remembered (as a keyed BLAKE2b digest of user and
  * password, never the password) so that they log in again without a hash.
  */
@@ -114,6 +115,8 @@ int auth_hash_password(const char *password, char *out, size_t cap);
 
 typedef struct auth_limits {
   uint64_t queue_max;      /* logins waiting for a hash */
+  uint64_t max_wait_ms;    /* admit a login only if its verdict is expected
+                              within this (the connect timeout); 0: any */
   uint64_t fail_limit;     /* failed logins per address per window; 0 off */
   uint64_t fail_window_ms; /* the window (and the bucket's refill time) */
   uint64_t cache_size;     /* verified credentials remembered; 0 off */

@@ -133,6 +133,7 @@ bool conn_auth_deny_count(conn_t *c) {
 
 static void limits_of(const config_t *cfg, auth_limits_t *lim) {
   lim->queue_max = cfg->auth_queue;
+  lim->max_wait_ms = cfg->connect_timeout_ms;
   lim->fail_limit = cfg->auth_fail_limit;
   lim->fail_window_ms = cfg->auth_fail_window_ms;
   lim->cache_size = cfg->auth_cache_size;
