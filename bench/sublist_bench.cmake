@@ -20,3 +20,10 @@ tern_target_defaults(conn_mem)
 add_executable(mon_abuse ${CMAKE_CURRENT_LIST_DIR}/mon_abuse.c)
 target_link_libraries(mon_abuse PRIVATE tern_protocol)
 tern_target_defaults(mon_abuse)
+
+# Good logins during a bad-password flood, and a login's cost, against a
+# running ternd (not a test): build/bin/login_flood flood|timing PORT USER ...
+find_package(Threads REQUIRED)
+add_executable(login_flood ${CMAKE_CURRENT_LIST_DIR}/login_flood.c)
+target_link_libraries(login_flood PRIVATE tern_protocol Threads::Threads)
+tern_target_defaults(login_flood)

@@ -42,6 +42,11 @@ void config_defaults(config_t *cfg) {
   cfg->http_max_clients = 256;
   cfg->http_port = TERND_DEFAULT_HTTP_PORT;
   cfg->sys_interval_ms = 10000;
+  cfg->auth_queue = 32;
+  cfg->auth_fail_limit = 10;
+  cfg->auth_fail_window_ms = 60000;
+  cfg->auth_cache_size = 1024;
+  cfg->auth_cache_ttl_ms = 600000;
 }
 
 void config_free(config_t *cfg) {
@@ -100,6 +105,18 @@ static void usage(FILE *out) {
       "                           one still sending its request makes room "
       "(256)\n"
       "  --auth-token T           require this token in CONNECT\n"
+      "  --auth-queue N           logins waiting for a password hash; "
+      "past it, or\n"
+      "                           past the connect timeout, CONNECT gets "
+      "ERR 11 (32)\n"
+      "  --auth-fail-limit N      failed logins per address per window; "
+      "past it\n"
+      "                           its CONNECTs get ERR 2 unhashed, 0 = no "
+      "limit (10)\n"
+      "  --auth-fail-window-ms MS that window (60000)\n"
+      "  --auth-cache-size N      verified logins remembered, 0 = none "
+      "(1024)\n"
+      "  --auth-cache-ttl-ms MS   for this long (600000)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
       "  --config FILE            read options (and [user NAME] sections) "
@@ -187,6 +204,11 @@ static const opt_spec_t opts[] = {
     OPT(http_timeout_ms, K_U64, 1, 86400000),
     OPT(http_max_clients, K_U64, 1, 65536),
     OPT(auth_token, K_SECRET, 0, 0),
+    OPT(auth_queue, K_U64, 1, 1000000),
+    OPT(auth_fail_limit, K_U64, 0, 1000000),
+    OPT(auth_fail_window_ms, K_U64, 1, 86400000),
+    OPT(auth_cache_size, K_U64, 0, 1000000),
+    OPT(auth_cache_ttl_ms, K_U64, 1, 86400000),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),
 };

@@ -42,6 +42,11 @@ typedef struct config {
   char http_host[256]; /* monitoring address; "" = same as host */
   int http_port;       /* monitoring HTTP port, 0 = off */
   char auth_token[256];   /* shared token; "" = none */
+  uint64_t auth_queue;    /* logins waiting for a password hash */
+  uint64_t auth_fail_limit;     /* failed logins per address; 0 = no limit */
+  uint64_t auth_fail_window_ms; /* ... per this window */
+  uint64_t auth_cache_size;     /* verified logins remembered; 0 = none */
+  uint64_t auth_cache_ttl_ms;   /* ... for this long */
   uint64_t sys_interval_ms; /* $SYS stats period, 0 = off */
   char config_file[1024]; /* --config FILE, "" = none */
   /* Users and permissions from the file's [user NAME] sections; owned,

@@ -415,6 +415,10 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
     conn_fail(c, TP_WIRE_PROTOCOL, msg);
     return;
   }
+  if (req->name.ptr != NULL && memchr(req->name.ptr, '\0', req->name.len)) {
+    conn_fail(c, TP_WIRE_PROTOCOL, "CONNECT name holds a NUL byte");
+    return;
+  }
   if (req->name.ptr != NULL) {
     c->name = malloc(req->name.len + 1);
     if (c->name != NULL) {

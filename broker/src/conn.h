@@ -80,6 +80,7 @@ typedef struct conn {
   struct auth_db *perms_db;     /* a reference that keeps perms alive */
   const struct auth_user *perms; /* NULL: may do everything */
   char *auth_user;               /* owned user name, or NULL */
+  struct conn_responses *responses; /* allow_responses, or NULL */
   bool was_active;               /* announced on $SYS.conn.connect */
   uint64_t deny_logged_ms;       /* uv_now of the last denial logged */
   uint64_t deny_suppressed;      /* denials since then, not logged */

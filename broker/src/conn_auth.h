@@ -20,23 +20,47 @@ static inline bool conn_auth_required(const server_t *srv) {
 }
 
 /*
- * Starts verifying req's credentials (copied). The connection stays in
- * HANDSHAKE, processing nothing, until the verdict: OK and its buffered
- * frames, or ERR 2 and close. The connect timeout still runs. 0 or an
- * error (the caller fails the connection).
+ * Starts verifying req's credentials (copied). A token, a remembered login
+ * or a refusal is decided at once; a password waits for its hash, with the
+ * connection in HANDSHAKE processing nothing and the connect timeout
+ * stopped (the verifier's queue is bounded, so is the wait), until the
+ * verdict: OK and its buffered frames, or ERR 2 and close. A full queue is
+ * ERR 11 (retry later). Credentials holding a NUL byte are ERR 2. 0, or -1
+ * (no memory: the caller fails the connection).
  */
 int conn_auth_begin(conn_t *c, const tp_connect_t *req);
 /* From the close path: forgets a verification in progress, drops rights. */
 void conn_auth_release(conn_t *c);
 
+/* A reload changed the auth_* limits; remembered logins are forgotten. */
+void conn_auth_reconfigure(server_t *srv);
+
 /* Permission checks. A refusal is counted (by operation), logged (at most
  * one line per connection per second, with the count of those not logged)
  * and worded for the ERR 3 message (conn_auth_denial). */
 bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len);
+/* PUB refused by the lists: still allowed when topic is the reply topic of
+ * a request c received and may answer (allow_responses); else a refusal as
+ * conn_auth_deny. */
+bool conn_auth_pub_denied(conn_t *c, const char *topic, size_t len);
 static inline bool conn_may_publish(conn_t *c, const char *topic, size_t len) {
   if (c->perms == NULL || auth_may_publish(c->perms, topic, len))
     return true;
-  return conn_auth_deny(c, false, topic, len);
+  return conn_auth_pub_denied(c, topic, len);
+}
+
+/*
+ * allow_responses: a MSG carrying reply topic reply was queued for c. Only
+ * connections of users with allow_responses keep a table (at most 1,024
+ * reply topics, the oldest forgotten first); for the others this is one
+ * test.
+ */
+typedef struct conn_responses conn_responses_t;
+void conn_auth_note_request_slow(conn_t *c, const char *reply, size_t len);
+static inline void conn_auth_note_request(conn_t *c, const char *reply,
+                                          size_t len) {
+  if (c->responses != NULL)
+    conn_auth_note_request_slow(c, reply, len);
 }
 static inline bool conn_may_subscribe(conn_t *c, const char *pattern,
                                       size_t len) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
@@ -166,6 +167,28 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
       "tern_permission_denials_total{op=\"sub\"} %llu\n",
       (unsigned long long)(srv->ops.perm_denials - srv->ops.perm_denials_sub),
       (unsigned long long)srv->ops.perm_denials_sub);
+  rc |= metric(b, "tern_response_publishes_total", "counter",
+               "PUBs allowed only as replies (allow_responses).",
+               srv->ops.resp_allowed);
+  auth_stats_t as = {0};
+  if (srv->auth != NULL)
+    auth_verifier_stats(srv->auth, &as);
+  rc |= metric(b, "tern_auth_hashes_total", "counter",
+               "Password hashes computed (unknown users too).", as.hashes);
+  rc |= metric(b, "tern_auth_cache_hits_total", "counter",
+               "Logins accepted from the cache of verified ones, unhashed.",
+               as.cache_hits);
+  rc |= metric(b, "tern_auth_skipped_total", "counter",
+               "Queued logins dropped unhashed: the client had left.",
+               as.skipped);
+  rc |= metric(b, "tern_auth_busy_total", "counter",
+               "CONNECTs refused (ERR 11): the login queue was full.", as.busy);
+  rc |= metric(b, "tern_auth_blocked_total", "counter",
+               "CONNECTs refused (ERR 2) unhashed: too many failed logins "
+               "from their address.",
+               as.blocked);
+  rc |= metric(b, "tern_auth_queued", "gauge",
+               "Logins waiting for a password hash.", as.queued);
   rc |= put(b,
             "# HELP tern_fanout_ratio Messages out per message in.\n"
             "# TYPE tern_fanout_ratio gauge\ntern_fanout_ratio %.6f\n",

@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "config_file.h"
+#include "conn_auth.h"
 #include "http.h"
 #include "log.h"
 #include "sdnotify.h"
@@ -154,6 +155,12 @@ int ops_reload(server_t *srv) {
   cur->users = next.users;
   next.users = NULL;
   memcpy(cur->auth_token, next.auth_token, sizeof cur->auth_token);
+  cur->auth_queue = next.auth_queue;
+  cur->auth_fail_limit = next.auth_fail_limit;
+  cur->auth_fail_window_ms = next.auth_fail_window_ms;
+  cur->auth_cache_size = next.auth_cache_size;
+  cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
+  conn_auth_reconfigure(srv); /* forgets remembered logins */
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
   if (required != was_required && server_hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "conn_auth.h"
 #include "log.h"
 #include "outq_chunk.h"
 #include "server.h"
@@ -245,6 +246,34 @@ static msgbuf_t *encode_body(server_t *srv, const tp_pub_t *pub) {
   return body;
 }
 
+/*
+ * Delivers body to every eligible plain subscription and one member of
+ * each group; the number of receivers. With reply, each receiver may
+ * answer it (allow_responses).
+ */
+static inline __attribute__((always_inline)) uint64_t
+fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
+        msgbuf_t *body, const tp_str_t *reply) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < res->nplain; i++) {
+    sub_t *s = res->plain[i];
+    if (eligible(s, publisher) && deliver(srv, publisher, s, body)) {
+      n++;
+      if (reply != NULL)
+        conn_auth_note_request(s->conn, reply->ptr, reply->len);
+    }
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    sub_t *s = pick_member(&res->groups[i], publisher);
+    if (s != NULL && deliver(srv, publisher, s, body)) {
+      n++;
+      if (reply != NULL)
+        conn_auth_note_request(s->conn, reply->ptr, reply->len);
+    }
+  }
+  return n;
+}
+
 int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
                    uint64_t *receivers) {
   *receivers = 0;
@@ -260,18 +289,12 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
   if (body == NULL)
     return TP_ENOMEM;
 
-  uint64_t n = 0;
   srv->nended = 0;
-  for (size_t i = 0; i < res->nplain; i++) {
-    sub_t *s = res->plain[i];
-    if (eligible(s, publisher) && deliver(srv, publisher, s, body))
-      n++;
-  }
-  for (size_t i = 0; i < res->ngroups; i++) {
-    sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver(srv, publisher, s, body))
-      n++;
-  }
+  /* Two copies of the walk: the one without a reply topic tests nothing
+   * for allow_responses. */
+  uint64_t n = pub->reply.ptr == NULL
+                   ? fan_out(srv, publisher, res, body, NULL)
+                   : fan_out(srv, publisher, res, body, &pub->reply);
   msgbuf_unref(body);
 
   /* The walk is over: now the index may change. */

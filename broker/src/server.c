@@ -386,5 +386,6 @@ void server_free(server_t *srv) {
   tp_buf_free(&srv->scratch);
   tp_buf_free(&srv->err_no_fd);
   free(srv->ended);
+  auth_verifier_free(srv->auth);
   config_free(&srv->cfg);
 }

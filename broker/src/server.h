@@ -51,6 +51,7 @@ typedef struct server_ops_stats {
   uint64_t auth_failures;     /* CONNECTs refused with ERR 2 */
   uint64_t perm_denials;      /* PUB/SUB refused with ERR 3 */
   uint64_t perm_denials_sub;  /* of which SUBs */
+  uint64_t resp_allowed;      /* PUBs allowed only by allow_responses */
   uint64_t closed_bytes_out;  /* bytes written by connections now gone */
   uint64_t closed_msgs_out;
 } server_ops_stats_t;
@@ -109,6 +110,7 @@ typedef struct server {
   struct sysevents *sys;
   uv_signal_t sighup;
   server_ops_stats_t ops;
+  struct auth_verifier *auth; /* made at the first login (conn_auth.c) */
 } server_t;
 
 /* Sets up the loop and everything on it (not listening yet). */
