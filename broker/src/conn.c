@@ -144,8 +144,8 @@ void conn_flush(conn_t *c) {
   if (c->state == CONN_CLOSED)
     return;
   c->out.req.data = c;
-  int rc = outq_flush(&c->out, (uv_stream_t *)&c->tcp,
-                      SERVER_WRITE_CAP_PER_TURN, on_write);
+  int rc =
+      outq_flush(&c->out, (uv_stream_t *)&c->tcp, c->srv->write_cap, on_write);
   if (rc < 0) {
     LOG(LOG_DEBUG, "conn %llu (%s): write failed: %s",
         (unsigned long long)c->id, c->addr, uv_strerror(rc));
@@ -178,7 +178,6 @@ static void begin_close(conn_t *c) {
   c->state = CONN_CLOSING;
   stop_reading(c);
   list_remove(&c->resume_link);
-  pending_gate_forget(c);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, srv->cfg.drain_timeout_ms, 0);
   c->close_deadline = uv_now(srv->loop) + srv->cfg.drain_timeout_ms;
@@ -322,7 +321,7 @@ static void on_timer(uv_timer_t *t) {
     break;
   case CONN_ACTIVE:
     /* A blocked publisher is not read, so its silence proves nothing. */
-    if (c->heard || c->nblocked > 0 || c->paused_total) {
+    if (c->heard || c->nblocked > 0) {
       c->heard = false;
       c->pings_out = 0;
     } else if (c->pings_out >= 2) {
@@ -375,7 +374,7 @@ void conn_unblock(conn_t *c, sub_t *s) {
       break;
     }
   }
-  if (c->nblocked == 0 && !c->paused_total && c->state == CONN_ACTIVE &&
+  if (c->nblocked == 0 && c->state == CONN_ACTIVE &&
       !list_linked(&c->resume_link))
     list_insert_tail(&c->srv->resume_list, &c->resume_link);
 }
@@ -385,7 +384,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Unblocked: first the frames already buffered, then the socket again. */
 void conn_resume(conn_t *c) {
-  if (c->state != CONN_ACTIVE || c->nblocked > 0 || c->paused_total)
+  if (c->state != CONN_ACTIVE || c->nblocked > 0)
     return;
   c->read_turn = 0;
   const uint8_t *bytes;
@@ -393,8 +392,7 @@ void conn_resume(conn_t *c) {
   rx_take(&c->rx, &bytes, &len);
   if (len > 0)
     keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
-  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->paused_total &&
-      !c->reading) {
+  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
       c->reading = true;
   }
@@ -466,9 +464,6 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
-  /* Only a delivery adds pending bytes. */
-  if (receivers > 0)
-    pending_gate_after_pub(c->srv, c);
   if (pub->retain) {
     code = router_retain(c->srv, pub, &msg);
     if (code == TP_ENOMEM) {
@@ -607,7 +602,7 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   size_t max_frame = c->srv->cfg.max_frame;
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
-         c->nblocked == 0 && !c->paused_total && !c->authenticating) {
+         c->nblocked == 0 && !c->authenticating) {
     tp_frame_t f;
     size_t size = 0;
     int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
@@ -623,7 +618,7 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
     c->pings_out = 0;
     handle_frame(c, &f);
   }
-  if (c->nblocked > 0 || c->paused_total)
+  if (c->nblocked > 0)
     stop_reading(c);
   return at;
 }
@@ -714,7 +709,6 @@ int conn_accept(server_t *srv) {
   list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
-  list_init(&c->gate_link);
   outq_init(&c->out, srv->entries);
   int rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc != 0) {

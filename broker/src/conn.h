@@ -45,7 +45,6 @@ typedef struct conn {
   bool verbose;
   bool reading;   /* uv_read_start is in effect */
   bool torn_down; /* subscriptions released (closing) */
-  bool paused_total; /* paused by max_pending_total (pending_gate.h) */
 
   uv_tcp_t tcp;
   uv_timer_t timer; /* connect timeout, heartbeat, then close deadline */
@@ -72,7 +71,6 @@ typedef struct conn {
   list_node_t flush_link;  /* has output to write */
   list_node_t close_link;  /* CLOSING, teardown pending */
   list_node_t resume_link; /* unblocked, resume reading */
-  list_node_t gate_link;   /* paused by the pending gate */
 
   /* Authentication (conn_auth.c). */
   bool authenticating;          /* CONNECT being verified off the loop */

@@ -18,21 +18,6 @@
 #define SCRATCH_SIZE (256u * 1024u)
 #define COALESCE_MAX 512u
 
-struct outq_pool {
-  outq_entry_t *free_list; /* chained through link.next */
-  size_t nfree;
-  size_t keep_max;
-  size_t live;          /* entries in some queue */
-  uint64_t body_bytes;  /* bodies with queued > 0, each once */
-  uint8_t *scratch;     /* SCRATCH_SIZE bytes, reused by every flush */
-  outq_chunk_pool_t chunks;
-};
-
-uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
-  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t) +
-         outq_chunk_pool_bytes(&pool->chunks);
-}
-
 int outq_pool_create(outq_pool_t **out, size_t keep_max) {
   outq_pool_t *p = calloc(1, sizeof *p);
   if (p == NULL)

@@ -40,9 +40,9 @@ static void on_before_sleep(uv_prepare_t *p) {
     list_remove(n);
     conn_resume(LIST_ENTRY(n, conn_t, resume_link));
   }
-  /* 1b. Below max_pending_total's low-water mark again: publishers the
-   * gate paused resume next turn. */
-  pending_gate_check(srv);
+  /* 1b. Memory pressure (pending_gate.h): its state, and how much each
+   * connection may write this turn. */
+  srv->write_cap = pending_gate_check(srv);
   /* 2. Closing connections give up their subscriptions, outside any
    * fan-out. */
   while ((n = list_first(&srv->close_list)) != NULL)
@@ -226,6 +226,7 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   list_init(&srv->stalled_subs);
   tp_buf_init(&srv->scratch);
   pending_gate_init(&srv->gate, cfg->max_pending_total);
+  srv->write_cap = SERVER_WRITE_CAP_PER_TURN;
   srv->cfg.max_pending_total = srv->gate.high;
   int rc = sublist_create(&srv->index, 0);
   if (rc == 0)

@@ -73,7 +73,8 @@ typedef struct server {
   msgbuf_pool_t *bufs;
   outq_pool_t *entries;
   rx_shared_t rx;        /* the read buffer all connections share */
-  pending_gate_t gate;   /* max_pending_total */
+  pending_gate_t gate;   /* max_pending_total and memory pressure */
+  uint64_t write_cap;    /* bytes per connection this turn (gate) */
   retained_t *retained; /* last-value cache per topic */
 
   list_node_t conns;        /* every connection */
