@@ -15,3 +15,10 @@ tern_target_defaults(sublist_bench)
 add_executable(conn_mem ${CMAKE_CURRENT_LIST_DIR}/conn_mem.c)
 target_link_libraries(conn_mem PRIVATE tern_protocol)
 tern_target_defaults(conn_mem)
+
+# What subscribers that stop reading do to an unrelated pair (not a test):
+# build/bin/pressure_probe PID HOST PORT [NSUBS [COUNT [SIZE [POLICY]]]].
+find_package(Threads REQUIRED)
+add_executable(pressure_probe ${CMAKE_CURRENT_LIST_DIR}/pressure_probe.c)
+target_link_libraries(pressure_probe PRIVATE tern_protocol Threads::Threads)
+tern_target_defaults(pressure_probe)
