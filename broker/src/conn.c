@@ -28,6 +28,14 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
                            size_t used);
 static void close_handles(conn_t *c);
 
+/* The largest frame c may send now: small until CONNECT (server.h). */
+static inline size_t conn_max_frame(const conn_t *c) {
+  size_t m = c->srv->cfg.max_frame;
+  return c->state == CONN_HANDSHAKE && m > SERVER_PRECONNECT_FRAME_MAX
+             ? SERVER_PRECONNECT_FRAME_MAX
+             : m;
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 void conn_want_flush(conn_t *c) {
@@ -178,6 +186,7 @@ static void begin_close(conn_t *c) {
   c->state = CONN_CLOSING;
   stop_reading(c);
   list_remove(&c->resume_link);
+  list_remove(&c->partial_link);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, srv->cfg.drain_timeout_ms, 0);
   c->close_deadline = uv_now(srv->loop) + srv->cfg.drain_timeout_ms;
@@ -275,7 +284,7 @@ static void on_handle_closed(uv_handle_t *h) {
     return;
   /* Cancelled writes have called back by now: nothing is in flight. */
   outq_clear(&c->out);
-  rx_tail_free(&c->rx);
+  rx_tail_free(&c->srv->rx, &c->rx);
   hashmap_destroy(c->subs);
   free(c->blocked_on);
   conn_auth_release(c);
@@ -349,6 +358,7 @@ static void on_timer(uv_timer_t *t) {
 /* ---- subscriptions ----------------------------------------------------- */
 
 void conn_remove_sub(conn_t *c, sub_t *s) {
+  c->pattern_bytes -= s->plen + s->qlen;
   hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
   sublist_remove(c->srv->index, s->pattern, s->plen, s->queue, s->qlen, s);
   sub_destroy(s);
@@ -506,6 +516,14 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_send_err(c, TP_WIRE_TOO_MANY_SUBS, "too many subscriptions");
     return;
   }
+  uint64_t sub_bytes = (uint64_t)req->pattern.len +
+                       (req->queue.ptr != NULL ? req->queue.len : 0);
+  if (srv->cfg.max_pattern_bytes > 0 &&
+      c->pattern_bytes + sub_bytes > srv->cfg.max_pattern_bytes) {
+    conn_send_err(c, TP_WIRE_TOO_MANY_SUBS,
+                  "too many subscriptions: max_pattern_bytes reached");
+    return;
+  }
   sub_t *s =
       sub_create(c, req, srv->cfg.max_pending_msgs, srv->cfg.max_pending_bytes);
   if (s == NULL) {
@@ -524,6 +542,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
+  c->pattern_bytes += s->plen + s->qlen;
   LOG(LOG_DEBUG, "conn %llu: SUB sid %llu '%s'%s%s", (unsigned long long)c->id,
       (unsigned long long)s->sid, s->pattern, s->queue ? " queue " : "",
       s->queue ? s->queue : "");
@@ -599,13 +618,13 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
  */
 static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   tp_decoder_t *dec = c->srv->rx.dec;
-  size_t max_frame = c->srv->cfg.max_frame;
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
          c->nblocked == 0 && !c->authenticating) {
     tp_frame_t f;
     size_t size = 0;
-    int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
+    int r =
+        tp_frame_next(dec, bytes + at, len - at, conn_max_frame(c), &f, &size);
     if (r == 0)
       break;
     if (r < 0) {
@@ -623,14 +642,33 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   return at;
 }
 
-/* What a live connection has not handled stays for later; a closing one
- * will never handle it. */
+/*
+ * What a live connection has not handled stays for later; a closing one
+ * will never handle it. A connection that reads and keeps the start of a
+ * frame is in the server's partial list: the frame has frame_timeout_ms
+ * from when it started (when the last frame before it was handled) to
+ * arrive whole (server.c). One that is not read (blocked, authenticating)
+ * is not to blame for what it keeps.
+ */
 static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
                            size_t used) {
-  if (c->state != CONN_HANDSHAKE && c->state != CONN_ACTIVE)
+  bool live = c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE;
+  if (!live)
     used = len;
-  if (rx_keep(&c->rx, bytes, len, used) != 0)
+  if (rx_keep(&c->srv->rx, &c->rx, bytes, len, used) != 0) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+    return;
+  }
+  if (live && c->rx.len > 0 && c->nblocked == 0 && !c->authenticating) {
+    if (!list_linked(&c->partial_link)) {
+      c->partial_since = uv_now(c->srv->loop);
+      list_insert_tail(&c->srv->partial_list, &c->partial_link);
+    } else if (used > 0) {
+      c->partial_since = uv_now(c->srv->loop);
+    }
+  } else {
+    list_remove(&c->partial_link);
+  }
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -638,7 +676,7 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   conn_t *c = h->data;
-  rx_alloc(&c->srv->rx, &c->rx, c->srv->cfg.max_frame, buf);
+  rx_alloc(&c->srv->rx, &c->rx, conn_max_frame(c), buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -647,7 +685,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   if (nread == UV_ENOBUFS) {
-    conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+    if (c->rx.over_cap) {
+      c->srv->stats.inbound_refused++;
+      LOG(LOG_WARN,
+          "conn %llu (%s): a frame would take the read buffers past "
+          "max_inbound_total %llu, closing",
+          (unsigned long long)c->id, c->addr,
+          (unsigned long long)c->srv->cfg.max_inbound_total);
+      conn_fail(c, TP_WIRE_FRAME_TOO_LARGE,
+                "frame refused: server read buffers full");
+    } else {
+      conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+    }
     return;
   }
   if (nread < 0) {
@@ -709,6 +758,7 @@ int conn_accept(server_t *srv) {
   list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
+  list_init(&c->partial_link);
   outq_init(&c->out, srv->entries);
   int rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc != 0) {

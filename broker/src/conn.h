@@ -53,10 +53,15 @@ typedef struct conn {
   int handles_open;
 
   rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
+  /* An unfinished frame sits in rx while the connection reads: since
+   * this loop time, in the server's partial list (frame_timeout_ms). */
+  uint64_t partial_since;
+  list_node_t partial_link;
   size_t read_turn; /* bytes read since it last yielded to the loop */
   outq_t out;
 
   hashmap_t *subs; /* sid (8 bytes) -> sub_t *, owned */
+  uint64_t pattern_bytes; /* of subs' patterns and queue names */
 
   /* Subscriptions this connection (as a publisher) is blocked on. */
   sub_t **blocked_on;

@@ -181,6 +181,20 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= metric(b, "tern_pending_messages", "gauge",
                "Messages pending in subscription queues.", w.pending_msgs);
   rc |= pressure_metrics(srv, b);
+  rc |= metric(b, "tern_inbound_bytes", "gauge",
+               "Bytes of read buffers held for unfinished or unhandled "
+               "frames.",
+               srv->rx.tail_bytes);
+  rc |=
+      metric(b, "tern_max_inbound_bytes", "gauge",
+             "The cap on read buffers (max_inbound_total).", srv->rx.tail_max);
+  rc |= metric(b, "tern_inbound_refused_total", "counter",
+               "Frames refused because read buffers were full (ERR 5).",
+               st->inbound_refused);
+  rc |= metric(b, "tern_frame_timeouts_total", "counter",
+               "Connections closed for a frame not completed within "
+               "frame_timeout_ms (ERR 12).",
+               st->frame_timeouts);
   retained_stats_t rs;
   retained_get_stats(srv->retained, &rs);
   rc |= metric(b, "tern_retained_topics", "gauge",
