@@ -618,13 +618,13 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
  */
 static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   tp_decoder_t *dec = c->srv->rx.dec;
+  size_t max_frame = conn_max_frame(c);
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
          c->nblocked == 0 && !c->authenticating) {
     tp_frame_t f;
     size_t size = 0;
-    int r =
-        tp_frame_next(dec, bytes + at, len - at, conn_max_frame(c), &f, &size);
+    int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
     if (r == 0)
       break;
     if (r < 0) {
@@ -636,6 +636,8 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
     c->heard = true;
     c->pings_out = 0;
     handle_frame(c, &f);
+    if (f.type == TP_CONNECT) /* the limit after CONNECT */
+      max_frame = conn_max_frame(c);
   }
   if (c->nblocked > 0)
     stop_reading(c);

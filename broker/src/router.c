@@ -174,9 +174,13 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
 }
 
 /* Queues body for s, whose byte limit is at most budget (the server's
- * pressure, pending_gate.h). True when it was queued (a receiver). */
-static bool deliver(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
-                    uint64_t budget) {
+ * pressure, pending_gate.h). True when it was queued (a receiver).
+ * Always inlined into deliver and deliver_pressed below, so that without
+ * pressure (budget UINT64_MAX, a constant there) the budget costs the
+ * fan-out nothing. */
+static inline __attribute__((always_inline)) bool
+deliver_budget(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
+               uint64_t budget) {
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
   uint64_t bytes = hl + body->bytes.len;
@@ -218,6 +222,16 @@ static bool deliver(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
   if (s->unsub_at > 0 && s->delivered >= s->unsub_at)
     note_ended(srv, s);
   return true;
+}
+
+static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
+                    msgbuf_t *body) {
+  return deliver_budget(srv, publisher, s, body, UINT64_MAX);
+}
+
+static bool deliver_pressed(server_t *srv, conn_t *publisher, sub_t *s,
+                            msgbuf_t *body, uint64_t budget) {
+  return deliver_budget(srv, publisher, s, body, budget);
 }
 
 /*
@@ -290,14 +304,23 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
       pending_gate_budget(&srv->gate, outq_pool_pending_bytes(srv->entries));
   uint64_t n = 0;
   srv->nended = 0;
-  for (size_t i = 0; i < res->nplain; i++) {
-    sub_t *s = res->plain[i];
-    if (eligible(s, publisher) && deliver(srv, publisher, s, body, budget))
-      n++;
+  if (budget == UINT64_MAX) {
+    for (size_t i = 0; i < res->nplain; i++) {
+      sub_t *s = res->plain[i];
+      if (eligible(s, publisher) && deliver(srv, publisher, s, body))
+        n++;
+    }
+  } else {
+    for (size_t i = 0; i < res->nplain; i++) {
+      sub_t *s = res->plain[i];
+      if (eligible(s, publisher) &&
+          deliver_pressed(srv, publisher, s, body, budget))
+        n++;
+    }
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver(srv, publisher, s, body, budget))
+    if (s != NULL && deliver_pressed(srv, publisher, s, body, budget))
       n++;
   }
   msgbuf_unref(body);
@@ -348,9 +371,10 @@ typedef struct retained_ctx {
 static void deliver_one_retained(void *ud, msgbuf_t *body) {
   retained_ctx_t *ctx = ud;
   if (eligible(ctx->sub, NULL))
-    deliver(ctx->srv, NULL, ctx->sub, body,
-            pending_gate_budget(&ctx->srv->gate,
-                                outq_pool_pending_bytes(ctx->srv->entries)));
+    deliver_pressed(
+        ctx->srv, NULL, ctx->sub, body,
+        pending_gate_budget(&ctx->srv->gate,
+                            outq_pool_pending_bytes(ctx->srv->entries)));
 }
 
 uint64_t router_deliver_retained(server_t *srv, sub_t *s) {

@@ -123,32 +123,29 @@ static inline bool sub_is_full(const sub_t *s) {
 
 /*
  * The same three tests under memory pressure (pending_gate.h): the byte
- * limit is the smaller of max_bytes and the server's budget for every
- * subscription right now (UINT64_MAX without pressure, so these are then
- * the tests above).
+ * limit is also the server's budget for every subscription right now
+ * (UINT64_MAX without pressure, so these are then the tests above). One
+ * more comparison each rather than a min(): this is the fan-out's path.
  */
-static inline uint64_t sub_byte_limit(const sub_t *s, uint64_t budget) {
-  return s->max_bytes < budget ? s->max_bytes : budget;
-}
 static inline bool sub_over_budget(const sub_t *s, uint64_t bytes,
                                    uint64_t budget) {
   if (s->pending_msgs == 0)
     return false;
-  return s->pending_msgs + 1 > s->max_msgs ||
-         s->pending_bytes + bytes > sub_byte_limit(s, budget);
+  uint64_t after = s->pending_bytes + bytes;
+  return s->pending_msgs + 1 > s->max_msgs || after > s->max_bytes ||
+         after > budget;
 }
 static inline bool sub_over_budget_queued(const sub_t *s, uint64_t bytes,
                                           uint64_t budget) {
   uint64_t msgs = s->pending_msgs - s->inflight_msgs;
   if (msgs == 0)
     return false;
-  return msgs + 1 > s->max_msgs ||
-         s->pending_bytes - s->inflight_bytes + bytes >
-             sub_byte_limit(s, budget);
+  uint64_t after = s->pending_bytes - s->inflight_bytes + bytes;
+  return msgs + 1 > s->max_msgs || after > s->max_bytes || after > budget;
 }
 static inline bool sub_full_budget(const sub_t *s, uint64_t budget) {
-  return s->pending_msgs >= s->max_msgs ||
-         s->pending_bytes >= sub_byte_limit(s, budget);
+  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes ||
+         s->pending_bytes >= budget;
 }
 
 /* Accounts a newly queued entry to s. */
