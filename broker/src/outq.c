@@ -94,6 +94,9 @@ static void set_inflight(outq_entry_t *e, bool on) {
   } else if (e->sub != NULL) {
     e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
     e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
+    /* In queue order: e is its subscription's first queued entry. */
+    if (on && e->sub->first_queued == e)
+      e->sub->first_queued = sub_next_pending(e->sub, e);
   }
 }
 
@@ -372,8 +375,18 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
   int rc = uv_write(&q->req, stream, bufs, (unsigned)nb, cb);
   if (rc != 0) {
     i = 0;
-    for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
+    list_node_t *last = &q->entries;
+    for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++) {
       set_inflight(LIST_ENTRY(ln, outq_entry_t, link), false);
+      last = ln;
+    }
+    /* Queued again: newest first, so each subscription ends with its
+     * oldest as the first queued. */
+    for (list_node_t *ln = last; ln != &q->entries; ln = ln->prev) {
+      outq_entry_t *e = LIST_ENTRY(ln, outq_entry_t, link);
+      if (e->sub != NULL && !e->is_chunk && !e->is_notice)
+        e->sub->first_queued = e;
+    }
     return rc;
   }
   q->ninflight = k2;

@@ -47,8 +47,13 @@ typedef struct sub {
   uint64_t max_bytes;
   int policy; /* tp_overflow, never UNSET */
 
-  /* The pending queue: outq entries via sub_link, oldest first. */
+  /* The pending queue: outq entries via sub_link, oldest first. Entries go
+   * in flight in queue order and leave from the front, so the list is
+   * [in flight...][queued...]; first_queued is the first queued one (NULL:
+   * none), which drop_oldest evicts without walking past the others (a
+   * subscriber that stops reading keeps a whole write of them in flight). */
   list_node_t pending;
+  struct outq_entry *first_queued;
   uint64_t pending_msgs;
   uint64_t pending_bytes;
   /* Of those, handed to uv_write: drop_oldest cannot evict them. */
@@ -171,7 +176,11 @@ static inline void sub_notice_sealed(sub_t *s, struct outq_entry *e) {
   }
 }
 /* The oldest pending entry that is not in flight, or NULL. */
-struct outq_entry *sub_oldest_droppable(const sub_t *s);
+static inline struct outq_entry *sub_oldest_droppable(const sub_t *s) {
+  return s->first_queued;
+}
+/* The entry after e in s's pending list, or NULL. */
+struct outq_entry *sub_next_pending(const sub_t *s, struct outq_entry *e);
 
 /* Records publisher as blocked on s (once). 0 or TP_ENOMEM. */
 int sub_add_waiter(sub_t *s, struct conn *publisher);
