@@ -33,10 +33,16 @@
  *
  * Memory: a live chunk counts its whole capacity plus its header in the
  * server's pending total (outq_pool_pending_bytes, max_pending_total), so
- * the gate bounds the memory chunks really hold, waste included; a new
+ * the cap bounds the memory chunks really hold, waste included; a new
  * chunk is opened only where small frames come as a stream
  * (chunk_worth_opening in outq_chunk.c), so waste stays small; the pool
- * keeps at most OUTQ_CHUNK_KEEP_BYTES of free chunks.
+ * keeps at most OUTQ_CHUNK_KEEP_BYTES of free chunks. Idle connections
+ * cannot pin the cap with chunks: a chunk is full before the next one
+ * opens, so the room wasted is at most the partly filled tail chunk and
+ * the one in flight, 32 KiB per connection, and a connection that stops
+ * reading holds no more than its subscriptions' budgets under pressure
+ * (pending_gate.h), which fall on it and not on other connections. Counting
+ * only the used bytes would let that waste escape the cap.
  *
  * Internal to the output queue (outq.c, outq_chunk.c), except for the
  * inline append, which the router's fan-out calls.
