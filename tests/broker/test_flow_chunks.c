@@ -385,11 +385,7 @@ Test(chunks_total, the_total_cap_counts_chunks) {
   tt_flood_expect_done(&p, &fl);
   /* Each holds its budget; chunks in flight (one write each, 64 KiB under
    * pressure) and the last message each on top. */
-  cr_assert_eq(
-      ops_http_get(tt_g_broker.http_port, "/metrics", body, sizeof body), 200);
-  const char *at = strstr(body, "\ntern_pending_total_bytes ");
-  cr_assert_not_null(at);
-  uint64_t held = strtoull(at + 26, NULL, 10);
+  uint64_t held = ops_metric(tt_g_broker.http_port, "tern_pending_total_bytes");
   cr_assert_leq(held, 2u * 1048576u, "the subscribers hold %llu bytes",
                 (unsigned long long)held);
   tt_gaps_t g[2];

@@ -37,18 +37,9 @@ TT_BROKER_FIXTURE(pressure, "--http-port", "-1", "--max-pending-total",
 TestSuite(pressure, .init = pressure_init, .fini = pressure_fini,
           .timeout = 120);
 
-static char body[1 << 20];
-
-/* A sample of /metrics (name with its labels, if any); cr_assert that it
- * is there. */
+/* A sample of /metrics (name with its labels, if any). */
 static uint64_t metric(const char *name) {
-  cr_assert_eq(
-      ops_http_get(tt_g_broker.http_port, "/metrics", body, sizeof body), 200);
-  char key[160];
-  snprintf(key, sizeof key, "\n%s ", name);
-  const char *at = strstr(body, key);
-  cr_assert_not_null(at, "no %s in /metrics", name);
-  return strtoull(at + strlen(key), NULL, 10);
+  return ops_metric(tt_g_broker.http_port, name);
 }
 
 /* The pair: n flood messages from p to s on topic (sid 1 of s), all of

@@ -28,16 +28,8 @@ TT_BROKER_FIXTURE(capped, "--http-port", "-1", "--max-inbound-total", "2097152")
 
 TestSuite(inbound, .timeout = 120);
 
-static char body[1 << 16];
-
 static uint64_t metric(const char *name) {
-  cr_assert_eq(
-      ops_http_get(tt_g_broker.http_port, "/metrics", body, sizeof body), 200);
-  char key[128];
-  snprintf(key, sizeof key, "\n%s ", name);
-  const char *at = strstr(body, key);
-  cr_assert_not_null(at, "no %s in /metrics", name);
-  return strtoull(at + strlen(key), NULL, 10);
+  return ops_metric(tt_g_broker.http_port, name);
 }
 
 /* A PUB of n payload bytes to topic, encoded into b. */

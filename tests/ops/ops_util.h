@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "raw_client.h"
 
@@ -32,6 +33,11 @@ void ops_write_file(char *path, const char *text);
 /* GET path on 127.0.0.1:port: status code, and the body into body
  * (NUL-terminated, truncated to cap). cr_assert on I/O failure. */
 int ops_http_get(int port, const char *path, char *body, size_t cap);
+
+/* One unlabelled or fully labelled sample of /metrics on port, e.g.
+ * "tern_blocked_publishers" or "tern_dropped_messages_total{policy=
+ * \"drop_oldest\"}". cr_assert that it is there. */
+uint64_t ops_metric(int port, const char *name);
 
 /* Opens a connection and sends CONNECT with the given credentials (each
  * may be NULL) without waiting for the answer; HELLO is read into *hello
