@@ -662,11 +662,12 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
     return;
   }
   if (live && c->rx.len > 0 && c->nblocked == 0 && !c->authenticating) {
-    if (!list_linked(&c->partial_link)) {
+    /* A new frame started (or the first): to the tail, so the list stays
+     * oldest first. */
+    if (!list_linked(&c->partial_link) || used > 0) {
+      list_remove(&c->partial_link);
       c->partial_since = uv_now(c->srv->loop);
       list_insert_tail(&c->srv->partial_list, &c->partial_link);
-    } else if (used > 0) {
-      c->partial_since = uv_now(c->srv->loop);
     }
   } else {
     list_remove(&c->partial_link);

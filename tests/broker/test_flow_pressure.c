@@ -200,7 +200,7 @@ Test(pressure, only_the_block_feeder_is_paused) {
   tt_flood_start(&fl, px.fd, "pb.x", 0, COUNT, SIZE, true);
   /* Each GET is answered by the loop that would resume px. */
   uint64_t blocked = 0;
-  for (int i = 0; i < 50000 && blocked == 0; i++)
+  for (int i = 0; i < 200000 && blocked == 0; i++)
     blocked = metric("tern_blocked_publishers");
   cr_assert_eq(blocked, 1u, "the block feeder never showed as paused");
   pair_gets_everything(&pp, &ps, "pb.pair", 0, 4000);
