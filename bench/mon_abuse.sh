@@ -30,8 +30,8 @@ run() { start "${@:3}"; "$TOOL" "$PID" 127.0.0.1 "$PORT" "$HTTP" "$1" "$2"; stop
 
 run idle 200 --
 run burst 1000 --
-run subz 100000 -- --max-subs 0
-run unread 64 -- --max-subs 0
+run subz 100000 -- --max-subs 0 --max-pattern-bytes 0
+run unread 64 -- --max-subs 0 --max-pattern-bytes 0
 run fd 100000 prlimit --nofile=256:256 --
 start -- --log-level info
 "$TOOL" "$PID" 127.0.0.1 "$PORT" "$HTTP" name 1048576

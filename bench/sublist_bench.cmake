@@ -27,3 +27,10 @@ find_package(Threads REQUIRED)
 add_executable(login_flood ${CMAKE_CURRENT_LIST_DIR}/login_flood.c)
 target_link_libraries(login_flood PRIVATE tern_protocol Threads::Threads)
 tern_target_defaults(login_flood)
+
+# What subscribers that stop reading do to an unrelated pair (not a test):
+# build/bin/pressure_probe PID HOST PORT [NSUBS [COUNT [SIZE [POLICY]]]].
+find_package(Threads REQUIRED)
+add_executable(pressure_probe ${CMAKE_CURRENT_LIST_DIR}/pressure_probe.c)
+target_link_libraries(pressure_probe PRIVATE tern_protocol Threads::Threads)
+tern_target_defaults(pressure_probe)

@@ -25,7 +25,13 @@ void config_defaults(config_t *cfg) {
   cfg->max_payload = TP_DEFAULT_MAX_PAYLOAD;
   cfg->max_frame = cfg->max_payload + TP_FRAME_OVERHEAD;
   cfg->max_connections = 0;
-  cfg->max_subs = 0;
+  /* 10,000 is far more than any client we know needs, and bounds what one
+   * connection holds (with 1 KiB patterns: ~28 MiB instead of ~277 MiB per
+   * 100,000); max_pattern_bytes bounds the patterns themselves. */
+  cfg->max_subs = 10000;
+  cfg->max_pattern_bytes = 1024u * 1024u;
+  cfg->frame_timeout_ms = 15000;
+  cfg->max_inbound_total = 0;
   cfg->connect_timeout_ms = 5000;
   cfg->heartbeat_ms = 30000;
   cfg->max_pending_msgs = 65536;
@@ -71,16 +77,28 @@ static void usage(FILE *out) {
       "  --max-topic BYTES        longest topic or pattern, 1..1024 (1024)\n"
       "  --max-connections N      0 = unlimited (0)\n"
       "  --max-subs N             subscriptions per connection, 0 = "
-      "unlimited (0)\n"
+      "unlimited (10000)\n"
+      "  --max-pattern-bytes B    bytes of one connection's patterns and "
+      "queue names,\n"
+      "                           0 = unlimited (1048576)\n"
+      "  --frame-timeout-ms MS    time a started frame has to arrive "
+      "whole, 0 = no limit\n"
+      "                           (15000)\n"
+      "  --max-inbound-total B    all read buffers of the server; a frame "
+      "past it is\n"
+      "                           refused with ERR 5, 0 = max-pending-total/4 "
+      "(0)\n"
       "  --connect-timeout-ms MS  time to send CONNECT (5000)\n"
       "  --heartbeat-ms MS        PING idle clients, 0 = never (30000)\n"
       "  --max-pending-msgs N     per-subscription queue default/cap "
       "(65536)\n"
       "  --max-pending-bytes B    per-subscription queue default/cap "
       "(67108864)\n"
-      "  --max-pending-total B    all pending bytes of the server; past it "
-      "publishers\n"
-      "                           are not read, 0 = min(1 GiB, memory/4),\n"
+      "  --max-pending-total B    all pending bytes of the server; from "
+      "half of it the\n"
+      "                           largest holders drop, disconnect or pause "
+      "their\n"
+      "                           publishers, 0 = min(1 GiB, memory/4),\n"
       "                           memory being RAM or the cgroup's limit (0)\n"
       "  --stall-timeout-ms MS    a full blocking queue this long is a "
       "slow consumer (10000)\n"
@@ -187,6 +205,9 @@ static const opt_spec_t opts[] = {
     OPT(max_topic, K_U64, 1, TP_DEFAULT_MAX_TOPIC),
     OPT(max_connections, K_U64, 0, UINT32_MAX),
     OPT(max_subs, K_U64, 0, UINT32_MAX),
+    OPT(max_pattern_bytes, K_U64, 0, UINT64_MAX / 2),
+    OPT(frame_timeout_ms, K_U64, 0, 86400000),
+    OPT(max_inbound_total, K_U64, 0, UINT64_MAX / 2),
     OPT(connect_timeout_ms, K_U64, 1, 86400000),
     OPT(heartbeat_ms, K_U64, 0, 86400000),
     OPT(max_pending_msgs, K_U64, 1, UINT32_MAX),

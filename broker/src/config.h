@@ -24,6 +24,10 @@ typedef struct config {
   uint64_t max_frame;       /* derived: max_payload + TP_FRAME_OVERHEAD */
   uint64_t max_connections; /* 0: unlimited */
   uint64_t max_subs;        /* per connection; 0: unlimited */
+  uint64_t max_pattern_bytes; /* patterns + queue names per connection; 0:
+                                 unlimited */
+  uint64_t frame_timeout_ms;  /* an unfinished frame's deadline; 0: none */
+  uint64_t max_inbound_total; /* all read buffers; 0: auto (server_init) */
   uint64_t connect_timeout_ms;
   uint64_t heartbeat_ms;      /* 0: no heartbeats */
   uint64_t max_pending_msgs;  /* per subscription: default and cap */

@@ -29,6 +29,14 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
                            size_t used);
 static void close_handles(conn_t *c);
 
+/* The largest frame c may send now: small until CONNECT (server.h). */
+static inline size_t conn_max_frame(const conn_t *c) {
+  size_t m = c->srv->cfg.max_frame;
+  return c->state == CONN_HANDSHAKE && m > SERVER_PRECONNECT_FRAME_MAX
+             ? SERVER_PRECONNECT_FRAME_MAX
+             : m;
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 void conn_want_flush(conn_t *c) {
@@ -145,8 +153,8 @@ void conn_flush(conn_t *c) {
   if (c->state == CONN_CLOSED)
     return;
   c->out.req.data = c;
-  int rc = outq_flush(&c->out, (uv_stream_t *)&c->tcp,
-                      SERVER_WRITE_CAP_PER_TURN, on_write);
+  int rc =
+      outq_flush(&c->out, (uv_stream_t *)&c->tcp, c->srv->write_cap, on_write);
   if (rc < 0) {
     LOG(LOG_DEBUG, "conn %llu (%s): write failed: %s",
         (unsigned long long)c->id, c->addr, uv_strerror(rc));
@@ -179,7 +187,7 @@ static void begin_close(conn_t *c) {
   c->state = CONN_CLOSING;
   stop_reading(c);
   list_remove(&c->resume_link);
-  pending_gate_forget(c);
+  list_remove(&c->partial_link);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, srv->cfg.drain_timeout_ms, 0);
   c->close_deadline = uv_now(srv->loop) + srv->cfg.drain_timeout_ms;
@@ -277,7 +285,7 @@ static void on_handle_closed(uv_handle_t *h) {
     return;
   /* Cancelled writes have called back by now: nothing is in flight. */
   outq_clear(&c->out);
-  rx_tail_free(&c->rx);
+  rx_tail_free(&c->srv->rx, &c->rx);
   hashmap_destroy(c->subs);
   free(c->blocked_on);
   conn_auth_release(c);
@@ -323,7 +331,7 @@ static void on_timer(uv_timer_t *t) {
     break;
   case CONN_ACTIVE:
     /* A blocked publisher is not read, so its silence proves nothing. */
-    if (c->heard || c->nblocked > 0 || c->paused_total) {
+    if (c->heard || c->nblocked > 0) {
       c->heard = false;
       c->pings_out = 0;
     } else if (c->pings_out >= 2) {
@@ -351,6 +359,7 @@ static void on_timer(uv_timer_t *t) {
 /* ---- subscriptions ----------------------------------------------------- */
 
 void conn_remove_sub(conn_t *c, sub_t *s) {
+  c->pattern_bytes -= s->plen + s->qlen;
   hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
   sublist_remove(c->srv->index, s->pattern, s->plen, s->queue, s->qlen, s);
   sub_destroy(s);
@@ -376,7 +385,7 @@ void conn_unblock(conn_t *c, sub_t *s) {
       break;
     }
   }
-  if (c->nblocked == 0 && !c->paused_total && c->state == CONN_ACTIVE &&
+  if (c->nblocked == 0 && c->state == CONN_ACTIVE &&
       !list_linked(&c->resume_link))
     list_insert_tail(&c->srv->resume_list, &c->resume_link);
 }
@@ -386,7 +395,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Unblocked: first the frames already buffered, then the socket again. */
 void conn_resume(conn_t *c) {
-  if (c->state != CONN_ACTIVE || c->nblocked > 0 || c->paused_total)
+  if (c->state != CONN_ACTIVE || c->nblocked > 0)
     return;
   c->read_turn = 0;
   const uint8_t *bytes;
@@ -394,8 +403,7 @@ void conn_resume(conn_t *c) {
   rx_take(&c->rx, &bytes, &len);
   if (len > 0)
     keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
-  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->paused_total &&
-      !c->reading) {
+  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
       c->reading = true;
   }
@@ -471,9 +479,6 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
-  /* Only a delivery adds pending bytes. */
-  if (receivers > 0)
-    pending_gate_after_pub(c->srv, c);
   if (pub->retain) {
     code = router_retain(c->srv, pub, &msg);
     if (code == TP_ENOMEM) {
@@ -516,6 +521,14 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_send_err(c, TP_WIRE_TOO_MANY_SUBS, "too many subscriptions");
     return;
   }
+  uint64_t sub_bytes = (uint64_t)req->pattern.len +
+                       (req->queue.ptr != NULL ? req->queue.len : 0);
+  if (srv->cfg.max_pattern_bytes > 0 &&
+      c->pattern_bytes + sub_bytes > srv->cfg.max_pattern_bytes) {
+    conn_send_err(c, TP_WIRE_TOO_MANY_SUBS,
+                  "too many subscriptions: max_pattern_bytes reached");
+    return;
+  }
   sub_t *s =
       sub_create(c, req, srv->cfg.max_pending_msgs, srv->cfg.max_pending_bytes);
   if (s == NULL) {
@@ -534,6 +547,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
+  c->pattern_bytes += s->plen + s->qlen;
   LOG(LOG_DEBUG, "conn %llu: SUB sid %llu '%s'%s%s", (unsigned long long)c->id,
       (unsigned long long)s->sid, log_field(s->pattern),
       s->queue ? " queue " : "", log_field(s->queue));
@@ -609,10 +623,10 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
  */
 static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   tp_decoder_t *dec = c->srv->rx.dec;
-  size_t max_frame = c->srv->cfg.max_frame;
+  size_t max_frame = conn_max_frame(c);
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
-         c->nblocked == 0 && !c->paused_total && !c->authenticating) {
+         c->nblocked == 0 && !c->authenticating) {
     tp_frame_t f;
     size_t size = 0;
     int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
@@ -627,20 +641,42 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
     c->heard = true;
     c->pings_out = 0;
     handle_frame(c, &f);
+    if (f.type == TP_CONNECT) /* the limit after CONNECT */
+      max_frame = conn_max_frame(c);
   }
-  if (c->nblocked > 0 || c->paused_total)
+  if (c->nblocked > 0)
     stop_reading(c);
   return at;
 }
 
-/* What a live connection has not handled stays for later; a closing one
- * will never handle it. */
+/*
+ * What a live connection has not handled stays for later; a closing one
+ * will never handle it. A connection that reads and keeps the start of a
+ * frame is in the server's partial list: the frame has frame_timeout_ms
+ * from when it started (when the last frame before it was handled) to
+ * arrive whole (server.c). One that is not read (blocked, authenticating)
+ * is not to blame for what it keeps.
+ */
 static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
                            size_t used) {
-  if (c->state != CONN_HANDSHAKE && c->state != CONN_ACTIVE)
+  bool live = c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE;
+  if (!live)
     used = len;
-  if (rx_keep(&c->rx, bytes, len, used) != 0)
+  if (rx_keep(&c->srv->rx, &c->rx, bytes, len, used) != 0) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+    return;
+  }
+  if (live && c->rx.len > 0 && c->nblocked == 0 && !c->authenticating) {
+    /* A new frame started (or the first): to the tail, so the list stays
+     * oldest first. */
+    if (!list_linked(&c->partial_link) || used > 0) {
+      list_remove(&c->partial_link);
+      c->partial_since = uv_now(c->srv->loop);
+      list_insert_tail(&c->srv->partial_list, &c->partial_link);
+    }
+  } else {
+    list_remove(&c->partial_link);
+  }
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -648,7 +684,7 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   conn_t *c = h->data;
-  rx_alloc(&c->srv->rx, &c->rx, c->srv->cfg.max_frame, buf);
+  rx_alloc(&c->srv->rx, &c->rx, conn_max_frame(c), buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -657,7 +693,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   if (nread == UV_ENOBUFS) {
-    conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+    if (c->rx.over_cap) {
+      c->srv->stats.inbound_refused++;
+      LOG(LOG_WARN,
+          "conn %llu (%s): a frame would take the read buffers past "
+          "max_inbound_total %llu, closing",
+          (unsigned long long)c->id, c->addr,
+          (unsigned long long)c->srv->cfg.max_inbound_total);
+      conn_fail(c, TP_WIRE_FRAME_TOO_LARGE,
+                "frame refused: server read buffers full");
+    } else {
+      conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
+    }
     return;
   }
   if (nread < 0) {
@@ -721,7 +768,7 @@ int conn_accept(server_t *srv, int fd) {
   list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
-  list_init(&c->gate_link);
+  list_init(&c->partial_link);
   outq_init(&c->out, srv->entries);
   int rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc != 0) {

@@ -45,7 +45,6 @@ typedef struct conn {
   bool verbose;
   bool reading;   /* uv_read_start is in effect */
   bool torn_down; /* subscriptions released (closing) */
-  bool paused_total; /* paused by max_pending_total (pending_gate.h) */
 
   uv_tcp_t tcp;
   uv_timer_t timer; /* connect timeout, heartbeat, then close deadline */
@@ -54,10 +53,15 @@ typedef struct conn {
   int handles_open;
 
   rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
+  /* An unfinished frame sits in rx while the connection reads: since
+   * this loop time, in the server's partial list (frame_timeout_ms). */
+  uint64_t partial_since;
+  list_node_t partial_link;
   size_t read_turn; /* bytes read since it last yielded to the loop */
   outq_t out;
 
   hashmap_t *subs; /* sid (8 bytes) -> sub_t *, owned */
+  uint64_t pattern_bytes; /* of subs' patterns and queue names */
 
   /* Subscriptions this connection (as a publisher) is blocked on. */
   sub_t **blocked_on;
@@ -72,7 +76,6 @@ typedef struct conn {
   list_node_t flush_link;  /* has output to write */
   list_node_t close_link;  /* CLOSING, teardown pending */
   list_node_t resume_link; /* unblocked, resume reading */
-  list_node_t gate_link;   /* paused by the pending gate */
 
   /* Authentication (conn_auth.c). */
   bool authenticating;          /* CONNECT being verified off the loop */

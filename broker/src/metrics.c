@@ -99,6 +99,49 @@ static int metric(tp_buf_t *b, const char *name, const char *type,
              name, (unsigned long long)v);
 }
 
+/* Memory pressure (pending_gate.h): where the total stands against the
+ * cap, and who paid for it. */
+static int pressure_metrics(server_t *srv, tp_buf_t *b) {
+  const pending_gate_t *g = &srv->gate;
+  uint64_t total = pending_gate_total(srv);
+  uint64_t budget = pending_gate_budget(g, total);
+  int rc = 0;
+  rc |= metric(b, "tern_pending_total_bytes", "gauge",
+               "Bytes max_pending_total counts now (bodies once, entries, "
+               "chunks).",
+               total);
+  rc |= metric(b, "tern_max_pending_total_bytes", "gauge",
+               "The cap on pending bytes (max_pending_total).", g->high);
+  rc |= metric(b, "tern_memory_pressure", "gauge",
+               "0 below half the cap, 1 above it (budgets shrink), 2 at the "
+               "cap.",
+               (uint64_t)(total >= g->high   ? 2
+                          : total >= g->soft ? 1
+                                             : 0));
+  rc |= metric(b, "tern_pressure_budget_bytes", "gauge",
+               "Bytes each subscription may hold now (the cap when there is "
+               "no pressure).",
+               budget < g->high ? budget : g->high);
+  rc |= metric(b, "tern_pressure_episodes_total", "counter",
+               "Times the pending total rose above half the cap.", g->episodes);
+  rc |= put(b, "# HELP tern_pressure_dropped_messages_total Messages "
+               "dropped early because of memory pressure (also in "
+               "tern_dropped_messages_total).\n# TYPE "
+               "tern_pressure_dropped_messages_total counter\n");
+  for (int p = TP_OVERFLOW_DROP_OLDEST; p <= TP_OVERFLOW_DROP_NEWEST; p++)
+    rc |= put(b, "tern_pressure_dropped_messages_total{policy=\"%s\"} %llu\n",
+              tp_overflow_name(p), (unsigned long long)g->drops[p]);
+  rc |= metric(b, "tern_pressure_disconnects_total", "counter",
+               "Slow consumers closed because of memory pressure (also in "
+               "tern_slow_consumer_disconnects_total).",
+               g->disconnects);
+  rc |= metric(b, "tern_pressure_publisher_pauses_total", "counter",
+               "Times a publisher was paused because a block queue it feeds "
+               "was over its share under memory pressure.",
+               g->pauses);
+  return rc;
+}
+
 int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   walk_t w;
   walk_conns(srv, &w);
@@ -148,6 +191,21 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                "Bytes queued for clients, not yet written.", w.pending_bytes);
   rc |= metric(b, "tern_pending_messages", "gauge",
                "Messages pending in subscription queues.", w.pending_msgs);
+  rc |= pressure_metrics(srv, b);
+  rc |= metric(b, "tern_inbound_bytes", "gauge",
+               "Bytes of read buffers held for unfinished or unhandled "
+               "frames.",
+               srv->rx.tail_bytes);
+  rc |=
+      metric(b, "tern_max_inbound_bytes", "gauge",
+             "The cap on read buffers (max_inbound_total).", srv->rx.tail_max);
+  rc |= metric(b, "tern_inbound_refused_total", "counter",
+               "Frames refused because read buffers were full (ERR 5).",
+               st->inbound_refused);
+  rc |= metric(b, "tern_frame_timeouts_total", "counter",
+               "Connections closed for a frame not completed within "
+               "frame_timeout_ms (ERR 12).",
+               st->frame_timeouts);
   retained_stats_t rs;
   retained_get_stats(srv->retained, &rs);
   rc |= metric(b, "tern_retained_topics", "gauge",
@@ -226,7 +284,9 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       "\"out_msgs\":%llu,\"out_bytes\":%llu,\"dropped_msgs\":%llu,"
       "\"slow_consumers\":%llu,\"stale_connections\":%llu,"
       "\"publisher_blocks\":%llu,\"blocked_publishers\":%llu,"
-      "\"pending_bytes\":%llu,\"auth_failures\":%llu,"
+      "\"pending_bytes\":%llu,\"pending_total\":%llu,"
+      "\"max_pending_total\":%llu,\"pressure_drops\":%llu,"
+      "\"pressure_disconnects\":%llu,\"auth_failures\":%llu,"
       "\"permission_denials\":%llu,",
       srv->nlive, (unsigned long long)st->conns_accepted,
       sublist_count(srv->index), (unsigned long long)st->msgs_in,
@@ -236,6 +296,11 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       (unsigned long long)st->stale_conns,
       (unsigned long long)st->publisher_blocks,
       (unsigned long long)w.blocked_pubs, (unsigned long long)w.pending_bytes,
+      (unsigned long long)pending_gate_total(srv),
+      (unsigned long long)srv->gate.high,
+      (unsigned long long)(srv->gate.drops[TP_OVERFLOW_DROP_OLDEST] +
+                           srv->gate.drops[TP_OVERFLOW_DROP_NEWEST]),
+      (unsigned long long)srv->gate.disconnects,
       (unsigned long long)srv->ops.auth_failures,
       (unsigned long long)srv->ops.perm_denials);
   rc |= put(b,

@@ -130,10 +130,12 @@ int ops_reload(server_t *srv) {
       strcmp(next.http_host, cur->http_host) != 0 ||
       next.max_payload != cur->max_payload ||
       next.heartbeat_ms != cur->heartbeat_ms ||
-      next.sys_interval_ms != cur->sys_interval_ms)
+      next.sys_interval_ms != cur->sys_interval_ms ||
+      (next.max_inbound_total != 0 &&
+       next.max_inbound_total != cur->max_inbound_total))
     LOG(LOG_WARN, "reload: host, port, http_host, http_port, max_payload, "
-                  "heartbeat_ms and sys_interval_ms need a restart; their "
-                  "old values stay");
+                  "heartbeat_ms, sys_interval_ms and max_inbound_total need "
+                  "a restart; their old values stay");
 
   log_g_level = (log_level_t)next.log_level;
   log_g_format = next.log_format;
@@ -143,6 +145,8 @@ int ops_reload(server_t *srv) {
   cur->log_rate_limit = next.log_rate_limit;
   cur->max_connections = next.max_connections;
   cur->max_subs = next.max_subs;
+  cur->max_pattern_bytes = next.max_pattern_bytes;
+  cur->frame_timeout_ms = next.frame_timeout_ms;
   cur->max_pending_msgs = next.max_pending_msgs;
   cur->max_pending_bytes = next.max_pending_bytes;
   cur->connect_timeout_ms = next.connect_timeout_ms;

@@ -18,21 +18,6 @@
 #define SCRATCH_SIZE (256u * 1024u)
 #define COALESCE_MAX 512u
 
-struct outq_pool {
-  outq_entry_t *free_list; /* chained through link.next */
-  size_t nfree;
-  size_t keep_max;
-  size_t live;          /* entries in some queue */
-  uint64_t body_bytes;  /* bodies with queued > 0, each once */
-  uint8_t *scratch;     /* SCRATCH_SIZE bytes, reused by every flush */
-  outq_chunk_pool_t chunks;
-};
-
-uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
-  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t) +
-         outq_chunk_pool_bytes(&pool->chunks);
-}
-
 int outq_pool_create(outq_pool_t **out, size_t keep_max) {
   outq_pool_t *p = calloc(1, sizeof *p);
   if (p == NULL)
@@ -109,6 +94,9 @@ static void set_inflight(outq_entry_t *e, bool on) {
   } else if (e->sub != NULL) {
     e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
     e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
+    /* In queue order: e is its subscription's first queued entry. */
+    if (on && e->sub->first_queued == e)
+      e->sub->first_queued = sub_next_pending(e->sub, e);
   }
 }
 
@@ -387,8 +375,18 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
   int rc = uv_write(&q->req, stream, bufs, (unsigned)nb, cb);
   if (rc != 0) {
     i = 0;
-    for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
+    list_node_t *last = &q->entries;
+    for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++) {
       set_inflight(LIST_ENTRY(ln, outq_entry_t, link), false);
+      last = ln;
+    }
+    /* Queued again: newest first, so each subscription ends with its
+     * oldest as the first queued. */
+    for (list_node_t *ln = last; ln != &q->entries; ln = ln->prev) {
+      outq_entry_t *e = LIST_ENTRY(ln, outq_entry_t, link);
+      if (e->sub != NULL && !e->is_chunk && !e->is_notice)
+        e->sub->first_queued = e;
+    }
     return rc;
   }
   q->ninflight = k2;

@@ -58,13 +58,7 @@ typedef struct outq_entry {
 typedef struct outq_pool outq_pool_t;
 int outq_pool_create(outq_pool_t **out, size_t keep_max);
 void outq_pool_destroy(outq_pool_t *pool);
-/*
- * Every byte pending in all output queues of the pool, in flight included:
- * each queued body once however many entries share it, plus the whole
- * entry struct (its inline head included) for every entry, plus the whole
- * capacity of every live chunk. This is what max_pending_total bounds.
- */
-uint64_t outq_pool_pending_bytes(const outq_pool_t *pool);
+/* (outq_pool_pending_bytes, what max_pending_total bounds: outq_chunk.h.) */
 
 typedef struct outq {
   list_node_t entries; /* oldest first; in-flight ones at the front */

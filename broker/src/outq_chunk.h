@@ -33,10 +33,16 @@
  *
  * Memory: a live chunk counts its whole capacity plus its header in the
  * server's pending total (outq_pool_pending_bytes, max_pending_total), so
- * the gate bounds the memory chunks really hold, waste included; a new
+ * the cap bounds the memory chunks really hold, waste included; a new
  * chunk is opened only where small frames come as a stream
  * (chunk_worth_opening in outq_chunk.c), so waste stays small; the pool
- * keeps at most OUTQ_CHUNK_KEEP_BYTES of free chunks.
+ * keeps at most OUTQ_CHUNK_KEEP_BYTES of free chunks. Idle connections
+ * cannot pin the cap with chunks: a chunk is full before the next one
+ * opens, so the room wasted is at most the partly filled tail chunk and
+ * the one in flight, 32 KiB per connection, and a connection that stops
+ * reading holds no more than its subscriptions' budgets under pressure
+ * (pending_gate.h), which fall on it and not on other connections. Counting
+ * only the used bytes would let that waste escape the cap.
  *
  * Internal to the output queue (outq.c, outq_chunk.c), except for the
  * inline append, which the router's fan-out calls.
@@ -92,6 +98,29 @@ typedef struct outq_chunk_pool {
 
 /* Memory of one live chunk, as the pending total counts it. */
 #define OUTQ_CHUNK_FOOTPRINT ((uint64_t)sizeof(outq_chunk_t) + OUTQ_CHUNK_CAP)
+
+/* The pool of entries of outq.h (defined here so that the pending total
+ * is an inline read: the router asks for it on every PUB). */
+struct outq_pool {
+  outq_entry_t *free_list; /* chained through link.next */
+  size_t nfree;
+  size_t keep_max;
+  size_t live;         /* entries in some queue */
+  uint64_t body_bytes; /* bodies with queued > 0, each once */
+  uint8_t *scratch;    /* SCRATCH_SIZE bytes, reused by every flush */
+  outq_chunk_pool_t chunks;
+};
+
+/*
+ * Every byte pending in all output queues of the pool, in flight included:
+ * each queued body once however many entries share it, plus the whole
+ * entry struct (its inline head included) for every entry, plus the whole
+ * capacity of every live chunk. This is what max_pending_total bounds.
+ */
+static inline uint64_t outq_pool_pending_bytes(const outq_pool_t *pool) {
+  return pool->body_bytes + (uint64_t)pool->live * sizeof(outq_entry_t) +
+         (uint64_t)pool->chunks.live * OUTQ_CHUNK_FOOTPRINT;
+}
 
 static inline outq_chunk_t *outq_chunk_of(outq_entry_t *e) {
   return (outq_chunk_t *)(void *)e;

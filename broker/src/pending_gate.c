@@ -1,13 +1,16 @@
 /*
- * The server-wide cap on pending bytes (see pending_gate.h).
+ * The server-wide cap on pending bytes and memory pressure (see
+ * pending_gate.h).
  */
 #include "pending_gate.h"
 
+#include <string.h>
 #include <uv.h>
 
 #include "conn.h"
 #include "log.h"
 #include "memlimit.h"
+#include "outq_chunk.h"
 #include "server.h"
 #include "tern_proto/errors.h"
 
@@ -29,69 +32,53 @@ void pending_gate_init(pending_gate_t *g, uint64_t cap) {
         (unsigned long long)(cap >> 20), (unsigned long long)(mem >> 20),
         mem == m.physical ? "physical memory" : "cgroup's memory limit");
   }
+  memset(g, 0, sizeof *g);
   g->high = cap;
-  g->low = cap - cap / 10;
-  list_init(&g->paused);
-  g->closed_at = 0;
-  g->times_shut = 0;
-  g->evictions = 0;
+  g->soft = cap / 2;
 }
 
 uint64_t pending_gate_total(const server_t *srv) {
   return outq_pool_pending_bytes(srv->entries);
 }
 
-void pending_gate_after_pub(server_t *srv, conn_t *c) {
+uint64_t pending_gate_check(server_t *srv) {
   pending_gate_t *g = &srv->gate;
-  if (c->paused_total || c->state != CONN_ACTIVE ||
-      pending_gate_total(srv) < g->high)
-    return;
-  if (list_empty(&g->paused)) {
-    g->times_shut++;
-    g->closed_at = uv_now(srv->loop);
-    LOG(LOG_INFO,
-        "pending bytes %llu reached max_pending_total %llu: pausing "
-        "publishers",
-        (unsigned long long)pending_gate_total(srv),
-        (unsigned long long)g->high);
+  uint64_t total = pending_gate_total(srv);
+  int state = total >= g->high   ? PRESSURE_OVER
+              : total >= g->soft ? PRESSURE_SQUEEZE
+                                 : PRESSURE_NONE;
+  if (state != g->state) {
+    if (g->state == PRESSURE_NONE) {
+      g->episodes++;
+      LOG(LOG_INFO,
+          "pending bytes %llu above half of max_pending_total %llu: the "
+          "largest holders lose, disconnect or pause their publishers",
+          (unsigned long long)total, (unsigned long long)g->high);
+    } else if (state == PRESSURE_NONE) {
+      LOG(LOG_INFO, "pending bytes %llu below %llu again: pressure over",
+          (unsigned long long)total, (unsigned long long)g->soft);
+    }
+    if (state == PRESSURE_OVER)
+      g->over_since = uv_now(srv->loop);
+    g->state = state;
   }
-  c->paused_total = true;
-  list_insert_tail(&g->paused, &c->gate_link);
-  /* process_frames stops reading once this frame is done. */
-}
-
-void pending_gate_forget(conn_t *c) {
-  list_remove(&c->gate_link);
-  c->paused_total = false;
-}
-
-void pending_gate_check(server_t *srv) {
-  pending_gate_t *g = &srv->gate;
-  if (list_empty(&g->paused) || pending_gate_total(srv) > g->low)
-    return;
-  LOG(LOG_INFO, "pending bytes %llu below %llu: resuming publishers",
-      (unsigned long long)pending_gate_total(srv), (unsigned long long)g->low);
-  list_node_t *n;
-  while ((n = list_first(&g->paused)) != NULL) {
-    conn_t *c = LIST_ENTRY(n, conn_t, gate_link);
-    list_remove(n);
-    c->paused_total = false;
-    /* Still blocked by a full `block` queue: that one resumes it. */
-    if (c->nblocked == 0 && c->state == CONN_ACTIVE &&
-        !list_linked(&c->resume_link))
-      list_insert_tail(&srv->resume_list, &c->resume_link);
-  }
+  return state == PRESSURE_NONE ? SERVER_WRITE_CAP_PER_TURN
+                                : PENDING_GATE_WRITE_CAP;
 }
 
 /*
- * The gate has been shut for stall_timeout: some consumers hold the bytes
- * and do not read. Closing the one that holds the most frees the most and
- * punishes the likeliest culprit; one per stall_timeout, so a consumer that
- * was merely slow for a moment gets a chance once its neighbour is gone.
+ * The total has stayed at the cap for stall_timeout: what is held cannot
+ * be given back by any policy (writes in flight, drop_newest queues that
+ * no longer grow, block queues nobody reads are closed by their own stall
+ * check). Closing the connection that holds the most frees the most; one
+ * per stall_timeout, so one that was merely slow for a moment gets a
+ * chance once its neighbour is gone.
  */
 void pending_gate_stall_check(server_t *srv, uint64_t now) {
   pending_gate_t *g = &srv->gate;
-  if (list_empty(&g->paused) || now - g->closed_at < srv->cfg.stall_timeout_ms)
+  if (g->state != PRESSURE_OVER || pending_gate_total(srv) < g->high ||
+      now - g->over_since < srv->cfg.stall_timeout_ms ||
+      now - g->evicted_at < srv->cfg.stall_timeout_ms)
     return;
   conn_t *worst = NULL;
   for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
@@ -100,14 +87,15 @@ void pending_gate_stall_check(server_t *srv, uint64_t now) {
         (worst == NULL || c->out.bytes > worst->out.bytes))
       worst = c;
   }
-  g->closed_at = now;
+  g->evicted_at = now;
   if (worst == NULL || worst->out.bytes == 0)
     return;
   g->evictions++;
+  g->disconnects++;
   srv->stats.slow_consumers++;
   LOG(LOG_INFO,
-      "conn %llu (%s): holds %llu pending bytes while max_pending_total "
-      "has paused publishers for %llu ms, closing as a slow consumer",
+      "conn %llu (%s): holds %llu pending bytes while the total has stayed "
+      "at max_pending_total for %llu ms, closing as a slow consumer",
       (unsigned long long)worst->id, worst->addr,
       (unsigned long long)worst->out.bytes,
       (unsigned long long)srv->cfg.stall_timeout_ms);

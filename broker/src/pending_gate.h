@@ -1,20 +1,45 @@
 /*
- * The server-wide cap on pending bytes (max_pending_total).
+ * The server-wide cap on pending bytes (max_pending_total), and who pays
+ * when the sum of pending bytes nears it.
  *
  * Per-subscription limits bound each queue, but not their sum: many
  * subscribers that stop reading could still hold limits x subscriptions.
- * The gate bounds the sum. Once the bytes pending in every output queue
- * (outq_pool_pending_bytes: shared bodies once, plus each entry) reach the
- * cap, every connection that publishes is paused after the PUB it is
- * handling: its socket is no longer read, so TCP pushes back on the
- * producer, and nothing is dropped. When the total falls to the low-water
- * mark (90% of the cap) every paused publisher resumes, in the order it
- * was paused.
+ * The cap bounds the sum. It used to pause every publishing connection once
+ * the total reached it, so a few subscribers that stopped reading froze
+ * every publisher on the server, including those of unrelated topics, and
+ * those subscribers had often asked to lose messages rather than slow
+ * anyone (issue 13.1). Now the pressure falls on those who hold the bytes.
  *
- * Liveness: like a full `block` queue, a gate that stays closed for
- * stall_timeout means consumers that do not read. Then the connection
- * holding the most pending bytes is closed as a slow consumer (ERR 6),
- * one per stall_timeout, until the total falls below the low-water mark.
+ * Pressure. Below half the cap (the soft mark) nothing changes. From the
+ * soft mark on, every subscription gets a byte budget that shrinks as the
+ * total rises: twice the room left below the cap, never less than
+ * PENDING_GATE_FLOOR, and 0 at the cap. A subscription holding more than
+ * its budget is treated exactly as if it were over its own max_bytes, so
+ * its own policy applies early:
+ *   - drop_newest drops the new message, drop_oldest evicts its oldest
+ *     queued ones (DROPPED is sent as for any other drop, at the gap);
+ *   - disconnect closes the connection with ERR 6;
+ *   - block queues the message and pauses the publisher that sent it
+ *     (the per-subscription waiter mechanism of sub.h), until the queue
+ *     drains; after stall_timeout that subscriber is closed as before.
+ * The budget is the same for everyone, so the largest holders reach it
+ * first; a subscriber that keeps up holds (almost) nothing and is never
+ * touched below the cap, nor is its publisher. A budget that halves the
+ * distance to the cap makes N identical non-readers settle at
+ * 2N/(2N+1) of the cap instead of at it. The floor keeps a subscriber
+ * with a small backlog (a burst, a write in flight) out of it; at the cap
+ * the budget is 0, so only empty queues take a message (one each): the
+ * total cannot run away however many subscriptions hold a floor.
+ *
+ * Only when the total stays at or above the cap for stall_timeout (bytes
+ * nobody can give back: writes in flight, drop_newest queues that no
+ * longer grow) is the connection holding the most closed with ERR 6, one
+ * per stall_timeout: the last resort, which the old gate used at once.
+ *
+ * Writes: under pressure a connection hands at most PENDING_GATE_WRITE_CAP
+ * bytes per turn to the kernel (SERVER_WRITE_CAP_PER_TURN otherwise), so a
+ * subscriber that stops reading pins at most that much in flight (bytes
+ * given to uv_write, which no policy can take back).
  */
 #ifndef TERND_PENDING_GATE_H
 #define TERND_PENDING_GATE_H
@@ -22,18 +47,33 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "list.h"
-
 struct conn;
 struct server;
 
+/* A subscription's budget under pressure is never below this (until the
+ * total reaches the cap). */
+#define PENDING_GATE_FLOOR (64u * 1024u)
+/* Bytes one connection may write per turn under pressure. */
+#define PENDING_GATE_WRITE_CAP (64u * 1024u)
+
+enum {
+  PRESSURE_NONE = 0,    /* below the soft mark */
+  PRESSURE_SQUEEZE = 1, /* between the soft mark and the cap */
+  PRESSURE_OVER = 2     /* at or above the cap */
+};
+
 typedef struct pending_gate {
-  uint64_t high;       /* the cap: publishers pause at or above it */
-  uint64_t low;        /* they resume at or below this */
-  list_node_t paused;  /* connections paused by the gate, oldest first */
-  uint64_t closed_at;  /* loop time the gate last closed or evicted */
-  uint64_t times_shut; /* counter: times the gate closed */
-  uint64_t evictions;  /* counter: connections closed for stalling it */
+  uint64_t high;       /* the cap */
+  uint64_t soft;       /* pressure starts here: high / 2 */
+  int state;           /* PRESSURE_*, as of the last before-sleep check */
+  uint64_t over_since; /* loop time the total last reached the cap */
+  uint64_t evicted_at; /* loop time of the last last-resort close */
+  /* Counters. */
+  uint64_t episodes;    /* times the total crossed the soft mark */
+  uint64_t drops[8];    /* drops by policy caused by pressure */
+  uint64_t disconnects; /* ERR 6 caused by pressure */
+  uint64_t evictions;   /* of those, last-resort closes */
+  uint64_t pauses;      /* publishers paused by pressure */
 } pending_gate_t;
 
 /* cap 0 picks the default: min(1 GiB, a quarter of physical memory). */
@@ -42,15 +82,26 @@ void pending_gate_init(pending_gate_t *g, uint64_t cap);
 /* The bytes the gate compares with its cap. */
 uint64_t pending_gate_total(const struct server *srv);
 
-/* After c handled a PUB: pauses c when the total is at the cap. */
-void pending_gate_after_pub(struct server *srv, struct conn *c);
-/* c is closing: it leaves the paused list. */
-void pending_gate_forget(struct conn *c);
-/* Before-sleep hook: resumes every paused publisher once the total is at
- * or below the low-water mark. */
-void pending_gate_check(struct server *srv);
-/* Stall timer: closes the largest consumer when the gate has been shut
- * for stall_timeout. */
+/*
+ * The byte budget of every subscription when `total` bytes are pending
+ * (see the file comment): UINT64_MAX below the soft mark. Called once per
+ * PUB, so it is inline and cheap.
+ */
+static inline uint64_t pending_gate_budget(const pending_gate_t *g,
+                                           uint64_t total) {
+  if (total < g->soft)
+    return UINT64_MAX;
+  if (total >= g->high)
+    return 0;
+  uint64_t b = 2 * (g->high - total);
+  return b < PENDING_GATE_FLOOR ? PENDING_GATE_FLOOR : b;
+}
+
+/* Before-sleep hook: updates the pressure state (logs its changes) and
+ * returns the bytes each connection may write this turn. */
+uint64_t pending_gate_check(struct server *srv);
+/* Stall timer: the last resort, closes the largest holder when the total
+ * has stayed at the cap for stall_timeout. */
 void pending_gate_stall_check(struct server *srv, uint64_t now);
 
 #endif

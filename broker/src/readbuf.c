@@ -33,16 +33,18 @@ void rx_shared_free(rx_shared_t *sh) {
   memset(sh, 0, sizeof *sh);
 }
 
-void rx_tail_free(rx_tail_t *t) {
+void rx_tail_free(rx_shared_t *sh, rx_tail_t *t) {
+  sh->tail_bytes -= t->cap;
   free(t->buf);
   memset(t, 0, sizeof *t);
 }
 
 /* Gives t exactly cap bytes (cap >= t->len). false when out of memory. */
-static bool tail_resize(rx_tail_t *t, size_t cap) {
+static bool tail_resize(rx_shared_t *sh, rx_tail_t *t, size_t cap) {
   uint8_t *p = realloc(t->buf, cap);
   if (p == NULL)
     return false;
+  sh->tail_bytes += cap - t->cap;
   t->buf = p;
   t->cap = cap;
   return true;
@@ -60,7 +62,13 @@ void rx_alloc(rx_shared_t *sh, rx_tail_t *t, size_t max_frame, uv_buf_t *out) {
   /* A large frame: read its rest where it will be decoded. */
   if (need < t->len + 1)
     need = t->len + 1;
-  if (t->cap < need && !tail_resize(t, need)) {
+  if (t->cap < need && sh->tail_max > 0 &&
+      sh->tail_bytes - t->cap + need > sh->tail_max) {
+    t->over_cap = true;
+    *out = uv_buf_init(NULL, 0);
+    return;
+  }
+  if (t->cap < need && !tail_resize(sh, t, need)) {
     *out = uv_buf_init(NULL, 0);
     return;
   }
@@ -89,11 +97,12 @@ void rx_take(rx_tail_t *t, const uint8_t **bytes, size_t *len) {
   *len = t->len;
 }
 
-int rx_keep(rx_tail_t *t, const uint8_t *bytes, size_t len, size_t used) {
+int rx_keep(rx_shared_t *sh, rx_tail_t *t, const uint8_t *bytes, size_t len,
+            size_t used) {
   size_t rest = len - used;
   t->into_tail = false;
   if (rest == 0) {
-    rx_tail_free(t);
+    rx_tail_free(sh, t);
     return 0;
   }
   if (bytes == t->buf) {
@@ -103,15 +112,15 @@ int rx_keep(rx_tail_t *t, const uint8_t *bytes, size_t len, size_t used) {
     /* Only once a frame is handled: while a large one is still arriving
      * its buffer must keep the size rx_alloc gave it. */
     if (used > 0 && t->cap > TAIL_KEEP_MAX && rest < t->cap / 2)
-      tail_resize(t, rest); /* failing to shrink is harmless */
+      tail_resize(sh, t, rest); /* failing to shrink is harmless */
     return 0;
   }
   size_t want = rest < TAIL_MIN ? TAIL_MIN : rest;
   if (t->cap < rest) {
-    if (!tail_resize(t, want))
+    if (!tail_resize(sh, t, want))
       return TP_ENOMEM;
   } else if (t->cap > TAIL_KEEP_MAX && want < t->cap / 2) {
-    tail_resize(t, want); /* failing to shrink is harmless */
+    tail_resize(sh, t, want); /* failing to shrink is harmless */
   }
   memcpy(t->buf, bytes + used, rest);
   t->len = rest;

@@ -35,6 +35,10 @@
 typedef struct rx_shared {
   uint8_t *buf; /* READBUF_SHARED_SIZE bytes, owned */
   size_t cap;
+  /* Every connection's tail, by capacity: the inbound memory that
+   * max_inbound_total bounds (0: no bound). A large frame that would take
+   * the total past it is refused (rx_alloc). */
+  size_t tail_bytes, tail_max;
   /* Frames are handled one at a time, each before the next is decoded,
    * so one decoder (and its msgpack scratch zone) serves every
    * connection too. */
@@ -46,6 +50,7 @@ typedef struct rx_tail {
   uint8_t *buf; /* owned; NULL when empty */
   size_t len, cap;
   bool into_tail; /* the read in progress goes straight into buf */
+  bool over_cap;  /* rx_alloc refused to grow it: max_inbound_total */
 } rx_tail_t;
 
 /* 0 or TP_ENOMEM. */
@@ -56,7 +61,8 @@ void rx_shared_free(rx_shared_t *sh);
  * alloc_cb: where the next read of a connection goes. Normally the shared
  * buffer after room for t's bytes (copied in front by rx_received, so a
  * read that brings nothing loses nothing); for a large unfinished frame
- * the rest of t's own buffer. A zero-length *out means out of memory
+ * the rest of t's own buffer. A zero-length *out means out of memory, or
+ * (t->over_cap) that the frame would take the tails past sh->tail_max
  * (libuv then reports UV_ENOBUFS).
  */
 void rx_alloc(rx_shared_t *sh, rx_tail_t *t, size_t max_frame, uv_buf_t *out);
@@ -73,11 +79,12 @@ void rx_received(rx_shared_t *sh, rx_tail_t *t, size_t nread,
  * rest goes into t (which is freed when nothing is left). bytes is what
  * rx_received or rx_take returned. 0 or TP_ENOMEM.
  */
-int rx_keep(rx_tail_t *t, const uint8_t *bytes, size_t len, size_t used);
+int rx_keep(rx_shared_t *sh, rx_tail_t *t, const uint8_t *bytes, size_t len,
+            size_t used);
 
 /* The bytes kept in t, to decode before reading again (resume). */
 void rx_take(rx_tail_t *t, const uint8_t **bytes, size_t *len);
 
-void rx_tail_free(rx_tail_t *t);
+void rx_tail_free(rx_shared_t *sh, rx_tail_t *t);
 
 #endif

@@ -73,11 +73,15 @@ static bool eligible(const sub_t *s, const conn_t *publisher) {
   return s->conn != publisher || publisher->echo;
 }
 
-static void count_drop(server_t *srv, sub_t *s) {
+/* pressure: only the server's budget (pending_gate.h), not the
+ * subscription's own limits, refused the message. */
+static void count_drop(server_t *srv, sub_t *s, bool pressure) {
   s->dropped++;
   s->dropped_unreported++;
   srv->stats.msgs_dropped++;
   srv->stats.drops_by_policy[s->policy & 7]++;
+  if (pressure)
+    srv->gate.drops[s->policy & 7]++;
 }
 
 /*
@@ -87,7 +91,7 @@ static void count_drop(server_t *srv, sub_t *s) {
  * where it happened (PROTOCOL.md section 7.1). A notice not sent yet grows
  * instead of a second one being queued: it still sits before every queued
  * MSG of s, since evictions take the oldest and new MSGs go to the tail.
- * With nothing of s queued, deliver() puts the notice before the new
+ * With nothing of s queued, deliver_budget() puts the notice before the new
  * message, which is the same place.
  */
 static void report_gap(server_t *srv, sub_t *s) {
@@ -111,7 +115,7 @@ static void report_gap(server_t *srv, sub_t *s) {
   } else {
     outq_entry_t *e = outq_insert_small_before(q, next, b->data, b->len);
     if (e == NULL)
-      return; /* out of memory: deliver() reports it with the new message */
+      return; /* out of memory: deliver_budget() reports it with the new message */
     e->is_notice = true;
     e->sub = s;
     s->gap_notice = e;
@@ -121,30 +125,45 @@ static void report_gap(server_t *srv, sub_t *s) {
 }
 
 /*
- * Applies s's overflow policy to a message of `bytes` that does not fit.
- * Returns true when the message should still be queued.
+ * Applies s's overflow policy to a message of `bytes` that does not fit
+ * its limits or, under memory pressure, the server's budget (the same
+ * policy, applied early: pending_gate.h). Returns true when the message
+ * should still be queued.
  */
-static bool make_room(server_t *srv, sub_t *s, uint64_t bytes) {
+static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
+                      uint64_t budget) {
   switch (s->policy) {
   case TP_OVERFLOW_DROP_NEWEST:
-    count_drop(srv, s);
+    count_drop(srv, s, !sub_would_overflow(s, bytes));
     return false;
   case TP_OVERFLOW_DROP_OLDEST:
     /* Entries already handed to uv_write cannot be evicted and do not
      * count here (sub_would_overflow_queued), so the newest max_msgs
      * always survive; one write in flight is the most on top. */
-    while (sub_would_overflow_queued(s, bytes)) {
+    while (sub_over_budget_queued(s, bytes, budget)) {
       outq_entry_t *old = sub_oldest_droppable(s);
       if (old == NULL)
         break;
+      bool pressure = !sub_would_overflow_queued(s, bytes);
       outq_drop(&s->conn->out, old);
-      count_drop(srv, s);
+      count_drop(srv, s, pressure);
     }
     if (s->dropped_unreported > 0)
       report_gap(srv, s);
     return true;
   case TP_OVERFLOW_DISCONNECT:
     srv->stats.slow_consumers++;
+    if (!sub_would_overflow(s, bytes)) {
+      srv->gate.disconnects++;
+      LOG(LOG_INFO,
+          "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
+          "memory pressure, closing as a slow consumer",
+          (unsigned long long)s->conn->id, s->conn->addr,
+          (unsigned long long)s->sid, (unsigned long long)s->pending_bytes);
+      conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER,
+                "slow consumer (server memory pressure)");
+      return false;
+    }
     LOG(LOG_INFO, "conn %llu (%s): slow consumer on sid %llu, closing",
         (unsigned long long)s->conn->id, s->conn->addr,
         (unsigned long long)s->sid);
@@ -155,16 +174,21 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes) {
   }
 }
 
-/* Queues body for s. True when it was queued (a receiver). */
-static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
-                    msgbuf_t *body) {
+/* Queues body for s, whose byte limit is at most budget (the server's
+ * pressure, pending_gate.h). True when it was queued (a receiver).
+ * Always inlined into fan_out and deliver_pressed below, so that without
+ * pressure (budget UINT64_MAX, a constant there) the budget costs the
+ * fan-out nothing. */
+static inline __attribute__((always_inline)) bool
+deliver_budget(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
+               uint64_t budget) {
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
   uint64_t bytes = hl + body->bytes.len;
   bool over = s->policy == TP_OVERFLOW_DROP_OLDEST
-                  ? sub_would_overflow_queued(s, bytes)
-                  : sub_would_overflow(s, bytes);
-  if (over && !make_room(srv, s, bytes))
+                  ? sub_over_budget_queued(s, bytes, budget)
+                  : sub_over_budget(s, bytes, budget);
+  if (over && !make_room(srv, s, bytes, budget))
     return false;
   conn_t *c = s->conn;
   if (s->dropped_unreported > 0) {
@@ -187,14 +211,23 @@ static bool deliver(server_t *srv, conn_t *publisher, sub_t *s,
   s->delivered++;
   srv->stats.msgs_out++;
   conn_want_flush(c);
-  if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL && sub_is_full(s)) {
-    if (publisher->nblocked == 0)
+  if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL &&
+      sub_full_budget(s, budget)) {
+    if (publisher->nblocked == 0) {
       srv->stats.publisher_blocks++;
+      if (!sub_is_full(s))
+        srv->gate.pauses++;
+    }
     sub_add_waiter(s, publisher);
   }
   if (s->unsub_at > 0 && s->delivered >= s->unsub_at)
     note_ended(srv, s);
   return true;
+}
+
+static bool deliver_pressed(server_t *srv, conn_t *publisher, sub_t *s,
+                            msgbuf_t *body, uint64_t budget) {
+  return deliver_budget(srv, publisher, s, body, budget);
 }
 
 /*
@@ -253,11 +286,12 @@ static msgbuf_t *encode_body(server_t *srv, const tp_pub_t *pub) {
  */
 static inline __attribute__((always_inline)) uint64_t
 fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
-        msgbuf_t *body, const tp_str_t *reply) {
+        msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
   uint64_t n = 0;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
-    if (eligible(s, publisher) && deliver(srv, publisher, s, body)) {
+    if (eligible(s, publisher) &&
+        deliver_budget(srv, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
@@ -265,7 +299,7 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver(srv, publisher, s, body)) {
+    if (s != NULL && deliver_budget(srv, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
@@ -289,12 +323,20 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
   if (body == NULL)
     return TP_ENOMEM;
 
+  /* Once per PUB: the fan-out may overshoot it by one message per
+   * receiver, which the next PUB sees. */
+  uint64_t budget =
+      pending_gate_budget(&srv->gate, outq_pool_pending_bytes(srv->entries));
   srv->nended = 0;
-  /* Two copies of the walk: the one without a reply topic tests nothing
-   * for allow_responses. */
-  uint64_t n = pub->reply.ptr == NULL
-                   ? fan_out(srv, publisher, res, body, NULL)
-                   : fan_out(srv, publisher, res, body, &pub->reply);
+  /* Inlined copies of the walk: the common one (no reply topic, no
+   * pressure) tests nothing for allow_responses or the budget. */
+  uint64_t n;
+  if (pub->reply.ptr != NULL)
+    n = fan_out(srv, publisher, res, body, &pub->reply, budget);
+  else if (budget == UINT64_MAX)
+    n = fan_out(srv, publisher, res, body, NULL, UINT64_MAX);
+  else
+    n = fan_out(srv, publisher, res, body, NULL, budget);
   msgbuf_unref(body);
 
   /* The walk is over: now the index may change. */
@@ -343,7 +385,10 @@ typedef struct retained_ctx {
 static void deliver_one_retained(void *ud, msgbuf_t *body) {
   retained_ctx_t *ctx = ud;
   if (eligible(ctx->sub, NULL))
-    deliver(ctx->srv, NULL, ctx->sub, body);
+    deliver_pressed(
+        ctx->srv, NULL, ctx->sub, body,
+        pending_gate_budget(&ctx->srv->gate,
+                            outq_pool_pending_bytes(ctx->srv->entries)));
 }
 
 uint64_t router_deliver_retained(server_t *srv, sub_t *s) {

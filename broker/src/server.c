@@ -42,9 +42,9 @@ static void on_before_sleep(uv_prepare_t *p) {
     list_remove(n);
     conn_resume(LIST_ENTRY(n, conn_t, resume_link));
   }
-  /* 1b. Below max_pending_total's low-water mark again: publishers the
-   * gate paused resume next turn. */
-  pending_gate_check(srv);
+  /* 1b. Memory pressure (pending_gate.h): its state, and how much each
+   * connection may write this turn. */
+  srv->write_cap = pending_gate_check(srv);
   /* 2. Closing connections give up their subscriptions, outside any
    * fan-out. */
   while ((n = list_first(&srv->close_list)) != NULL)
@@ -69,10 +69,35 @@ static void on_before_sleep(uv_prepare_t *p) {
  * dead or hopelessly slow consumer: it is closed like `disconnect`, which
  * releases its publishers.
  */
+/*
+ * A frame that started frame_timeout_ms ago and is still not whole holds
+ * its read buffer (up to max_frame) for nothing: a client that sends the
+ * start of a large frame and stops would keep it until the heartbeat gave
+ * up (three intervals). The list is oldest first.
+ */
+static void check_partial_frames(server_t *srv, uint64_t now) {
+  uint64_t limit = srv->cfg.frame_timeout_ms;
+  list_node_t *n;
+  while (limit > 0 && (n = list_first(&srv->partial_list)) != NULL) {
+    conn_t *c = LIST_ENTRY(n, conn_t, partial_link);
+    if (now - c->partial_since < limit)
+      break;
+    list_remove(n);
+    srv->stats.frame_timeouts++;
+    LOG(LOG_INFO,
+        "conn %llu (%s): a frame started %llu ms ago is still not whole "
+        "(%zu bytes of it held), closing",
+        (unsigned long long)c->id, c->addr,
+        (unsigned long long)(now - c->partial_since), c->rx.len);
+    conn_fail(c, TP_WIRE_STALE, "frame not completed within frame_timeout_ms");
+  }
+}
+
 static void on_stall_check(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
   log_flush_suppressed(false);
+  check_partial_frames(srv, now);
   pending_gate_stall_check(srv, now);
   /* conn_fail releases the subscriber's queued entries, which may unlink
    * any number of subscriptions from this list: start over after each. */
@@ -282,8 +307,10 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   list_init(&srv->close_list);
   list_init(&srv->resume_list);
   list_init(&srv->stalled_subs);
+  list_init(&srv->partial_list);
   tp_buf_init(&srv->scratch);
   pending_gate_init(&srv->gate, cfg->max_pending_total);
+  srv->write_cap = SERVER_WRITE_CAP_PER_TURN;
   srv->cfg.max_pending_total = srv->gate.high;
   int rc = sublist_create(&srv->index, 0);
   if (rc == 0)
@@ -292,6 +319,14 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
     rc = outq_pool_create(&srv->entries, KEEP_ENTRIES);
   if (rc == 0)
     rc = rx_shared_init(&srv->rx);
+  if (srv->cfg.max_inbound_total == 0) {
+    /* A quarter of the pending cap: reads are transient, the queues are
+     * where memory is meant to be; never below 16 frames of the largest
+     * size, so a few large publishers always fit. */
+    uint64_t q = srv->gate.high / 4, least = 16 * srv->cfg.max_frame;
+    srv->cfg.max_inbound_total = q > least ? q : least;
+  }
+  srv->rx.tail_max = (size_t)srv->cfg.max_inbound_total;
   if (rc == 0)
     rc = encode_hello(srv);
   if (rc != 0)
@@ -330,6 +365,8 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
     return rc;
   uv_prepare_start(&srv->before_sleep, on_before_sleep);
   uint64_t every = srv->cfg.stall_timeout_ms / 4;
+  if (srv->cfg.frame_timeout_ms > 0 && srv->cfg.frame_timeout_ms / 4 < every)
+    every = srv->cfg.frame_timeout_ms / 4;
   if (every < 10)
     every = 10;
   if (every > 1000)

@@ -32,6 +32,11 @@
 
 /* Bytes one connection may write per loop turn, so none starves others. */
 #define SERVER_WRITE_CAP_PER_TURN (1024u * 1024u)
+/* The largest frame accepted before CONNECT: HELLO's answer is a CONNECT
+ * of a few hundred bytes (credentials, a name), so 16 KiB is ample, and
+ * 10,000 unauthenticated connections hold at most 160 MiB of frames
+ * instead of 10 GiB. A larger frame is refused with ERR 5. */
+#define SERVER_PRECONNECT_FRAME_MAX (16u * 1024u)
 
 typedef struct server_stats {
   uint64_t conns_accepted;
@@ -44,6 +49,8 @@ typedef struct server_stats {
   uint64_t stale_conns;       /* closed with ERR 12 */
   uint64_t publisher_blocks;  /* times a publisher stopped reading */
   uint64_t drops_by_policy[8]; /* msgs_dropped by tp_overflow policy */
+  uint64_t inbound_refused;    /* ERR 5: max_inbound_total */
+  uint64_t frame_timeouts;     /* ERR 12: frame_timeout_ms */
 } server_stats_t;
 
 /* Operations counters (monitoring, auth), apart from the routing ones. */
@@ -77,7 +84,8 @@ typedef struct server {
   msgbuf_pool_t *bufs;
   outq_pool_t *entries;
   rx_shared_t rx;        /* the read buffer all connections share */
-  pending_gate_t gate;   /* max_pending_total */
+  pending_gate_t gate;   /* max_pending_total and memory pressure */
+  uint64_t write_cap;    /* bytes per connection this turn (gate) */
   retained_t *retained; /* last-value cache per topic */
 
   list_node_t conns;        /* every connection */
@@ -85,6 +93,7 @@ typedef struct server {
   list_node_t close_list;   /* connections waiting for teardown */
   list_node_t resume_list;  /* publishers to resume */
   list_node_t stalled_subs; /* subscriptions with blocked publishers */
+  list_node_t partial_list; /* connections with an unfinished frame */
   size_t nconns;            /* in the registry */
   size_t nlive;             /* HANDSHAKE or ACTIVE */
   uint64_t next_conn_id;

@@ -69,6 +69,8 @@ void sub_destroy(sub_t *s) {
 void sub_entry_queued(sub_t *s, outq_entry_t *e) {
   e->sub = s;
   list_insert_tail(&s->pending, &e->sub_link);
+  if (s->first_queued == NULL)
+    s->first_queued = e; /* all before it are in flight */
   s->pending_msgs++;
   s->pending_bytes += e->bytes;
 }
@@ -85,6 +87,8 @@ static bool below_low_water(const sub_t *s) {
 
 void sub_entry_released(sub_t *s, outq_entry_t *e, bool written) {
   (void)written;
+  if (s->first_queued == e)
+    s->first_queued = sub_next_pending(s, e);
   list_remove(&e->sub_link);
   e->sub = NULL;
   s->pending_msgs--;
@@ -101,13 +105,9 @@ void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes) {
     sub_release_waiters(s);
 }
 
-outq_entry_t *sub_oldest_droppable(const sub_t *s) {
-  for (list_node_t *n = s->pending.next; n != &s->pending; n = n->next) {
-    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, sub_link);
-    if (!e->inflight)
-      return e;
-  }
-  return NULL;
+outq_entry_t *sub_next_pending(const sub_t *s, outq_entry_t *e) {
+  list_node_t *n = e->sub_link.next;
+  return n == &s->pending ? NULL : LIST_ENTRY(n, outq_entry_t, sub_link);
 }
 
 int sub_add_waiter(sub_t *s, conn_t *publisher) {

@@ -47,8 +47,13 @@ typedef struct sub {
   uint64_t max_bytes;
   int policy; /* tp_overflow, never UNSET */
 
-  /* The pending queue: outq entries via sub_link, oldest first. */
+  /* The pending queue: outq entries via sub_link, oldest first. Entries go
+   * in flight in queue order and leave from the front, so the list is
+   * [in flight...][queued...]; first_queued is the first queued one (NULL:
+   * none), which drop_oldest evicts without walking past the others (a
+   * subscriber that stops reading keeps a whole write of them in flight). */
   list_node_t pending;
+  struct outq_entry *first_queued;
   uint64_t pending_msgs;
   uint64_t pending_bytes;
   /* Of those, handed to uv_write: drop_oldest cannot evict them. */
@@ -121,6 +126,33 @@ static inline bool sub_is_full(const sub_t *s) {
   return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes;
 }
 
+/*
+ * The same three tests under memory pressure (pending_gate.h): the byte
+ * limit is also the server's budget for every subscription right now
+ * (UINT64_MAX without pressure, so these are then the tests above). One
+ * more comparison each rather than a min(): this is the fan-out's path.
+ */
+static inline bool sub_over_budget(const sub_t *s, uint64_t bytes,
+                                   uint64_t budget) {
+  if (s->pending_msgs == 0)
+    return false;
+  uint64_t after = s->pending_bytes + bytes;
+  return s->pending_msgs + 1 > s->max_msgs || after > s->max_bytes ||
+         after > budget;
+}
+static inline bool sub_over_budget_queued(const sub_t *s, uint64_t bytes,
+                                          uint64_t budget) {
+  uint64_t msgs = s->pending_msgs - s->inflight_msgs;
+  if (msgs == 0)
+    return false;
+  uint64_t after = s->pending_bytes - s->inflight_bytes + bytes;
+  return msgs + 1 > s->max_msgs || after > s->max_bytes || after > budget;
+}
+static inline bool sub_full_budget(const sub_t *s, uint64_t budget) {
+  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes ||
+         s->pending_bytes >= budget;
+}
+
 /* Accounts a newly queued entry to s. */
 void sub_entry_queued(sub_t *s, struct outq_entry *e);
 /* Called by the output queue when an entry of s is written or dropped. */
@@ -144,7 +176,11 @@ static inline void sub_notice_sealed(sub_t *s, struct outq_entry *e) {
   }
 }
 /* The oldest pending entry that is not in flight, or NULL. */
-struct outq_entry *sub_oldest_droppable(const sub_t *s);
+static inline struct outq_entry *sub_oldest_droppable(const sub_t *s) {
+  return s->first_queued;
+}
+/* The entry after e in s's pending list, or NULL. */
+struct outq_entry *sub_next_pending(const sub_t *s, struct outq_entry *e);
 
 /* Records publisher as blocked on s (once). 0 or TP_ENOMEM. */
 int sub_add_waiter(sub_t *s, struct conn *publisher);

@@ -355,3 +355,13 @@ void ops_login(tt_raw_t *c, int port, const char *user, const char *pass,
   tp_frame_t f;
   tt_raw_expect(c, &f, TP_OK, TT_RECV_MS);
 }
+
+uint64_t ops_metric(int port, const char *name) {
+  static char body[1 << 20];
+  cr_assert_eq(ops_http_get(port, "/metrics", body, sizeof body), 200);
+  char key[256];
+  snprintf(key, sizeof key, "\n%s ", name);
+  const char *at = strstr(body, key);
+  cr_assert_not_null(at, "no %s in /metrics", name);
+  return strtoull(at + strlen(key), NULL, 10);
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "raw_client.h"
 
@@ -41,6 +42,11 @@ size_t ops_http_parse(char *resp, size_t len, int *code);
 
 /* True when text is exactly one valid JSON value (syntax only). */
 bool ops_json_valid(const char *text, size_t len);
+
+/* One unlabelled or fully labelled sample of /metrics on port, e.g.
+ * "tern_blocked_publishers" or "tern_dropped_messages_total{policy=
+ * \"drop_oldest\"}". cr_assert that it is there. */
+uint64_t ops_metric(int port, const char *name);
 
 /* Opens a connection and sends CONNECT with the given credentials (each
  * may be NULL) without waiting for the answer; HELLO is read into *hello

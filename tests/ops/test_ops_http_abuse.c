@@ -217,6 +217,7 @@ Test(ops_http_abuse, slow_readers_of_a_huge_subz) {
    * close the others meanwhile (a slow sanitizer build takes seconds). */
   tt_broker_start(&tt_g_broker,
                   (const char *[]){"--http-port", "-1", "--max-subs", "100000",
+                                   "--max-pattern-bytes", "0",
                                    "--http-timeout-ms", "600000", NULL});
   tt_raw_t subs, pinger;
   tt_raw_open(&subs, tt_g_broker.port, true, true, false);

@@ -147,3 +147,44 @@ void tt_flood_read_in_order(tt_raw_t *s, uint64_t sid, uint32_t first,
     cr_assert_eq(tt_flood_seq(&f, size), i, "expected message %u", i);
   }
 }
+
+void tt_flood_read_gaps(tt_raw_t *s, uint64_t sid, size_t size, int64_t last,
+                        tt_gaps_t *g) {
+  for (;;) {
+    tp_frame_t f;
+    int r = tt_raw_recv(s, &f, TT_RECV_MS);
+    cr_assert_eq(r, 1, "sid %llu: %s before message %lld",
+                 (unsigned long long)sid, r == 0 ? "timeout" : "close",
+                 (long long)last);
+    if (f.type == TP_PING) {
+      tp_frame_t pong;
+      tp_frame_init(&pong, TP_PONG);
+      tt_raw_send(s, &pong);
+      continue;
+    }
+    if (f.type == TP_PONG && last < 0)
+      return;
+    if (f.type == TP_DROPPED) {
+      cr_assert_eq(f.u.dropped.sid, sid);
+      cr_assert_gt(f.u.dropped.count, 0u, "DROPPED with count 0");
+      g->announced += f.u.dropped.count;
+      g->dropped += f.u.dropped.count;
+      continue;
+    }
+    cr_assert_eq(f.type, TP_MSG, "sid %llu: got %s", (unsigned long long)sid,
+                 tp_frame_type_name(f.type));
+    cr_assert_eq(f.u.msg.sid, sid);
+    uint32_t seq = tt_flood_seq(&f, size);
+    cr_assert_geq(seq, g->expect, "sid %llu: message %u after %u",
+                  (unsigned long long)sid, seq, g->expect);
+    cr_assert_eq((uint64_t)(seq - g->expect), g->announced,
+                 "sid %llu: %u messages missing before %u, DROPPED said %llu",
+                 (unsigned long long)sid, seq - g->expect, seq,
+                 (unsigned long long)g->announced);
+    g->announced = 0;
+    g->expect = seq + 1;
+    g->received++;
+    if ((int64_t)seq == last)
+      return;
+  }
+}

@@ -54,5 +54,22 @@ void tt_flood_expect_done(tt_raw_t *p, tt_flood_t *fl);
  * else (no DROPPED, no other frame). */
 void tt_flood_read_in_order(tt_raw_t *s, uint64_t sid, uint32_t first,
                             uint32_t n, size_t size);
+/* What a drop_oldest or drop_newest subscriber got of a flood so far. */
+typedef struct tt_gaps {
+  uint32_t expect;    /* next sequence number expected */
+  uint64_t announced; /* DROPPED counts since the last MSG */
+  uint64_t received;  /* MSGs */
+  uint64_t dropped;   /* sum of the DROPPED counts */
+} tt_gaps_t;
+
+/*
+ * Reads the flood MSGs of sid on s up to and including message `last`
+ * (last < 0: up to a PONG, which the caller asked for with a PING),
+ * checking that every gap is announced exactly where it is: the DROPPED
+ * counts received since the previous MSG add up to the sequence numbers
+ * missing before this one. Server PINGs are answered.
+ */
+void tt_flood_read_gaps(tt_raw_t *s, uint64_t sid, size_t size, int64_t last,
+                        tt_gaps_t *g);
 
 #endif
