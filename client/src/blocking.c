@@ -512,50 +512,43 @@ static int import_pub(const tern_pub_opts_t **opts, tern_pub_opts_t *own) {
   return 0;
 }
 
-/* Checks done on the caller's thread so errors come back synchronously. */
-static int check_pub(tern_client_t *cl, const char *topic, const void *payload,
-                     size_t len, const tern_pub_opts_t *opts) {
-  if (cl == NULL || topic == NULL || (len > 0 && payload == NULL)) {
+/*
+ * The checks of every blocking publish, done on the caller's thread so that
+ * errors come back synchronously. On success p holds the frame, to be let go
+ * with tern__pub_done.
+ */
+static int check_pub(tern_client_t *cl, tern__pub_t *p, const char *topic,
+                     const void *payload, size_t len,
+                     const tern_pub_opts_t *opts) {
+  int rc;
+  if (cl == NULL) {
     return TERN_EINVAL;
   }
-  if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
-    return TERN_ETOPIC;
+  rc = tern__pub_check(p, topic, payload, len, cl->max_payload);
+  if (rc != 0) {
+    return rc;
   }
-  if (len > cl->max_payload) {
-    return TERN_ETOOLARGE;
+  /* A PUBACK callback belongs to the asynchronous API. */
+  if (opts != NULL && opts->ack_cb != NULL) {
+    return TERN_EINVAL;
   }
-  if (opts != NULL) {
-    if (opts->ack_cb != NULL) {
-      return TERN_EINVAL;
-    }
-    if (opts->reply != NULL &&
-        tp_topic_validate(opts->reply, strlen(opts->reply),
-                          TP_DEFAULT_MAX_TOPIC) != 0) {
-      return TERN_ETOPIC;
-    }
-    for (size_t i = 0; i < opts->header_count; i++) {
-      if (opts->header_keys == NULL || opts->header_values == NULL ||
-          opts->header_keys[i] == NULL || opts->header_values[i] == NULL) {
-        return TERN_EINVAL;
-      }
-    }
+  rc = tern__pub_prepare(p, opts);
+  if (rc != 0) {
+    tern__pub_done(p);
   }
-  return 0;
+  return rc;
 }
 
 int tern_client_publish(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len,
                         const tern_pub_opts_t *opts) {
   tern_pub_opts_t own;
-  tern__pub_frame_t pf;
+  tern__pub_t p;
   uint64_t deadline = 0;
   bool wake = false;
   int rc = import_pub(&opts, &own);
   if (rc == 0) {
-    rc = check_pub(cl, topic, payload, len, opts);
-  }
-  if (rc == 0) {
-    rc = tern__pub_frame_prepare(&pf, topic, payload, len, opts);
+    rc = check_pub(cl, &p, topic, payload, len, opts);
   }
   if (rc != 0) {
     return rc;
@@ -573,12 +566,12 @@ int tern_client_publish(tern_client_t *cl, const char *topic,
     }
   }
   if (rc == 0) {
-    rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &pf, &wake);
+    rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &p, &wake);
   } else if (cl->offline) {
     cl->offline_refused++;
   }
   uv_mutex_unlock(&cl->mu);
-  tern__pub_frame_done(&pf);
+  tern__pub_done(&p);
   if (wake) {
     uv_async_send(&cl->wake);
   }
@@ -605,14 +598,16 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
                             const tern_pub_opts_t *opts, int timeout_ms,
                             uint64_t *receivers) {
   tern_pub_opts_t own;
+  tern__pub_t p;
   cmd_t *cmd;
   int rc = import_pub(&opts, &own);
   if (rc == 0) {
-    rc = check_pub(cl, topic, payload, len, opts);
+    rc = check_pub(cl, &p, topic, payload, len, opts);
   }
   if (rc != 0) {
     return rc;
   }
+  tern__pub_done(&p); /* the command keeps its own copy */
   cmd = cmd_pub_create(CMD_PUB_ACK, topic, payload, len, opts);
   if (cmd == NULL) {
     return TERN_ENOMEM;
@@ -624,10 +619,15 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
 int tern_client_request(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len, int timeout_ms,
                         tern_msg_t **reply) {
+  tern__pub_t p;
   cmd_t *cmd;
-  int rc = check_pub(cl, topic, payload, len, NULL);
-  if (rc != 0 || reply == NULL) {
-    return rc != 0 ? rc : TERN_EINVAL;
+  int rc = check_pub(cl, &p, topic, payload, len, NULL);
+  if (rc != 0) {
+    return rc;
+  }
+  tern__pub_done(&p); /* the command keeps its own copy */
+  if (reply == NULL) {
+    return TERN_EINVAL;
   }
   *reply = NULL;
   cmd = cmd_pub_create(CMD_REQ, topic, payload, len, NULL);

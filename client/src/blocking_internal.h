@@ -122,27 +122,11 @@ typedef struct tern__pub_batch {
   struct tern__pub_batch *next_free; /* (mu) */
 } tern__pub_batch_t;
 
-/* One publish, ready to encode: the frame and its header strings. */
-#define TERN__PUB_STACK_HEADERS 16
-typedef struct tern__pub_frame {
-  tp_frame_t frame;
-  tp_str_t kv_stack[2 * TERN__PUB_STACK_HEADERS];
-  tp_str_t *kv; /* keys then values; kv_stack or allocated */
-  size_t nheaders;
-} tern__pub_frame_t;
-
 /* pub_batch.c */
-/* Fills pf from checked arguments (borrowed until tern__pub_frame_done).
- * 0 or TERN_ENOMEM. */
-int tern__pub_frame_prepare(tern__pub_frame_t *pf, const char *topic,
-                            const void *payload, size_t len,
-                            const tern_pub_opts_t *opts);
-void tern__pub_frame_done(tern__pub_frame_t *pf);
-/* Encodes pf into the tail batch, or a new one queued at the tail (then
+/* Encodes p into the tail batch, or a new one queued at the tail (then
  * *wake: the caller wakes the loop after unlocking); counts its payload in
  * queued_bytes. mu held. 0, TERN_ENOMEM, TERN_EINVAL. */
-int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
-                               bool *wake);
+int tern__pub_batch_add_locked(tern_client_t *cl, tern__pub_t *p, bool *wake);
 /* Loop thread, the batch sealed at the head: hands what fits to the
  * connection. *left gets the payload bytes that left the batch. 0 (all
  * gone: sent or dropped, last_error says why) or TERN__EXEC_RETRY (the
