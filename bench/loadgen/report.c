@@ -72,8 +72,8 @@ static void json_side(FILE *out, const char *label, const side_stats_t *s) {
           ",\"secs\":%.6f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
           "\"client_msgs_per_s\":{\"min\":%.1f,\"avg\":%.1f,\"max\":%.1f}}",
           label, s->clients, s->msgs, s->bytes, s->secs,
-          per_s(s->msgs, s->secs), per_s(s->bytes, s->secs) / 1e6,
-          s->rate_min, s->rate_avg, s->rate_max);
+          per_s(s->msgs, s->secs), per_s(s->bytes, s->secs) / 1e6, s->rate_min,
+          s->rate_avg, s->rate_max);
 }
 
 static const char *scenario(const bench_opts_t *o) {
@@ -120,7 +120,8 @@ int bench_report(const bench_run_t *run, FILE *out) {
       bench_hist_merge(lat, lw[i].hist);
     }
   }
-  uint64_t expected = o->req ? (uint64_t)o->pubs * o->msgs : run->expected_total;
+  uint64_t expected =
+      o->req ? (uint64_t)o->pubs * o->msgs : run->expected_total;
   uint64_t got = o->req ? ps.msgs : ss.msgs;
   uint64_t lost = got < expected ? expected - got : 0;
   if (o->subs == 0 && !o->req) {
