@@ -113,3 +113,17 @@ Test(cli_bench, short_run_against_ternd) {
   cr_expect_not_null(strstr(p.out.data, "2048"), "%s", p.out.data);
   tc_free(&p);
 }
+
+/* The JSON report stays valid JSON whatever the user's strings hold: the
+ * queue group name is written as a JSON string, escaped. */
+Test(cli_bench, json_report_escapes_the_queue_name) {
+  tc_proc_t p;
+  char server[64];
+  snprintf(server, sizeof(server), "127.0.0.1:%d", tt_g_broker.port);
+  const char *argv[] = {"bench", "-s",      server,   "--sub",  "1", "-n",
+                        "100",   "--queue", "g\"\\x", "--json", NULL};
+  cr_assert_eq(tc_run(&p, argv, NULL), 0, "stderr: %s", p.err.data);
+  cr_expect_not_null(strstr(p.out.data, "\"queue\":\"g\\\"\\\\x\","), "%s",
+                     p.out.data);
+  tc_free(&p);
+}
