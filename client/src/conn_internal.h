@@ -24,14 +24,14 @@
 #define TERN__ERRTEXT_MAX 256
 #define TERN__INBOX_RANDOM_HEX 16
 
-typedef enum conn_state {
+typedef enum tern__conn_state {
   TERN__CONNECTING, /* resolving or TCP connecting */
   TERN__HANDSHAKE,  /* waiting for HELLO, then for OK */
   TERN__CONNECTED,
   TERN__WAITING, /* reconnect: between attempts (tcp recycling, backoff) */
   TERN__LOST,    /* failed or lost: only tern_conn_close is useful */
   TERN__CLOSING, /* tern_conn_close called */
-} conn_state_t;
+} tern__conn_state_t;
 
 /* Options with every string owned by the connection. */
 typedef struct tern__opts {
@@ -112,7 +112,7 @@ typedef struct tern__flush {
 struct tern_conn {
   uv_loop_t *loop;
   tern__opts_t opts;
-  conn_state_t state;
+  tern__conn_state_t state;
   bool hello_seen;
 
   uv_tcp_t tcp;

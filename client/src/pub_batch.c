@@ -59,7 +59,7 @@ static tern__pub_batch_t *batch_get_locked(tern_client_t *cl) {
     }
   }
   memset(&b->cmd, 0, sizeof(b->cmd));
-  b->cmd.kind = CMD_PUB_BATCH;
+  b->cmd.kind = TERN__CMD_PUB_BATCH;
   b->cmd.refs = 1;
   tp_buf_reset(&b->bytes);
   b->nspans = 0;
@@ -96,7 +96,7 @@ int tern__pub_batch_add_locked(tern_client_t *cl, tern__pub_t *p, bool *wake) {
   tern__pub_batch_t *b = NULL;
   int rc;
   *wake = false;
-  if (cl->tail != NULL && cl->tail->kind == CMD_PUB_BATCH) {
+  if (cl->tail != NULL && cl->tail->kind == TERN__CMD_PUB_BATCH) {
     b = (tern__pub_batch_t *)cl->tail;
     if (b->sealed) {
       b = NULL;
