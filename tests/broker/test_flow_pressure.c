@@ -180,8 +180,8 @@ Test(pressure, disconnect_closes_the_largest_holder_first) {
 }
 
 /*
- * A `block` subscriber stops reading: its publisher is paused (and shows
- * in tern_blocked_publishers, which the old gate's pauses never did) while
+ * A `block` subscriber stops reading: its publisher is paused, and counted
+ * in tern_blocked_publishers so that an operator can see the pause, while
  * an unrelated pair gets every message. Once the subscriber reads, it gets
  * the whole flood in order and its publisher finishes.
  */
