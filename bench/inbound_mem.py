@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""inbound_mem: memory a client can make ternd hold on the way in (issue 13.4).
+"""inbound_mem: memory a client can make ternd hold on the way in.
 
   /usr/bin/python3 bench/inbound_mem.py PID HOST PORT frames [CONNS [SIZE]]
   /usr/bin/python3 bench/inbound_mem.py PID HOST PORT subs [COUNT [PLEN]]

@@ -1,6 +1,6 @@
 /*
  * mon_abuse: what abuse of the monitoring port, of descriptors and of the
- * log costs a running ternd (issue 13, points 3, 5 and 6).
+ * log costs a running ternd.
  *
  *   mon_abuse PID HOST PORT HTTPPORT MODE [N]
  *

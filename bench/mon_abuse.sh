@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 13 (points 3, 5, 6) before/after figures: each scenario against a
-# fresh ternd on ephemeral ports, with bench/mon_abuse.c as the client.
+# What abuse of the monitoring port, descriptors and the log costs: each
+# scenario against a fresh ternd on ephemeral ports, with bench/mon_abuse.c
+# as the client.
 #
 #   bench/mon_abuse.sh [TERND [MON_ABUSE]]   (build/bin/ternd, build/bin/mon_abuse)
 #

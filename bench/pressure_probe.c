@@ -1,6 +1,5 @@
 /*
- * pressure_probe: what subscribers that stop reading do to everyone else
- * (issue 13.1).
+ * pressure_probe: what subscribers that stop reading do to everyone else.
  *
  *   pressure_probe PID HOST PORT [NSUBS [COUNT [SIZE [POLICY [SECONDS]]]]]
  *       defaults 100, 100000, 200, drop_newest, 0

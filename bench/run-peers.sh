@@ -6,7 +6,7 @@
 #   bench/run-peers.sh [--quick]
 #
 # Environment (all optional):
-#   BUILD=build          build directory holding bin/ternd and bin/tern (or bin/tern-bench)
+#   BUILD=build          build directory holding bin/ternd and bin/tern
 #   RUNS=3               runs per cell; the table shows the median
 #   SIZES="16 1024"      payload sizes in bytes
 #   BROKERS="tern nats redis mqtt"
@@ -68,13 +68,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 TERND="$BUILD/bin/ternd"
 [[ -x "$TERND" ]] || die "$TERND not built: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD"
-if [[ -x "$BUILD/bin/tern" ]] && "$BUILD/bin/tern" bench --help >/dev/null 2>&1; then
-  BENCH=("$BUILD/bin/tern" bench)
-elif [[ -x "$BUILD/bin/tern-bench" ]]; then
-  BENCH=("$BUILD/bin/tern-bench")
-else
-  die "neither '$BUILD/bin/tern bench' nor $BUILD/bin/tern-bench is built"
-fi
+BENCH=("$BUILD/bin/tern" bench)
+[[ -x "$BUILD/bin/tern" ]] || die "$BUILD/bin/tern not built (it runs the load generator, bench/loadgen)"
 
 # --- servers ------------------------------------------------------------
 TMP=$(mktemp -d /tmp/tern-peers.XXXXXX)

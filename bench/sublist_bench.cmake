@@ -16,7 +16,7 @@ add_executable(conn_mem ${CMAKE_CURRENT_LIST_DIR}/conn_mem.c)
 target_link_libraries(conn_mem PRIVATE tern_protocol)
 tern_target_defaults(conn_mem)
 
-# Abuse of the monitoring port, descriptors and the log (issue 13).
+# Abuse of the monitoring port, descriptors and the log.
 add_executable(mon_abuse ${CMAKE_CURRENT_LIST_DIR}/mon_abuse.c)
 target_link_libraries(mon_abuse PRIVATE tern_protocol)
 tern_target_defaults(mon_abuse)

@@ -106,8 +106,8 @@ if [ "$want" != podman ] && command -v docker >/dev/null && docker info >/dev/nu
   ENGINE=docker
   BUILD_FLAGS=()
 elif [ "$want" != docker ] && command -v podman >/dev/null; then
-  # The defaults fail on this sandbox's rlimits and hybrid cgroups
-  # (shared/TOOLCHAIN.md); harmless elsewhere.
+  # podman's defaults fail under tight rlimits and on hosts with hybrid
+  # cgroups; these settings are harmless elsewhere.
   cat >"$WORK/containers.conf" <<'EOF'
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]

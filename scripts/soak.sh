@@ -12,7 +12,7 @@
 # ternd's RSS stayed under SOAK_RSS_MB (default 256), and ternd exits 0 on
 # SIGTERM. Exit 0 when everything holds. Logs go to build/soak/.
 #
-# Beside it for the whole run, build/bin/pressure_probe (issue 13.1): 100
+# Beside it for the whole run, build/bin/pressure_probe: 100
 # drop_newest subscribers that never read are flooded until they hold what
 # the 64 MiB max_pending_total lets them, so the soak's traffic runs under
 # memory pressure, and an unrelated pair exchanges one message at a time:

@@ -46,19 +46,19 @@ static tern_client_t *client_of(tern_conn_t *conn) {
   return conn->opts.o.cb_data;
 }
 
-static void cmd_free(cmd_t *cmd) {
+static void cmd_free(tern__cmd_t *cmd) {
   tern_msg_release(cmd->reply);
   free(cmd);
 }
 
 /* Drops one reference with mu held; frees on the last. */
-static void cmd_unref_locked(cmd_t *cmd) {
+static void cmd_unref_locked(tern__cmd_t *cmd) {
   if (--cmd->refs == 0) {
     cmd_free(cmd);
   }
 }
 
-void tern__cmd_enqueue(tern_client_t *cl, cmd_t *cmd) {
+void tern__cmd_enqueue(tern_client_t *cl, tern__cmd_t *cmd) {
   uv_mutex_lock(&cl->mu);
   if (cl->tail != NULL) {
     cl->tail->next = cmd;
@@ -74,7 +74,7 @@ void tern__client_wake(tern_client_t *cl) {
   uv_async_send(&cl->wake);
 }
 
-void tern__cmd_complete(tern_client_t *cl, cmd_t *cmd, int result) {
+void tern__cmd_complete(tern_client_t *cl, tern__cmd_t *cmd, int result) {
   if (result == TERN_ENOTCONN) {
     result = TERN_ECLOSED;
   }
@@ -86,7 +86,7 @@ void tern__cmd_complete(tern_client_t *cl, cmd_t *cmd, int result) {
   uv_mutex_unlock(&cl->mu);
 }
 
-int tern__cmd_wait(tern_client_t *cl, cmd_t *cmd, int timeout_ms,
+int tern__cmd_wait(tern_client_t *cl, tern__cmd_t *cmd, int timeout_ms,
                    tern_msg_t **reply, uint64_t *receivers) {
   uint64_t deadline = deadline_after(timeout_ms);
   int rc;
@@ -110,13 +110,13 @@ int tern__cmd_wait(tern_client_t *cl, cmd_t *cmd, int timeout_ms,
  * Builds a publish or request command holding its own copies of topic,
  * payload, reply and headers in one allocation.
  */
-static cmd_t *cmd_pub_create(cmd_kind_t kind, const char *topic,
+static tern__cmd_t *cmd_pub_create(tern__cmd_kind_t kind, const char *topic,
                              const void *payload, size_t len,
                              const tern_pub_opts_t *opts) {
   size_t n = opts != NULL ? opts->header_count : 0;
   size_t size =
-      sizeof(cmd_t) + strlen(topic) + 1 + len + 2 * n * sizeof(char *);
-  cmd_t *cmd;
+      sizeof(tern__cmd_t) + strlen(topic) + 1 + len + 2 * n * sizeof(char *);
+  tern__cmd_t *cmd;
   char *cur;
   char **keys, **vals;
   if (opts != NULL && opts->reply != NULL) {
@@ -164,7 +164,7 @@ static cmd_t *cmd_pub_create(cmd_kind_t kind, const char *topic,
 
 static void on_cmd_ack(tern_conn_t *conn, int status, uint64_t receivers,
                        void *cb_data) {
-  cmd_t *cmd = cb_data;
+  tern__cmd_t *cmd = cb_data;
   tern_client_t *cl = client_of(conn);
   uv_mutex_lock(&cl->mu);
   cmd->receivers = receivers;
@@ -174,7 +174,7 @@ static void on_cmd_ack(tern_conn_t *conn, int status, uint64_t receivers,
 
 static void on_cmd_reply(tern_conn_t *conn, int status, tern_msg_t *reply,
                          void *cb_data) {
-  cmd_t *cmd = cb_data;
+  tern__cmd_t *cmd = cb_data;
   tern_client_t *cl = client_of(conn);
   if (reply != NULL) {
     uv_mutex_lock(&cl->mu);
@@ -195,19 +195,19 @@ static void on_conn_closed(tern_conn_t *conn, void *cb_data) {
 }
 
 /* Runs one command on the loop thread. */
-static int exec(tern_client_t *cl, cmd_t *cmd, bool closing) {
+static int exec(tern_client_t *cl, tern__cmd_t *cmd, bool closing) {
   tern_conn_t *c = cl->conn;
   int rc;
   switch (cmd->kind) {
-  case CMD_PUB_BATCH: /* process_queue runs batches */
+  case TERN__CMD_PUB_BATCH: /* process_queue runs batches */
     return TERN_EINVAL;
-  case CMD_PUB_ACK:
-  case CMD_REQ:
-    if (cmd->kind == CMD_PUB_ACK) {
+  case TERN__CMD_PUB_ACK:
+  case TERN__CMD_REQ:
+    if (cmd->kind == TERN__CMD_PUB_ACK) {
       cmd->po.ack_cb = on_cmd_ack;
       cmd->po.ack_cb_data = cmd;
     }
-    if (cmd->kind == CMD_REQ) {
+    if (cmd->kind == TERN__CMD_REQ) {
       rc = tern_conn_request(c, cmd->topic, cmd->payload, cmd->len,
                              cmd->timeout_ms, on_cmd_reply, cmd);
     } else {
@@ -222,14 +222,14 @@ static int exec(tern_client_t *cl, cmd_t *cmd, bool closing) {
       uv_mutex_unlock(&cl->mu);
     }
     return rc != 0 ? rc : TERN__EXEC_PENDING;
-  case CMD_FLUSH:
+  case TERN__CMD_FLUSH:
     rc = tern_conn_flush(c, cmd->timeout_ms, on_cmd_flushed, cmd);
     return rc != 0 ? rc : TERN__EXEC_PENDING;
-  case CMD_SUB:
-  case CMD_UNSUB:
-  case CMD_SUB_DESTROY:
+  case TERN__CMD_SUB:
+  case TERN__CMD_UNSUB:
+  case TERN__CMD_SUB_DESTROY:
     return tern__bsub_exec(cl, cmd);
-  case CMD_CLOSE:
+  case TERN__CMD_CLOSE:
     tern_conn_close(c, on_conn_closed, cl);
     return 0;
   }
@@ -243,9 +243,9 @@ static int exec(tern_client_t *cl, cmd_t *cmd, bool closing) {
  */
 static void process_queue(tern_client_t *cl) {
   bool resume, closing;
-  cmd_kind_t kind;
+  tern__cmd_kind_t kind;
   uint64_t left;
-  cmd_t *cmd;
+  tern__cmd_t *cmd;
   int rc;
   uv_mutex_lock(&cl->mu);
   resume = cl->resume_wanted && cl->paused_subs == 0;
@@ -258,7 +258,7 @@ static void process_queue(tern_client_t *cl) {
     uv_mutex_lock(&cl->mu);
     cmd = cl->head;
     closing = cl->closing;
-    if (cmd != NULL && cmd->kind == CMD_PUB_BATCH) {
+    if (cmd != NULL && cmd->kind == TERN__CMD_PUB_BATCH) {
       ((tern__pub_batch_t *)cmd)->sealed = true; /* its bytes are ours */
     }
     uv_mutex_unlock(&cl->mu);
@@ -267,7 +267,7 @@ static void process_queue(tern_client_t *cl) {
     }
     /* Only this thread removes commands, so the head stays ours. */
     left = 0;
-    if (cmd->kind == CMD_PUB_BATCH) {
+    if (cmd->kind == TERN__CMD_PUB_BATCH) {
       rc = tern__pub_batch_exec(cl, (tern__pub_batch_t *)cmd, closing, &left);
     } else {
       rc = exec(cl, cmd, closing);
@@ -286,7 +286,7 @@ static void process_queue(tern_client_t *cl) {
     if (cl->head == NULL) {
       cl->tail = NULL;
     }
-    if (kind == CMD_PUB_BATCH) {
+    if (kind == TERN__CMD_PUB_BATCH) {
       cl->queued_bytes -= left;
       tern__pub_batch_release_locked(cl, (tern__pub_batch_t *)cmd);
       uv_cond_broadcast(&cl->cond); /* room for a waiting publisher */
@@ -297,7 +297,7 @@ static void process_queue(tern_client_t *cl) {
     if (rc != TERN__EXEC_PENDING) {
       tern__cmd_complete(cl, cmd, rc);
     }
-    if (kind == CMD_CLOSE) {
+    if (kind == TERN__CMD_CLOSE) {
       break;
     }
   }
@@ -403,9 +403,9 @@ static void client_free(tern_client_t *cl) {
     tern__bsub_free(s);
   }
   while (cl->head != NULL) { /* only if the loop never ran them */
-    cmd_t *cmd = cl->head;
+    tern__cmd_t *cmd = cl->head;
     cl->head = cmd->next;
-    if (cmd->kind == CMD_PUB_BATCH) {
+    if (cmd->kind == TERN__CMD_PUB_BATCH) {
       tern__pub_batch_release_locked(cl, (tern__pub_batch_t *)cmd);
     } else {
       cmd_free(cmd);
@@ -484,7 +484,7 @@ int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
 }
 
 void tern_client_close(tern_client_t *cl) {
-  cmd_t *cmd;
+  tern__cmd_t *cmd;
   if (cl == NULL) {
     return;
   }
@@ -493,7 +493,7 @@ void tern_client_close(tern_client_t *cl) {
   cl->closing = true;
   uv_mutex_unlock(&cl->mu);
   if (cmd != NULL) {
-    cmd->kind = CMD_CLOSE;
+    cmd->kind = TERN__CMD_CLOSE;
     cmd->refs = 1;
     tern__cmd_enqueue(cl, cmd);
   }
@@ -512,50 +512,43 @@ static int import_pub(const tern_pub_opts_t **opts, tern_pub_opts_t *own) {
   return 0;
 }
 
-/* Checks done on the caller's thread so errors come back synchronously. */
-static int check_pub(tern_client_t *cl, const char *topic, const void *payload,
-                     size_t len, const tern_pub_opts_t *opts) {
-  if (cl == NULL || topic == NULL || (len > 0 && payload == NULL)) {
+/*
+ * The checks of every blocking publish, done on the caller's thread so that
+ * errors come back synchronously. On success p holds the frame, to be let go
+ * with tern__pub_done.
+ */
+static int check_pub(tern_client_t *cl, tern__pub_t *p, const char *topic,
+                     const void *payload, size_t len,
+                     const tern_pub_opts_t *opts) {
+  int rc;
+  if (cl == NULL) {
     return TERN_EINVAL;
   }
-  if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
-    return TERN_ETOPIC;
+  rc = tern__pub_check(p, topic, payload, len, cl->max_payload);
+  if (rc != 0) {
+    return rc;
   }
-  if (len > cl->max_payload) {
-    return TERN_ETOOLARGE;
+  /* A PUBACK callback belongs to the asynchronous API. */
+  if (opts != NULL && opts->ack_cb != NULL) {
+    return TERN_EINVAL;
   }
-  if (opts != NULL) {
-    if (opts->ack_cb != NULL) {
-      return TERN_EINVAL;
-    }
-    if (opts->reply != NULL &&
-        tp_topic_validate(opts->reply, strlen(opts->reply),
-                          TP_DEFAULT_MAX_TOPIC) != 0) {
-      return TERN_ETOPIC;
-    }
-    for (size_t i = 0; i < opts->header_count; i++) {
-      if (opts->header_keys == NULL || opts->header_values == NULL ||
-          opts->header_keys[i] == NULL || opts->header_values[i] == NULL) {
-        return TERN_EINVAL;
-      }
-    }
+  rc = tern__pub_prepare(p, opts);
+  if (rc != 0) {
+    tern__pub_done(p);
   }
-  return 0;
+  return rc;
 }
 
 int tern_client_publish(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len,
                         const tern_pub_opts_t *opts) {
   tern_pub_opts_t own;
-  tern__pub_frame_t pf;
+  tern__pub_t p;
   uint64_t deadline = 0;
   bool wake = false;
   int rc = import_pub(&opts, &own);
   if (rc == 0) {
-    rc = check_pub(cl, topic, payload, len, opts);
-  }
-  if (rc == 0) {
-    rc = tern__pub_frame_prepare(&pf, topic, payload, len, opts);
+    rc = check_pub(cl, &p, topic, payload, len, opts);
   }
   if (rc != 0) {
     return rc;
@@ -573,12 +566,12 @@ int tern_client_publish(tern_client_t *cl, const char *topic,
     }
   }
   if (rc == 0) {
-    rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &pf, &wake);
+    rc = cl->lost ? TERN_ECLOSED : tern__pub_batch_add_locked(cl, &p, &wake);
   } else if (cl->offline) {
     cl->offline_refused++;
   }
   uv_mutex_unlock(&cl->mu);
-  tern__pub_frame_done(&pf);
+  tern__pub_done(&p);
   if (wake) {
     uv_async_send(&cl->wake);
   }
@@ -586,7 +579,7 @@ int tern_client_publish(tern_client_t *cl, const char *topic,
 }
 
 /* Queues a waited-on command unless the connection is already gone. */
-static int submit(tern_client_t *cl, cmd_t *cmd) {
+static int submit(tern_client_t *cl, tern__cmd_t *cmd) {
   bool lost;
   uv_mutex_lock(&cl->mu);
   lost = cl->lost;
@@ -605,15 +598,17 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
                             const tern_pub_opts_t *opts, int timeout_ms,
                             uint64_t *receivers) {
   tern_pub_opts_t own;
-  cmd_t *cmd;
+  tern__pub_t p;
+  tern__cmd_t *cmd;
   int rc = import_pub(&opts, &own);
   if (rc == 0) {
-    rc = check_pub(cl, topic, payload, len, opts);
+    rc = check_pub(cl, &p, topic, payload, len, opts);
   }
   if (rc != 0) {
     return rc;
   }
-  cmd = cmd_pub_create(CMD_PUB_ACK, topic, payload, len, opts);
+  tern__pub_done(&p); /* the command keeps its own copy */
+  cmd = cmd_pub_create(TERN__CMD_PUB_ACK, topic, payload, len, opts);
   if (cmd == NULL) {
     return TERN_ENOMEM;
   }
@@ -624,13 +619,18 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
 int tern_client_request(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len, int timeout_ms,
                         tern_msg_t **reply) {
-  cmd_t *cmd;
-  int rc = check_pub(cl, topic, payload, len, NULL);
-  if (rc != 0 || reply == NULL) {
-    return rc != 0 ? rc : TERN_EINVAL;
+  tern__pub_t p;
+  tern__cmd_t *cmd;
+  int rc = check_pub(cl, &p, topic, payload, len, NULL);
+  if (rc != 0) {
+    return rc;
+  }
+  tern__pub_done(&p); /* the command keeps its own copy */
+  if (reply == NULL) {
+    return TERN_EINVAL;
   }
   *reply = NULL;
-  cmd = cmd_pub_create(CMD_REQ, topic, payload, len, NULL);
+  cmd = cmd_pub_create(TERN__CMD_REQ, topic, payload, len, NULL);
   if (cmd == NULL) {
     return TERN_ENOMEM;
   }
@@ -640,7 +640,7 @@ int tern_client_request(tern_client_t *cl, const char *topic,
 }
 
 int tern_client_flush(tern_client_t *cl, int timeout_ms) {
-  cmd_t *cmd;
+  tern__cmd_t *cmd;
   int rc;
   if (cl == NULL) {
     return TERN_EINVAL;
@@ -649,7 +649,7 @@ int tern_client_flush(tern_client_t *cl, int timeout_ms) {
   if (cmd == NULL) {
     return TERN_ENOMEM;
   }
-  cmd->kind = CMD_FLUSH;
+  cmd->kind = TERN__CMD_FLUSH;
   cmd->timeout_ms = timeout_ms < 0 ? 0 : (uint32_t)timeout_ms;
   rc = submit(cl, cmd);
   return rc != 0 ? rc : tern__cmd_wait(cl, cmd, timeout_ms, NULL, NULL);

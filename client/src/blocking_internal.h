@@ -18,16 +18,16 @@
 #include "conn_internal.h"
 #include "tern/sync.h"
 
-typedef enum cmd_kind {
-  CMD_PUB_BATCH, /* a tern__pub_batch_t: plain publishes */
-  CMD_PUB_ACK,
-  CMD_REQ,
-  CMD_FLUSH,
-  CMD_SUB,
-  CMD_UNSUB,
-  CMD_SUB_DESTROY,
-  CMD_CLOSE
-} cmd_kind_t;
+typedef enum tern__cmd_kind {
+  TERN__CMD_PUB_BATCH, /* a tern__pub_batch_t: plain publishes */
+  TERN__CMD_PUB_ACK,
+  TERN__CMD_REQ,
+  TERN__CMD_FLUSH,
+  TERN__CMD_SUB,
+  TERN__CMD_UNSUB,
+  TERN__CMD_SUB_DESTROY,
+  TERN__CMD_CLOSE
+} tern__cmd_kind_t;
 
 /*
  * One request from an application thread to the loop thread. refs is 1 for
@@ -35,9 +35,9 @@ typedef enum cmd_kind {
  * waits on; whoever drops the last reference frees it, so a caller that
  * gives up on a timeout simply walks away.
  */
-typedef struct cmd {
-  struct cmd *next;
-  cmd_kind_t kind;
+typedef struct tern__cmd {
+  struct tern__cmd *next;
+  tern__cmd_kind_t kind;
   int refs;           /* (mu) */
   bool done;          /* (mu) */
   int result;         /* (mu) */
@@ -55,7 +55,7 @@ typedef struct cmd {
   char *pattern; /* SUB: owned copies */
   char *queue;
   tern_sub_opts_t so;
-} cmd_t;
+} tern__cmd_t;
 
 struct tern_sub {
   tern_client_t *cl;
@@ -87,7 +87,7 @@ struct tern_client {
 
   uv_mutex_t mu;
   uv_cond_t cond;      /* (mu) command completions, queue room, connect */
-  cmd_t *head, *tail;  /* (mu) */
+  tern__cmd_t *head, *tail;  /* (mu) */
   size_t queued_bytes; /* (mu) payload bytes of queued publishes */
   bool connect_done;   /* (mu) */
   int connect_status;  /* (mu) */
@@ -113,7 +113,7 @@ struct tern_client {
  * Publishers append to it while it is the queue's tail and not sealed.
  */
 typedef struct tern__pub_batch {
-  cmd_t cmd;              /* first: the queue links batches as commands */
+  tern__cmd_t cmd;              /* first: the queue links batches as commands */
   tp_buf_t bytes;         /* (mu until sealed) the frames */
   tern__pubspan_t *spans; /* (mu until sealed) one per frame */
   size_t nspans, spans_cap;
@@ -122,27 +122,11 @@ typedef struct tern__pub_batch {
   struct tern__pub_batch *next_free; /* (mu) */
 } tern__pub_batch_t;
 
-/* One publish, ready to encode: the frame and its header strings. */
-#define TERN__PUB_STACK_HEADERS 16
-typedef struct tern__pub_frame {
-  tp_frame_t frame;
-  tp_str_t kv_stack[2 * TERN__PUB_STACK_HEADERS];
-  tp_str_t *kv; /* keys then values; kv_stack or allocated */
-  size_t nheaders;
-} tern__pub_frame_t;
-
 /* pub_batch.c */
-/* Fills pf from checked arguments (borrowed until tern__pub_frame_done).
- * 0 or TERN_ENOMEM. */
-int tern__pub_frame_prepare(tern__pub_frame_t *pf, const char *topic,
-                            const void *payload, size_t len,
-                            const tern_pub_opts_t *opts);
-void tern__pub_frame_done(tern__pub_frame_t *pf);
-/* Encodes pf into the tail batch, or a new one queued at the tail (then
+/* Encodes p into the tail batch, or a new one queued at the tail (then
  * *wake: the caller wakes the loop after unlocking); counts its payload in
  * queued_bytes. mu held. 0, TERN_ENOMEM, TERN_EINVAL. */
-int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
-                               bool *wake);
+int tern__pub_batch_add_locked(tern_client_t *cl, tern__pub_t *p, bool *wake);
 /* Loop thread, the batch sealed at the head: hands what fits to the
  * connection. *left gets the payload bytes that left the batch. 0 (all
  * gone: sent or dropped, last_error says why) or TERN__EXEC_RETRY (the
@@ -156,12 +140,12 @@ void tern__pub_batches_free(tern_client_t *cl);
 
 /* blocking.c */
 /* Appends cmd and wakes the loop thread. */
-void tern__cmd_enqueue(tern_client_t *cl, cmd_t *cmd);
+void tern__cmd_enqueue(tern_client_t *cl, tern__cmd_t *cmd);
 /* Loop thread: records the result and drops the loop's reference. */
-void tern__cmd_complete(tern_client_t *cl, cmd_t *cmd, int result);
+void tern__cmd_complete(tern_client_t *cl, tern__cmd_t *cmd, int result);
 /* Application thread: waits (timeout_ms < 0: forever) for the result, takes
  * *reply if asked, and drops the caller's reference. */
-int tern__cmd_wait(tern_client_t *cl, cmd_t *cmd, int timeout_ms,
+int tern__cmd_wait(tern_client_t *cl, tern__cmd_t *cmd, int timeout_ms,
                    tern_msg_t **reply, uint64_t *receivers);
 /* Loop thread: asks the loop to resume reading (see tern__bsub_*). */
 void tern__client_wake(tern_client_t *cl);
@@ -172,7 +156,7 @@ void tern__client_wake(tern_client_t *cl);
 
 /* blocking_sub.c: runs a subscription command on the loop thread; returns
  * the result or TERN__EXEC_PENDING. */
-int tern__bsub_exec(tern_client_t *cl, cmd_t *cmd);
+int tern__bsub_exec(tern_client_t *cl, tern__cmd_t *cmd);
 /* Loop thread: the connection is gone; end every subscription (mu held). */
 void tern__bsub_end_all_locked(tern_client_t *cl);
 /* Frees a subscription's queue and itself (client teardown, no lock). */

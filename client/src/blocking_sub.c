@@ -65,7 +65,7 @@ static void on_sub_refused(tern_asub_t *asub, int err, const char *text,
 }
 
 static void on_sub_flushed(tern_conn_t *conn, int status, void *cb_data) {
-  cmd_t *cmd = cb_data;
+  tern__cmd_t *cmd = cb_data;
   tern_sub_t *sub = cmd->sub;
   (void)conn;
   if (status == 0 && sub->refused != 0) {
@@ -88,11 +88,11 @@ static void unpause_locked(tern_client_t *cl, tern_sub_t *sub) {
   }
 }
 
-int tern__bsub_exec(tern_client_t *cl, cmd_t *cmd) {
+int tern__bsub_exec(tern_client_t *cl, tern__cmd_t *cmd) {
   tern_sub_t *sub = cmd->sub;
   int rc = 0;
   switch (cmd->kind) {
-  case CMD_SUB:
+  case TERN__CMD_SUB:
     cmd->so.dropped_cb = on_sub_dropped;
     cmd->so.error_cb = on_sub_refused;
     cmd->so.queue = cmd->queue;
@@ -112,7 +112,7 @@ int tern__bsub_exec(tern_client_t *cl, cmd_t *cmd) {
       sub->asub = NULL;
     }
     break;
-  case CMD_UNSUB:
+  case TERN__CMD_UNSUB:
     if (sub->asub == NULL) {
       rc = TERN_ECLOSED;
       break;
@@ -129,7 +129,7 @@ int tern__bsub_exec(tern_client_t *cl, cmd_t *cmd) {
     uv_cond_broadcast(&sub->cond);
     uv_mutex_unlock(&cl->mu);
     break;
-  case CMD_SUB_DESTROY:
+  case TERN__CMD_SUB_DESTROY:
     if (sub->asub != NULL) {
       tern_asub_unsubscribe(sub->asub, 0);
       sub->asub = NULL;
@@ -176,7 +176,7 @@ int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
   tern_sub_opts_t own;
   size_t plen, qlen;
   tern_sub_t *sub;
-  cmd_t *cmd;
+  tern__cmd_t *cmd;
   bool lost;
   int rc;
   if (cl == NULL || out == NULL || pattern == NULL) {
@@ -215,7 +215,7 @@ int tern_client_subscribe(tern_client_t *cl, tern_sub_t **out,
     }
   }
   uv_cond_init(&sub->cond);
-  cmd->kind = CMD_SUB;
+  cmd->kind = TERN__CMD_SUB;
   cmd->sub = sub;
   cmd->pattern = memcpy((char *)(cmd + 1), pattern, plen + 1);
   if (qlen > 0) {
@@ -303,7 +303,7 @@ int tern_sub_next(tern_sub_t *sub, int timeout_ms, tern_msg_t **out) {
 
 int tern_sub_unsubscribe(tern_sub_t *sub, uint64_t max_msgs) {
   tern_client_t *cl;
-  cmd_t *cmd;
+  tern__cmd_t *cmd;
   bool ended;
   if (sub == NULL) {
     return TERN_EINVAL;
@@ -319,7 +319,7 @@ int tern_sub_unsubscribe(tern_sub_t *sub, uint64_t max_msgs) {
   if (cmd == NULL) {
     return TERN_ENOMEM;
   }
-  cmd->kind = CMD_UNSUB;
+  cmd->kind = TERN__CMD_UNSUB;
   cmd->sub = sub;
   cmd->max_msgs = max_msgs;
   cmd->refs = 2;
@@ -329,7 +329,7 @@ int tern_sub_unsubscribe(tern_sub_t *sub, uint64_t max_msgs) {
 
 void tern_sub_destroy(tern_sub_t *sub) {
   tern_client_t *cl;
-  cmd_t *cmd;
+  tern__cmd_t *cmd;
   if (sub == NULL) {
     return;
   }
@@ -338,7 +338,7 @@ void tern_sub_destroy(tern_sub_t *sub) {
   if (cmd == NULL) {
     return; /* left for tern_client_close to free */
   }
-  cmd->kind = CMD_SUB_DESTROY;
+  cmd->kind = TERN__CMD_SUB_DESTROY;
   cmd->sub = sub;
   cmd->refs = 2;
   tern__cmd_enqueue(cl, cmd);

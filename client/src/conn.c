@@ -70,7 +70,7 @@ void tern__conn_status(tern_conn_t *c, tern_status_t st, int reason) {
     c->closed_reported = true;
   }
   if (c->opts.o.status_cb != NULL) {
-    conn_state_t before = c->state;
+    tern__conn_state_t before = c->state;
     c->opts.o.status_cb(c, st, reason, c->opts.o.cb_data);
     if (c->state == TERN__CLOSING && before != TERN__CLOSING) {
       return; /* closed by the callback: CLOSED was the last event */
@@ -693,7 +693,7 @@ int tern__conn_dial(tern_conn_t *c) {
 }
 
 void tern_conn_close(tern_conn_t *c, tern_close_cb cb, void *cb_data) {
-  conn_state_t prev;
+  tern__conn_state_t prev;
   tern_connect_cb ccb;
   if (c == NULL || c->state == TERN__CLOSING) {
     return;

@@ -24,14 +24,14 @@
 #define TERN__ERRTEXT_MAX 256
 #define TERN__INBOX_RANDOM_HEX 16
 
-typedef enum conn_state {
+typedef enum tern__conn_state {
   TERN__CONNECTING, /* resolving or TCP connecting */
   TERN__HANDSHAKE,  /* waiting for HELLO, then for OK */
   TERN__CONNECTED,
   TERN__WAITING, /* reconnect: between attempts (tcp recycling, backoff) */
   TERN__LOST,    /* failed or lost: only tern_conn_close is useful */
   TERN__CLOSING, /* tern_conn_close called */
-} conn_state_t;
+} tern__conn_state_t;
 
 /* Options with every string owned by the connection. */
 typedef struct tern__opts {
@@ -112,7 +112,7 @@ typedef struct tern__flush {
 struct tern_conn {
   uv_loop_t *loop;
   tern__opts_t opts;
-  conn_state_t state;
+  tern__conn_state_t state;
   bool hello_seen;
 
   uv_tcp_t tcp;
@@ -240,6 +240,29 @@ void tern__conn_fail(tern_conn_t *c, int err);
 /* Closes every handle (once); the connection is freed after the last
  * close callback. */
 void tern__conn_close_handles(tern_conn_t *c);
+
+/* pub.c: one PUB frame, checked and built once for both publish paths. */
+#define TERN__PUB_STACK_HEADERS 16
+typedef struct tern__pub {
+  tp_frame_t frame;
+  tp_str_t kv_stack[2 * TERN__PUB_STACK_HEADERS];
+  tp_str_t *kv; /* header keys then values: kv_stack or allocated */
+  size_t nheaders;
+} tern__pub_t;
+/* Checks topic, payload and size, and starts p's frame (the strings stay
+ * borrowed). 0, TERN_EINVAL, TERN_ETOPIC, TERN_ETOOLARGE; on an error p
+ * holds nothing to free. */
+int tern__pub_check(tern__pub_t *p, const char *topic, const void *payload,
+                    size_t len, uint64_t max_payload);
+/* Adds opts (may be NULL) to p's frame after checking them: reply, headers,
+ * retain, ttl. 0, TERN_ETOPIC, TERN_EINVAL, TERN_ENOMEM. tern__pub_done
+ * afterwards in every case. */
+int tern__pub_prepare(tern__pub_t *p, const tern_pub_opts_t *opts);
+/* Appends p's frame to dst, its headers built in scratch; dst is left as it
+ * was on an error. 0 or a TERN_E* code. */
+int tern__pub_encode(tern__pub_t *p, tp_buf_t *scratch, tp_buf_t *dst);
+/* Frees what tern__pub_prepare allocated. */
+void tern__pub_done(tern__pub_t *p);
 
 /* conn_write.c */
 /* Appends a frame to the outbound batch (control frames: not limited). */

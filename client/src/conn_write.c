@@ -14,10 +14,6 @@
 
 #include "conn_internal.h"
 #include "options_abi.h"
-#include "tern_proto/topic.h"
-
-/* Header pairs encoded without a heap allocation for the key/value views. */
-#define STACK_HEADERS 16
 
 /* A write could not start or failed: record libuv's text, end the stream. */
 static void fail_uv(tern_conn_t *c, int err) {
@@ -133,25 +129,23 @@ void tern__conn_close_step(tern_conn_t *c) {
 int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
                        size_t len, const tern_pub_opts_t *opts, bool req_ack,
                        uint64_t req_n) {
-  tp_str_t kv_stack[2 * STACK_HEADERS];
-  tp_str_t *kv = kv_stack;
-  size_t before, queued, n = 0;
+  size_t before, queued;
   tp_buf_t *dst;
-  tp_frame_t f;
+  tern__pub_t p;
   bool ack;
   int rc;
 
+  /* A bad pointer is reported before the connection's state;
+   * tern__pub_check tests it again for the blocking path. */
   if (c == NULL || topic == NULL || (len > 0 && payload == NULL)) {
     return TERN_EINVAL;
   }
   if (c->state != TERN__CONNECTED && !c->reconnecting) {
     return TERN_ENOTCONN;
   }
-  if (tp_topic_validate(topic, strlen(topic), TP_DEFAULT_MAX_TOPIC) != 0) {
-    return TERN_ETOPIC;
-  }
-  if (len > c->max_payload) {
-    return TERN_ETOOLARGE;
+  rc = tern__pub_check(&p, topic, payload, len, c->max_payload);
+  if (rc != 0) {
+    return rc;
   }
   ack = req_ack || (opts != NULL && opts->ack_cb != NULL);
   if (ack && c->nacks >= c->opts.o.max_inflight) {
@@ -173,56 +167,17 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   if (ack && c->seg_dirty && (rc = tern__barrier(c, false, 0)) != 0) {
     return rc;
   }
-  tp_frame_init(&f, TP_PUB);
-  f.u.pub.topic = (tp_str_t){topic, (uint32_t)strlen(topic)};
-  f.u.pub.payload = (tp_bytes_t){payload, (uint32_t)len};
-  if (opts != NULL) {
-    if (opts->reply != NULL) {
-      if (tp_topic_validate(opts->reply, strlen(opts->reply),
-                            TP_DEFAULT_MAX_TOPIC) != 0) {
-        return TERN_ETOPIC;
-      }
-      f.u.pub.reply = (tp_str_t){opts->reply, (uint32_t)strlen(opts->reply)};
-    }
-    n = opts->header_count;
-    if (n > 0) {
-      if (opts->header_keys == NULL || opts->header_values == NULL) {
-        return TERN_EINVAL;
-      }
-      if (n > STACK_HEADERS) {
-        kv = malloc(2 * n * sizeof(*kv));
-        if (kv == NULL) {
-          return TERN_ENOMEM;
-        }
-      }
-      for (size_t i = 0; i < n; i++) {
-        const char *k = opts->header_keys[i], *v = opts->header_values[i];
-        if (k == NULL || v == NULL) {
-          rc = TERN_EINVAL;
-          goto out;
-        }
-        kv[i] = (tp_str_t){k, (uint32_t)strlen(k)};
-        kv[n + i] = (tp_str_t){v, (uint32_t)strlen(v)};
-      }
-      tp_buf_reset(&c->scratch);
-      rc = tp_headers_build(&c->scratch, kv, kv + n, (uint32_t)n,
-                            &f.u.pub.headers);
-      if (rc != 0) {
-        rc = tern__err_from_tp(rc);
-        goto out;
-      }
-    }
-    f.u.pub.retain = opts->retain;
-    f.u.pub.ttl_ms = opts->ttl_ms;
+  rc = tern__pub_prepare(&p, opts);
+  if (rc != 0) {
+    goto out;
   }
   if (ack) {
-    f.u.pub.has_ack = true;
-    f.u.pub.ack = c->next_ack;
+    p.frame.u.pub.has_ack = true;
+    p.frame.u.pub.ack = c->next_ack;
   }
   before = dst->len;
-  rc = tp_frame_encode(dst, &f);
+  rc = tern__pub_encode(&p, &c->scratch, dst);
   if (rc != 0) {
-    rc = tern__err_from_tp(rc);
     goto out;
   }
   if (queued > 0 && queued + (dst->len - before) > c->opts.o.outbound_limit) {
@@ -253,9 +208,7 @@ int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
   c->stats.bytes_out += len;
   rc = 0;
 out:
-  if (kv != kv_stack) {
-    free(kv);
-  }
+  tern__pub_done(&p);
   return rc;
 }
 

@@ -59,7 +59,7 @@ static tern__pub_batch_t *batch_get_locked(tern_client_t *cl) {
     }
   }
   memset(&b->cmd, 0, sizeof(b->cmd));
-  b->cmd.kind = CMD_PUB_BATCH;
+  b->cmd.kind = TERN__CMD_PUB_BATCH;
   b->cmd.refs = 1;
   tp_buf_reset(&b->bytes);
   b->nspans = 0;
@@ -71,9 +71,7 @@ static tern__pub_batch_t *batch_get_locked(tern_client_t *cl) {
 
 /* Encodes the PUB frame into b and records its span (mu held). */
 static int batch_encode(tern_client_t *cl, tern__pub_batch_t *b,
-                        const tern__pub_frame_t *pf) {
-  tp_frame_t f = pf->frame;
-  size_t before = b->bytes.len;
+                        tern__pub_t *p) {
   int rc;
   if (b->nspans == b->spans_cap) {
     size_t cap = b->spans_cap ? 2 * b->spans_cap : 64;
@@ -84,69 +82,21 @@ static int batch_encode(tern_client_t *cl, tern__pub_batch_t *b,
     b->spans = s;
     b->spans_cap = cap;
   }
-  if (pf->nheaders > 0) {
-    tp_buf_reset(&cl->pub_scratch);
-    rc = tp_headers_build(&cl->pub_scratch, pf->kv, pf->kv + pf->nheaders,
-                          (uint32_t)pf->nheaders, &f.u.pub.headers);
-    if (rc != 0) {
-      return tern__err_from_tp(rc);
-    }
-  }
-  rc = tp_frame_encode(&b->bytes, &f);
+  rc = tern__pub_encode(p, &cl->pub_scratch, &b->bytes);
   if (rc != 0) {
-    b->bytes.len = before;
-    return tern__err_from_tp(rc);
+    return rc;
   }
   b->spans[b->nspans].end = b->bytes.len;
-  b->spans[b->nspans].len = f.u.pub.payload.len;
+  b->spans[b->nspans].len = p->frame.u.pub.payload.len;
   b->nspans++;
   return 0;
 }
 
-int tern__pub_frame_prepare(tern__pub_frame_t *pf, const char *topic,
-                            const void *payload, size_t len,
-                            const tern_pub_opts_t *opts) {
-  tp_frame_t *f = &pf->frame;
-  size_t n = opts != NULL ? opts->header_count : 0;
-  tp_frame_init(f, TP_PUB);
-  f->u.pub.topic = (tp_str_t){topic, (uint32_t)strlen(topic)};
-  f->u.pub.payload = (tp_bytes_t){payload, (uint32_t)len};
-  pf->kv = pf->kv_stack;
-  pf->nheaders = n;
-  if (opts == NULL) {
-    return 0;
-  }
-  if (opts->reply != NULL) {
-    f->u.pub.reply = (tp_str_t){opts->reply, (uint32_t)strlen(opts->reply)};
-  }
-  f->u.pub.retain = opts->retain;
-  f->u.pub.ttl_ms = opts->ttl_ms;
-  if (n > TERN__PUB_STACK_HEADERS) {
-    pf->kv = malloc(2 * n * sizeof(*pf->kv));
-    if (pf->kv == NULL) {
-      return TERN_ENOMEM;
-    }
-  }
-  for (size_t i = 0; i < n; i++) {
-    const char *k = opts->header_keys[i], *v = opts->header_values[i];
-    pf->kv[i] = (tp_str_t){k, (uint32_t)strlen(k)};
-    pf->kv[n + i] = (tp_str_t){v, (uint32_t)strlen(v)};
-  }
-  return 0;
-}
-
-void tern__pub_frame_done(tern__pub_frame_t *pf) {
-  if (pf->kv != pf->kv_stack) {
-    free(pf->kv);
-  }
-}
-
-int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
-                               bool *wake) {
+int tern__pub_batch_add_locked(tern_client_t *cl, tern__pub_t *p, bool *wake) {
   tern__pub_batch_t *b = NULL;
   int rc;
   *wake = false;
-  if (cl->tail != NULL && cl->tail->kind == CMD_PUB_BATCH) {
+  if (cl->tail != NULL && cl->tail->kind == TERN__CMD_PUB_BATCH) {
     b = (tern__pub_batch_t *)cl->tail;
     if (b->sealed) {
       b = NULL;
@@ -154,13 +104,13 @@ int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
   }
   if (b != NULL) {
     /* Its creator woke the loop, which has not taken it yet. */
-    rc = batch_encode(cl, b, pf);
+    rc = batch_encode(cl, b, p);
   } else {
     b = batch_get_locked(cl);
     if (b == NULL) {
       return TERN_ENOMEM;
     }
-    rc = batch_encode(cl, b, pf);
+    rc = batch_encode(cl, b, p);
     if (rc != 0) {
       tern__pub_batch_release_locked(cl, b);
       return rc;
@@ -174,7 +124,7 @@ int tern__pub_batch_add_locked(tern_client_t *cl, const tern__pub_frame_t *pf,
     *wake = true;
   }
   if (rc == 0) {
-    cl->queued_bytes += pf->frame.u.pub.payload.len;
+    cl->queued_bytes += p->frame.u.pub.payload.len;
   }
   return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * Connection churn (issue 6): 10,000 connect / subscribe / disconnect
+ * Connection churn: 10,000 connect / subscribe / disconnect
  * cycles, 250 sockets at a time, ending four ways: a clean close after the
  * subscription is live, a reset with a frame cut midway, a reset before the
  * broker has even answered, and a close in the middle of a SUB frame.

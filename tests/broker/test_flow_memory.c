@@ -1,14 +1,14 @@
 /*
  * Memory stays bounded whatever the subscribers do (PROTOCOL.md "Flow
- * control and backpressure", issue 4): 4 subscribers stop reading while a
+ * control and backpressure"): 4 subscribers stop reading while a
  * publisher floods, and the broker's peak resident memory (VmHWM of the
  * ternd child, from /proc) stays within the configured limits plus a fixed
  * overhead.
  *
- * The default run floods 256 MiB; TERN_FLOW_FULL=1 floods the full 1 GiB
- * of the issue. Under AddressSanitizer freed memory sits in ASan's
- * quarantine (256 MiB by default), so RSS says nothing about the broker:
- * there the flows are still checked but the RSS bound is not.
+ * The default run floods 256 MiB; TERN_FLOW_FULL=1 floods the full 1 GiB. Under
+ * AddressSanitizer freed memory sits in ASan's quarantine (256 MiB by default),
+ * so RSS says nothing about the broker: there the flows are still checked but
+ * the RSS bound is not.
  */
 #include <criterion/criterion.h>
 

@@ -1,15 +1,15 @@
 /*
- * Memory pressure falls on those who hold the memory (issue 13.1,
- * broker/src/pending_gate.h): with a small max_pending_total, subscribers
- * that stop reading fill it, and
+ * Memory pressure falls on those who hold the memory (the broker's pending
+ * gate): with a small max_pending_total, subscribers that stop reading fill
+ * it, and
  *   - loss-accepting ones (drop_newest, drop_oldest) lose messages early,
  *     each gap announced by DROPPED exactly where it is, counts exact;
  *   - `disconnect` ones are closed with ERR 6, the largest holder first;
  *   - only the publisher feeding a full `block` queue is paused;
- * while an unrelated publisher -> subscriber pair gets every message. On
- * the old gate every publisher was paused at the cap until stall_timeout
- * (here 10 minutes): these tests then hang on the first PONG or MSG the
- * pair should get.
+ * while an unrelated publisher -> subscriber pair gets every message. A
+ * gate that paused every publisher at the cap would hold them until
+ * stall_timeout (here 10 minutes): these tests would then hang on the first
+ * PONG or MSG the pair should get.
  *
  * Each subscriber that stops reading has a 4 KiB receive buffer, so its
  * queue fills at once; absent frames are proven by barriers, never by
@@ -180,8 +180,8 @@ Test(pressure, disconnect_closes_the_largest_holder_first) {
 }
 
 /*
- * A `block` subscriber stops reading: its publisher is paused (and shows
- * in tern_blocked_publishers, which the old gate's pauses never did) while
+ * A `block` subscriber stops reading: its publisher is paused, and counted
+ * in tern_blocked_publishers so that an operator can see the pause, while
  * an unrelated pair gets every message. Once the subscriber reads, it gets
  * the whole flood in order and its publisher finishes.
  */

@@ -1,5 +1,5 @@
 /*
- * Hostile input beside real traffic (issue 6): while a well-behaved
+ * Hostile input beside real traffic: while a well-behaved
  * publisher sends 100,000 messages to a well-behaved subscriber, a worker
  * thread keeps opening connections that send random bytes, huge length
  * prefixes, deeply nested or over-declared msgpack, frames cut off midway,

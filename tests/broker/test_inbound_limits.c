@@ -1,5 +1,5 @@
 /*
- * Memory that clients make the broker hold on the way in (issue 13.4):
+ * Memory that clients make the broker hold on the way in:
  *   - before CONNECT a frame may be at most 16 KiB (ERR 5 and close);
  *   - a frame that starts and is not finished within frame_timeout_ms is
  *     released with the connection (ERR 12), not held until the heartbeat

@@ -1,5 +1,5 @@
 /*
- * Retained messages over the wire (PROTOCOL.md "Delivery", issue 9):
+ * Retained messages over the wire (PROTOCOL.md "Delivery"):
  * replace, delete, expiry, wildcard selection from a large store, caps and
  * ordering against live traffic.
  */

@@ -1,7 +1,7 @@
 /*
- * Graceful shutdown acceptance tests (PROTOCOL.md "Session" 6, DESIGN.md
- * "Lifetimes"): on SIGTERM or SIGINT every client gets GOAWAY, what was
- * queued for it is flushed, its connection is closed, and ternd exits 0.
+ * Graceful shutdown acceptance tests (PROTOCOL.md "Session" 6): on SIGTERM or
+ * SIGINT every client gets GOAWAY, what was queued for it is flushed, its
+ * connection is closed, and ternd exits 0.
  */
 #include <criterion/criterion.h>
 

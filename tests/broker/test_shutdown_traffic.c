@@ -1,6 +1,6 @@
 /*
- * Graceful shutdown with traffic in flight (PROTOCOL.md "Session" 6,
- * issue 6). A publisher publishes without pause, every PUB with an ack,
+ * Graceful shutdown with traffic in flight (PROTOCOL.md "Session" 6).
+ * A publisher publishes without pause, every PUB with an ack,
  * while three subscribers read; SIGTERM arrives mid-stream.
  *
  * Each subscriber must see an unbroken sequence from the first message,

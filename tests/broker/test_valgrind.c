@@ -1,5 +1,5 @@
 /*
- * ternd under valgrind memcheck (issue 6): one broker runs under
+ * ternd under valgrind memcheck: one broker runs under
  *
  *   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect
  *            --error-exitcode=99

@@ -3,6 +3,7 @@
  * read with tern_sub_next(timeout).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fixture.h"
@@ -157,6 +158,54 @@ Test(client_blocking, headers_and_reply_round_trip) {
   cr_expect_eq(tern_msg_header(m, 2, &h), TERN_EINVAL);
   cr_expect_not(tern_msg_retained(m));
   tern_msg_release(m);
+  tern_client_close(cl);
+}
+
+/*
+ * More header pairs than are viewed on the stack (pub.c allocates for
+ * them), through both publish paths: the batched plain publish and the
+ * acked one, which the loop thread encodes. A NULL key or value is refused
+ * by both before anything is queued.
+ */
+Test(client_blocking, many_headers_and_null_header_through_both_paths) {
+  enum { N = 40 };
+  tern_client_t *cl = test_client(NULL);
+  const char *keys[N], *vals[N];
+  char kbuf[N][8], vbuf[N][8];
+  tern_pub_opts_t po;
+  tern_sub_t *sub;
+  uint64_t receivers = 0;
+  for (int i = 0; i < N; i++) {
+    snprintf(kbuf[i], sizeof(kbuf[i]), "k%d", i);
+    snprintf(vbuf[i], sizeof(vbuf[i]), "v%d", i);
+    keys[i] = kbuf[i];
+    vals[i] = vbuf[i];
+  }
+  cr_assert_eq(tern_client_subscribe(cl, &sub, "mh.t", NULL), 0);
+  tern_pub_opts_init(&po);
+  po.header_keys = keys;
+  po.header_values = vals;
+  po.header_count = N;
+  cr_assert_eq(tern_client_publish(cl, "mh.t", "a", 1, &po), 0);
+  cr_assert_eq(
+      tern_client_publish_ack(cl, "mh.t", "b", 1, &po, 5000, &receivers), 0);
+  cr_expect_eq(receivers, 1);
+  for (int m = 0; m < 2; m++) {
+    tern_msg_t *msg;
+    cr_assert_eq(tern_sub_next(sub, 5000, &msg), 0);
+    cr_expect_eq(tern_msg_header_count(msg), N);
+    cr_expect_str_eq(tern_msg_header_get(msg, "k0"), "v0");
+    cr_expect_str_eq(tern_msg_header_get(msg, "k39"), "v39");
+    tern_msg_release(msg);
+  }
+  keys[N - 1] = NULL;
+  cr_expect_eq(tern_client_publish(cl, "mh.t", "c", 1, &po), TERN_EINVAL);
+  cr_expect_eq(
+      tern_client_publish_ack(cl, "mh.t", "c", 1, &po, 5000, &receivers),
+      TERN_EINVAL);
+  po.header_keys = NULL;
+  cr_expect_eq(tern_client_publish(cl, "mh.t", "c", 1, &po), TERN_EINVAL);
+  tern_sub_destroy(sub);
   tern_client_close(cl);
 }
 

@@ -192,7 +192,8 @@ static const struct {
   const char *name;
   const char *hex;
 } hostile[] = {
-    /* TOOLCHAIN.md: array32 claiming ~2.47e9 elements in 7 bytes. */
+    /* An array32 claiming ~2.47e9 elements in 7 bytes: msgpack-c would
+     * reserve ~59 GB for it before reading one element. */
     {"array32_huge", "dd938585858585"},
     {"map32_huge", "92 03 df ffffffff"},
     {"str32_huge", "93 03 db ffffffff 00"},

@@ -1,5 +1,5 @@
 /*
- * Logins under abuse (issue 13.2, 13.7) against a real ternd: a good login
+ * Logins under abuse against a real ternd: a good login
  * gets through a bad-password flood, failed logins are limited per
  * address, an unknown user costs a hash like a known one, a verified login
  * is remembered (and forgotten on reload), a closed connection's queued

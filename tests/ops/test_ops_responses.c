@@ -1,5 +1,5 @@
 /*
- * allow_responses (issue 13.8) against a real ternd: a responder allowed
+ * allow_responses against a real ternd: a responder allowed
  * to publish only metrics.> answers the requests it receives, as many
  * times as its setting says and only while the allowance lasts, and never
  * into an inbox it did not receive.

@@ -23,7 +23,9 @@ static int tern_state_create(void **state) {
   return rc;
 }
 
-static void tern_state_destroy(void *state) { tp_decoder_destroy(state); }
+static void tern_state_destroy(void *state) {
+  tp_decoder_destroy(state);
+}
 
 static tp_str_t str_of(const char *s, size_t n) {
   tp_str_t t = {s, (uint32_t)n};
@@ -39,8 +41,8 @@ static int tern_connect(tp_buf_t *out, const char *client_id) {
 }
 
 static int tern_pub(tp_buf_t *out, const char *subject, size_t subject_len,
-                    const char *reply, size_t reply_len,
-                    const uint8_t *payload, size_t len, size_t *payload_off) {
+                    const char *reply, size_t reply_len, const uint8_t *payload,
+                    size_t len, size_t *payload_off) {
   tp_frame_t f;
   tp_frame_init(&f, TP_PUB);
   f.u.pub.topic = str_of(subject, subject_len);
@@ -85,8 +87,12 @@ static int encode_bare(tp_buf_t *out, int type) {
   return tp_frame_encode(out, &f);
 }
 
-static int tern_ping(tp_buf_t *out) { return encode_bare(out, TP_PING); }
-static int tern_pong(tp_buf_t *out) { return encode_bare(out, TP_PONG); }
+static int tern_ping(tp_buf_t *out) {
+  return encode_bare(out, TP_PING);
+}
+static int tern_pong(tp_buf_t *out) {
+  return encode_bare(out, TP_PONG);
+}
 
 /* Reads a msgpack uint at *p (positive fixint or uint8..64). */
 static int read_uint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
@@ -102,11 +108,20 @@ static int read_uint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
     return 0;
   }
   switch (t) {
-  case 0xcc: n = 1; break;
-  case 0xcd: n = 2; break;
-  case 0xce: n = 4; break;
-  case 0xcf: n = 8; break;
-  default: return -1;
+  case 0xcc:
+    n = 1;
+    break;
+  case 0xcd:
+    n = 2;
+    break;
+  case 0xce:
+    n = 4;
+    break;
+  case 0xcf:
+    n = 8;
+    break;
+  default:
+    return -1;
   }
   if ((size_t)(end - q) < n) {
     return -1;

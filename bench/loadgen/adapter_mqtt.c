@@ -67,8 +67,8 @@ static int mqtt_connect(tp_buf_t *out, const char *client_id) {
 }
 
 static int mqtt_pub(tp_buf_t *out, const char *subject, size_t subject_len,
-                    const char *reply, size_t reply_len,
-                    const uint8_t *payload, size_t len, size_t *payload_off) {
+                    const char *reply, size_t reply_len, const uint8_t *payload,
+                    size_t len, size_t *payload_off) {
   (void)reply_len;
   if (reply != NULL || subject_len > 65535) {
     return -1;

@@ -22,7 +22,7 @@ typedef struct bench_conn {
   void *state; /* the adapter's parser state */
   uint8_t *in; /* owned */
   size_t in_cap, in_start, in_end;
-  tp_buf_t out;   /* commands not written yet, from out_off on */
+  tp_buf_t out; /* commands not written yet, from out_off on */
   size_t out_off;
   char err[256]; /* why the last call failed */
 } bench_conn_t;

@@ -66,14 +66,35 @@ static void text_side(FILE *out, const char *label, const side_stats_t *s) {
   fputc('\n', out);
 }
 
+/*
+ * Writes s as a JSON string, quotes included: the host and the queue group
+ * come from the command line and may hold any byte. Quote, backslash and
+ * control characters are escaped; other bytes pass as they are.
+ */
+static void json_str(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      fputc('\\', out);
+      fputc(c, out);
+    } else if (c < 0x20) {
+      fprintf(out, "\\u%04x", c);
+    } else {
+      fputc(c, out);
+    }
+  }
+  fputc('"', out);
+}
+
 static void json_side(FILE *out, const char *label, const side_stats_t *s) {
   fprintf(out,
           "\"%s\":{\"clients\":%d,\"msgs\":%" PRIu64 ",\"bytes\":%" PRIu64
           ",\"secs\":%.6f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
           "\"client_msgs_per_s\":{\"min\":%.1f,\"avg\":%.1f,\"max\":%.1f}}",
           label, s->clients, s->msgs, s->bytes, s->secs,
-          per_s(s->msgs, s->secs), per_s(s->bytes, s->secs) / 1e6,
-          s->rate_min, s->rate_avg, s->rate_max);
+          per_s(s->msgs, s->secs), per_s(s->bytes, s->secs) / 1e6, s->rate_min,
+          s->rate_avg, s->rate_max);
 }
 
 static const char *scenario(const bench_opts_t *o) {
@@ -120,7 +141,8 @@ int bench_report(const bench_run_t *run, FILE *out) {
       bench_hist_merge(lat, lw[i].hist);
     }
   }
-  uint64_t expected = o->req ? (uint64_t)o->pubs * o->msgs : run->expected_total;
+  uint64_t expected =
+      o->req ? (uint64_t)o->pubs * o->msgs : run->expected_total;
   uint64_t got = o->req ? ps.msgs : ss.msgs;
   uint64_t lost = got < expected ? expected - got : 0;
   if (o->subs == 0 && !o->req) {
@@ -140,13 +162,20 @@ int bench_report(const bench_run_t *run, FILE *out) {
   }
 
   if (o->json) {
+    char server[sizeof(o->host) + 8];
+    snprintf(server, sizeof(server), "%s:%d", o->host, o->port);
+    fprintf(out, "{\"broker\":\"%s\",\"server\":", o->ad->name);
+    json_str(out, server);
     fprintf(out,
-            "{\"broker\":\"%s\",\"server\":\"%s:%d\",\"scenario\":\"%s\","
-            "\"pubs\":%d,\"subs\":%d,\"msgs\":%" PRIu64 ",\"size\":%zu,"
-            "\"rate\":%.1f,\"queue\":%s%s%s,",
-            o->ad->name, o->host, o->port, scenario(o), o->pubs, o->subs,
-            o->msgs, o->size, o->rate, o->queue ? "\"" : "",
-            o->queue ? o->queue : "null", o->queue ? "\"" : "");
+            ",\"scenario\":\"%s\",\"pubs\":%d,\"subs\":%d,\"msgs\":%" PRIu64
+            ",\"size\":%zu,\"rate\":%.1f,\"queue\":",
+            scenario(o), o->pubs, o->subs, o->msgs, o->size, o->rate);
+    if (o->queue != NULL) {
+      json_str(out, o->queue);
+    } else {
+      fputs("null", out);
+    }
+    fputc(',', out);
     json_side(out, "pub", &ps);
     fputc(',', out);
     json_side(out, "sub", &ss);

@@ -9,6 +9,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,7 +21,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #define IN_INITIAL (256u * 1024u)
 
@@ -191,8 +191,7 @@ int bench_conn_next(bench_conn_t *c, bench_ev_t *ev) {
     }
     if (n < 0) {
       return fail(c, "%s protocol error: %.*s", c->ad->name,
-                  (int)(ev->text ? ev->text_len : 0),
-                  ev->text ? ev->text : "");
+                  (int)(ev->text ? ev->text_len : 0), ev->text ? ev->text : "");
     }
     c->in_start += (size_t)n;
     if (ev->type == BENCH_EV_ERROR) {

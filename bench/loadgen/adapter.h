@@ -59,8 +59,8 @@ typedef struct bench_adapter {
    * caller can reuse the bytes as a template and patch a timestamp in.
    */
   int (*encode_pub)(tp_buf_t *out, const char *subject, size_t subject_len,
-                    const char *reply, size_t reply_len,
-                    const uint8_t *payload, size_t len, size_t *payload_off);
+                    const char *reply, size_t reply_len, const uint8_t *payload,
+                    size_t len, size_t *payload_off);
   /* One subscription; queue is NULL for a plain one. */
   int (*encode_sub)(tp_buf_t *out, const char *subject, uint64_t sid,
                     const char *queue);

@@ -14,7 +14,7 @@
 
 #include "bench_internal.h"
 
-/* Above this many unwritten bytes a publisher waits instead of encoding more. */
+/* Unwritten bytes above which a publisher waits instead of encoding more. */
 #define OUT_HIGH_WATER (4u * 1024u * 1024u)
 /* Poll interval of loops that also watch the clock or other threads. */
 #define POLL_MS 20
@@ -29,8 +29,8 @@ static void worker_fail(bench_worker_t *w, const char *what) {
 }
 
 static void client_id(const bench_worker_t *w, char *buf, size_t n) {
-  snprintf(buf, n, "tern-bench-%ld-%c%d", (long)getpid(),
-           w->is_pub ? 'p' : 's', w->index);
+  snprintf(buf, n, "tern-bench-%ld-%c%d", (long)getpid(), w->is_pub ? 'p' : 's',
+           w->index);
 }
 
 /* Connects, optionally subscribes, and waits for the broker's pong. */

@@ -31,8 +31,8 @@ static int nats_connect(tp_buf_t *out, const char *client_id) {
 }
 
 static int nats_pub(tp_buf_t *out, const char *subject, size_t subject_len,
-                    const char *reply, size_t reply_len,
-                    const uint8_t *payload, size_t len, size_t *payload_off) {
+                    const char *reply, size_t reply_len, const uint8_t *payload,
+                    size_t len, size_t *payload_off) {
   char tail[48];
   size_t start = out->len;
   int rc = tp_buf_append(out, "PUB ", 4);
@@ -53,17 +53,21 @@ static int nats_pub(tp_buf_t *out, const char *subject, size_t subject_len,
 static int nats_sub(tp_buf_t *out, const char *subject, uint64_t sid,
                     const char *queue) {
   char line[512];
-  int n = snprintf(line, sizeof(line), "SUB %s%s%s %llu\r\n", subject,
-                   queue ? " " : "", queue ? queue : "",
-                   (unsigned long long)sid);
+  int n =
+      snprintf(line, sizeof(line), "SUB %s%s%s %llu\r\n", subject,
+               queue ? " " : "", queue ? queue : "", (unsigned long long)sid);
   if (n < 0 || (size_t)n >= sizeof(line)) {
     return -1;
   }
   return tp_buf_append(out, line, (size_t)n);
 }
 
-static int nats_ping(tp_buf_t *out) { return append_str(out, "PING\r\n"); }
-static int nats_pong(tp_buf_t *out) { return append_str(out, "PONG\r\n"); }
+static int nats_ping(tp_buf_t *out) {
+  return append_str(out, "PING\r\n");
+}
+static int nats_pong(tp_buf_t *out) {
+  return append_str(out, "PONG\r\n");
+}
 
 /* Splits "MSG subj sid [reply] n" into its fields; 0 or -1. */
 static int parse_msg_line(const char *p, const char *end, bench_ev_t *ev) {

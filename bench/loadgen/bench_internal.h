@@ -1,5 +1,5 @@
 /*
- * Shared between the files of tern bench: options, the state of one run and
+ * Shared between the files of the load generator: the state of one run and
  * of its workers (one thread and one connection per publisher/subscriber).
  */
 #ifndef TERN_BENCH_INTERNAL_H
@@ -11,26 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "adapter.h"
 #include "conn.h"
 #include "histogram.h"
-
-typedef struct bench_opts {
-  const bench_adapter_t *ad;
-  char host[256];
-  int port;
-  int pubs;       /* publishers (requesters with --req) */
-  int subs;       /* subscribers (responders with --req) */
-  uint64_t msgs;  /* per publisher */
-  size_t size;    /* payload bytes */
-  const char *queue;   /* queue group name, NULL: plain subscriptions */
-  const char *subject; /* what publishers publish to */
-  bool req;       /* request/reply latency */
-  double rate;    /* total msgs/s over all publishers; 0: as fast as possible */
-  bool json;
-  int timeout_ms; /* for setup, and for the tail after publishers finish */
-  size_t batch;   /* bytes per write() in throughput mode */
-} bench_opts_t;
+#include "loadgen.h"
 
 struct bench_run;
 
@@ -41,9 +24,9 @@ typedef struct bench_worker {
   pthread_t thread;
   bool started;
   bench_conn_t conn;
-  uint64_t msgs;   /* sent (pub) or received (sub) */
-  uint64_t bytes;  /* payload bytes of those */
-  uint64_t t_last; /* ns: publisher's closing pong / last message received */
+  uint64_t msgs;      /* sent (pub) or received (sub) */
+  uint64_t bytes;     /* payload bytes of those */
+  uint64_t t_last;    /* ns: publisher's closing pong / last message received */
   bench_hist_t *hist; /* latency samples, NULL when not measured */
   bool failed;
   char err[300];
