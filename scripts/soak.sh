@@ -1,48 +1,153 @@
 #!/usr/bin/env bash
-# Soak run (not part of CI): ternd under mixed load for a bounded time.
+# Soak run (not part of CI): ternd under load for a bounded time.
 #
-#   bash scripts/soak.sh [MINUTES]     (default 10)
+#   bash scripts/soak.sh [MINUTES]          both phases: mixed load for MINUTES
+#                                           (default 10), then abuse for
+#                                           SOAK_ABUSE_MINUTES (default 3)
+#   bash scripts/soak.sh --mixed [MINUTES]  the mixed-load phase alone
+#   bash scripts/soak.sh --abuse [MINUTES]  the abuse phase alone (default 3)
+#   bash scripts/soak.sh --abuse-short      the abuse phase for 30 seconds
 #
-# Builds build/ (RelWithDebInfo) if needed, starts ternd on an ephemeral
-# port, runs build/tests/tern_soak against it (three publishers; block,
-# queue-group, drop_oldest, drop_newest and disconnect subscribers, some
-# of them slow; connect/subscribe/disconnect churn), then checks: every
-# block subscription got every message in order, the queue group got each
-# message once, each drop subscription's received + dropped == sent,
-# ternd's RSS stayed under SOAK_RSS_MB (default 256), and ternd exits 0 on
-# SIGTERM. Exit 0 when everything holds. Logs go to build/soak/.
+# Builds build/ (RelWithDebInfo) if needed. Each phase starts its own ternd
+# on ephemeral loopback ports. Exit 0 when every check of every phase holds.
+# Logs go to build/soak/.
+#
+# Mixed load (build/tests/tern_soak): three publishers; block, queue-group,
+# drop_oldest, drop_newest and disconnect subscribers, some of them slow;
+# connect/subscribe/disconnect churn. Checks: every block subscription got
+# every message in order, the queue group got each message once, each drop
+# subscription's received + dropped == sent, ternd's RSS stayed under
+# SOAK_RSS_MB (default 256), and ternd exits 0 on SIGTERM.
+#
+# Abuse (build/tests/tern_soak_abuse, issue 13): ternd with users (argon2id
+# hashes made by `ternd --hash-password`) and --max-pending-total 64 MiB;
+# beside one good publisher -> subscriber pair (2,000 msgs/s, block policy,
+# sequence numbers) run at once: 100 subscribers that never read (drop_newest,
+# drop_oldest, disconnect, block) under a firehose of 200 B messages; a flood
+# of 100 bad-password CONNECTs a second for the pair's user, with one good
+# login a second; 100 idle sockets on the monitoring port, /subz and /connz
+# requests whose answers are never read, and one /healthz probe a second.
+# Checks, each bound adjustable by its variable:
+#   - the pair lost nothing (every message once, in order) and never stalled:
+#     its largest gap between two receipts <= SOAK_MAX_STALL_MS (2000 ms);
+#   - every good login answered within SOAK_LOGIN_MS (5000 ms, ternd's
+#     --connect-timeout-ms default);
+#   - every /healthz probe answered 200 within SOAK_PROBE_MS (2000 ms);
+#   - ternd's RSS <= SOAK_ABUSE_RSS_MB (384 MiB: the 64 MiB pending cap, four
+#     argon2id verifications in flight at 64 MiB each as `ternd
+#     --hash-password` makes them today (libuv's four worker threads), and
+#     64 MiB for everything else; change it with the hash parameters);
+#   - on SIGTERM, sent with the abusers still connected and not reading,
+#     ternd exits 0 within 60 s.
+# SOAK_ABUSE_ARGS passes more name=value parameters to tern_soak_abuse
+# (rates and counts: see the top of tests/soak/abuse.c); SOAK_ABUSE_FLAGS
+# passes more flags to ternd (e.g. limits added after this script).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MINUTES=${1:-10}
-RSS_MB=${SOAK_RSS_MB:-256}
-case $MINUTES in
-  '' | *[!0-9]*) echo "soak.sh: MINUTES must be a whole number" >&2; exit 2 ;;
+MODE=both
+case ${1:-} in
+  --mixed) MODE=mixed; shift ;;
+  --abuse) MODE=abuse; shift ;;
+  --abuse-short) MODE=abuse; shift; set -- 0.5 ;;
+  -*) echo "usage: soak.sh [--mixed|--abuse|--abuse-short] [MINUTES]" >&2; exit 2 ;;
 esac
+MINUTES=${1:-}
+case $MODE in
+  both) MINUTES=${MINUTES:-10}; ABUSE_MINUTES=${SOAK_ABUSE_MINUTES:-3} ;;
+  mixed) MINUTES=${MINUTES:-10}; ABUSE_MINUTES=0 ;;
+  abuse) ABUSE_MINUTES=${MINUTES:-3}; MINUTES=0 ;;
+esac
+for m in "$MINUTES" "$ABUSE_MINUTES"; do
+  case $m in
+    0.5) ;; # --abuse-short
+    '' | *[!0-9]*) echo "soak.sh: MINUTES must be a whole number" >&2; exit 2 ;;
+  esac
+done
 cd "$ROOT"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target ternd tern_soak >/dev/null
+cmake --build build -j"$(nproc)" --target ternd tern_soak tern_soak_abuse >/dev/null
 
 OUT=build/soak
 mkdir -p "$OUT"
-rm -f "$OUT/ready"
-mkfifo "$OUT/ready"
-# Bounded queues so the RSS limit is a real statement: 8 MiB per
-# subscription pending at most.
-build/bin/ternd --host 127.0.0.1 --port 0 --ready-fd 3 --log-level warn \
-  --max-pending-bytes 8388608 3>"$OUT/ready" 2>"$OUT/ternd.log" &
-TERND=$!
-trap 'kill -KILL $TERND 2>/dev/null || true' EXIT
-read -r PORT <"$OUT/ready"
-rm -f "$OUT/ready"
-echo "soak: ternd pid $TERND on port $PORT for $MINUTES min, RSS limit ${RSS_MB} MiB"
+TERND=
+trap '[ -z "$TERND" ] || kill -KILL $TERND 2>/dev/null || true' EXIT
+
+# Starts ternd with the given flags; sets TERND and PORT (and HTTP_PORT when
+# monitoring is on).
+start_ternd() {
+  local log=$1
+  shift
+  rm -f "$OUT/ready"
+  mkfifo "$OUT/ready"
+  build/bin/ternd --host 127.0.0.1 --port 0 --ready-fd 3 "$@" \
+    3>"$OUT/ready" 2>"$log" &
+  TERND=$!
+  read -r PORT HTTP_PORT <"$OUT/ready"
+  rm -f "$OUT/ready"
+}
+
+# Waits for ternd (bounded): 0 when it exited 0 by itself.
+wait_ternd() {
+  local trc=0
+  for _ in $(seq 1 600); do
+    kill -0 "$TERND" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$TERND" 2>/dev/null; then
+    echo "soak: ternd still running 60 s after SIGTERM; killed"
+    kill -KILL "$TERND"
+    wait "$TERND" || true
+    TERND=
+    return 1
+  fi
+  wait "$TERND" || trc=$?
+  TERND=
+  echo "soak: ternd exited $trc after SIGTERM"
+  [ "$trc" -eq 0 ]
+}
+
+mixed_phase() {
+  local rss_mb=${SOAK_RSS_MB:-256} rc=0
+  # Bounded queues so the RSS limit is a real statement: 8 MiB per
+  # subscription pending at most.
+  start_ternd "$OUT/ternd.log" --log-level warn --max-pending-bytes 8388608
+  echo "soak: ternd pid $TERND on port $PORT for $MINUTES min, RSS limit ${rss_mb} MiB"
+  build/tests/tern_soak "$PORT" "$TERND" $((MINUTES * 60)) "$rss_mb" |
+    tee "$OUT/soak.log" || rc=1
+  kill -TERM "$TERND"
+  wait_ternd || rc=1
+  return $rc
+}
+
+abuse_phase() {
+  local seconds rc=0 conf="$OUT/abuse-ternd.conf"
+  if [ "$ABUSE_MINUTES" = 0.5 ]; then seconds=30; else seconds=$((ABUSE_MINUTES * 60)); fi
+  local pair_pass=pair-Corr3ct-horse noisy_pass=noisy-Battery-staple
+  {
+    echo "# written by scripts/soak.sh for the abuse phase"
+    echo "[user pair]"
+    echo "password = $(printf '%s\n' "$pair_pass" | build/bin/ternd --hash-password)"
+    echo "[user noisy]"
+    echo "password = $(printf '%s\n' "$noisy_pass" | build/bin/ternd --hash-password)"
+  } >"$conf"
+  # shellcheck disable=SC2086 # SOAK_ABUSE_FLAGS / _ARGS are word lists
+  start_ternd "$OUT/abuse-ternd.log" --config "$conf" --http-port -1 \
+    --log-level warn --max-pending-total 67108864 ${SOAK_ABUSE_FLAGS:-}
+  echo "soak: abuse phase: ternd pid $TERND on port $PORT (monitoring $HTTP_PORT) for $seconds s"
+  # shellcheck disable=SC2086
+  build/tests/tern_soak_abuse "$PORT" "$HTTP_PORT" "$TERND" "$seconds" \
+    max_stall_ms="${SOAK_MAX_STALL_MS:-2000}" login_ms="${SOAK_LOGIN_MS:-5000}" \
+    probe_ms="${SOAK_PROBE_MS:-2000}" rss_mb="${SOAK_ABUSE_RSS_MB:-384}" \
+    pair_pass="$pair_pass" noisy_pass="$noisy_pass" term=1 \
+    ${SOAK_ABUSE_ARGS:-} | tee "$OUT/abuse.log" || rc=1
+  # tern_soak_abuse sent ternd SIGTERM itself, with its abusers still
+  # connected (a second SIGTERM would not be a clean shutdown).
+  wait_ternd || rc=1
+  return $rc
+}
 
 rc=0
-build/tests/tern_soak "$PORT" "$TERND" $((MINUTES * 60)) "$RSS_MB" |
-  tee "$OUT/soak.log" || rc=1
-kill -TERM "$TERND"
-trc=0
-wait "$TERND" || trc=$?
-trap - EXIT
-echo "soak: ternd exited $trc after SIGTERM"
-[ "$trc" -eq 0 ] || rc=1
+if [ "$MINUTES" != 0 ]; then mixed_phase || rc=1; fi
+if [ "$ABUSE_MINUTES" != 0 ]; then abuse_phase || rc=1; fi
+echo "soak: $([ $rc -eq 0 ] && echo PASS || echo FAIL)"
 exit $rc
