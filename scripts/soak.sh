@@ -29,7 +29,8 @@
 # requests whose answers are never read, and one /healthz probe a second.
 # Checks, each bound adjustable by its variable:
 #   - the pair lost nothing (every message once, in order) and never stalled:
-#     its largest gap between two receipts <= SOAK_MAX_STALL_MS (2000 ms);
+#     its largest gap between two receipts, and its largest delay from
+#     publish to receipt, <= SOAK_MAX_STALL_MS (2000 ms);
 #   - every good login answered within SOAK_LOGIN_MS (5000 ms, ternd's
 #     --connect-timeout-ms default);
 #   - every /healthz probe answered 200 within SOAK_PROBE_MS (2000 ms);
