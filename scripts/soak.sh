@@ -87,15 +87,15 @@ start_ternd() {
   rm -f "$OUT/ready"
 }
 
-# Waits for ternd (bounded): 0 when it exited 0 by itself.
+# Waits up to $1 seconds for ternd: 0 when it exited 0 by itself.
 wait_ternd() {
   local trc=0
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 $(($1 * 10))); do
     kill -0 "$TERND" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$TERND" 2>/dev/null; then
-    echo "soak: ternd still running 60 s after SIGTERM; killed"
+    echo "soak: ternd still running $1 s more after SIGTERM; killed"
     kill -KILL "$TERND"
     wait "$TERND" || true
     TERND=
@@ -116,7 +116,7 @@ mixed_phase() {
   build/tests/tern_soak "$PORT" "$TERND" $((MINUTES * 60)) "$rss_mb" |
     tee "$OUT/soak.log" || rc=1
   kill -TERM "$TERND"
-  wait_ternd || rc=1
+  wait_ternd 60 || rc=1
   return $rc
 }
 
@@ -142,8 +142,9 @@ abuse_phase() {
     pair_pass="$pair_pass" noisy_pass="$noisy_pass" term=1 \
     ${SOAK_ABUSE_ARGS:-} | tee "$OUT/abuse.log" || rc=1
   # tern_soak_abuse sent ternd SIGTERM itself, with its abusers still
-  # connected (a second SIGTERM would not be a clean shutdown).
-  wait_ternd || rc=1
+  # connected (a second SIGTERM would not be a clean shutdown), and waited
+  # 60 s for it.
+  wait_ternd 10 || rc=1
   return $rc
 }
 
