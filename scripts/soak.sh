@@ -46,10 +46,11 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=both
+SHORT=0
 case ${1:-} in
   --mixed) MODE=mixed; shift ;;
   --abuse) MODE=abuse; shift ;;
-  --abuse-short) MODE=abuse; shift; set -- 0.5 ;;
+  --abuse-short) MODE=abuse; SHORT=1; shift ;;
   -*) echo "usage: soak.sh [--mixed|--abuse|--abuse-short] [MINUTES]" >&2; exit 2 ;;
 esac
 MINUTES=${1:-}
@@ -60,10 +61,11 @@ case $MODE in
 esac
 for m in "$MINUTES" "$ABUSE_MINUTES"; do
   case $m in
-    0.5) ;; # --abuse-short
     '' | *[!0-9]*) echo "soak.sh: MINUTES must be a whole number" >&2; exit 2 ;;
   esac
 done
+ABUSE_SECONDS=$((ABUSE_MINUTES * 60))
+[ "$SHORT" = 0 ] || ABUSE_SECONDS=30
 cd "$ROOT"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target ternd tern_soak tern_soak_abuse >/dev/null
@@ -121,8 +123,7 @@ mixed_phase() {
 }
 
 abuse_phase() {
-  local seconds rc=0 conf="$OUT/abuse-ternd.conf"
-  if [ "$ABUSE_MINUTES" = 0.5 ]; then seconds=30; else seconds=$((ABUSE_MINUTES * 60)); fi
+  local seconds=$ABUSE_SECONDS rc=0 conf="$OUT/abuse-ternd.conf"
   local pair_pass=pair-Corr3ct-horse noisy_pass=noisy-Battery-staple
   {
     echo "# written by scripts/soak.sh for the abuse phase"
@@ -150,6 +151,6 @@ abuse_phase() {
 
 rc=0
 if [ "$MINUTES" != 0 ]; then mixed_phase || rc=1; fi
-if [ "$ABUSE_MINUTES" != 0 ]; then abuse_phase || rc=1; fi
+if [ "$ABUSE_SECONDS" != 0 ]; then abuse_phase || rc=1; fi
 echo "soak: $([ $rc -eq 0 ] && echo PASS || echo FAIL)"
 exit $rc
