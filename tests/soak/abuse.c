@@ -21,8 +21,9 @@
  *  - nonreaders subscribers on abuse.fire that never read (7 in 10
  *    drop_newest, 1 drop_oldest, 1 disconnect, 1 block; small receive
  *    buffers; nonreader_subs idle subscriptions each), reopened when the
- *    broker closes them, and a firehose of fire_rate msgs/s of fire_size
- *    bytes on abuse.fire;
+ *    broker is seen to close them and replaced every nonreader_life_ms
+ *    (before the heartbeat would drop them), and a firehose of fire_rate
+ *    msgs/s of fire_size bytes on abuse.fire;
  *  - a login flood: flood_rate connections a second, each a CONNECT with a
  *    bad password for pair_user, abandoned after 3 s unanswered; and a
  *    good login for pair_user every second whose latency is recorded;
@@ -48,7 +49,6 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
