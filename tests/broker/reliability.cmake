@@ -39,3 +39,4 @@ set_target_properties(tern_soak PROPERTIES
 target_link_libraries(tern_soak PRIVATE tern_test_support tern_protocol
                       Threads::Threads)
 tern_target_defaults(tern_soak)
+include(${CMAKE_CURRENT_SOURCE_DIR}/../soak/abuse.cmake)
