@@ -390,6 +390,14 @@ P_DEFAULT_PORT = 7421
 _CONNECTING, _CONNECTED, _RECONNECTING, _CLOSED = 0, 1, 2, 3
 
 
+def _fail_quietly(f: asyncio.Future[Any], err: BaseException) -> None:
+    """Fails a handshake future that nobody may await any more (the
+    handshake stopped at an earlier step) without asyncio logging it."""
+    if not f.done():
+        f.set_exception(err)
+        f.exception()
+
+
 class _Proto(asyncio.Protocol):
     """One TCP connection's protocol; forwards to its Connection."""
 
@@ -423,8 +431,7 @@ class _Proto(asyncio.Protocol):
         if self.reason is None:
             self.reason = err
         for f in (self.hello, self.ok):
-            if not f.done():
-                f.set_exception(err)
+            _fail_quietly(f, err)
         if self.transport is not None:
             self.transport.abort()
 
@@ -470,8 +477,7 @@ class _Proto(asyncio.Protocol):
             self.reason = exc if exc is not None else ConnectionClosedError(
                 "the server closed the connection")
         for f in (self.hello, self.ok):
-            if not f.done():
-                f.set_exception(self.reason)
+            _fail_quietly(f, self.reason)
         if not self.closed.done():
             self.closed.set_result(None)
         self.conn._on_lost(self)
