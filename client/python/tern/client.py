@@ -88,7 +88,10 @@ class Msg:
         none."""
         if self.reply is None:
             raise TernError("the message has no reply topic")
-        await self._conn.publish(self.reply, data, headers=headers)
+        if headers is None:
+            await self._conn._publish_reply(self.reply, data)
+        else:
+            await self._conn.publish(self.reply, data, headers=headers)
 
     def __repr__(self) -> str:
         extra = ""
@@ -102,6 +105,11 @@ class Msg:
 
 
 MsgCallback = Callable[[Msg], Awaitable[Any] | Any]
+
+
+def _expire(fut: asyncio.Future[Any], topic: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(TernTimeoutError(f"no reply on {topic!r} within {timeout} s"))
 
 
 def _call(cb: Callable[..., Any], *args: Any) -> Any:
@@ -152,28 +160,10 @@ class Subscription:
         self._live: asyncio.Future[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        # A plain-function handler run in the read path (reply()).
+        self._inline: Callable[[Msg], None] | None = None
 
     # -- receiving ---------------------------------------------------------
-
-    def _push(self, msg: Msg) -> bool:
-        q = self._q
-        q.append(msg)
-        self._qbytes += msg._size
-        self.delivered += 1
-        if self._total is not None and self.delivered >= self._total:
-            self._conn._forget(self)
-            self._closed = True
-        w = self._waiter
-        if w is not None:
-            self._waiter = None
-            if not w.done():
-                w.set_result(None)
-        if len(q) >= self.queue_msgs or self._qbytes >= self.queue_bytes:
-            if not self._full:
-                self._full = True
-                self._conn._nfull += 1
-            return True
-        return False
 
     def _take(self) -> Msg:
         msg = self._q.popleft()
@@ -550,6 +540,7 @@ class Connection:
         self._next_req = 0
         self._inbox: str | None = None
         self._inbox_sub: Subscription | None = None
+        self._inbox_sid = -1
         self._breakers: dict[str, _Breaker] = {}
         self._prefixes: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -829,10 +820,40 @@ class Connection:
 
     def _on_msg(self, sid: int, topic: str, data: bytes, reply: str | None,
                 headers: dict[str, str] | None, retained: bool, size: int) -> bool:
+        # The hot path of receiving: Subscription._push written out here to
+        # save a call per message.
         sub = self._subs.get(sid)
         if sub is None:
             return False
-        if sub._push(Msg(self, sid, topic, data, reply, headers, retained, size)):
+        if sid == self._inbox_sid:
+            self._on_reply(topic, Msg(self, sid, topic, data, reply, headers, retained, size))
+            return False
+        if sub._inline is not None:
+            sub.delivered += 1
+            if sub._total is not None and sub.delivered >= sub._total:
+                self._forget(sub)
+                sub._end()
+            try:
+                sub._inline(Msg(self, sid, topic, data, reply, headers, retained, size))
+            except Exception as e:
+                self._report(e)
+            return False
+        q = sub._q
+        q.append(Msg(self, sid, topic, data, reply, headers, retained, size))
+        sub._qbytes += size
+        sub.delivered += 1
+        if sub._total is not None and sub.delivered >= sub._total:
+            self._forget(sub)
+            sub._closed = True
+        w = sub._waiter
+        if w is not None:
+            sub._waiter = None
+            if not w.done():
+                w.set_result(None)
+        if len(q) >= sub.queue_msgs or sub._qbytes >= sub.queue_bytes:
+            if not sub._full:
+                sub._full = True
+                self._nfull += 1
             p = self._proto
             if p is not None and p.transport is not None and not p.paused:
                 p.paused = True
@@ -922,14 +943,22 @@ class Connection:
     # -- frames out ----------------------------------------------------------
 
     def _write(self, frame: bytes | bytearray) -> None:
+        """Queues a frame. The first frame of a loop turn goes to the socket
+        at once (no added latency for a lone request or reply); the ones after
+        it in the same turn are batched into one write at the end of the turn
+        or every 64 KiB (while a batch is pending the buffer is never empty,
+        so the order holds)."""
         if self._state == _CONNECTED:
+            if not self._flush_pending:
+                self._flush_pending = True
+                self._loop.call_soon(self._flush_cb)
+                if self._transport is not None:
+                    self._transport.write(frame)
+                    return
             w = self._wbuf
             w += frame
             if len(w) >= _FLUSH_AT:
                 self._flush_now()
-            elif not self._flush_pending:
-                self._flush_pending = True
-                self._loop.call_soon(self._flush_cb)
         elif self._state == _CLOSED:
             raise ConnectionClosedError("the connection is closed")
         else:
@@ -937,6 +966,15 @@ class Connection:
                 raise OutboundBufferFullError(
                     f"offline buffer full ({len(self._offline)} bytes) while reconnecting")
             self._offline += frame
+
+    def _write_now(self, frame: bytes) -> None:
+        """Writes a lone frame (a request, a reply) straight to the socket
+        when nothing is batched, without arming the end-of-turn flush: one
+        loop turn less per request. Otherwise queues it like _write."""
+        if self._state == _CONNECTED and not self._flush_pending and self._transport is not None:
+            self._transport.write(frame)
+        else:
+            self._write(frame)
 
     def _flush_cb(self) -> None:
         self._flush_pending = False
@@ -1005,15 +1043,12 @@ class Connection:
         if self._wpaused:
             await self._wait_room(self._publish_timeout if timeout == -1.0 else timeout)
         if headers is None and reply is None and not retain and not ttl_ms and not ack:
-            if self._state == _CONNECTED:
+            if self._flush_pending and self._state == _CONNECTED:  # hot path: batch
                 w = self._wbuf
                 w += _pub_head(pre, n)
                 w += data
                 if len(w) >= _FLUSH_AT:
                     self._flush_now()
-                elif not self._flush_pending:
-                    self._flush_pending = True
-                    self._loop.call_soon(self._flush_cb)
             else:
                 self._write(_pub_head(pre, n) + data)
             return None
@@ -1038,6 +1073,21 @@ class Connection:
             raise TernTimeoutError(f"no PUBACK within {t} s") from None
         finally:
             self._acks.pop(aid, None)
+
+    async def _publish_reply(self, topic: str, data: bytes) -> None:
+        """publish() to a reply topic that came in a MSG: the broker has
+        validated it already (it refuses a PUB whose reply is not a valid
+        topic), and each is used once, so it is neither checked again nor
+        cached."""
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                raise TypeError("data must be bytes, not str (encode it)")
+            data = bytes(data)
+        if len(data) > self.max_payload:
+            raise PayloadTooLargeError(f"payload above max_payload {self.max_payload}")
+        if self._wpaused:
+            await self._wait_room(self._publish_timeout)
+        self._write_now(_pub_head(P.topic_prefix(topic.encode()), len(data)) + data)
 
     async def flush(self, timeout: float | None = 10.0) -> None:
         """Sends a PING and waits for its PONG: once it returns, the broker
@@ -1122,13 +1172,15 @@ class Connection:
     def _ensure_inbox(self) -> str:
         if self._inbox is None:
             self._inbox = f"{self._inbox_prefix}.{os.urandom(8).hex()}."
-            self._inbox_sub = self.subscribe(self._inbox + ">", cb=self._on_reply)
+            self._inbox_sub = self.subscribe(self._inbox + ">")
+            self._inbox_sid = self._inbox_sub.sid
         return self._inbox
 
-    def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, topic: str, msg: Msg) -> None:
+        """A message on the inbox: straight to its request (no queue)."""
         inbox = self._inbox
         assert inbox is not None
-        tail = msg.topic[len(inbox):]
+        tail = topic[len(inbox):]
         if tail.isdigit():
             f = self._reqs.get(int(tail))
             if f is not None and not f.done():
@@ -1183,21 +1235,27 @@ class Connection:
         try:
             inbox = self._ensure_inbox()
             aid = self._next_ack
-            frame = P.encode_pub(topic, data, reply=f"{inbox}{n}", headers=headers, ack=aid)
-            if b is None:
-                self._prefix(topic)
+            pre = self._prefixes.get(topic)
+            if pre is None:
+                pre = self._prefix(topic)
+            if type(data) is not bytes:
+                data = bytes(data)
+            if headers is None:
+                frame = P.request_frame(pre, data, f"{inbox}{n}", aid)
             else:
-                P.check_topic(topic)
+                frame = P.encode_pub(topic, data, reply=f"{inbox}{n}", headers=headers, ack=aid)
             if len(data) > self.max_payload:
                 raise PayloadTooLargeError(f"payload above max_payload {self.max_payload}")
-            self._write(frame)
+            self._write_now(frame)
             self._next_ack += 1
             self._acks[aid] = [None, self._state != _CONNECTED, n]
+            # A timer handle rather than asyncio.timeout(): fewer objects
+            # per request on this hot path.
+            th = self._loop.call_later(timeout, _expire, fut, topic, timeout)
             try:
-                async with asyncio.timeout(timeout):
-                    msg = await fut
-            except TimeoutError:
-                raise TernTimeoutError(f"no reply on {topic!r} within {timeout} s") from None
+                msg = await fut
+            finally:
+                th.cancel()
             ok = True
             return msg
         except (NoRespondersError, TernTimeoutError):
@@ -1226,9 +1284,37 @@ class Connection:
             if inspect.isawaitable(r):
                 r = await r
             if r is not None and msg.reply is not None:
-                await self.publish(msg.reply, r)
+                await self._publish_reply(msg.reply, r)
 
+        if concurrency == 1 and not inspect.iscoroutinefunction(handler):
+            # A plain function answers from the read path: no task and no
+            # loop turn per request. Its reply is queued without waiting for
+            # room (one reply per request read, so it stays bounded).
+            def answer(msg: Msg) -> None:
+                r = handler(msg)
+                if inspect.isawaitable(r):
+                    self._spawn(serve_result(msg, r))
+                elif r is not None and msg.reply is not None:
+                    self._reply_now(msg.reply, r)
+
+            async def serve_result(msg: Msg, r: Awaitable[bytes | None]) -> None:
+                data = await r
+                if data is not None and msg.reply is not None:
+                    await self._publish_reply(msg.reply, data)
+
+            sub = self.subscribe(pattern, queue=queue)
+            sub._inline = answer
+            return sub
         return self.subscribe(pattern, queue=queue, cb=serve, concurrency=concurrency)
+
+    def _reply_now(self, topic: str, data: bytes) -> None:
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                raise TypeError("a reply must be bytes, not str (encode it)")
+            data = bytes(data)
+        if len(data) > self.max_payload:
+            raise PayloadTooLargeError(f"reply above max_payload {self.max_payload}")
+        self._write_now(_pub_head(P.topic_prefix(topic.encode()), len(data)) + data)
 
     # -- ending ------------------------------------------------------------
 

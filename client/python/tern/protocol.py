@@ -53,6 +53,9 @@ _BAD_TOPIC_BYTE = re.compile(r"[\x00-\x20\x7f]")
 _OVERFLOW = ("block", "drop_oldest", "drop_newest", "disconnect")
 
 
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
 def _packb(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
@@ -182,7 +185,7 @@ def encode_pub(
     """PUB ``[3, topic, payload, opts?]``; opts keys in libtern's order
     (reply, headers, ack, retain, ttl_ms), left out when empty. The topic is
     not validated here."""
-    packer = msgpack.Packer(use_bin_type=True)
+    packer = _PACKER
     parts: list[bytes] = []
     n = 0
     if reply is not None:
@@ -206,6 +209,29 @@ def encode_pub(
         body += parts
     b = b"".join(body)
     return _pack_u32(len(b)) + b
+
+
+def _uint(n: int) -> bytes:
+    """An unsigned integer in its smallest msgpack form."""
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0xCC, n))
+    if n < 0x10000:
+        return b"\xcd" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\xce" + n.to_bytes(4, "big")
+    return b"\xcf" + n.to_bytes(8, "big")
+
+
+def request_frame(prefix: bytes, payload: bytes, reply: str, ack: int) -> bytes:
+    """PUB ``[3, topic, payload, {reply, ack}]`` by hand (a request), with
+    prefix from :func:`topic_prefix`; the same bytes as encode_pub."""
+    r = reply.encode()
+    n = len(payload)
+    body = b"".join((b"\x94", prefix[1:], bin_head(n), payload, b"\x82\xa5reply",
+                     _str_head(len(r)), r, b"\xa3ack", _uint(ack)))
+    return _pack_u32(len(body)) + body
 
 
 def encode_sub(
@@ -474,7 +500,19 @@ class Decoder:
                             self.stopped = True
                             break
                         continue
-                f = decode_frame(data[p:end])
+                if flen == 2 and data[p] == 0x91 and 7 <= data[p + 1] <= 9:
+                    f = [data[p + 1]]  # PING, PONG, OK
+                elif (flen == 4 and data[p] == 0x93 and data[p + 1] == 11
+                      and data[p + 2] < 0x80 and data[p + 3] < 0x80):
+                    f = [11, data[p + 2], data[p + 3]]  # PUBACK with small numbers
+                elif (flen == 6 and data[p] == 0x93 and data[p + 1] == 11
+                      and data[p + 2] == 0xCD and data[p + 5] < 0x80):
+                    f = [11, (data[p + 3] << 8) | data[p + 4], data[p + 5]]
+                elif (flen == 8 and data[p] == 0x93 and data[p + 1] == 11
+                      and data[p + 2] == 0xCE and data[p + 7] < 0x80):
+                    f = [11, _unpack_u32(data, p + 3)[0], data[p + 7]]
+                else:
+                    f = decode_frame(data[p:end])
                 if f[0] == MSG:
                     r, h, ret = f[4]
                     stop = on_msg(f[1], f[2], f[3], r, h, ret, flen)

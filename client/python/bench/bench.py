@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""tern's Python client against ternd, and redis-py's asyncio client against
+redis-server, side by side in one run.
+
+    /usr/bin/python3 client/python/bench/bench.py [--runs 5] [--msgs 200000]
+                                                   [--reqs 5000] [--build build]
+
+Rows: publish msgs/s and subscribe msgs/s at 16 B and 1 KiB, request/reply
+round trips/s. Both brokers run as children on 127.0.0.1, on free ports;
+every measured client is its own process (so the other side of a
+measurement never shares its interpreter):
+
+- publish: one process publishes --msgs messages, nobody subscribed, then
+  waits until the broker has them all (tern: flush(), a PING/PONG barrier;
+  redis: the replies of its PUBLISHes). redis-py is measured as its users
+  write it, one ``await r.publish()`` per message, and also pipelined in
+  batches of 1000 (the best it can do; shown for reference).
+- subscribe: the client under test subscribes and counts --msgs messages
+  from the first to the last; a C publisher floods it (``tern pub --count``
+  for ternd, with the default ``block`` policy holding it back;
+  ``redis-benchmark -P 100 PUBLISH`` for redis, with the pub/sub output
+  buffer limit lifted so redis does not drop the subscriber).
+- request/reply: a requester process makes --reqs sequential requests to a
+  responder process, both with the same client (redis has no request/reply:
+  the responder answers on the requester's channel named in the message,
+  the usual pattern).
+
+Each cell is the median of --runs runs. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+ROOT = HERE.parents[2]
+PY = "/usr/bin/python3"
+
+
+# --- roles: each runs in its own process and prints one number ---------------
+
+async def tern_pub(port: int, n: int, size: int) -> float:
+    import tern
+    nc = await tern.connect(f"127.0.0.1:{port}")
+    data = b"x" * size
+    pub = nc.publish
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await pub("bench.pub", data)
+    await nc.flush(timeout=None)
+    dt = time.perf_counter() - t0
+    await nc.close()
+    return n / dt
+
+
+async def redis_pub(port: int, n: int, size: int, pipelined: bool) -> float:
+    import redis.asyncio as redis
+    r = redis.Redis(port=port)
+    await r.ping()
+    data = b"x" * size
+    t0 = time.perf_counter()
+    if pipelined:
+        for i in range(0, n, 1000):
+            p = r.pipeline(transaction=False)
+            for _ in range(min(1000, n - i)):
+                p.publish("bench.pub", data)
+            await p.execute()
+    else:
+        pub = r.publish
+        for _ in range(n):
+            await pub("bench.pub", data)
+    dt = time.perf_counter() - t0
+    await r.close()
+    return n / dt
+
+
+async def tern_sub(port: int, n: int, size: int, cli: str) -> float:
+    import tern
+    nc = await tern.connect(f"127.0.0.1:{port}")
+    sub = await nc.subscribe("bench.sub")
+    proc = await asyncio.create_subprocess_exec(
+        cli, "-s", f"127.0.0.1:{port}", "pub", "--count", str(n), "--size", str(size),
+        "bench.sub", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    got = 0
+    t0 = 0.0
+    async for _ in sub:
+        got += 1
+        if got == 1:
+            t0 = time.perf_counter()
+        if got == n:
+            break
+    dt = time.perf_counter() - t0
+    await proc.wait()
+    await nc.close()
+    return (n - 1) / dt
+
+
+async def redis_sub(port: int, n: int, size: int) -> float:
+    import redis.asyncio as redis
+    r = redis.Redis(port=port)
+    ps = r.pubsub()
+    await ps.subscribe("bench.sub")
+    await ps.get_message(timeout=5)  # the subscribe confirmation
+    proc = await asyncio.create_subprocess_exec(
+        "redis-benchmark", "-p", str(port), "-c", "1", "-P", "100", "-n", str(n),
+        "PUBLISH", "bench.sub", "x" * size,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    got = 0
+    t0 = 0.0
+    while got < n:
+        m = await ps.get_message(timeout=30)
+        if m is None:
+            raise RuntimeError(f"redis subscriber stalled at {got}")
+        if m["type"] != "message":
+            continue
+        got += 1
+        if got == 1:
+            t0 = time.perf_counter()
+    dt = time.perf_counter() - t0
+    await proc.wait()
+    await ps.close()
+    await r.close()
+    return (n - 1) / dt
+
+
+async def tern_responder(port: int) -> None:
+    import tern
+    nc = await tern.connect(f"127.0.0.1:{port}")
+    await nc.reply("bench.req", lambda m: m.data)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await nc.close()
+
+
+async def tern_requester(port: int, n: int) -> float:
+    import tern
+    nc = await tern.connect(f"127.0.0.1:{port}")
+    data = b"x" * 16
+    await nc.request("bench.req", data, timeout=30)  # warm: the inbox is live
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await nc.request("bench.req", data, timeout=30)
+    dt = time.perf_counter() - t0
+    await nc.close()
+    return n / dt
+
+
+async def redis_responder(port: int) -> None:
+    import redis.asyncio as redis
+    r = redis.Redis(port=port)
+    ps = r.pubsub()
+    await ps.subscribe("bench.req")
+    await ps.get_message(timeout=5)
+    print("ready", flush=True)
+    while True:
+        m = await ps.get_message(timeout=None)
+        if m is None or m["type"] != "message":
+            continue
+        inbox, _, body = m["data"].partition(b"|")
+        await r.publish(inbox, body)
+
+
+async def redis_requester(port: int, n: int) -> float:
+    import redis.asyncio as redis
+    r = redis.Redis(port=port)
+    ps = r.pubsub()
+    inbox = f"inbox.{os.getpid()}"
+    await ps.subscribe(inbox)
+    await ps.get_message(timeout=5)
+    msg = inbox.encode() + b"|" + b"x" * 16
+
+    async def one() -> None:
+        if await r.publish("bench.req", msg) == 0:
+            raise RuntimeError("no responders")
+        while True:
+            m = await ps.get_message(timeout=30)
+            if m is None:
+                raise RuntimeError("no reply")
+            if m["type"] == "message":
+                return
+
+    await one()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await one()
+    dt = time.perf_counter() - t0
+    await ps.close()
+    await r.close()
+    return n / dt
+
+
+def role_main(argv: list[str]) -> None:
+    role, port, *rest = argv
+    p = int(port)
+    coro = {
+        "tern-pub": lambda: tern_pub(p, int(rest[0]), int(rest[1])),
+        "redis-pub": lambda: redis_pub(p, int(rest[0]), int(rest[1]), False),
+        "redis-pub-pipe": lambda: redis_pub(p, int(rest[0]), int(rest[1]), True),
+        "tern-sub": lambda: tern_sub(p, int(rest[0]), int(rest[1]), rest[2]),
+        "redis-sub": lambda: redis_sub(p, int(rest[0]), int(rest[1])),
+        "tern-responder": lambda: tern_responder(p),
+        "tern-requester": lambda: tern_requester(p, int(rest[0])),
+        "redis-responder": lambda: redis_responder(p),
+        "redis-requester": lambda: redis_requester(p, int(rest[0])),
+    }[role]()
+    r = asyncio.run(coro)
+    if r is not None:
+        print(f"{r:.1f}", flush=True)
+
+
+# --- driver -------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def role(*args: object) -> float:
+    out = subprocess.run([PY, __file__, "--role", *map(str, args)], check=True,
+                         capture_output=True, text=True, timeout=600)
+    return float(out.stdout.split()[-1])
+
+
+def with_responder(kind: str, port: int, n: int) -> float:
+    resp = subprocess.Popen([PY, __file__, "--role", f"{kind}-responder", str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert resp.stdout is not None and resp.stdout.readline().strip() == "ready"
+        return role(f"{kind}-requester", port, n)
+    finally:
+        resp.kill()
+        resp.wait()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--role":
+        role_main(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--msgs", type=int, default=200000)
+    ap.add_argument("--reqs", type=int, default=5000)
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--rows", default="pub,sub,req",
+                    help="which rows: pub, sub, req (comma-separated)")
+    a = ap.parse_args()
+    ternd = os.path.join(a.build, "bin", "ternd")
+    cli = os.path.join(a.build, "bin", "tern")
+    for exe in (ternd, cli):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"bench: {exe} not built")
+    for exe in ("redis-server", "redis-benchmark"):
+        if shutil.which(exe) is None:
+            sys.exit(f"bench: {exe} missing (client/python/bench/run.sh installs it)")
+
+    tmp = tempfile.mkdtemp(prefix="tern-pybench.")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        tport = free_port()
+        procs.append(subprocess.Popen([ternd, "--host", "127.0.0.1", "--port", str(tport),
+                                       "--http-port", "0", "--log-level", "error"]))
+        rport = free_port()
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp, "--client-output-buffer-limit",
+             "pubsub 0 0 0"], stdout=subprocess.DEVNULL))
+        for port in (tport, rport):
+            for _ in range(500):
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+        rows: list = []
+        for size in (16, 1024) if "pub" in a.rows else ():
+            rows.append((f"publish {size} B (msgs/s)",
+                         lambda s=size: role("tern-pub", tport, a.msgs, s),
+                         lambda s=size: role("redis-pub", rport, a.msgs // 10, s),
+                         lambda s=size: role("redis-pub-pipe", rport, a.msgs, s)))
+        for size in (16, 1024) if "sub" in a.rows else ():
+            rows.append((f"subscribe {size} B (msgs/s)",
+                         lambda s=size: role("tern-sub", tport, a.msgs, s, cli),
+                         lambda s=size: role("redis-sub", rport, a.msgs, s),
+                         None))
+        if "req" in a.rows:
+            rows.append(("request/reply (round trips/s)",
+                         lambda: with_responder("tern", tport, a.reqs),
+                         lambda: with_responder("redis", rport, a.reqs), None))
+
+        print(f"runs={a.runs} msgs={a.msgs} reqs={a.reqs}; median of each cell", file=sys.stderr)
+        table = []
+        for name, t_fn, r_fn, rp_fn in rows:
+            t, r, rp = [], [], []
+            for _ in range(a.runs):  # interleaved, so a noisy moment hits both
+                t.append(t_fn())
+                r.append(r_fn())
+                if rp_fn is not None:
+                    rp.append(rp_fn())
+            tm, rm = statistics.median(t), statistics.median(r)
+            rpm = f"{statistics.median(rp):,.0f}" if rp else "-"
+            table.append(f"| {name} | {tm:,.0f} | {rm:,.0f} | {tm / rm:.1f}x | {rpm} |")
+            print(f"{name}: tern {[round(x) for x in t]} redis-py {[round(x) for x in r]}"
+                  + (f" pipelined {[round(x) for x in rp]}" if rp else ""), file=sys.stderr)
+        print("| row | tern (Python) | redis-py asyncio | ratio | redis-py pipelined |")
+        print("|---|---:|---:|---:|---:|")
+        print("\n".join(table))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
