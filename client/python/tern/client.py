@@ -1224,6 +1224,8 @@ class Connection:
         through, and its outcome closes or re-opens it); DisconnectedError if
         the connection was lost in flight.
         """
+        if self._wpaused:
+            await self._wait_room(self._publish_timeout)
         b = self._breaker_check(topic)
         ok = False
         counted = True
