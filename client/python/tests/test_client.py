@@ -469,3 +469,21 @@ async def test_drain_processes_what_was_received(broker) -> None:
         await nc.drain()
         assert nc.is_closed
         assert handled == [b"%d" % i for i in range(200)]
+
+
+async def test_broker_errors_reach_subscribe_and_on_error(make_broker) -> None:
+    b = make_broker("--max-topic", "16", "--max-subs", "2")
+    errors: list[BaseException] = []
+    async with await tern.connect(b.url, on_error=errors.append) as nc:
+        with pytest.raises(tern.InvalidTopicError):
+            await nc.subscribe("a.very.long.pattern.>")  # valid, but above this broker's limit
+        await nc.subscribe("ok.1")
+        await nc.subscribe("ok.2")
+        with pytest.raises(tern.TooManySubscriptionsError):
+            async with nc.subscribe("ok.3"):
+                pass
+        await nc.publish("a.topic.longer.than.sixteen", b"")  # non-fatal ERR 4, reported
+        await nc.flush()
+        assert any(isinstance(e, tern.InvalidTopicError) and e.code == 4 for e in errors)
+        assert nc.is_connected
+        assert (await nc.publish("ok.1", b"x", ack=True)) == 1
