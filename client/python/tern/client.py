@@ -691,6 +691,9 @@ class Connection:
         self._state = _CONNECTED
         if out:
             tr.write(out)
+        for sub in self._subs.values():  # made while disconnected: live after a PONG
+            if sub._live is not None and not sub._live.done():
+                self._spawn(self._confirm(sub))
         hb = self._heartbeat_override
         if hb is None:
             hb = (info.get("heartbeat_ms") or 0) / 1000.0
@@ -711,7 +714,7 @@ class Connection:
             if idle >= 2 * period:
                 proto.fail(StaleConnectionError(f"no frame from the broker for {idle:.1f} s"))
                 return
-            if idle >= period:
+            if idle >= period and self._state == _CONNECTED:
                 if not pinged:
                     self._pongs.append([None, False])
                     self._write(P.PING_FRAME)
@@ -1142,11 +1145,13 @@ class Connection:
                            queue_bytes=queue_bytes or self._queue_bytes, cb=cb,
                            concurrency=concurrency, on_dropped=on_dropped)
         self._subs[sid] = sub
+        sub._live = self._loop.create_future()
         if self._state == _CONNECTED:
             self._write(P.encode_sub(sid, pattern, queue=queue, max_msgs=max_msgs,
                                      max_bytes=max_bytes, overflow=policy))
-            sub._live = self._loop.create_future()
             self._spawn(self._confirm(sub))
+        # else: the SUB goes out with the others once reconnected, and the
+        # subscription is live after the PONG that follows them (_open).
         if cb is not None:
             sub._dispatcher = self._spawn(sub._dispatch())
         return sub

@@ -380,8 +380,11 @@ async def test_reconnect_across_broker_restart(broker) -> None:
         with pytest.raises((tern.DisconnectedError, tern.TernTimeoutError)):
             await nc.request("other.svc", b"", timeout=0.01)
         await nc.publish("rc.a", b"offline")  # buffered while disconnected
+        late = nc.subscribe("late.x")  # made while disconnected
         broker.start()
         await asyncio.wait_for(connected.wait(), 60)
+        await asyncio.wait_for(late, 60)  # live once reconnected
+        assert await nc.publish("late.x", b"", ack=True) == 1
         assert (await sub.next_msg(30)).data == b"offline"  # resubscribed, then buffer sent
         await nc.publish("rc.a", b"after")
         assert (await sub.next_msg(30)).data == b"after"
