@@ -14,7 +14,6 @@ import enum
 import inspect
 import os
 import random
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
@@ -44,7 +43,6 @@ from .errors import (
 __all__ = ["connect", "Connection", "Subscription", "Msg", "Status"]
 
 _FLUSH_AT = 64 * 1024  # write the batch at once when it reaches this size
-_pack_u32 = struct.Struct(">I").pack
 _pub_head = P.pub_head
 
 

@@ -327,7 +327,7 @@ async def test_publish_timeout_and_cancelled_publish_leave_connection_usable(bro
             got += 1
         await pub.publish("pt.x", b"after", timeout=30)
         await pub.flush(timeout=30)
-        while (m := await sub.next_msg(30)).data != b"after":
+        while (await sub.next_msg(30)).data != b"after":
             pass
         assert pub.is_connected
 
