@@ -50,26 +50,29 @@ PY = "/usr/bin/python3"
 
 # --- roles: each runs in its own process and prints one number ---------------
 
-async def tern_pub(port: int, n: int, size: int) -> float:
+async def tern_pub(port: int, n: int, size: int) -> tuple[float, float]:
     import tern
     nc = await tern.connect(f"127.0.0.1:{port}")
     data = b"x" * size
     pub = nc.publish
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for _ in range(n):
         await pub("bench.pub", data)
     await nc.flush(timeout=None)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     await nc.close()
-    return n / dt
+    return n / dt, cpu / n * 1e6
 
 
-async def redis_pub(port: int, n: int, size: int, pipelined: bool) -> float:
+async def redis_pub(port: int, n: int, size: int, pipelined: bool) -> tuple[float, float]:
     import redis.asyncio as redis
     r = redis.Redis(port=port)
     await r.ping()
     data = b"x" * size
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if pipelined:
         for i in range(0, n, 1000):
             p = r.pipeline(transaction=False)
@@ -81,11 +84,12 @@ async def redis_pub(port: int, n: int, size: int, pipelined: bool) -> float:
         for _ in range(n):
             await pub("bench.pub", data)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     await r.close()
-    return n / dt
+    return n / dt, cpu / n * 1e6
 
 
-async def tern_sub(port: int, n: int, size: int, cli: str) -> float:
+async def tern_sub(port: int, n: int, size: int, cli: str) -> tuple[float, float]:
     import tern
     nc = await tern.connect(f"127.0.0.1:{port}")
     sub = await nc.subscribe("bench.sub")
@@ -93,20 +97,22 @@ async def tern_sub(port: int, n: int, size: int, cli: str) -> float:
         cli, "-s", f"127.0.0.1:{port}", "pub", "--count", str(n), "--size", str(size),
         "bench.sub", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     got = 0
-    t0 = 0.0
+    t0 = c0 = 0.0
     async for _ in sub:
         got += 1
         if got == 1:
             t0 = time.perf_counter()
+            c0 = time.process_time()
         if got == n:
             break
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     await proc.wait()
     await nc.close()
-    return (n - 1) / dt
+    return (n - 1) / dt, cpu / (n - 1) * 1e6
 
 
-async def redis_sub(port: int, n: int, size: int) -> float:
+async def redis_sub(port: int, n: int, size: int) -> tuple[float, float]:
     import redis.asyncio as redis
     r = redis.Redis(port=port)
     ps = r.pubsub()
@@ -117,7 +123,7 @@ async def redis_sub(port: int, n: int, size: int) -> float:
         "PUBLISH", "bench.sub", "x" * size,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     got = 0
-    t0 = 0.0
+    t0 = c0 = 0.0
     while got < n:
         m = await ps.get_message(timeout=30)
         if m is None:
@@ -127,33 +133,41 @@ async def redis_sub(port: int, n: int, size: int) -> float:
         got += 1
         if got == 1:
             t0 = time.perf_counter()
+            c0 = time.process_time()
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     await proc.wait()
     await ps.close()
     await r.close()
-    return (n - 1) / dt
+    return (n - 1) / dt, cpu / (n - 1) * 1e6
 
 
 async def tern_responder(port: int) -> None:
+    """Answers until stdin closes, then prints the CPU seconds it used."""
     import tern
     nc = await tern.connect(f"127.0.0.1:{port}")
     await nc.reply("bench.req", lambda m: m.data)
+    await nc.flush()
+    c0 = time.process_time()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print(f"{time.process_time() - c0:.6f}", flush=True)
     await nc.close()
 
 
-async def tern_requester(port: int, n: int) -> float:
+async def tern_requester(port: int, n: int) -> tuple[float, float]:
     import tern
     nc = await tern.connect(f"127.0.0.1:{port}")
     data = b"x" * 16
     await nc.request("bench.req", data, timeout=30)  # warm: the inbox is live
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for _ in range(n):
         await nc.request("bench.req", data, timeout=30)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     await nc.close()
-    return n / dt
+    return n / dt, cpu / n * 1e6
 
 
 async def redis_responder(port: int) -> None:
@@ -162,16 +176,24 @@ async def redis_responder(port: int) -> None:
     ps = r.pubsub()
     await ps.subscribe("bench.req")
     await ps.get_message(timeout=5)
+
+    async def serve() -> None:
+        while True:
+            m = await ps.get_message(timeout=None)
+            if m is None or m["type"] != "message":
+                continue
+            inbox, _, body = m["data"].partition(b"|")
+            await r.publish(inbox, body)
+
+    t = asyncio.create_task(serve())
+    c0 = time.process_time()
     print("ready", flush=True)
-    while True:
-        m = await ps.get_message(timeout=None)
-        if m is None or m["type"] != "message":
-            continue
-        inbox, _, body = m["data"].partition(b"|")
-        await r.publish(inbox, body)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print(f"{time.process_time() - c0:.6f}", flush=True)
+    t.cancel()
 
 
-async def redis_requester(port: int, n: int) -> float:
+async def redis_requester(port: int, n: int) -> tuple[float, float]:
     import redis.asyncio as redis
     r = redis.Redis(port=port)
     ps = r.pubsub()
@@ -192,12 +214,14 @@ async def redis_requester(port: int, n: int) -> float:
 
     await one()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for _ in range(n):
         await one()
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     await ps.close()
     await r.close()
-    return n / dt
+    return n / dt, cpu / n * 1e6
 
 
 def role_main(argv: list[str]) -> None:
@@ -216,7 +240,7 @@ def role_main(argv: list[str]) -> None:
     }[role]()
     r = asyncio.run(coro)
     if r is not None:
-        print(f"{r:.1f}", flush=True)
+        print(f"{r[0]:.1f} {r[1]:.3f}", flush=True)
 
 
 # --- driver -------------------------------------------------------------------
@@ -227,18 +251,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def role(*args: object) -> float:
+def role(*args: object) -> tuple[float, float]:
+    """Runs a role; (msgs/s, client CPU microseconds per message)."""
     out = subprocess.run([PY, __file__, "--role", *map(str, args)], check=True,
                          capture_output=True, text=True, timeout=600)
-    return float(out.stdout.split()[-1])
+    rate, cpu = out.stdout.split()[-2:]
+    return float(rate), float(cpu)
 
 
-def with_responder(kind: str, port: int, n: int) -> float:
+def with_responder(kind: str, port: int, n: int) -> tuple[float, float]:
+    """Round trips/s, and the CPU of requester + responder per round trip."""
     resp = subprocess.Popen([PY, __file__, "--role", f"{kind}-responder", str(port)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert resp.stdout is not None and resp.stdout.readline().strip() == "ready"
-        return role(f"{kind}-requester", port, n)
+        rate, cpu = role(f"{kind}-requester", port, n)
+        assert resp.stdin is not None
+        resp.stdin.close()
+        resp_cpu = float(resp.stdout.readline())
+        return rate, cpu + resp_cpu / (n + 1) * 1e6
     finally:
         resp.kill()
         resp.wait()
@@ -308,14 +339,19 @@ def main() -> None:
                 t.append(t_fn())
                 r.append(r_fn())
                 if rp_fn is not None:
-                    rp.append(rp_fn())
-            tm, rm = statistics.median(t), statistics.median(r)
+                    rp.append(rp_fn()[0])
+            tm = statistics.median(x[0] for x in t)
+            rm = statistics.median(x[0] for x in r)
+            tc = statistics.median(x[1] for x in t)
+            rc = statistics.median(x[1] for x in r)
             rpm = f"{statistics.median(rp):,.0f}" if rp else "-"
-            table.append(f"| {name} | {tm:,.0f} | {rm:,.0f} | {tm / rm:.1f}x | {rpm} |")
-            print(f"{name}: tern {[round(x) for x in t]} redis-py {[round(x) for x in r]}"
+            table.append(f"| {name} | {tm:,.0f} | {rm:,.0f} | **{tm / rm:.1f}x** | "
+                         f"{tc:.2f} | {rc:.2f} | {rc / tc:.1f}x | {rpm} |")
+            print(f"{name}: tern {[round(x[0]) for x in t]} redis-py {[round(x[0]) for x in r]}"
                   + (f" pipelined {[round(x) for x in rp]}" if rp else ""), file=sys.stderr)
-        print("| row | tern (Python) | redis-py asyncio | ratio | redis-py pipelined |")
-        print("|---|---:|---:|---:|---:|")
+        print("| row | tern (Python) | redis-py asyncio | ratio | tern CPU us/msg "
+              "| redis-py CPU us/msg | CPU ratio | redis-py pipelined |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(table))
     finally:
         for p in procs:
