@@ -16,8 +16,8 @@ measurement never shares its interpreter):
   write it, one ``await r.publish()`` per message, and also pipelined in
   batches of 1000 (the best it can do; shown for reference).
 - subscribe: the client under test subscribes and counts --msgs messages
-  from the first to the last; a C publisher floods it (``tern pub --count``
-  for ternd, with the default ``block`` policy holding it back;
+  from the first to the last; a C publisher floods it (``tern bench --pub 1
+  --sub 0`` for ternd, with the default ``block`` policy holding it back;
   ``redis-benchmark -P 100 PUBLISH`` for redis, with the pub/sub output
   buffer limit lifted so redis does not drop the subscriber).
 - request/reply: a requester process makes --reqs sequential requests to a
@@ -25,7 +25,11 @@ measurement never shares its interpreter):
   the responder answers on the requester's channel named in the message,
   the usual pattern).
 
-Each cell is the median of --runs runs. Prints a markdown table.
+Each cell is the median of --runs runs, the tern and redis runs interleaved.
+Besides the rates, each client's CPU time per message (process time of the
+measured process; for request/reply, requester + responder per round trip):
+on a shared machine the rates move with the other processes' load, the CPU
+per message much less. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -94,8 +98,9 @@ async def tern_sub(port: int, n: int, size: int, cli: str) -> tuple[float, float
     nc = await tern.connect(f"127.0.0.1:{port}")
     sub = await nc.subscribe("bench.sub")
     proc = await asyncio.create_subprocess_exec(
-        cli, "-s", f"127.0.0.1:{port}", "pub", "--count", str(n), "--size", str(size),
-        "bench.sub", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        cli, "bench", "-s", f"127.0.0.1:{port}", "--pub", "1", "--sub", "0", "-n", str(n),
+        "--size", str(size), "--subject", "bench.sub",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     got = 0
     t0 = c0 = 0.0
     async for _ in sub:
