@@ -10,16 +10,20 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 ROOT = HERE.parents[2]
+SANITIZER = re.compile(r"ERROR: (Leak|Address)Sanitizer|runtime error:")
 
 
 def _binary(var: str, name: str) -> str:
@@ -37,6 +41,7 @@ class Broker:
         self.args = list(args)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log: Any = None
         self.start()
 
     @property
@@ -47,7 +52,8 @@ class Broker:
         r, w = os.pipe()
         cmd = [self.ternd, "--host", "127.0.0.1", "--port", str(self.port), "--ready-fd", str(w),
                "--http-port", "0", "--log-level", "error", *self.args]
-        self.proc = subprocess.Popen(cmd, pass_fds=(w,))
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, pass_fds=(w,), stderr=self.log)
         os.close(w)
         with os.fdopen(r, "rb") as f:
             line = f.readline()
@@ -57,10 +63,18 @@ class Broker:
         self.port = int(line)
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
-        self.proc = None
+        """Stops ternd; fails if it reported a sanitizer error (the ASan
+        build's) or, stopped by SIGTERM, did not exit 0."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            rc = self.proc.wait(30)
+            self.proc = None
+            self.log.seek(0)
+            log = self.log.read().decode(errors="replace")
+            self.log.close()
+            assert not SANITIZER.search(log), f"ternd reported:\n{log}"
+            assert sig != signal.SIGTERM or rc == 0, f"ternd exited {rc} after SIGTERM:\n{log}"
 
     def restart(self) -> None:
         self.stop()
