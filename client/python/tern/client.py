@@ -286,26 +286,20 @@ class Subscription:
     async def _dispatch(self) -> None:
         cb = self._cb
         assert cb is not None
-        conn = self._conn
-        if self._concurrency == 1:
+        if self._concurrency == 1:  # in order, one at a time
             async for msg in self:
-                try:
-                    r = _call(cb, msg)
-                    if r is not None:
-                        await r
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # reported, never swallowed silently
-                    conn._report(e)
+                await self._invoke(cb, msg)
             return
         sem = asyncio.Semaphore(self._concurrency)
         async for msg in self:
             await sem.acquire()
-            t = conn._loop.create_task(self._handle(cb, msg, sem))
+            t = self._conn._loop.create_task(self._invoke(cb, msg, sem))
             self._handlers.add(t)
             t.add_done_callback(self._handlers.discard)
 
-    async def _handle(self, cb: MsgCallback, msg: Msg, sem: asyncio.Semaphore) -> None:
+    async def _invoke(self, cb: MsgCallback, msg: Msg,
+                      sem: asyncio.Semaphore | None = None) -> None:
+        """Runs one handler; its exception is reported, never swallowed."""
         try:
             r = _call(cb, msg)
             if r is not None:
@@ -315,7 +309,8 @@ class Subscription:
         except Exception as e:
             self._conn._report(e)
         finally:
-            sem.release()
+            if sem is not None:
+                sem.release()
 
     def __repr__(self) -> str:
         return f"<Subscription sid={self.sid} {self.pattern!r}>"
