@@ -1012,14 +1012,15 @@ class Connection:
         high-water mark (``outbound_limit``), the call waits until it drains,
         at most ``timeout`` seconds (default: the connection's
         ``publish_timeout``; None = forever), then raises
-        PublishTimeoutError. Nothing has been sent when it raises or is
-        cancelled.
+        PublishTimeoutError. A publish that raises or is cancelled while
+        waiting for room has sent nothing.
 
         ``headers``: a mapping of str to str, or (key, value) pairs;
         ``reply``: a reply topic; ``retain``: replace the topic's retained
         message (empty data deletes it); ``ttl_ms``: the retained message's
         expiry. ``ack=True`` waits for the broker's PUBACK and returns the
-        number of subscriptions the message reached (0: nobody listened);
+        number of subscriptions the message reached (0: nobody listened;
+        TernTimeoutError after ``timeout``, the message possibly delivered);
         otherwise returns None as soon as the message is queued for sending.
 
         While the client is reconnecting, the message goes to the offline
