@@ -20,10 +20,12 @@ measurement never shares its interpreter):
   --sub 0`` for ternd, with the default ``block`` policy holding it back;
   ``redis-benchmark -P 100 PUBLISH`` for redis, with the pub/sub output
   buffer limit lifted so redis does not drop the subscriber).
-- request/reply: a requester process makes --reqs sequential requests to a
+- request/reply: a requester process makes sequential requests to a
   responder process, both with the same client (redis has no request/reply:
   the responder answers on the requester's channel named in the message,
-  the usual pattern).
+  the usual pattern). The four processes stay up for the whole row and
+  tern and redis take turns of --reqs/10 requests, ten turns each per run,
+  so that the machine's load bursts (which move this row most) hit both.
 
 Each cell is the median of --runs runs, the tern and redis runs interleaved.
 Besides the rates, each client's CPU time per message (process time of the
@@ -45,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -160,19 +163,16 @@ async def tern_responder(port: int) -> None:
     await nc.close()
 
 
-async def tern_requester(port: int, n: int) -> tuple[float, float]:
+async def tern_requester(port: int) -> tuple[Any, Any]:
+    """(one request, close) for ternd."""
     import tern
     nc = await tern.connect(f"127.0.0.1:{port}")
     data = b"x" * 16
-    await nc.request("bench.req", data, timeout=30)  # warm: the inbox is live
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    for _ in range(n):
+
+    async def one() -> None:
         await nc.request("bench.req", data, timeout=30)
-    dt = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    await nc.close()
-    return n / dt, cpu / n * 1e6
+
+    return one, nc.close
 
 
 async def redis_responder(port: int) -> None:
@@ -198,7 +198,9 @@ async def redis_responder(port: int) -> None:
     t.cancel()
 
 
-async def redis_requester(port: int, n: int) -> tuple[float, float]:
+async def redis_requester(port: int) -> tuple[Any, Any]:
+    """(one request, close) for redis: PUBLISH to the service with our
+    channel in the message, then wait for the reply on it."""
     import redis.asyncio as redis
     r = redis.Redis(port=port)
     ps = r.pubsub()
@@ -217,16 +219,29 @@ async def redis_requester(port: int, n: int) -> tuple[float, float]:
             if m["type"] == "message":
                 return
 
-    await one()
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    for _ in range(n):
-        await one()
-    dt = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    await ps.close()
-    await r.close()
-    return n / dt, cpu / n * 1e6
+    async def close() -> None:
+        await ps.close()
+        await r.close()
+
+    return one, close
+
+
+async def requester(kind: str, port: int) -> None:
+    """Serves the driver: each line on stdin is a number of sequential
+    requests to make; answers "round-trips/s cpu-us-per-request"."""
+    one, close = await (tern_requester if kind == "tern" else redis_requester)(port)
+    await one()  # warm: the reply path is live
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        k = int(line)
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        for _ in range(k):
+            await one()
+        dt = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        print(f"{k / dt:.1f} {cpu / k * 1e6:.3f}", flush=True)
+    await close()
 
 
 def role_main(argv: list[str]) -> None:
@@ -239,9 +254,9 @@ def role_main(argv: list[str]) -> None:
         "tern-sub": lambda: tern_sub(p, int(rest[0]), int(rest[1]), rest[2]),
         "redis-sub": lambda: redis_sub(p, int(rest[0]), int(rest[1])),
         "tern-responder": lambda: tern_responder(p),
-        "tern-requester": lambda: tern_requester(p, int(rest[0])),
+        "tern-requester": lambda: requester("tern", p),
         "redis-responder": lambda: redis_responder(p),
-        "redis-requester": lambda: redis_requester(p, int(rest[0])),
+        "redis-requester": lambda: requester("redis", p),
     }[role]()
     r = asyncio.run(coro)
     if r is not None:
@@ -264,20 +279,58 @@ def role(*args: object) -> tuple[float, float]:
     return float(rate), float(cpu)
 
 
-def with_responder(kind: str, port: int, n: int) -> tuple[float, float]:
-    """Round trips/s, and the CPU of requester + responder per round trip."""
-    resp = subprocess.Popen([PY, __file__, "--role", f"{kind}-responder", str(port)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+class ReqPair:
+    """A responder and a requester process of one kind, kept for the whole
+    row, so that tern and redis can alternate in short turns: a burst of
+    load from the rest of the machine then hits both sides alike."""
+
+    def __init__(self, kind: str, port: int) -> None:
+        self.resp = subprocess.Popen([PY, __file__, "--role", f"{kind}-responder", str(port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.resp.stdout is not None
+        assert self.resp.stdout.readline().strip() == "ready"
+        self.req = subprocess.Popen([PY, __file__, "--role", f"{kind}-requester", str(port)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.served = 1  # the warm-up request
+
+    def turn(self, k: int) -> tuple[float, float]:
+        """k requests: (round trips/s, requester CPU us per request)."""
+        assert self.req.stdin is not None and self.req.stdout is not None
+        self.req.stdin.write(f"{k}\n")
+        self.req.stdin.flush()
+        rate, cpu = self.req.stdout.readline().split()
+        self.served += k
+        return float(rate), float(cpu)
+
+    def close(self) -> float:
+        """Ends both; the responder's CPU us per request."""
+        assert self.req.stdin is not None and self.resp.stdin is not None
+        assert self.resp.stdout is not None
+        self.req.stdin.close()
+        self.req.wait(60)
+        self.resp.stdin.close()
+        cpu = float(self.resp.stdout.readline())
+        self.resp.wait(60)
+        return cpu / self.served * 1e6
+
+
+def req_row(tport: int, rport: int, runs: int, reqs: int) -> tuple[list, list]:
+    """Each run: 10 alternating turns of reqs/10 requests per side; a run's
+    rate is its requests over its time. CPU: requester + responder."""
+    t, r = ReqPair("tern", tport), ReqPair("redis", rport)
+    tt, rr = [], []
     try:
-        assert resp.stdout is not None and resp.stdout.readline().strip() == "ready"
-        rate, cpu = role(f"{kind}-requester", port, n)
-        assert resp.stdin is not None
-        resp.stdin.close()
-        resp_cpu = float(resp.stdout.readline())
-        return rate, cpu + resp_cpu / (n + 1) * 1e6
+        for _ in range(runs):
+            k = max(1, reqs // 10)
+            ts, rs = [], []
+            for _ in range(10):
+                ts.append(t.turn(k))
+                rs.append(r.turn(k))
+            tt.append((10 * k / sum(k / x[0] for x in ts), statistics.mean(x[1] for x in ts)))
+            rr.append((10 * k / sum(k / x[0] for x in rs), statistics.mean(x[1] for x in rs)))
     finally:
-        resp.kill()
-        resp.wait()
+        tcpu, rcpu = t.close(), r.close()
+    return ([(x, c + tcpu) for x, c in tt], [(x, c + rcpu) for x, c in rr])
 
 
 def main() -> None:
@@ -332,16 +385,16 @@ def main() -> None:
                          lambda s=size: role("redis-sub", rport, a.msgs, s),
                          None))
         if "req" in a.rows:
-            rows.append(("request/reply (round trips/s)",
-                         lambda: with_responder("tern", tport, a.reqs),
-                         lambda: with_responder("redis", rport, a.reqs), None))
+            rows.append(("request/reply (round trips/s)", None, None, None))
 
         print(f"runs={a.runs} msgs={a.msgs} reqs={a.reqs}; median of each cell", file=sys.stderr)
         table = []
         for name, t_fn, r_fn, rp_fn in rows:
             t, r, rp = [], [], []
-            for _ in range(a.runs):  # interleaved, so a noisy moment hits both
-                t.append(t_fn())
+            if t_fn is None:
+                t, r = req_row(tport, rport, a.runs, a.reqs)
+            for _ in range(a.runs if t_fn is not None else 0):
+                t.append(t_fn())  # interleaved, so a noisy moment hits both
                 r.append(r_fn())
                 if rp_fn is not None:
                     rp.append(rp_fn()[0])
