@@ -376,12 +376,13 @@ class Decoder:
     without waiting for the body; so does any malformed frame.
     """
 
-    __slots__ = ("max_frame", "_buf", "_on_msg", "_on_frame", "_topics", "stopped")
+    __slots__ = ("max_frame", "_buf", "_pos", "_on_msg", "_on_frame", "_topics", "stopped")
 
     def __init__(self, on_msg: MsgHandler, on_frame: FrameHandler,
                  max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
-        self._buf = b""
+        self._buf = b""  # received bytes; the undecoded ones start at _pos
+        self._pos = 0
         self._on_msg = on_msg
         self._on_frame = on_frame
         self._topics: dict[bytes, str] = {}
@@ -389,14 +390,35 @@ class Decoder:
 
     def buffered(self) -> int:
         """Bytes received but not decoded yet."""
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
     def feed(self, data: bytes) -> None:
-        """Adds data and decodes what it can (unless stopped)."""
-        if self._buf:
-            self._buf += data
+        """Adds data and decodes what it can (unless stopped).
+
+        A read usually ends inside a frame. Rather than copying the whole
+        next read behind that unfinished frame, the frame is completed from
+        the head of the new read and decoded alone, and the rest of the read
+        is decoded where it lies."""
+        data = bytes(data)
+        buf, pos = self._buf, self._pos
+        rest = len(buf) - pos
+        if rest == 0:
+            self._buf, self._pos = data, 0
+        elif rest >= 4 and not self.stopped:
+            flen = _unpack_u32(buf, pos)[0]
+            need = 4 + flen - rest
+            if 0 < flen <= self.max_frame and 0 < need < len(data):
+                self._buf, self._pos = buf[pos:] + data[:need], 0
+                self._run()
+                if self.stopped:
+                    self._buf = self._buf[self._pos:] + data[need:]
+                    self._pos = 0
+                    return
+                self._buf, self._pos = data, need
+            else:
+                self._buf, self._pos = buf[pos:] + data, 0
         else:
-            self._buf = bytes(data)
+            self._buf, self._pos = buf[pos:] + data, 0
         if not self.stopped:
             self._run()
 
@@ -408,7 +430,7 @@ class Decoder:
     def _run(self) -> None:
         data = self._buf
         n = len(data)
-        pos = 0
+        pos = self._pos
         max_frame = self.max_frame
         on_msg = self._on_msg
         topics = self._topics
@@ -522,4 +544,4 @@ class Decoder:
                     self.stopped = True
                     break
         finally:
-            self._buf = data[pos:] if pos else data
+            self._pos = pos

@@ -166,3 +166,43 @@ def test_topics() -> None:
     for bad in ["a*", "a.>.b", ">b", "a.b*"]:
         with pytest.raises(InvalidTopicError):
             P.check_topic(bad, wildcards=True)
+
+
+def test_decoder_any_split_and_stop_resume() -> None:
+    """Random splits of a stream of MSG and control frames (frames completed
+    from the head of the next read), with a handler that stops the decoder
+    now and then: the same frames, in order."""
+    rng = random.Random(7)
+    frames = []
+    for i in range(3000):
+        if i % 5 == 0:
+            frames.append(P.PONG_FRAME)
+        else:
+            frames.append(msg_frame(i, "t.%d" % (i % 13), rng.randbytes(rng.choice([0, 5, 300, 5000]))))
+    stream = b"".join(frames)
+    want = decode_all(stream)
+    got: list[list] = []
+
+    def on_msg(*m) -> bool:
+        got.append(["MSG", *m])
+        return rng.random() < 0.05
+
+    def on_frame(f) -> bool:
+        got.append(f)
+        return rng.random() < 0.05
+
+    d = P.Decoder(on_msg, on_frame)
+    i = 0
+    while i < len(stream):
+        k = rng.choice([1, 3, 7, 100, 4096, 65536])
+        d.feed(stream[i:i + k])
+        i += k
+        while d.stopped and rng.random() < 0.7:
+            d.resume()
+    while d.stopped or d.buffered():
+        before = d.buffered()
+        d.resume()
+        if not d.stopped and d.buffered() == before:
+            break
+    assert d.buffered() == 0
+    assert got == want
