@@ -16,7 +16,9 @@ $SUDO apt-get update -qq
 # the libFuzzer targets (scripts/test.sh). help2man makes the manual pages
 # from the programs' --help (cmake/man.cmake). systemd (systemd-analyze) and
 # python3-yaml check the unit and the manifests in deploy/ (the ctest entry
-# deploy_manifests); nothing is started by them.
+# deploy_manifests); nothing is started by them. python3-msgpack is the Python
+# client's one dependency; pytest and pytest-asyncio run its tests
+# (client/python; redis for its benchmark is installed by its bench script).
 BUILD_ONLY="cmake make gcc libc6-dev pkg-config libuv1-dev libmsgpack-dev
   libinih-dev libhttp-parser-dev libsodium-dev"
 if [ "${1:-}" = "--build" ]; then
@@ -29,5 +31,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
   libuv1-dev libmsgpack-dev libcriterion-dev \
   libinih-dev libhttp-parser-dev libsodium-dev \
-  valgrind clang libclang-rt-14-dev help2man systemd python3-yaml >/dev/null
+  valgrind clang libclang-rt-14-dev help2man systemd python3-yaml \
+  python3-msgpack python3-pytest python3-pytest-asyncio >/dev/null
 echo "install-deps: done"
