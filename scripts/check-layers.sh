@@ -1,0 +1,147 @@
+#!/bin/bash
+# The broker's layering, checked from its #include lines (broker/README.md
+# draws it). Each file's layer is the folder it lives in under broker/; a
+# module is a .c file and its .h together. Fails when a module includes
+# one of a higher layer (an upward include) or when includes close a
+# cycle between modules (even within one layer).
+#
+#   scripts/check-layers.sh [--list] [ROOT]
+#
+# --list prints every include edge with the layers it joins. Exit 0 when
+# the broker is layered, 1 when not, 2 on a usage error.
+set -euo pipefail
+list=0
+if [ "${1:-}" = "--list" ]; then
+  list=1
+  shift
+fi
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+[ -d "$root/broker" ] || { echo "check-layers: no broker/ under $root" >&2; exit 2; }
+exec /usr/bin/python3 - "$root" "$list" <<'PY'
+import os, re, sys
+
+root, show = sys.argv[1], sys.argv[2] == "1"
+broker = os.path.join(root, "broker")
+
+# Bottom to top. A module may include modules of its own layer or below.
+# The delivery core and the transport sit side by side: neither names the
+# other.
+LAYERS = {
+    "base": 0,       # logging, lists, the memory limit: used by everyone
+    "data": 1,       # subject index, hash table, bodies, buffers, queues
+    "delivery": 2,   # interest, routing, pending accounting, policies
+    "transport": 2,  # a connection's bytes in and out, timers, close
+    "session": 3,    # the client protocol's frame handlers, logins
+    "server": 4,     # listeners, workers, config, signals, HTTP, $SYS
+}
+# Files still in the flat broker/src/ (before the folders): their layer by
+# name, so the check can measure a tree that has not moved yet.
+FLAT = {
+    "log": "base", "list": "base", "memlimit": "base",
+    "hashmap": "data", "sublist": "data", "sublist_set": "data",
+    "msgbuf": "data", "readbuf": "data", "retained": "data",
+    "outq": "data", "outq_chunk": "data",
+    "sub": "delivery", "router": "delivery", "pending_gate": "delivery",
+    "conn": "session", "conn_auth": "session", "auth": "session",
+    "server": "server", "main": "server", "config": "server",
+    "config_file": "server", "http": "server", "metrics": "server",
+    "ops": "server", "sysevents": "server", "sdnotify": "server",
+    "fdlimit": "server",
+}
+
+files = []
+for d, _, names in os.walk(broker):
+    for n in names:
+        if n.endswith((".c", ".h")):
+            files.append(os.path.join(d, n))
+files.sort()
+
+def module(path):
+    return os.path.splitext(os.path.relpath(path, broker))[0]
+
+def layer(path):
+    rel = os.path.relpath(path, broker).split(os.sep)
+    if len(rel) > 1 and rel[0] in LAYERS:
+        return rel[0]
+    if len(rel) > 1 and rel[0] == "src":
+        name = os.path.splitext(rel[-1])[0]
+        if name in FLAT:
+            return FLAT[name]
+    return None
+
+bad = 0
+for f in files:
+    if layer(f) is None:
+        print(f"check-layers: {os.path.relpath(f, root)} is in no layer "
+              f"(folders: {', '.join(LAYERS)})")
+        bad = 1
+
+inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+search = [broker] + [os.path.join(broker, l) for l in LAYERS] + \
+         [os.path.join(broker, "src")]
+
+def resolve(src, name):
+    for d in [os.path.dirname(src)] + search:
+        p = os.path.normpath(os.path.join(d, name))
+        if os.path.isfile(p) and p.startswith(broker + os.sep):
+            return p
+    return None  # tern_proto and system headers: below every layer
+
+edges = {}  # (from module, to module) -> an example "file: include"
+for f in files:
+    with open(f, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            m = inc.match(line)
+            if not m:
+                continue
+            t = resolve(f, m.group(1))
+            if t is None or module(t) == module(f):
+                continue
+            edges.setdefault((module(f), module(t)),
+                             (f, t, f"{os.path.relpath(f, broker)}: {m.group(1)}"))
+
+up = []
+for (a, b), (fa, fb, where) in sorted(edges.items()):
+    la, lb = layer(fa), layer(fb)
+    if show:
+        print(f"  {a} ({la}) -> {b} ({lb})")
+    if la and lb and LAYERS[la] < LAYERS[lb]:
+        up.append(f"  up: {where}  ({la} -> {lb})")
+
+# Cycles: strongly connected components of more than one module (Tarjan).
+graph = {}
+for a, b in edges:
+    graph.setdefault(a, set()).add(b)
+    graph.setdefault(b, set())
+index, low, stack, on, sccs = {}, {}, [], set(), []
+def strong(v):
+    index[v] = low[v] = len(index)
+    stack.append(v); on.add(v)
+    for w in sorted(graph[v]):
+        if w not in index:
+            strong(w); low[v] = min(low[v], low[w])
+        elif w in on:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        comp = []
+        while True:
+            w = stack.pop(); on.discard(w); comp.append(w)
+            if w == v:
+                break
+        if len(comp) > 1:
+            sccs.append(sorted(comp))
+sys.setrecursionlimit(10000)
+for v in sorted(graph):
+    if v not in index:
+        strong(v)
+
+for line in up:
+    print(line)
+for c in sccs:
+    print(f"  cycle of {len(c)}: {' '.join(c)}")
+print(f"check-layers: {len(edges)} include edges between {len(graph)} modules, "
+      f"{len(up)} upward, {len(sccs)} cycle(s) "
+      f"({sum(len(c) for c in sccs)} modules in them)")
+if up or sccs or bad:
+    sys.exit(1)
+PY
