@@ -37,7 +37,7 @@ LAYERS = {
 # Files still in the flat broker/src/ (before the folders): their layer by
 # name, so the check can measure a tree that has not moved yet.
 FLAT = {
-    "log": "base", "list": "base", "memlimit": "base",
+    "log": "base", "list": "base", "memlimit": "base", "errors": "base",
     "hashmap": "data", "sublist": "data", "sublist_set": "data",
     "msgbuf": "data", "readbuf": "data", "retained": "data",
     "outq": "data", "outq_chunk": "data",

@@ -265,9 +265,9 @@ int retained_put(retained_t *r, const char *topic, size_t tlen, msgbuf_t *body,
   uint64_t old = n && n->body ? n->body->bytes.len : 0;
   int rc = 0;
   if (old == 0 && r->max_topics > 0 && r->topics >= r->max_topics)
-    rc = RETAINED_ETOPICS;
+    rc = TERND_ERETAINED_TOPICS;
   else if (r->max_bytes > 0 && r->bytes - old + body->bytes.len > r->max_bytes)
-    rc = RETAINED_EBYTES;
+    rc = TERND_ERETAINED_BYTES;
   else if (n == NULL && (n = find(r, topic, tlen, true)) == NULL)
     rc = TP_ENOMEM;
   if (rc != 0) {

@@ -25,12 +25,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "errors.h"
 #include "msgbuf.h"
 
 typedef struct retained retained_t;
-
-/* retained_put's refusals (0 is success). */
-enum { RETAINED_ETOPICS = -1001, RETAINED_EBYTES = -1002 };
 
 /*
  * A store whose expiry timer is `timer` (initialised by the caller, which
@@ -45,7 +43,7 @@ void retained_destroy(retained_t *r);
 /*
  * Sets topic's retained message to body (takes the caller's reference
  * whatever the result), expiring after ttl_ms (0: never). body NULL deletes
- * it. 0, RETAINED_ETOPICS, RETAINED_EBYTES or TP_ENOMEM.
+ * it. 0, TERND_ERETAINED_TOPICS, TERND_ERETAINED_BYTES or TP_ENOMEM.
  */
 int retained_put(retained_t *r, const char *topic, size_t tlen, msgbuf_t *body,
                  uint64_t ttl_ms);

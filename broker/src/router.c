@@ -366,10 +366,10 @@ int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
   switch (rc) {
   case 0:
     return 0;
-  case RETAINED_ETOPICS:
+  case TERND_ERETAINED_TOPICS:
     *msg = "retained store full: too many retained topics";
     return TP_WIRE_PAYLOAD_TOO_LARGE;
-  case RETAINED_EBYTES:
+  case TERND_ERETAINED_BYTES:
     *msg = "retained store full: too many retained bytes";
     return TP_WIRE_PAYLOAD_TOO_LARGE;
   default:

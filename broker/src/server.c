@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "errors.h"
 #include "http.h"
 #include "log.h"
 #include "ops.h"
@@ -165,7 +166,7 @@ static void on_accept(fd_acceptor_t *a, int fd) {
   }
   int rc = conn_accept(srv, fd);
   if (rc != 0)
-    LOG(LOG_WARN, "accept: %s", rc < -100 ? uv_strerror(rc) : tp_strerror(rc));
+    LOG(LOG_WARN, "accept: %s", ternd_strerror(rc));
 }
 
 /*
