@@ -8,7 +8,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "errors.h"
+#include "base/errors.h"
 #include "tern_proto/errors.h"
 
 static const int uv_codes[] = {

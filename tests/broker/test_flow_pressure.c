@@ -1,6 +1,6 @@
 /*
  * Memory pressure falls on those who hold the memory (issue 13.1,
- * broker/src/pending_gate.h): with a small max_pending_total, subscribers
+ * broker/delivery/pending_gate.h): with a small max_pending_total, subscribers
  * that stop reading fill it, and
  *   - loss-accepting ones (drop_newest, drop_oldest) lose messages early,
  *     each gap announced by DROPPED exactly where it is, counts exact;

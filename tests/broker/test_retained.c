@@ -1,5 +1,5 @@
 /*
- * Unit tests of the retained store (broker/src/retained.c): a wildcard
+ * Unit tests of the retained store (broker/data/retained.c): a wildcard
  * match walks only the branches that can match, replace and delete keep
  * the counts right, and ttl expiry runs from one timer on the loop.
  */
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "msgbuf.h"
-#include "retained.h"
+#include "data/msgbuf.h"
+#include "data/retained.h"
 
 static uv_loop_t loop;
 static uv_timer_t timer;

@@ -1,0 +1,192 @@
+/*
+ * A subscription: its identity (connection, sid, pattern, queue group),
+ * its bounded pending queue and the policy applied when that is full.
+ *
+ * The pending queue is not a separate buffer: a subscription's pending
+ * messages are entries in its connection's output queue (outq.h), linked a
+ * second time into the subscription's own list, oldest first. So the
+ * connection writes everything in order while the subscription still knows
+ * its own messages (to count them against its limits, and to drop the
+ * oldest). "Pending" ends when the bytes reach the kernel.
+ *
+ * Small MSGs of subscriptions that never evict (every policy but
+ * drop_oldest) are copied into the connection's chunks instead
+ * (outq_chunk.h) and are not in that list: they are counted in the same
+ * pending_msgs / pending_bytes, and credited by run when their chunk is
+ * released.
+ *
+ * Blocking: a publisher that fills a `block` subscription is recorded as a
+ * waiter; once the queue drains to half its limits (or the subscription
+ * goes away) every waiter is released and resumes reading.
+ */
+#ifndef TERND_SUB_H
+#define TERND_SUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/list.h"
+#include "tern_proto/frame.h"
+
+struct conn;
+struct outq_entry;
+struct server;
+
+typedef struct sub {
+  struct conn *conn; /* owner */
+  uint64_t sid;
+  uint8_t sid_key[8]; /* the key in the connection's sid map */
+  char *pattern;      /* NUL-terminated, in this struct's block */
+  size_t plen;
+  char *queue; /* in this struct's block, or NULL for a plain one */
+  size_t qlen;
+
+  /* Limits and policy. */
+  uint64_t max_msgs;
+  uint64_t max_bytes;
+  int policy; /* tp_overflow, never UNSET */
+
+  /* The pending queue: outq entries via sub_link, oldest first. Entries go
+   * in flight in queue order and leave from the front, so the list is
+   * [in flight...][queued...]; first_queued is the first queued one (NULL:
+   * none), which drop_oldest evicts without walking past the others (a
+   * subscriber that stops reading keeps a whole write of them in flight). */
+  list_node_t pending;
+  struct outq_entry *first_queued;
+  uint64_t pending_msgs;
+  uint64_t pending_bytes;
+  /* Of those, handed to uv_write: drop_oldest cannot evict them. */
+  uint64_t inflight_msgs;
+  uint64_t inflight_bytes;
+  /* Runs in the connection's chunks that point here (sub_destroy detaches
+   * them). */
+  uint64_t chunk_runs;
+
+  /* UNSUB max_msgs: ends once `delivered` reaches it (0: never). */
+  uint64_t unsub_at;
+  bool ending; /* reached unsub_at; removed after the fan-out */
+
+  /* Publishers blocked on this subscription. */
+  struct conn **waiters;
+  size_t nwaiters, waiters_cap;
+  uint64_t blocked_since;   /* loop time (ms) the first waiter came */
+  list_node_t stalled_link; /* in the server's list while it has waiters */
+
+  /* Counters. */
+  uint64_t delivered; /* queued for the subscriber */
+  uint64_t dropped;   /* discarded by drop_oldest / drop_newest */
+  uint64_t dropped_unreported;
+  /* drop_oldest: the DROPPED notice queued where the current gap is (just
+   * before the oldest queued MSG when it was made) and not sent yet, and
+   * its count; later evictions add to it. NULL when none. */
+  struct outq_entry *gap_notice;
+  uint64_t gap_notice_count;
+  uint64_t times_blocked;
+} sub_t;
+
+/*
+ * A subscription of conn for the decoded SUB, with limits taken from the
+ * SUB options and capped by the server's. Not yet in any index.
+ * NULL when out of memory.
+ */
+sub_t *sub_create(struct conn *conn, const tp_sub_t *req, uint64_t max_msgs_cap,
+                  uint64_t max_bytes_cap);
+/*
+ * Frees the subscription. Its pending entries stay in the connection's
+ * queue (they are still sent) but stop counting against it; blocked
+ * publishers are released. It must already be out of the subject index and
+ * the connection's sid map.
+ */
+void sub_destroy(sub_t *s);
+
+/* True when one more message of `bytes` would exceed a limit. An empty
+ * queue always takes a message, however large. */
+static inline bool sub_would_overflow(const sub_t *s, uint64_t bytes) {
+  if (s->pending_msgs == 0)
+    return false;
+  return s->pending_msgs + 1 > s->max_msgs ||
+         s->pending_bytes + bytes > s->max_bytes;
+}
+/*
+ * drop_oldest's test: the limits apply to the messages it can still evict,
+ * those not yet handed to uv_write, so the newest max_msgs always survive.
+ * What is in flight on top is bounded by one write per connection
+ * (SERVER_WRITE_CAP_PER_TURN plus one frame).
+ */
+static inline bool sub_would_overflow_queued(const sub_t *s, uint64_t bytes) {
+  uint64_t msgs = s->pending_msgs - s->inflight_msgs;
+  if (msgs == 0)
+    return false;
+  return msgs + 1 > s->max_msgs ||
+         s->pending_bytes - s->inflight_bytes + bytes > s->max_bytes;
+}
+/* True when the queue is at or above a limit. */
+static inline bool sub_is_full(const sub_t *s) {
+  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes;
+}
+
+/*
+ * The same three tests under memory pressure (pending_gate.h): the byte
+ * limit is also the server's budget for every subscription right now
+ * (UINT64_MAX without pressure, so these are then the tests above). One
+ * more comparison each rather than a min(): this is the fan-out's path.
+ */
+static inline bool sub_over_budget(const sub_t *s, uint64_t bytes,
+                                   uint64_t budget) {
+  if (s->pending_msgs == 0)
+    return false;
+  uint64_t after = s->pending_bytes + bytes;
+  return s->pending_msgs + 1 > s->max_msgs || after > s->max_bytes ||
+         after > budget;
+}
+static inline bool sub_over_budget_queued(const sub_t *s, uint64_t bytes,
+                                          uint64_t budget) {
+  uint64_t msgs = s->pending_msgs - s->inflight_msgs;
+  if (msgs == 0)
+    return false;
+  uint64_t after = s->pending_bytes - s->inflight_bytes + bytes;
+  return msgs + 1 > s->max_msgs || after > s->max_bytes || after > budget;
+}
+static inline bool sub_full_budget(const sub_t *s, uint64_t budget) {
+  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes ||
+         s->pending_bytes >= budget;
+}
+
+/* Accounts a newly queued entry to s. */
+void sub_entry_queued(sub_t *s, struct outq_entry *e);
+/* Called by the output queue when an entry of s is written or dropped. */
+void sub_entry_released(sub_t *s, struct outq_entry *e, bool written);
+/* A MSG of `bytes` appended to a chunk run of s; new_run: it opened the
+ * run. */
+static inline void sub_run_msg_queued(sub_t *s, uint64_t bytes, bool new_run) {
+  s->chunk_runs += new_run;
+  s->pending_msgs++;
+  s->pending_bytes += bytes;
+}
+/* Called when a chunk holding a run of s (msgs MSGs, bytes bytes) is
+ * released: written, dropped or cleared. */
+void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes);
+/* From the output queue: e went in flight or was released; if it is s's
+ * open gap notice, its count is final and the next gap gets a new one. */
+static inline void sub_notice_sealed(sub_t *s, struct outq_entry *e) {
+  if (s->gap_notice == e) {
+    s->gap_notice = NULL;
+    s->gap_notice_count = 0;
+  }
+}
+/* The oldest pending entry that is not in flight, or NULL. */
+static inline struct outq_entry *sub_oldest_droppable(const sub_t *s) {
+  return s->first_queued;
+}
+/* The entry after e in s's pending list, or NULL. */
+struct outq_entry *sub_next_pending(const sub_t *s, struct outq_entry *e);
+
+/* Records publisher as blocked on s (once). 0 or TP_ENOMEM. */
+int sub_add_waiter(sub_t *s, struct conn *publisher);
+/* Forgets publisher (it is closing). */
+void sub_remove_waiter(sub_t *s, struct conn *publisher);
+/* Releases every waiter: each resumes once nothing else blocks it. */
+void sub_release_waiters(sub_t *s);
+
+#endif

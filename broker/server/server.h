@@ -1,0 +1,141 @@
+/*
+ * The server: one libuv loop, the listener, the registry of connections,
+ * the subject index, the shared pools, and the "before sleep" hook.
+ *
+ * The before-sleep hook (a uv_prepare_t, run once per loop turn before
+ * libuv polls) is where deferred work happens, in this order: connections
+ * released from backpressure resume reading their buffered frames; closing
+ * connections tear down their subscriptions; every connection with queued
+ * output gets one gathered write. Doing this outside the read callbacks
+ * batches the writes of a whole turn and keeps frees out of fan-out loops.
+ *
+ * This struct is shared by the broker's modules (conn, router, sub); it is
+ * not a public API.
+ */
+#ifndef TERND_SERVER_H
+#define TERND_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/list.h"
+#include "data/msgbuf.h"
+#include "data/outq.h"
+#include "data/readbuf.h"
+#include "data/retained.h"
+#include "data/sublist.h"
+#include "delivery/pending_gate.h"
+#include "server/config.h"
+#include "server/fdlimit.h"
+#include "tern_proto/buf.h"
+
+/* Bytes one connection may write per loop turn, so none starves others. */
+#define SERVER_WRITE_CAP_PER_TURN (1024u * 1024u)
+/* The largest frame accepted before CONNECT: HELLO's answer is a CONNECT
+ * of a few hundred bytes (credentials, a name), so 16 KiB is ample, and
+ * 10,000 unauthenticated connections hold at most 160 MiB of frames
+ * instead of 10 GiB. A larger frame is refused with ERR 5. */
+#define SERVER_PRECONNECT_FRAME_MAX (16u * 1024u)
+
+typedef struct server_stats {
+  uint64_t conns_accepted;
+  uint64_t conns_refused;      /* ERR 11: max_connections */
+  uint64_t conns_refused_fd;   /* ERR 11: out of file descriptors */
+  uint64_t msgs_in, bytes_in;  /* PUBs routed, their payload bytes */
+  uint64_t msgs_out;           /* MSGs queued to subscriptions */
+  uint64_t msgs_dropped;       /* by drop_oldest / drop_newest */
+  uint64_t slow_consumers;     /* closed with ERR 6 */
+  uint64_t stale_conns;        /* closed with ERR 12 */
+  uint64_t publisher_blocks;   /* times a publisher stopped reading */
+  uint64_t drops_by_policy[8]; /* msgs_dropped by tp_overflow policy */
+  uint64_t inbound_refused;    /* ERR 5: max_inbound_total */
+  uint64_t frame_timeouts;     /* ERR 12: frame_timeout_ms */
+} server_stats_t;
+
+/* Operations counters (monitoring, auth), apart from the routing ones. */
+typedef struct server_ops_stats {
+  uint64_t auth_failures;    /* CONNECTs refused with ERR 2 */
+  uint64_t perm_denials;     /* PUB/SUB refused with ERR 3 */
+  uint64_t perm_denials_sub; /* of which SUBs */
+  uint64_t resp_allowed;     /* PUBs allowed only by allow_responses */
+  uint64_t closed_bytes_out; /* bytes written by connections now gone */
+  uint64_t closed_msgs_out;
+} server_ops_stats_t;
+
+typedef struct server {
+  uv_loop_t *loop;
+  config_t cfg;
+  char server_id[24];
+  char server_name[32]; /* "ternd/X.Y.Z" */
+  msgbuf_t *hello;      /* the HELLO frame, shared by every connection */
+
+  fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
+  uv_prepare_t before_sleep;
+  uv_idle_t spin; /* keeps the loop from sleeping while work is left */
+  uv_timer_t stall_timer;
+  uv_timer_t retained_timer; /* expiry of retained messages */
+  uv_signal_t sigint, sigterm;
+  bool listening;
+  bool shutting_down;
+  int handles_open;
+
+  sublist_t *index;
+  msgbuf_pool_t *bufs;
+  outq_pool_t *entries;
+  rx_shared_t rx;       /* the read buffer all connections share */
+  pending_gate_t gate;  /* max_pending_total and memory pressure */
+  uint64_t write_cap;   /* bytes per connection this turn (gate) */
+  retained_t *retained; /* last-value cache per topic */
+
+  list_node_t conns;        /* every connection */
+  list_node_t flush_list;   /* connections with output to write */
+  list_node_t close_list;   /* connections waiting for teardown */
+  list_node_t resume_list;  /* publishers to resume */
+  list_node_t stalled_subs; /* subscriptions with blocked publishers */
+  list_node_t partial_list; /* connections with an unfinished frame */
+  size_t nconns;            /* in the registry */
+  size_t nlive;             /* HANDSHAKE or ACTIVE */
+  uint64_t next_conn_id;
+  /* Connections (open or closing) that the open-file limit leaves room
+   * for beside the monitoring port; 0 = no limit known. */
+  size_t fd_budget;
+  tp_buf_t err_no_fd; /* the encoded ERR 11 sent when it is reached */
+
+  /* Scratch space reused on every turn. */
+  tp_buf_t scratch;   /* encoding small control frames */
+  struct sub **ended; /* subscriptions that reached UNSUB max_msgs */
+  size_t nended, ended_cap;
+
+  server_stats_t stats;
+
+  /* Operations: monitoring, reload, auth, $SYS (ops.h). */
+  int argc; /* the command line, read again on SIGHUP */
+  char **argv;
+  uint64_t started_ms; /* uv_now at init */
+  int64_t started_unix;
+  int http_port_bound; /* 0: monitoring off */
+  struct http_server *http;
+  struct sysevents *sys;
+  uv_signal_t sighup;
+  server_ops_stats_t ops;
+  struct auth_verifier *auth; /* made at the first login (conn_auth.c) */
+} server_t;
+
+/* Sets up the loop and everything on it (not listening yet). */
+int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg);
+/* Binds and listens; logs and returns a libuv error on failure (the
+ * caller reports it). Writes the port to cfg.ready_fd when set. */
+int server_listen(server_t *srv);
+/* Starts the graceful shutdown (also what SIGINT/SIGTERM do). */
+void server_shutdown(server_t *srv);
+/* Encodes HELLO again (auth_required changed on reload). 0 or TP_ENOMEM. */
+int server_hello_update(server_t *srv);
+/* After uv_run returned: frees what server_init made. */
+void server_free(server_t *srv);
+
+struct conn;
+/* For conn.c: c's last handle closed; it leaves the registry. */
+void server_conn_closed(server_t *srv, struct conn *c);
+
+#endif
