@@ -7,8 +7,6 @@
 #include <string.h>
 
 #include "data/outq.h"
-#include "server/server.h"
-#include "session/conn.h"
 #include "tern_proto/errors.h"
 
 /* A limit from the SUB options: 0 means the server default, and the
@@ -21,7 +19,8 @@ static uint64_t capped(uint64_t asked, uint64_t cap) {
  * The pattern and the queue name live in the same block as the struct:
  * one allocation per subscription instead of two or three.
  */
-sub_t *sub_create(conn_t *conn, const tp_sub_t *req, uint64_t max_msgs_cap,
+sub_t *sub_create(struct conn *conn, outq_t *out, const sub_env_t *env,
+                  const tp_sub_t *req, uint64_t max_msgs_cap,
                   uint64_t max_bytes_cap) {
   size_t plen = req->pattern.len;
   size_t qlen = req->queue.ptr != NULL ? req->queue.len : 0;
@@ -29,6 +28,8 @@ sub_t *sub_create(conn_t *conn, const tp_sub_t *req, uint64_t max_msgs_cap,
   if (s == NULL)
     return NULL;
   s->conn = conn;
+  s->out = out;
+  s->env = env;
   s->sid = req->sid;
   for (int i = 0; i < 8; i++)
     s->sid_key[i] = (uint8_t)(req->sid >> (8 * i));
@@ -58,7 +59,7 @@ void sub_destroy(sub_t *s) {
     list_remove(n);
   }
   if (s->chunk_runs > 0)
-    outq_detach_sub(&s->conn->out, s);
+    outq_detach_sub(s->out, s);
   if (s->gap_notice != NULL) /* still sent, as a plain control frame */
     s->gap_notice->sub = NULL;
   sub_release_waiters(s);
@@ -110,32 +111,31 @@ outq_entry_t *sub_next_pending(const sub_t *s, outq_entry_t *e) {
   return n == &s->pending ? NULL : LIST_ENTRY(n, outq_entry_t, sub_link);
 }
 
-int sub_add_waiter(sub_t *s, conn_t *publisher) {
+int sub_add_waiter(sub_t *s, struct conn *publisher) {
   for (size_t i = 0; i < s->nwaiters; i++) {
     if (s->waiters[i] == publisher)
       return 0;
   }
   if (s->nwaiters == s->waiters_cap) {
     size_t cap = s->waiters_cap ? s->waiters_cap * 2 : 4;
-    conn_t **w = realloc(s->waiters, cap * sizeof *w);
+    struct conn **w = realloc(s->waiters, cap * sizeof *w);
     if (w == NULL)
       return TP_ENOMEM;
     s->waiters = w;
     s->waiters_cap = cap;
   }
-  if (conn_block_on(publisher, s) != 0)
+  if (s->env->block(publisher, s) != 0)
     return TP_ENOMEM;
   s->waiters[s->nwaiters++] = publisher;
   if (s->nwaiters == 1) {
     s->times_blocked++;
-    server_t *srv = s->conn->srv;
-    s->blocked_since = uv_now(srv->loop);
-    list_insert_tail(&srv->stalled_subs, &s->stalled_link);
+    s->blocked_since = uv_now(s->env->loop);
+    list_insert_tail(s->env->stalled, &s->stalled_link);
   }
   return 0;
 }
 
-void sub_remove_waiter(sub_t *s, conn_t *publisher) {
+void sub_remove_waiter(sub_t *s, struct conn *publisher) {
   for (size_t i = 0; i < s->nwaiters; i++) {
     if (s->waiters[i] == publisher) {
       s->waiters[i] = s->waiters[--s->nwaiters];
@@ -147,9 +147,9 @@ void sub_remove_waiter(sub_t *s, conn_t *publisher) {
 }
 
 void sub_release_waiters(sub_t *s) {
-  /* conn_unblock only schedules the resume, so the array is stable. */
+  /* unblock only schedules the resume, so the array is stable. */
   for (size_t i = 0; i < s->nwaiters; i++)
-    conn_unblock(s->waiters[i], s);
+    s->env->unblock(s->waiters[i], s);
   s->nwaiters = 0;
   list_remove(&s->stalled_link);
 }

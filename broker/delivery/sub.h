@@ -26,15 +26,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "base/list.h"
 #include "tern_proto/frame.h"
 
 struct conn;
+struct outq;
 struct outq_entry;
-struct server;
+struct sub;
+
+/*
+ * What subscriptions need from around them, given once per event loop by
+ * the layer that makes them (the session): the loop's clock, the list of
+ * subscriptions with blocked publishers (closed after stall_timeout by the
+ * server), and how a publisher is told that it waits on a subscription or
+ * no longer does. The delivery core calls these; it does not name them.
+ */
+typedef struct sub_env {
+  uv_loop_t *loop;
+  list_node_t *stalled;
+  /* publisher now waits on s (it stops reading after the frame it is
+   * handling). 0 or TP_ENOMEM. */
+  int (*block)(struct conn *publisher, struct sub *s);
+  /* s no longer holds publisher back (it resumes when nothing does). */
+  void (*unblock)(struct conn *publisher, struct sub *s);
+} sub_env_t;
 
 typedef struct sub {
-  struct conn *conn; /* owner */
+  struct conn *conn;    /* owner */
+  struct outq *out;     /* the owner's output queue */
+  const sub_env_t *env; /* the owner's event loop */
   uint64_t sid;
   uint8_t sid_key[8]; /* the key in the connection's sid map */
   char *pattern;      /* NUL-terminated, in this struct's block */
@@ -71,7 +93,7 @@ typedef struct sub {
   struct conn **waiters;
   size_t nwaiters, waiters_cap;
   uint64_t blocked_since;   /* loop time (ms) the first waiter came */
-  list_node_t stalled_link; /* in the server's list while it has waiters */
+  list_node_t stalled_link; /* in env->stalled while it has waiters */
 
   /* Counters. */
   uint64_t delivered; /* queued for the subscriber */
@@ -90,7 +112,8 @@ typedef struct sub {
  * SUB options and capped by the server's. Not yet in any index.
  * NULL when out of memory.
  */
-sub_t *sub_create(struct conn *conn, const tp_sub_t *req, uint64_t max_msgs_cap,
+sub_t *sub_create(struct conn *conn, struct outq *out, const sub_env_t *env,
+                  const tp_sub_t *req, uint64_t max_msgs_cap,
                   uint64_t max_bytes_cap);
 /*
  * Frees the subscription. Its pending entries stay in the connection's

@@ -14,6 +14,7 @@
 #include "server/http.h"
 #include "server/ops.h"
 #include "server/sdnotify.h"
+#include "server/sysevents.h"
 #include "session/auth.h"
 #include "session/conn.h"
 #include "tern_proto/errors.h"
@@ -308,6 +309,14 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   list_init(&srv->close_list);
   list_init(&srv->resume_list);
   list_init(&srv->stalled_subs);
+  srv->sub_env = (sub_env_t){.loop = loop,
+                             .stalled = &srv->stalled_subs,
+                             .block = conn_block_on,
+                             .unblock = conn_unblock};
+  srv->conn_events = (conn_events_t){.connected = sysevents_connect,
+                                     .disconnected = sysevents_disconnect,
+                                     .slow_consumer = sysevents_slow_consumer,
+                                     .auth_failure = sysevents_auth_failure};
   list_init(&srv->partial_list);
   tp_buf_init(&srv->scratch);
   pending_gate_init(&srv->gate, cfg->max_pending_total);

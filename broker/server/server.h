@@ -26,8 +26,10 @@
 #include "data/retained.h"
 #include "data/sublist.h"
 #include "delivery/pending_gate.h"
+#include "delivery/sub.h"
 #include "server/config.h"
 #include "server/fdlimit.h"
+#include "session/conn.h"
 #include "tern_proto/buf.h"
 
 /* Bytes one connection may write per loop turn, so none starves others. */
@@ -93,6 +95,8 @@ typedef struct server {
   list_node_t close_list;   /* connections waiting for teardown */
   list_node_t resume_list;  /* publishers to resume */
   list_node_t stalled_subs; /* subscriptions with blocked publishers */
+  sub_env_t sub_env;        /* this loop, for its subscriptions (sub.h) */
+  conn_events_t conn_events; /* $SYS advisories (sysevents.h) */
   list_node_t partial_list; /* connections with an unfinished frame */
   size_t nconns;            /* in the registry */
   size_t nlive;             /* HANDSHAKE or ACTIVE */

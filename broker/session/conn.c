@@ -15,7 +15,6 @@
 #include "base/log.h"
 #include "delivery/router.h"
 #include "server/server.h"
-#include "server/sysevents.h"
 #include "session/conn_auth.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
@@ -202,7 +201,7 @@ void conn_fail(conn_t *c, int code, const char *msg) {
   LOG(LOG_DEBUG, "conn %llu (%s): closing with ERR %d: %s",
       (unsigned long long)c->id, c->addr, code, msg);
   if (code == TP_WIRE_SLOW_CONSUMER)
-    sysevents_slow_consumer(c->srv, c);
+    CONN_EVENT(c->srv, slow_consumer, c);
   /* What was not written yet will never be: only the ERR goes out. */
   outq_drop_queued_msgs(&c->out);
   if (code > 0)
@@ -312,7 +311,7 @@ static void close_handles(conn_t *c) {
   c->srv->ops.closed_bytes_out += c->out.bytes_written;
   c->srv->ops.closed_msgs_out += c->out.msgs_written;
   if (c->was_active)
-    sysevents_disconnect(c->srv, c);
+    CONN_EVENT(c->srv, disconnected, c);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -457,7 +456,7 @@ void conn_connected(conn_t *c) {
   LOG_CONN(LOG_INFO, c->id, c->addr, c->name, "connected%s%s",
            c->auth_user ? " as " : "", log_field(c->auth_user));
   c->was_active = true;
-  sysevents_connect(c->srv, c);
+  CONN_EVENT(c->srv, connected, c);
 }
 
 static void handle_pub(conn_t *c, const tp_pub_t *pub) {
@@ -529,8 +528,8 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
                   "too many subscriptions: max_pattern_bytes reached");
     return;
   }
-  sub_t *s =
-      sub_create(c, req, srv->cfg.max_pending_msgs, srv->cfg.max_pending_bytes);
+  sub_t *s = sub_create(c, &c->out, &srv->sub_env, req,
+                        srv->cfg.max_pending_msgs, srv->cfg.max_pending_bytes);
   if (s == NULL) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;

@@ -27,6 +27,27 @@
 #include "delivery/sub.h"
 
 struct server;
+struct conn;
+
+/*
+ * What connections report as they go, for the layer above to act on (the
+ * server publishes them as $SYS advisories). Registered in the server
+ * (server_t.conn_events); the session calls them and does not name their
+ * owner. Each may be NULL.
+ */
+typedef struct conn_events {
+  void (*connected)(struct server *srv, struct conn *c);
+  void (*disconnected)(struct server *srv, struct conn *c);
+  void (*slow_consumer)(struct server *srv, struct conn *c);
+  void (*auth_failure)(struct server *srv, struct conn *c);
+} conn_events_t;
+
+/* Calls events->name(srv, c) when it is set. */
+#define CONN_EVENT(srv, name, c)                                               \
+  do {                                                                         \
+    if ((srv)->conn_events.name != NULL)                                       \
+      (srv)->conn_events.name((srv), (c));                                     \
+  } while (0)
 
 typedef enum conn_state {
   CONN_HANDSHAKE, /* HELLO sent, waiting for CONNECT */

@@ -13,7 +13,6 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "data/hashmap.h"
-#include "server/sysevents.h"
 #include "tern_proto/errors.h"
 
 /* Denials logged per connection: one line per this many milliseconds. */
@@ -206,7 +205,7 @@ static void refuse(conn_t *c, int code, const char *why, bool quiet) {
            "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
            log_field(c->auth_user), why);
   if (!quiet)
-    sysevents_auth_failure(srv, c);
+    CONN_EVENT(srv, auth_failure, c);
   conn_fail(c, code, code == TP_WIRE_AUTH ? "authentication failed" : why);
 }
 
