@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/outq_chunk.h"
-#include "delivery/sub.h"
+#include "data/pending.h"
 #include "tern_proto/errors.h"
 
 /* Buffers per writev: two per entry (head, body). */
@@ -88,15 +87,15 @@ static void set_inflight(outq_entry_t *e, bool on) {
     outq_chunk_set_inflight(outq_chunk_of(e), on);
   } else if (e->is_notice) {
     /* Its count is final from now on: the next gap gets a new notice. */
-    if (e->sub != NULL)
-      sub_notice_sealed(e->sub, e);
-    e->sub = NULL;
-  } else if (e->sub != NULL) {
-    e->sub->inflight_msgs += on ? 1 : (uint64_t)-1;
-    e->sub->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
+    if (e->pend != NULL)
+      pending_notice_sealed(e->pend, e);
+    e->pend = NULL;
+  } else if (e->pend != NULL) {
+    e->pend->inflight_msgs += on ? 1 : (uint64_t)-1;
+    e->pend->inflight_bytes += on ? e->bytes : -(uint64_t)e->bytes;
     /* In queue order: e is its subscription's first queued entry. */
-    if (on && e->sub->first_queued == e)
-      e->sub->first_queued = sub_next_pending(e->sub, e);
+    if (on && e->pend->first_queued == e)
+      e->pend->first_queued = pending_next(e->pend, e);
   }
 }
 
@@ -130,10 +129,10 @@ static void entry_release(outq_t *q, outq_entry_t *e, bool written) {
       q->msgs_written++;
   }
   if (e->is_notice) {
-    if (e->sub != NULL)
-      sub_notice_sealed(e->sub, e);
-  } else if (e->sub != NULL) {
-    sub_entry_released(e->sub, e, written);
+    if (e->pend != NULL)
+      pending_notice_sealed(e->pend, e);
+  } else if (e->pend != NULL) {
+    pending_entry_released(e->pend, e);
   }
   if (e->body != NULL) {
     if (--e->body->queued == 0)
@@ -384,8 +383,8 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
      * oldest as the first queued. */
     for (list_node_t *ln = last; ln != &q->entries; ln = ln->prev) {
       outq_entry_t *e = LIST_ENTRY(ln, outq_entry_t, link);
-      if (e->sub != NULL && !e->is_chunk && !e->is_notice)
-        e->sub->first_queued = e;
+      if (e->pend != NULL && !e->is_chunk && !e->is_notice)
+        e->pend->first_queued = e;
     }
     return rc;
   }

@@ -1,13 +1,13 @@
 /*
  * Chunks: small frames packed into one output-queue entry (see
- * outq_chunk.h).
+ * outq.h).
  */
-#include "data/outq_chunk.h"
+#include "data/outq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery/sub.h"
+#include "data/pending.h"
 #include "tern_proto/errors.h"
 
 _Static_assert(OUTQ_CHUNK_CAP <= 65536u, "a run counts msgs in 16 bits");
@@ -95,25 +95,25 @@ static bool chunk_worth_opening(const outq_t *q) {
 
 /* A small MSG as an ordinary entry with a body reference. */
 static int push_entry(outq_t *q, const uint8_t *head, size_t head_len,
-                      msgbuf_t *body, sub_t *s) {
+                      msgbuf_t *body, pending_t *s) {
   uint32_t streak = q->small_streak;
   outq_entry_t *e = outq_push_msg(q, head, head_len, body);
   if (e == NULL)
     return TP_ENOMEM;
   q->small_streak = streak + 1;
-  sub_entry_queued(s, e);
+  pending_entry_queued(s, e);
   return 0;
 }
 
 int outq__push_msg_chunked_slow(outq_t *q, const uint8_t *head, size_t head_len,
-                                msgbuf_t *body, sub_t *s) {
+                                msgbuf_t *body, pending_t *s) {
   size_t bl = body->bytes.len;
   uint32_t n = (uint32_t)(head_len + bl);
   outq_chunk_t *c = open_tail(q);
   outq_run_t *r = NULL;
   if (c != NULL && c->nruns > 0) {
     r = outq_chunk_run(c, c->nruns - 1);
-    if (r->sub != s || !r->is_msg || outq_chunk_room(c) < n)
+    if (r->pend != s || !r->is_msg || outq_chunk_room(c) < n)
       r = NULL;
   }
   bool new_run = r == NULL;
@@ -126,7 +126,7 @@ int outq__push_msg_chunked_slow(outq_t *q, const uint8_t *head, size_t head_len,
         return TP_ENOMEM;
     }
     r = outq_chunk_run(c, c->nruns++);
-    r->sub = s;
+    r->pend = s;
     r->bytes = 0;
     r->msgs = 0;
     r->is_msg = 1;
@@ -168,10 +168,10 @@ bool outq_chunk_append_ctrl(outq_t *q, const uint8_t *bytes, size_t len) {
 void outq_chunk_set_inflight(outq_chunk_t *c, bool on) {
   for (uint32_t i = 0; i < c->nruns; i++) {
     outq_run_t *r = outq_chunk_run(c, i);
-    if (r->sub == NULL)
+    if (r->pend == NULL)
       continue;
-    r->sub->inflight_msgs += on ? r->msgs : -(uint64_t)r->msgs;
-    r->sub->inflight_bytes += on ? r->bytes : -(uint64_t)r->bytes;
+    r->pend->inflight_msgs += on ? r->msgs : -(uint64_t)r->msgs;
+    r->pend->inflight_bytes += on ? r->bytes : -(uint64_t)r->bytes;
   }
 }
 
@@ -179,8 +179,8 @@ void outq_chunk_release_runs(outq_chunk_t *c, bool written) {
   (void)written;
   for (uint32_t i = 0; i < c->nruns; i++) {
     outq_run_t *r = outq_chunk_run(c, i);
-    if (r->sub != NULL)
-      sub_run_released(r->sub, r->msgs, r->bytes);
+    if (r->pend != NULL)
+      pending_run_released(r->pend, r->msgs, r->bytes);
   }
   c->nruns = 0;
 }
@@ -194,8 +194,8 @@ uint32_t outq_chunk_drop_msgs(outq_chunk_t *c) {
   for (uint32_t i = 0; i < c->nruns; i++) {
     outq_run_t r = *outq_chunk_run(c, i);
     if (r.is_msg) {
-      if (r.sub != NULL)
-        sub_run_released(r.sub, r.msgs, r.bytes);
+      if (r.pend != NULL)
+        pending_run_released(r.pend, r.msgs, r.bytes);
       c->nmsgs -= r.msgs;
     } else {
       memmove(c->data + wr, c->data + rd, r.bytes);
@@ -214,7 +214,7 @@ uint32_t outq_chunk_drop_msgs(outq_chunk_t *c) {
  * `only`, or at any subscription when `only` is NULL (the connection is
  * closing: each one's count of runs goes down with it).
  */
-static void detach_runs(outq_t *q, const sub_t *only) {
+static void detach_runs(outq_t *q, const pending_t *only) {
   for (list_node_t *n = q->entries.next; n != &q->entries; n = n->next) {
     outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, link);
     if (!e->is_chunk)
@@ -222,11 +222,11 @@ static void detach_runs(outq_t *q, const sub_t *only) {
     outq_chunk_t *c = outq_chunk_of(e);
     for (uint32_t i = 0; i < c->nruns; i++) {
       outq_run_t *r = outq_chunk_run(c, i);
-      if (r->sub == NULL || (only != NULL && r->sub != only))
+      if (r->pend == NULL || (only != NULL && r->pend != only))
         continue;
       if (only == NULL)
-        r->sub->chunk_runs--;
-      r->sub = NULL;
+        r->pend->chunk_runs--;
+      r->pend = NULL;
     }
   }
 }
@@ -235,6 +235,6 @@ void outq_detach_all_subs(outq_t *q) {
   detach_runs(q, NULL);
 }
 
-void outq_detach_sub(outq_t *q, const sub_t *s) {
+void outq_detach_pending(outq_t *q, const pending_t *s) {
   detach_runs(q, s);
 }

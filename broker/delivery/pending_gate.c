@@ -9,7 +9,7 @@
 
 #include "base/log.h"
 #include "base/memlimit.h"
-#include "data/outq_chunk.h"
+#include "data/outq.h"
 #include "server/server.h"
 #include "session/conn.h"
 #include "tern_proto/errors.h"

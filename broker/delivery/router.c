@@ -6,7 +6,7 @@
  * small head (length prefix, array header, type, sid) and a reference to
  * that body. So the payload is copied exactly once, whatever the fan-out.
  *
- * Small MSGs are the exception (outq_chunk.h): below OUTQ_CHUNK_MSG_MAX the
+ * Small MSGs are the exception (outq.h): below OUTQ_CHUNK_MSG_MAX the
  * per-entry bookkeeping costs more than the bytes, so head and body are
  * copied into the receiving connection's tail chunk instead, except for
  * drop_oldest subscriptions, which must be able to evict each MSG.
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "data/outq_chunk.h"
+#include "data/outq.h"
 #include "delivery/sub.h"
 #include "server/server.h"
 #include "session/conn.h"
@@ -97,7 +97,7 @@ static void count_drop(server_t *srv, sub_t *s, bool pressure) {
 static void report_gap(server_t *srv, sub_t *s) {
   outq_t *q = &s->conn->out;
   outq_entry_t *next = NULL;
-  if (s->gap_notice == NULL) {
+  if (s->q.gap_notice == NULL) {
     next = sub_oldest_droppable(s);
     if (next == NULL)
       return;
@@ -105,23 +105,23 @@ static void report_gap(server_t *srv, sub_t *s) {
   tp_frame_t f;
   tp_frame_init(&f, TP_DROPPED);
   f.u.dropped.sid = s->sid;
-  f.u.dropped.count = s->gap_notice_count + s->dropped_unreported;
+  f.u.dropped.count = s->q.gap_notice_count + s->dropped_unreported;
   tp_buf_t *b = &srv->scratch;
   tp_buf_reset(b);
   if (tp_frame_encode(b, &f) != 0 || b->len > OUTQ_INLINE_MAX)
     return;
-  if (s->gap_notice != NULL) {
-    outq_rewrite_small(q, s->gap_notice, b->data, b->len);
+  if (s->q.gap_notice != NULL) {
+    outq_rewrite_small(q, s->q.gap_notice, b->data, b->len);
   } else {
     outq_entry_t *e = outq_insert_small_before(q, next, b->data, b->len);
     if (e == NULL)
       return; /* out of memory: deliver_budget() reports it with the new message
                */
     e->is_notice = true;
-    e->sub = s;
-    s->gap_notice = e;
+    e->pend = &s->q;
+    s->q.gap_notice = e;
   }
-  s->gap_notice_count = f.u.dropped.count;
+  s->q.gap_notice_count = f.u.dropped.count;
   s->dropped_unreported = 0;
 }
 
@@ -160,7 +160,7 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
           "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
           "memory pressure, closing as a slow consumer",
           (unsigned long long)s->conn->id, s->conn->addr,
-          (unsigned long long)s->sid, (unsigned long long)s->pending_bytes);
+          (unsigned long long)s->sid, (unsigned long long)s->q.pending_bytes);
       conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER,
                 "slow consumer (server memory pressure)");
       return false;
@@ -201,7 +201,7 @@ deliver_budget(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
       s->dropped_unreported = 0;
   }
   if (bytes <= OUTQ_CHUNK_MSG_MAX && s->policy != TP_OVERFLOW_DROP_OLDEST) {
-    if (outq_push_msg_chunked(&c->out, head, hl, body, s) != 0)
+    if (outq_push_msg_chunked(&c->out, head, hl, body, &s->q) != 0)
       return false;
   } else {
     outq_entry_t *e = outq_push_msg(&c->out, head, hl, body);

@@ -3,6 +3,7 @@
  */
 #include "delivery/sub.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,70 +46,27 @@ sub_t *sub_create(struct conn *conn, outq_t *out, const sub_env_t *env,
   s->max_bytes = capped(req->max_bytes, max_bytes_cap);
   s->policy =
       req->overflow == TP_OVERFLOW_UNSET ? TP_OVERFLOW_BLOCK : req->overflow;
-  list_init(&s->pending);
+  /* Blocked publishers resume once the queue is at most half full in both
+   * messages and bytes, so they do not flap on and off with every message
+   * written. */
+  pending_init(&s->q, s->max_msgs / 2, s->max_bytes / 2);
   list_init(&s->stalled_link);
   return s;
 }
 
 void sub_destroy(sub_t *s) {
   /* Pending entries are still sent, but no longer count against s. */
-  list_node_t *n;
-  while ((n = list_first(&s->pending)) != NULL) {
-    outq_entry_t *e = LIST_ENTRY(n, outq_entry_t, sub_link);
-    e->sub = NULL;
-    list_remove(n);
-  }
-  if (s->chunk_runs > 0)
-    outq_detach_sub(s->out, s);
-  if (s->gap_notice != NULL) /* still sent, as a plain control frame */
-    s->gap_notice->sub = NULL;
+  pending_forget(&s->q);
+  if (s->q.chunk_runs > 0)
+    outq_detach_pending(s->out, &s->q);
   sub_release_waiters(s);
   free(s->waiters);
   free(s);
 }
 
-void sub_entry_queued(sub_t *s, outq_entry_t *e) {
-  e->sub = s;
-  list_insert_tail(&s->pending, &e->sub_link);
-  if (s->first_queued == NULL)
-    s->first_queued = e; /* all before it are in flight */
-  s->pending_msgs++;
-  s->pending_bytes += e->bytes;
-}
-
-/*
- * The low-water mark: blocked publishers resume once the queue is at most
- * half full in both messages and bytes, so they do not flap on and off
- * with every message written.
- */
-static bool below_low_water(const sub_t *s) {
-  return s->pending_msgs <= s->max_msgs / 2 &&
-         s->pending_bytes <= s->max_bytes / 2;
-}
-
-void sub_entry_released(sub_t *s, outq_entry_t *e, bool written) {
-  (void)written;
-  if (s->first_queued == e)
-    s->first_queued = sub_next_pending(s, e);
-  list_remove(&e->sub_link);
-  e->sub = NULL;
-  s->pending_msgs--;
-  s->pending_bytes -= e->bytes;
-  if (s->nwaiters > 0 && below_low_water(s))
-    sub_release_waiters(s);
-}
-
-void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes) {
-  s->chunk_runs--;
-  s->pending_msgs -= msgs;
-  s->pending_bytes -= bytes;
-  if (s->nwaiters > 0 && below_low_water(s))
-    sub_release_waiters(s);
-}
-
-outq_entry_t *sub_next_pending(const sub_t *s, outq_entry_t *e) {
-  list_node_t *n = e->sub_link.next;
-  return n == &s->pending ? NULL : LIST_ENTRY(n, outq_entry_t, sub_link);
+/* The queue drained to its low-water mark while publishers wait. */
+static void on_drained(pending_t *p) {
+  sub_release_waiters((sub_t *)((char *)p - offsetof(sub_t, q)));
 }
 
 int sub_add_waiter(sub_t *s, struct conn *publisher) {
@@ -128,6 +86,7 @@ int sub_add_waiter(sub_t *s, struct conn *publisher) {
     return TP_ENOMEM;
   s->waiters[s->nwaiters++] = publisher;
   if (s->nwaiters == 1) {
+    s->q.drained = on_drained;
     s->times_blocked++;
     s->blocked_since = uv_now(s->env->loop);
     list_insert_tail(s->env->stalled, &s->stalled_link);
@@ -142,8 +101,10 @@ void sub_remove_waiter(sub_t *s, struct conn *publisher) {
       break;
     }
   }
-  if (s->nwaiters == 0)
+  if (s->nwaiters == 0) {
+    s->q.drained = NULL;
     list_remove(&s->stalled_link);
+  }
 }
 
 void sub_release_waiters(sub_t *s) {
@@ -151,5 +112,6 @@ void sub_release_waiters(sub_t *s) {
   for (size_t i = 0; i < s->nwaiters; i++)
     s->env->unblock(s->waiters[i], s);
   s->nwaiters = 0;
+  s->q.drained = NULL;
   list_remove(&s->stalled_link);
 }

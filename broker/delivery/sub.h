@@ -11,7 +11,7 @@
  *
  * Small MSGs of subscriptions that never evict (every policy but
  * drop_oldest) are copied into the connection's chunks instead
- * (outq_chunk.h) and are not in that list: they are counted in the same
+ * (outq.h) and are not in that list: they are counted in the same
  * pending_msgs / pending_bytes, and credited by run when their chunk is
  * released.
  *
@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "base/list.h"
+#include "data/pending.h"
 #include "tern_proto/frame.h"
 
 struct conn;
@@ -69,21 +70,9 @@ typedef struct sub {
   uint64_t max_bytes;
   int policy; /* tp_overflow, never UNSET */
 
-  /* The pending queue: outq entries via sub_link, oldest first. Entries go
-   * in flight in queue order and leave from the front, so the list is
-   * [in flight...][queued...]; first_queued is the first queued one (NULL:
-   * none), which drop_oldest evicts without walking past the others (a
-   * subscriber that stops reading keeps a whole write of them in flight). */
-  list_node_t pending;
-  struct outq_entry *first_queued;
-  uint64_t pending_msgs;
-  uint64_t pending_bytes;
-  /* Of those, handed to uv_write: drop_oldest cannot evict them. */
-  uint64_t inflight_msgs;
-  uint64_t inflight_bytes;
-  /* Runs in the connection's chunks that point here (sub_destroy detaches
-   * them). */
-  uint64_t chunk_runs;
+  /* Its messages in the connection's output queue (data/pending.h);
+   * `drained` is set while publishers wait on it. */
+  pending_t q;
 
   /* UNSUB max_msgs: ends once `delivered` reaches it (0: never). */
   uint64_t unsub_at;
@@ -99,11 +88,6 @@ typedef struct sub {
   uint64_t delivered; /* queued for the subscriber */
   uint64_t dropped;   /* discarded by drop_oldest / drop_newest */
   uint64_t dropped_unreported;
-  /* drop_oldest: the DROPPED notice queued where the current gap is (just
-   * before the oldest queued MSG when it was made) and not sent yet, and
-   * its count; later evictions add to it. NULL when none. */
-  struct outq_entry *gap_notice;
-  uint64_t gap_notice_count;
   uint64_t times_blocked;
 } sub_t;
 
@@ -126,10 +110,10 @@ void sub_destroy(sub_t *s);
 /* True when one more message of `bytes` would exceed a limit. An empty
  * queue always takes a message, however large. */
 static inline bool sub_would_overflow(const sub_t *s, uint64_t bytes) {
-  if (s->pending_msgs == 0)
+  if (s->q.pending_msgs == 0)
     return false;
-  return s->pending_msgs + 1 > s->max_msgs ||
-         s->pending_bytes + bytes > s->max_bytes;
+  return s->q.pending_msgs + 1 > s->max_msgs ||
+         s->q.pending_bytes + bytes > s->max_bytes;
 }
 /*
  * drop_oldest's test: the limits apply to the messages it can still evict,
@@ -138,15 +122,15 @@ static inline bool sub_would_overflow(const sub_t *s, uint64_t bytes) {
  * (SERVER_WRITE_CAP_PER_TURN plus one frame).
  */
 static inline bool sub_would_overflow_queued(const sub_t *s, uint64_t bytes) {
-  uint64_t msgs = s->pending_msgs - s->inflight_msgs;
+  uint64_t msgs = s->q.pending_msgs - s->q.inflight_msgs;
   if (msgs == 0)
     return false;
   return msgs + 1 > s->max_msgs ||
-         s->pending_bytes - s->inflight_bytes + bytes > s->max_bytes;
+         s->q.pending_bytes - s->q.inflight_bytes + bytes > s->max_bytes;
 }
 /* True when the queue is at or above a limit. */
 static inline bool sub_is_full(const sub_t *s) {
-  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes;
+  return s->q.pending_msgs >= s->max_msgs || s->q.pending_bytes >= s->max_bytes;
 }
 
 /*
@@ -157,53 +141,37 @@ static inline bool sub_is_full(const sub_t *s) {
  */
 static inline bool sub_over_budget(const sub_t *s, uint64_t bytes,
                                    uint64_t budget) {
-  if (s->pending_msgs == 0)
+  if (s->q.pending_msgs == 0)
     return false;
-  uint64_t after = s->pending_bytes + bytes;
-  return s->pending_msgs + 1 > s->max_msgs || after > s->max_bytes ||
+  uint64_t after = s->q.pending_bytes + bytes;
+  return s->q.pending_msgs + 1 > s->max_msgs || after > s->max_bytes ||
          after > budget;
 }
 static inline bool sub_over_budget_queued(const sub_t *s, uint64_t bytes,
                                           uint64_t budget) {
-  uint64_t msgs = s->pending_msgs - s->inflight_msgs;
+  uint64_t msgs = s->q.pending_msgs - s->q.inflight_msgs;
   if (msgs == 0)
     return false;
-  uint64_t after = s->pending_bytes - s->inflight_bytes + bytes;
+  uint64_t after = s->q.pending_bytes - s->q.inflight_bytes + bytes;
   return msgs + 1 > s->max_msgs || after > s->max_bytes || after > budget;
 }
 static inline bool sub_full_budget(const sub_t *s, uint64_t budget) {
-  return s->pending_msgs >= s->max_msgs || s->pending_bytes >= s->max_bytes ||
-         s->pending_bytes >= budget;
+  return s->q.pending_msgs >= s->max_msgs ||
+         s->q.pending_bytes >= s->max_bytes || s->q.pending_bytes >= budget;
 }
 
 /* Accounts a newly queued entry to s. */
-void sub_entry_queued(sub_t *s, struct outq_entry *e);
-/* Called by the output queue when an entry of s is written or dropped. */
-void sub_entry_released(sub_t *s, struct outq_entry *e, bool written);
-/* A MSG of `bytes` appended to a chunk run of s; new_run: it opened the
- * run. */
-static inline void sub_run_msg_queued(sub_t *s, uint64_t bytes, bool new_run) {
-  s->chunk_runs += new_run;
-  s->pending_msgs++;
-  s->pending_bytes += bytes;
+static inline void sub_entry_queued(sub_t *s, struct outq_entry *e) {
+  pending_entry_queued(&s->q, e);
 }
-/* Called when a chunk holding a run of s (msgs MSGs, bytes bytes) is
- * released: written, dropped or cleared. */
-void sub_run_released(sub_t *s, uint64_t msgs, uint64_t bytes);
-/* From the output queue: e went in flight or was released; if it is s's
- * open gap notice, its count is final and the next gap gets a new one. */
-static inline void sub_notice_sealed(sub_t *s, struct outq_entry *e) {
-  if (s->gap_notice == e) {
-    s->gap_notice = NULL;
-    s->gap_notice_count = 0;
-  }
+/* Called by the output queue when an entry of s is written or dropped. */
+static inline void sub_entry_released(sub_t *s, struct outq_entry *e) {
+  pending_entry_released(&s->q, e);
 }
 /* The oldest pending entry that is not in flight, or NULL. */
 static inline struct outq_entry *sub_oldest_droppable(const sub_t *s) {
-  return s->first_queued;
+  return s->q.first_queued;
 }
-/* The entry after e in s's pending list, or NULL. */
-struct outq_entry *sub_next_pending(const sub_t *s, struct outq_entry *e);
 
 /* Records publisher as blocked on s (once). 0 or TP_ENOMEM. */
 int sub_add_waiter(sub_t *s, struct conn *publisher);

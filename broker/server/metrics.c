@@ -84,7 +84,7 @@ static void walk_conns(server_t *srv, walk_t *w) {
     size_t klen;
     void *val;
     while (c->subs && hashmap_next(c->subs, &pos, &key, &klen, &val) == 1)
-      w->pending_msgs += ((sub_t *)val)->pending_msgs;
+      w->pending_msgs += ((sub_t *)val)->q.pending_msgs;
   }
 }
 
@@ -706,7 +706,7 @@ static int put_conn(tp_buf_t *b, conn_t *c, bool first) {
   void *val;
   while (c->subs && hashmap_next(c->subs, &pos, &key, &klen, &val) == 1) {
     dropped += ((sub_t *)val)->dropped;
-    pending_msgs += ((sub_t *)val)->pending_msgs;
+    pending_msgs += ((sub_t *)val)->q.pending_msgs;
     nsubs++;
   }
   int rc = put(b, "%s{\"cid\":%llu,\"addr\":", first ? "" : ",",
@@ -738,15 +738,15 @@ static int put_sub(tp_buf_t *b, const conn_t *c, const sub_t *s, bool first) {
   rc |= json_cstr(b, s->queue);
   rc |= put(b, ",\"policy\":");
   rc |= json_cstr(b, tp_overflow_name(s->policy));
-  rc |=
-      put(b,
-          ",\"pending_msgs\":%llu,\"pending_bytes\":%llu,"
-          "\"max_msgs\":%llu,\"max_bytes\":%llu,\"delivered\":%llu,"
-          "\"dropped\":%llu,\"blocked_publishers\":%zu}",
-          (unsigned long long)s->pending_msgs,
-          (unsigned long long)s->pending_bytes, (unsigned long long)s->max_msgs,
-          (unsigned long long)s->max_bytes, (unsigned long long)s->delivered,
-          (unsigned long long)s->dropped, s->nwaiters);
+  rc |= put(b,
+            ",\"pending_msgs\":%llu,\"pending_bytes\":%llu,"
+            "\"max_msgs\":%llu,\"max_bytes\":%llu,\"delivered\":%llu,"
+            "\"dropped\":%llu,\"blocked_publishers\":%zu}",
+            (unsigned long long)s->q.pending_msgs,
+            (unsigned long long)s->q.pending_bytes,
+            (unsigned long long)s->max_msgs, (unsigned long long)s->max_bytes,
+            (unsigned long long)s->delivered, (unsigned long long)s->dropped,
+            s->nwaiters);
   return rc;
 }
 

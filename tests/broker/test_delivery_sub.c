@@ -95,11 +95,11 @@ Test(delivery_sub, an_empty_queue_takes_any_message_a_full_one_none) {
   queue(s, &e[1], 10);
   cr_expect(sub_is_full(s)); /* 2 messages */
   cr_expect(sub_would_overflow(s, 1));
-  cr_expect_eq(s->pending_msgs, 2);
-  cr_expect_eq(s->pending_bytes, 70);
-  sub_entry_released(s, &e[0], true);
-  cr_expect_eq(s->pending_msgs, 1);
-  cr_expect_eq(s->pending_bytes, 10);
+  cr_expect_eq(s->q.pending_msgs, 2);
+  cr_expect_eq(s->q.pending_bytes, 70);
+  sub_entry_released(s, &e[0]);
+  cr_expect_eq(s->q.pending_msgs, 1);
+  cr_expect_eq(s->q.pending_bytes, 10);
   cr_expect(!sub_is_full(s));
   sub_destroy(s);
 }
@@ -113,9 +113,9 @@ Test(delivery_sub, drop_oldest_counts_only_what_it_can_still_evict) {
   cr_expect_eq(sub_oldest_droppable(s), &e[0]);
   /* Both handed to the kernel: nothing left that drop_oldest could evict,
    * so a third message is taken. */
-  s->inflight_msgs = 2;
-  s->inflight_bytes = 20;
-  s->first_queued = NULL;
+  s->q.inflight_msgs = 2;
+  s->q.inflight_bytes = 20;
+  s->q.first_queued = NULL;
   cr_expect(!sub_would_overflow_queued(s, 10));
   cr_expect(sub_would_overflow(s, 10));
   sub_destroy(s);
@@ -135,9 +135,9 @@ Test(delivery_sub, a_blocked_publisher_waits_until_half_drained) {
   cr_expect_eq(s->times_blocked, 1);
   cr_expect_eq(stalled.next, &s->stalled_link); /* the stall timer sees it */
 
-  sub_entry_released(s, &e[0], true); /* 3 of 4: above half */
+  sub_entry_released(s, &e[0]); /* 3 of 4: above half */
   cr_expect_eq(nunblocked, 0);
-  sub_entry_released(s, &e[1], true); /* 2 of 4: the low-water mark */
+  sub_entry_released(s, &e[1]); /* 2 of 4: the low-water mark */
   cr_expect_eq(nunblocked, 1);
   cr_expect_eq(unblocked[0], pub);
   cr_expect_eq(s->nwaiters, 0);
@@ -157,7 +157,7 @@ Test(delivery_sub, a_subscription_that_goes_away_releases_its_waiters) {
   sub_destroy(s);
   cr_expect_eq(nunblocked, 2);
   cr_expect(list_empty(&stalled));
-  cr_expect_null(e.sub); /* the entry is still sent, no longer counted */
+  cr_expect_null(e.pend); /* the entry is still sent, no longer counted */
 }
 
 Test(delivery_sub, a_publisher_that_cannot_be_blocked_is_not_recorded) {
