@@ -3,7 +3,8 @@
 # draws it). Each file's layer is the folder it lives in under broker/; a
 # module is a .c file and its .h together. Fails when a module includes
 # one of a higher layer (an upward include) or when includes close a
-# cycle between modules (even within one layer).
+# cycle between modules (even within one layer), and when anything but
+# delivery/interest.c writes the subject index (sublist_insert/remove).
 #
 #   scripts/check-layers.sh [--list] [--at-most UP CYCLED] [ROOT]
 #
@@ -96,6 +97,19 @@ for (a, b), (fa, fb, where) in sorted(edges.items()):
         print(f"  {a} ({la}) -> {b} ({lb})")
     if la and lb and LAYERS[la] < LAYERS[lb]:
         up.append(f"  up: {where}  ({la} -> {lb})")
+
+# One interest API: only delivery/interest.c writes the subject index.
+writers = re.compile(r"\bsublist_(insert|remove)\s*\(")
+for f in files:
+    rel = os.path.relpath(f, broker)
+    if rel in ("delivery/interest.c", "data/sublist.c", "data/sublist.h"):
+        continue
+    with open(f, encoding="utf-8", errors="replace") as fh:
+        for i, line in enumerate(fh, 1):
+            if writers.search(line):
+                print(f"check-layers: {rel}:{i} writes the subject index "
+                      f"(only delivery/interest.c may)")
+                bad = 1
 
 # Cycles: strongly connected components of more than one module (Tarjan).
 graph = {}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "delivery/interest.h"
 #include "delivery/router.h"
 #include "server/server.h"
 #include "session/conn_auth.h"
@@ -262,9 +263,7 @@ void conn_teardown(conn_t *c) {
         all[k++] = val;
       hashmap_clear(c->subs);
       for (size_t i = 0; i < k; i++) {
-        sublist_remove(srv->index, all[i]->pattern, all[i]->plen, all[i]->queue,
-                       all[i]->qlen, all[i]);
-        sub_destroy(all[i]);
+        interest_remove(srv->index, all[i]);
       }
       free(all);
     } else {
@@ -360,8 +359,7 @@ static void on_timer(uv_timer_t *t) {
 void conn_remove_sub(conn_t *c, sub_t *s) {
   c->pattern_bytes -= s->plen + s->qlen;
   hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
-  sublist_remove(c->srv->index, s->pattern, s->plen, s->queue, s->qlen, s);
-  sub_destroy(s);
+  interest_remove(c->srv->index, s);
 }
 
 int conn_block_on(conn_t *c, sub_t *s) {
@@ -539,8 +537,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
-  if (sublist_insert(srv->index, s->pattern, s->plen, s->queue, s->qlen, s) !=
-      0) {
+  if (interest_add(srv->index, s) != 0) {
     hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
     sub_destroy(s);
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
