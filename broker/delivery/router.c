@@ -91,7 +91,7 @@ static void count_drop(server_t *srv, sub_t *s, bool pressure) {
  * where it happened (PROTOCOL.md section 7.1). A notice not sent yet grows
  * instead of a second one being queued: it still sits before every queued
  * MSG of s, since evictions take the oldest and new MSGs go to the tail.
- * With nothing of s queued, deliver_budget() puts the notice before the new
+ * With nothing of s queued, deliver_here() puts the notice before the new
  * message, which is the same place.
  */
 static void report_gap(server_t *srv, sub_t *s) {
@@ -115,7 +115,7 @@ static void report_gap(server_t *srv, sub_t *s) {
   } else {
     outq_entry_t *e = outq_insert_small_before(q, next, b->data, b->len);
     if (e == NULL)
-      return; /* out of memory: deliver_budget() reports it with the new message
+      return; /* out of memory: deliver_here() reports it with the new message
                */
     e->is_notice = true;
     e->pend = &s->q;
@@ -175,14 +175,14 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
   }
 }
 
-/* Queues body for s, whose byte limit is at most budget (the server's
- * pressure, pending_gate.h). True when it was queued (a receiver).
- * Always inlined into fan_out and deliver_pressed below, so that without
- * pressure (budget UINT64_MAX, a constant there) the budget costs the
- * fan-out nothing. */
+/* Deliver here: queues body for s, a subscription of this loop, whose byte
+ * limit is at most budget (the server's pressure, pending_gate.h). True
+ * when it was queued (a receiver). Always inlined into fan_out and
+ * deliver_pressed below, so that without pressure (budget UINT64_MAX, a
+ * constant there) the budget costs the fan-out nothing. */
 static inline __attribute__((always_inline)) bool
-deliver_budget(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
-               uint64_t budget) {
+deliver_here(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
+             uint64_t budget) {
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
   uint64_t bytes = hl + body->bytes.len;
@@ -226,9 +226,26 @@ deliver_budget(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
   return true;
 }
 
+/* Deliver there: s belongs to another owner (another loop), which queues
+ * body and applies s's policy itself, through what that owner registered
+ * (sub_env_t.hand_over). True when handed over. */
+static bool deliver_there(conn_t *publisher, sub_t *s, msgbuf_t *body) {
+  return s->env->hand_over != NULL && s->env->hand_over(s, publisher, body);
+}
+
+/* Every delivery: here when this loop owns s (today always), else handed
+ * to its owner. */
+static inline __attribute__((always_inline)) bool
+deliver(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
+        uint64_t budget) {
+  if (__builtin_expect(s->env != &srv->sub_env, 0))
+    return deliver_there(publisher, s, body);
+  return deliver_here(srv, publisher, s, body, budget);
+}
+
 static bool deliver_pressed(server_t *srv, conn_t *publisher, sub_t *s,
                             msgbuf_t *body, uint64_t budget) {
-  return deliver_budget(srv, publisher, s, body, budget);
+  return deliver(srv, publisher, s, body, budget);
 }
 
 /*
@@ -291,8 +308,7 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
   uint64_t n = 0;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
-    if (eligible(s, publisher) &&
-        deliver_budget(srv, publisher, s, body, budget)) {
+    if (eligible(s, publisher) && deliver(srv, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
@@ -300,7 +316,7 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver_budget(srv, publisher, s, body, budget)) {
+    if (s != NULL && deliver(srv, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);

@@ -33,6 +33,7 @@
 #include "tern_proto/frame.h"
 
 struct conn;
+struct msgbuf;
 struct outq;
 struct outq_entry;
 struct sub;
@@ -52,6 +53,10 @@ typedef struct sub_env {
   int (*block)(struct conn *publisher, struct sub *s);
   /* s no longer holds publisher back (it resumes when nothing does). */
   void (*unblock)(struct conn *publisher, struct sub *s);
+  /* Deliver there: a message from another loop for s, a subscription of
+   * this one; true when taken. NULL while the broker runs one loop, which
+   * then owns every subscription. */
+  bool (*hand_over)(struct sub *s, struct conn *publisher, struct msgbuf *body);
 } sub_env_t;
 
 typedef struct sub {

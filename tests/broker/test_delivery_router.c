@@ -288,3 +288,40 @@ Test(delivery_router, under_pressure_the_largest_holder_pays_first) {
   cr_expect_eq(s->dropped, 0); /* holds nothing: takes its message */
   cr_expect_eq(s->q.pending_msgs, 1);
 }
+
+/* Another loop's subscriptions, as that loop registered them. */
+static sub_t *handed[4];
+static int nhanded;
+static bool stub_hand_over(struct sub *s, struct conn *publisher,
+                           struct msgbuf *body) {
+  (void)publisher;
+  (void)body;
+  handed[nhanded++] = s;
+  return true;
+}
+
+Test(delivery_router, a_subscription_of_another_owner_is_handed_over) {
+  conn_t *here = stub_conn(), *there = stub_conn(), *p = stub_conn();
+  list_node_t stalled;
+  list_init(&stalled);
+  sub_env_t other = srv.sub_env;
+  other.stalled = &stalled;
+  other.hand_over = stub_hand_over;
+  nhanded = 0;
+  subscribe(here, 1, "t", NULL, TP_OVERFLOW_BLOCK, 0);
+  tp_sub_t req;
+  memset(&req, 0, sizeof req);
+  req.sid = 9;
+  req.pattern = (tp_str_t){.ptr = "t", .len = 1};
+  sub_t *s = sub_create(there, &there->out, &other, &req, 100, 1 << 20);
+  cr_assert_eq(hashmap_put(there->subs, s->sid_key, sizeof s->sid_key, s), 0);
+  cr_assert_eq(interest_add(srv.index, s), 0);
+  cr_expect_eq(publish(p, "t", "x"), 2);
+  cr_expect_eq(nhanded, 1);
+  cr_expect_eq(handed[0], s);
+  char buf[64];
+  sent(there, buf, sizeof buf);
+  cr_expect_str_eq(buf, ""); /* not queued by this loop */
+  sent(here, buf, sizeof buf);
+  cr_expect_str_eq(buf, "Mx");
+}
