@@ -124,9 +124,10 @@ void outq_write_done(outq_t *q, bool ok);
  * Chunks: small frames of one connection packed back to back into one
  * output-queue entry.
  *
- * A 16-byte MSG fanned out to N connections used to cost N queue entries,
- * N body references and, per connection, an entry walk at write time; at
- * that size the bookkeeping, not the bytes, was the work. A chunk is a byte
+ * Why: as an entry each, a 16-byte MSG fanned out to N connections costs N
+ * queue entries, N body references and, per connection, an entry walk at
+ * write time; at that size the bookkeeping, not the bytes, is the work.
+ * A chunk is a byte
  * buffer that is itself one entry of the connection's ordered queue
  * (outq.h): small MSGs (head + body copied, at most OUTQ_CHUNK_MSG_MAX
  * bytes) and small control frames are appended to the queue's tail chunk as
@@ -134,7 +135,7 @@ void outq_write_done(outq_t *q, bool ok);
  * new chunk (from a pool) becomes the tail. Frames that are not appended
  * (large MSGs, large control frames, MSGs of drop_oldest subscriptions)
  * keep their own entry, so the connection's order is exactly the order the
- * broker produced the frames in, as before.
+ * broker produced the frames in.
  *
  * Accounting is run-length: the chunk records its bytes as an ordered list
  * of runs, each either consecutive MSGs of one subscription (its pending

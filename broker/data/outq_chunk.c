@@ -76,13 +76,13 @@ static outq_chunk_t *chunk_open(outq_t *q) {
  * Whether a small MSG that does not fit the tail should open a new chunk.
  * Yes when the tail is a chunk (full, or in flight): a stream of small
  * frames. Otherwise (an empty queue, or a tail entry: a large MSG, a
- * drop_oldest MSG, a large control frame) small MSGs get entries, as before
- * chunks, until OUTQ_CHUNK_STREAK of them in a row show a stream. A chunk
- * would hold OUTQ_CHUNK_CAP for a few dozen bytes where frames alternate,
- * or where one PUB fans out to many idle connections (each would take a
- * chunk for one message); so a chunk wastes at most its capacity per
- * OUTQ_CHUNK_STREAK small MSGs, and the pending total counts it anyway.
- * The streak restarts when the queue empties (outq.c).
+ * drop_oldest MSG, a large control frame) small MSGs get entries until
+ * OUTQ_CHUNK_STREAK of them in a row show a stream. A chunk would hold
+ * OUTQ_CHUNK_CAP for a few dozen bytes where frames alternate, or where one PUB
+ * fans out to many idle connections (each would take a chunk for one message);
+ * so a chunk wastes at most its capacity per OUTQ_CHUNK_STREAK small MSGs, and
+ * the pending total counts it anyway. The streak restarts when the queue
+ * empties (outq.c).
  */
 static bool chunk_worth_opening(const outq_t *q) {
   if (q->small_streak >= OUTQ_CHUNK_STREAK)

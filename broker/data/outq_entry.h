@@ -31,7 +31,7 @@ typedef struct outq_entry {
   uint8_t head_len;
   bool inflight; /* handed to uv_write, not completed yet */
   bool is_msg;
-  bool is_chunk;  /* an outq_chunk_t (outq_chunk.h): bytes inside, no body */
+  bool is_chunk;  /* an outq_chunk_t (outq.h): bytes inside, no body */
   bool is_notice; /* a drop_oldest DROPPED notice that `pend` may still grow
                      (pend->gap_notice); a plain control frame once in flight */
   uint8_t head[OUTQ_INLINE_MAX];

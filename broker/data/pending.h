@@ -3,7 +3,7 @@
  * connection's output queue, as the queue itself keeps them.
  *
  * The output queue (outq.h) holds the frames; each MSG entry, and each run
- * of MSGs in a chunk (outq_chunk.h), points at the pending count it is
+ * of MSGs in a chunk (outq.h), points at the pending count it is
  * accounted to, and the queue credits that count as it writes, drops or
  * clears them. The count lives in this layer, below the subscriptions that
  * embed it (delivery/sub.h), so that the queue needs nothing above it: a

@@ -1,6 +1,6 @@
 /*
  * The retained store: the last message published with `retain` on each
- * topic (PROTOCOL.md "Delivery", issue 9).
+ * topic (protocol/PROTOCOL.md "Delivery").
  *
  * Index: a token trie, one node per topic token, children in a hash map,
  * so a pattern is matched by walking only the branches it can match: a

@@ -4,11 +4,11 @@
  *
  * Per-subscription limits bound each queue, but not their sum: many
  * subscribers that stop reading could still hold limits x subscriptions.
- * The cap bounds the sum. It used to pause every publishing connection once
- * the total reached it, so a few subscribers that stopped reading froze
- * every publisher on the server, including those of unrelated topics, and
- * those subscribers had often asked to lose messages rather than slow
- * anyone (issue 13.1). Now the pressure falls on those who hold the bytes.
+ * The cap bounds the sum, and the pressure near it falls on those who hold
+ * the bytes: pausing every publisher at the cap would let a few
+ * subscribers that stop reading freeze publishers of unrelated topics,
+ * though those subscribers often asked to lose messages rather than slow
+ * anyone.
  *
  * Pressure. Below half the cap (the soft mark) nothing changes. From the
  * soft mark on, every subscription gets a byte budget that shrinks as the
@@ -21,7 +21,7 @@
  *   - disconnect closes the connection with ERR 6;
  *   - block queues the message and pauses the publisher that sent it
  *     (the per-subscription waiter mechanism of sub.h), until the queue
- *     drains; after stall_timeout that subscriber is closed as before.
+ *     drains; after stall_timeout that subscriber is closed (ERR 6).
  * The budget is the same for everyone, so the largest holders reach it
  * first; a subscriber that keeps up holds (almost) nothing and is never
  * touched below the cap, nor is its publisher. A budget that halves the
@@ -34,7 +34,7 @@
  * Only when the total stays at or above the cap for stall_timeout (bytes
  * nobody can give back: writes in flight, drop_newest queues that no
  * longer grow) is the connection holding the most closed with ERR 6, one
- * per stall_timeout: the last resort, which the old gate used at once.
+ * per stall_timeout: the last resort, kept for bytes no policy can free.
  *
  * Writes: under pressure a connection hands at most PENDING_GATE_WRITE_CAP
  * bytes per turn to the kernel (SERVER_WRITE_CAP_PER_TURN otherwise), so a

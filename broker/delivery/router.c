@@ -1,5 +1,5 @@
 /*
- * PUB fan-out (DESIGN.md "A message's way through the broker").
+ * PUB fan-out.
  *
  * The body (topic, payload, opts) is encoded once into a refcounted msgbuf;
  * each receiving subscription gets an output-queue entry holding its own
@@ -233,19 +233,19 @@ static bool deliver_there(conn_t *publisher, sub_t *s, msgbuf_t *body) {
   return s->env->hand_over != NULL && s->env->hand_over(s, publisher, body);
 }
 
-/* Every delivery: here when this loop owns s (today always), else handed
- * to its owner. */
+/* Every delivery: here when this loop owns s (today always; `here` is this
+ * loop's sub_env_t, found once per walk), else handed to its owner. */
 static inline __attribute__((always_inline)) bool
-deliver(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
-        uint64_t budget) {
-  if (__builtin_expect(s->env != &srv->sub_env, 0))
+deliver(server_t *srv, const sub_env_t *here, conn_t *publisher, sub_t *s,
+        msgbuf_t *body, uint64_t budget) {
+  if (__builtin_expect(s->env != here, 0))
     return deliver_there(publisher, s, body);
   return deliver_here(srv, publisher, s, body, budget);
 }
 
 static bool deliver_pressed(server_t *srv, conn_t *publisher, sub_t *s,
                             msgbuf_t *body, uint64_t budget) {
-  return deliver(srv, publisher, s, body, budget);
+  return deliver(srv, &srv->sub_env, publisher, s, body, budget);
 }
 
 /*
@@ -306,9 +306,11 @@ static inline __attribute__((always_inline)) uint64_t
 fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
         msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
   uint64_t n = 0;
+  const sub_env_t *here = &srv->sub_env;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
-    if (eligible(s, publisher) && deliver(srv, publisher, s, body, budget)) {
+    if (eligible(s, publisher) &&
+        deliver(srv, here, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
@@ -316,7 +318,7 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver(srv, publisher, s, body, budget)) {
+    if (s != NULL && deliver(srv, here, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
