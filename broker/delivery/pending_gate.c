@@ -38,11 +38,11 @@ void pending_gate_init(pending_gate_t *g, uint64_t cap) {
 }
 
 uint64_t pending_gate_total(const server_t *srv) {
-  return outq_pool_pending_bytes(srv->entries);
+  return outq_pool_pending_bytes(srv->worker.entries);
 }
 
 uint64_t pending_gate_check(server_t *srv) {
-  pending_gate_t *g = &srv->gate;
+  pending_gate_t *g = &srv->broker.gate;
   uint64_t total = pending_gate_total(srv);
   int state = total >= g->high   ? PRESSURE_OVER
               : total >= g->soft ? PRESSURE_SQUEEZE
@@ -59,7 +59,7 @@ uint64_t pending_gate_check(server_t *srv) {
           (unsigned long long)total, (unsigned long long)g->soft);
     }
     if (state == PRESSURE_OVER)
-      g->over_since = uv_now(srv->loop);
+      g->over_since = uv_now(srv->worker.loop);
     g->state = state;
   }
   return state == PRESSURE_NONE ? SERVER_WRITE_CAP_PER_TURN
@@ -75,13 +75,14 @@ uint64_t pending_gate_check(server_t *srv) {
  * chance once its neighbour is gone.
  */
 void pending_gate_stall_check(server_t *srv, uint64_t now) {
-  pending_gate_t *g = &srv->gate;
+  pending_gate_t *g = &srv->broker.gate;
   if (g->state != PRESSURE_OVER || pending_gate_total(srv) < g->high ||
-      now - g->over_since < srv->cfg.stall_timeout_ms ||
-      now - g->evicted_at < srv->cfg.stall_timeout_ms)
+      now - g->over_since < srv->broker.cfg.stall_timeout_ms ||
+      now - g->evicted_at < srv->broker.cfg.stall_timeout_ms)
     return;
   conn_t *worst = NULL;
-  for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
+  for (list_node_t *n = srv->worker.conns.next; n != &srv->worker.conns;
+       n = n->next) {
     conn_t *c = LIST_ENTRY(n, conn_t, all_link);
     if (c->state == CONN_ACTIVE &&
         (worst == NULL || c->out.bytes > worst->out.bytes))
@@ -92,13 +93,13 @@ void pending_gate_stall_check(server_t *srv, uint64_t now) {
     return;
   g->evictions++;
   g->disconnects++;
-  srv->stats.slow_consumers++;
+  srv->worker.stats.slow_consumers++;
   LOG(LOG_INFO,
       "conn %llu (%s): holds %llu pending bytes while the total has stayed "
       "at max_pending_total for %llu ms, closing as a slow consumer",
       (unsigned long long)worst->id, worst->addr,
       (unsigned long long)worst->out.bytes,
-      (unsigned long long)srv->cfg.stall_timeout_ms);
+      (unsigned long long)srv->broker.cfg.stall_timeout_ms);
   conn_fail(worst, TP_WIRE_SLOW_CONSUMER,
             "slow consumer (server pending limit)");
 }

@@ -26,13 +26,13 @@
 #include "tern_proto/topic.h"
 
 int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
-  if (pub->payload.len > srv->cfg.max_payload) {
+  if (pub->payload.len > srv->broker.cfg.max_payload) {
     *msg = "payload too large";
     return TP_WIRE_PAYLOAD_TOO_LARGE;
   }
   /* The decoder has usually checked the topic's rules already. */
-  size_t max_topic =
-      srv->cfg.max_topic ? srv->cfg.max_topic : TP_DEFAULT_MAX_TOPIC;
+  size_t max_topic = srv->broker.cfg.max_topic ? srv->broker.cfg.max_topic
+                                               : TP_DEFAULT_MAX_TOPIC;
   if (pub->topic_checked
           ? pub->topic.len > max_topic
           : tp_topic_validate(pub->topic.ptr, pub->topic.len, max_topic) != 0) {
@@ -44,8 +44,8 @@ int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
     return TP_WIRE_PERMISSION;
   }
   if (pub->reply.ptr != NULL &&
-      tp_topic_validate(pub->reply.ptr, pub->reply.len, srv->cfg.max_topic) !=
-          0) {
+      tp_topic_validate(pub->reply.ptr, pub->reply.len,
+                        srv->broker.cfg.max_topic) != 0) {
     *msg = "invalid reply topic";
     return TP_WIRE_INVALID_TOPIC;
   }
@@ -54,16 +54,16 @@ int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
 
 /* Remembers a subscription to remove once the walk is over. */
 static void note_ended(server_t *srv, sub_t *s) {
-  if (srv->nended == srv->ended_cap) {
-    size_t cap = srv->ended_cap ? srv->ended_cap * 2 : 16;
-    sub_t **a = realloc(srv->ended, cap * sizeof *a);
+  if (srv->worker.nended == srv->worker.ended_cap) {
+    size_t cap = srv->worker.ended_cap ? srv->worker.ended_cap * 2 : 16;
+    sub_t **a = realloc(srv->worker.ended, cap * sizeof *a);
     if (a == NULL)
       return; /* it stays ending (gets nothing more) until its conn closes */
-    srv->ended = a;
-    srv->ended_cap = cap;
+    srv->worker.ended = a;
+    srv->worker.ended_cap = cap;
   }
   s->ending = true;
-  srv->ended[srv->nended++] = s;
+  srv->worker.ended[srv->worker.nended++] = s;
 }
 
 /* Whether s may receive a message from publisher at all. */
@@ -78,10 +78,10 @@ static bool eligible(const sub_t *s, const conn_t *publisher) {
 static void count_drop(server_t *srv, sub_t *s, bool pressure) {
   s->dropped++;
   s->dropped_unreported++;
-  srv->stats.msgs_dropped++;
-  srv->stats.drops_by_policy[s->policy & 7]++;
+  srv->worker.stats.msgs_dropped++;
+  srv->worker.stats.drops_by_policy[s->policy & 7]++;
   if (pressure)
-    srv->gate.drops[s->policy & 7]++;
+    srv->broker.gate.drops[s->policy & 7]++;
 }
 
 /*
@@ -106,7 +106,7 @@ static void report_gap(server_t *srv, sub_t *s) {
   tp_frame_init(&f, TP_DROPPED);
   f.u.dropped.sid = s->sid;
   f.u.dropped.count = s->q.gap_notice_count + s->dropped_unreported;
-  tp_buf_t *b = &srv->scratch;
+  tp_buf_t *b = &srv->worker.scratch;
   tp_buf_reset(b);
   if (tp_frame_encode(b, &f) != 0 || b->len > OUTQ_INLINE_MAX)
     return;
@@ -153,9 +153,9 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
       report_gap(srv, s);
     return true;
   case TP_OVERFLOW_DISCONNECT:
-    srv->stats.slow_consumers++;
+    srv->worker.stats.slow_consumers++;
     if (!sub_would_overflow(s, bytes)) {
-      srv->gate.disconnects++;
+      srv->broker.gate.disconnects++;
       LOG(LOG_INFO,
           "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
           "memory pressure, closing as a slow consumer",
@@ -210,14 +210,14 @@ deliver_here(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
     sub_entry_queued(s, e);
   }
   s->delivered++;
-  srv->stats.msgs_out++;
+  srv->worker.stats.msgs_out++;
   conn_want_flush(c);
   if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL &&
       sub_full_budget(s, budget)) {
     if (publisher->nblocked == 0) {
-      srv->stats.publisher_blocks++;
+      srv->worker.stats.publisher_blocks++;
       if (!sub_is_full(s))
-        srv->gate.pauses++;
+        srv->broker.gate.pauses++;
     }
     sub_add_waiter(s, publisher);
   }
@@ -245,7 +245,7 @@ deliver(server_t *srv, const sub_env_t *here, conn_t *publisher, sub_t *s,
 
 static bool deliver_pressed(server_t *srv, conn_t *publisher, sub_t *s,
                             msgbuf_t *body, uint64_t budget) {
-  return deliver(srv, &srv->sub_env, publisher, s, body, budget);
+  return deliver(srv, &srv->worker.sub_env, publisher, s, body, budget);
 }
 
 /*
@@ -281,7 +281,7 @@ static sub_t *pick_member(const sublist_group_t *g, const conn_t *publisher) {
 
 /* Encodes the shared MSG body for pub. NULL when out of memory. */
 static msgbuf_t *encode_body(server_t *srv, const tp_pub_t *pub) {
-  msgbuf_t *body = msgbuf_get(srv->bufs);
+  msgbuf_t *body = msgbuf_get(srv->worker.bufs);
   if (body == NULL)
     return NULL;
   size_t estimate = (size_t)pub->topic.len + pub->payload.len + pub->reply.len +
@@ -306,7 +306,7 @@ static inline __attribute__((always_inline)) uint64_t
 fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
         msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
   uint64_t n = 0;
-  const sub_env_t *here = &srv->sub_env;
+  const sub_env_t *here = &srv->worker.sub_env;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
     if (eligible(s, publisher) &&
@@ -330,10 +330,11 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
 int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
                    uint64_t *receivers) {
   *receivers = 0;
-  srv->stats.msgs_in++;
-  srv->stats.bytes_in += pub->payload.len;
+  srv->worker.stats.msgs_in++;
+  srv->worker.stats.bytes_in += pub->payload.len;
   const sublist_result_t *res = NULL;
-  int rc = sublist_match(srv->index, pub->topic.ptr, pub->topic.len, &res);
+  int rc =
+      sublist_match(srv->broker.index, pub->topic.ptr, pub->topic.len, &res);
   if (rc != 0)
     return rc;
   if (res->nplain == 0 && res->ngroups == 0)
@@ -344,9 +345,9 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
 
   /* Once per PUB: the fan-out may overshoot it by one message per
    * receiver, which the next PUB sees. */
-  uint64_t budget =
-      pending_gate_budget(&srv->gate, outq_pool_pending_bytes(srv->entries));
-  srv->nended = 0;
+  uint64_t budget = pending_gate_budget(
+      &srv->broker.gate, outq_pool_pending_bytes(srv->worker.entries));
+  srv->worker.nended = 0;
   /* Inlined copies of the walk: the common one (no reply topic, no
    * pressure) tests nothing for allow_responses or the budget. */
   uint64_t n;
@@ -359,9 +360,9 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
   msgbuf_unref(body);
 
   /* The walk is over: now the index may change. */
-  for (size_t i = 0; i < srv->nended; i++)
-    conn_remove_sub(srv->ended[i]->conn, srv->ended[i]);
-  srv->nended = 0;
+  for (size_t i = 0; i < srv->worker.nended; i++)
+    conn_remove_sub(srv->worker.ended[i]->conn, srv->worker.ended[i]);
+  srv->worker.nended = 0;
   *receivers = n;
   return 0;
 }
@@ -369,7 +370,7 @@ int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
 int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
   msgbuf_t *body = NULL;
   if (pub->payload.len > 0) {
-    body = msgbuf_get(srv->bufs);
+    body = msgbuf_get(srv->worker.bufs);
     if (body == NULL)
       return TP_ENOMEM;
     bool has_opts = false;
@@ -380,8 +381,8 @@ int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
     }
     body->has_opts = has_opts;
   }
-  int rc = retained_put(srv->retained, pub->topic.ptr, pub->topic.len, body,
-                        pub->ttl_ms);
+  int rc = retained_put(srv->broker.retained, pub->topic.ptr, pub->topic.len,
+                        body, pub->ttl_ms);
   switch (rc) {
   case 0:
     return 0;
@@ -406,21 +407,21 @@ static void deliver_one_retained(void *ud, msgbuf_t *body) {
   if (eligible(ctx->sub, NULL))
     deliver_pressed(
         ctx->srv, NULL, ctx->sub, body,
-        pending_gate_budget(&ctx->srv->gate,
-                            outq_pool_pending_bytes(ctx->srv->entries)));
+        pending_gate_budget(&ctx->srv->broker.gate,
+                            outq_pool_pending_bytes(ctx->srv->worker.entries)));
 }
 
 uint64_t router_deliver_retained(server_t *srv, sub_t *s) {
   if (s->queue != NULL)
     return 0;
   retained_ctx_t ctx = {srv, s};
-  srv->nended = 0;
-  uint64_t visited = retained_match(srv->retained, s->pattern, s->plen,
+  srv->worker.nended = 0;
+  uint64_t visited = retained_match(srv->broker.retained, s->pattern, s->plen,
                                     deliver_one_retained, &ctx);
   /* UNSUB max_msgs cannot have been set yet, but keep the rule in one
    * place: ended subscriptions go after the walk. */
-  for (size_t i = 0; i < srv->nended; i++)
-    conn_remove_sub(srv->ended[i]->conn, srv->ended[i]);
-  srv->nended = 0;
+  for (size_t i = 0; i < srv->worker.nended; i++)
+    conn_remove_sub(srv->worker.ended[i]->conn, srv->worker.ended[i]);
+  srv->worker.nended = 0;
   return visited;
 }

@@ -121,7 +121,8 @@ static void on_timeout(uv_timer_t *t) {
 }
 
 static void arm_timer(http_client_t *cl) {
-  uv_timer_start(&cl->timer, on_timeout, cl->hs->srv->cfg.http_timeout_ms, 0);
+  uv_timer_start(&cl->timer, on_timeout,
+                 cl->hs->srv->broker.cfg.http_timeout_ms, 0);
 }
 
 static void start_write(http_client_t *cl);
@@ -381,7 +382,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
  * pauses until a slot frees or the retry timer fires).
  */
 static bool evict_one(http_server_t *hs) {
-  uint64_t now = uv_now(hs->srv->loop);
+  uint64_t now = uv_now(hs->srv->worker.loop);
   for (list_node_t *n = hs->clients.next; n != &hs->clients; n = n->next) {
     http_client_t *cl = LIST_ENTRY(n, http_client_t, link);
     if (cl->closing || cl->responded)
@@ -424,12 +425,12 @@ static void on_accept(fd_acceptor_t *a, int fd) {
   }
   cl->hs = hs;
   tp_buf_init(&cl->out);
-  uv_tcp_init(hs->srv->loop, &cl->tcp);
-  uv_timer_init(hs->srv->loop, &cl->timer);
+  uv_tcp_init(hs->srv->worker.loop, &cl->tcp);
+  uv_timer_init(hs->srv->worker.loop, &cl->timer);
   cl->tcp.data = cl;
   cl->timer.data = cl;
   cl->handles = 2;
-  cl->accepted_ms = uv_now(hs->srv->loop);
+  cl->accepted_ms = uv_now(hs->srv->worker.loop);
   hs->handles_open++;
   hs->nclients++;
   list_insert_tail(&hs->clients, &cl->link);
@@ -472,7 +473,7 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
   list_init(&hs->clients);
   /* An eighth of a small open-file limit at most: clients come first. */
   long nofile = fdlimit_current();
-  hs->max_clients = (size_t)srv->cfg.http_max_clients;
+  hs->max_clients = (size_t)srv->broker.cfg.http_max_clients;
   if (nofile > 0 && (size_t)nofile / 8 < hs->max_clients)
     hs->max_clients = nofile / 8 < 4 ? 4 : (size_t)nofile / 8;
   http_parser_settings_init(&hs->settings);
@@ -481,13 +482,13 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
   hs->acceptor.on_accept = on_accept;
   hs->acceptor.on_refuse = on_refuse;
   hs->acceptor.data = hs;
-  int rc = fd_acceptor_listen(&hs->acceptor, srv->loop, host,
+  int rc = fd_acceptor_listen(&hs->acceptor, srv->worker.loop, host,
                               port < 0 ? 0 : port, 511, bound_port);
   if (rc != 0) {
     free(hs);
     return rc;
   }
-  uv_timer_init(srv->loop, &hs->retry);
+  uv_timer_init(srv->worker.loop, &hs->retry);
   hs->retry.data = hs;
   hs->handles_open = 2;
   *out = hs;

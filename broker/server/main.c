@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
   if (rc != 0) {
     /* The monitoring port logs its own failure; this names the cause. */
     fprintf(stderr, "ternd: cannot start (listening on %s:%d%s): %s\n",
-            srv.cfg.host, srv.cfg.port,
+            srv.broker.cfg.host, srv.broker.cfg.port,
             srv.listening ? " worked, monitoring did not" : "",
             uv_strerror(rc));
     exit_code = 1;
@@ -101,8 +101,8 @@ int main(int argc, char **argv) {
   } else {
     /* systemd (Type=notify): both listeners are bound. */
     char status[320];
-    snprintf(status, sizeof status, "accepting on %s:%d", srv.cfg.host,
-             srv.cfg.port);
+    snprintf(status, sizeof status, "accepting on %s:%d", srv.broker.cfg.host,
+             srv.broker.cfg.port);
     sdnotify_ready(status);
   }
   uv_run(&loop, UV_RUN_DEFAULT);

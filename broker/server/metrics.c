@@ -70,9 +70,10 @@ typedef struct walk {
 
 static void walk_conns(server_t *srv, walk_t *w) {
   memset(w, 0, sizeof *w);
-  w->bytes_out = srv->ops.closed_bytes_out;
-  w->msgs_out = srv->ops.closed_msgs_out;
-  for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
+  w->bytes_out = srv->broker.ops.closed_bytes_out;
+  w->msgs_out = srv->broker.ops.closed_msgs_out;
+  for (list_node_t *n = srv->worker.conns.next; n != &srv->worker.conns;
+       n = n->next) {
     conn_t *c = LIST_ENTRY(n, conn_t, all_link);
     w->pending_bytes += c->out.bytes;
     w->bytes_out += c->out.bytes_written;
@@ -89,7 +90,7 @@ static void walk_conns(server_t *srv, walk_t *w) {
 }
 
 static double uptime_s(const server_t *srv) {
-  return (double)(uv_now(srv->loop) - srv->started_ms) / 1000.0;
+  return (double)(uv_now(srv->worker.loop) - srv->started_ms) / 1000.0;
 }
 
 /* One metric: HELP, TYPE and an unlabelled sample. */
@@ -102,7 +103,7 @@ static int metric(tp_buf_t *b, const char *name, const char *type,
 /* Memory pressure (pending_gate.h): where the total stands against the
  * cap, and who paid for it. */
 static int pressure_metrics(server_t *srv, tp_buf_t *b) {
-  const pending_gate_t *g = &srv->gate;
+  const pending_gate_t *g = &srv->broker.gate;
   uint64_t total = pending_gate_total(srv);
   uint64_t budget = pending_gate_budget(g, total);
   int rc = 0;
@@ -145,10 +146,10 @@ static int pressure_metrics(server_t *srv, tp_buf_t *b) {
 int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   walk_t w;
   walk_conns(srv, &w);
-  const server_stats_t *st = &srv->stats;
+  const server_stats_t *st = &srv->worker.stats;
   int rc = 0;
   rc |= metric(b, "tern_connections", "gauge", "Client connections open.",
-               srv->nlive);
+               srv->worker.nlive);
   rc |= metric(b, "tern_connections_accepted_total", "counter",
                "Client connections accepted.", st->conns_accepted);
   rc |= put(b, "# HELP tern_connections_refused_total Connections refused "
@@ -161,7 +162,7 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
             (unsigned long long)st->conns_refused,
             (unsigned long long)st->conns_refused_fd);
   rc |= metric(b, "tern_subscriptions", "gauge", "Subscriptions in place.",
-               sublist_count(srv->index));
+               sublist_count(srv->broker.index));
   rc |= metric(b, "tern_messages_in_total", "counter", "PUB messages routed.",
                st->msgs_in);
   rc |= metric(b, "tern_bytes_in_total", "counter",
@@ -195,10 +196,10 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= metric(b, "tern_inbound_bytes", "gauge",
                "Bytes of read buffers held for unfinished or unhandled "
                "frames.",
-               srv->rx.tail_bytes);
-  rc |=
-      metric(b, "tern_max_inbound_bytes", "gauge",
-             "The cap on read buffers (max_inbound_total).", srv->rx.tail_max);
+               srv->worker.rx.tail_bytes);
+  rc |= metric(b, "tern_max_inbound_bytes", "gauge",
+               "The cap on read buffers (max_inbound_total).",
+               srv->worker.rx.tail_max);
   rc |= metric(b, "tern_inbound_refused_total", "counter",
                "Frames refused because read buffers were full (ERR 5).",
                st->inbound_refused);
@@ -207,7 +208,7 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                "frame_timeout_ms (ERR 12).",
                st->frame_timeouts);
   retained_stats_t rs;
-  retained_get_stats(srv->retained, &rs);
+  retained_get_stats(srv->broker.retained, &rs);
   rc |= metric(b, "tern_retained_topics", "gauge",
                "Topics holding a retained message.", rs.topics);
   rc |= metric(b, "tern_retained_bytes", "gauge", "Bytes of retained messages.",
@@ -215,22 +216,22 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= metric(b, "tern_retained_expired_total", "counter",
                "Retained messages removed by their ttl.", rs.expired);
   rc |= metric(b, "tern_auth_failures_total", "counter",
-               "CONNECTs refused (ERR 2).", srv->ops.auth_failures);
-  rc |= put(
-      b,
-      "# HELP tern_permission_denials_total PUB and SUB refused by "
-      "the user's permissions (ERR 3).\n# TYPE "
-      "tern_permission_denials_total counter\n"
-      "tern_permission_denials_total{op=\"pub\"} %llu\n"
-      "tern_permission_denials_total{op=\"sub\"} %llu\n",
-      (unsigned long long)(srv->ops.perm_denials - srv->ops.perm_denials_sub),
-      (unsigned long long)srv->ops.perm_denials_sub);
+               "CONNECTs refused (ERR 2).", srv->broker.ops.auth_failures);
+  rc |= put(b,
+            "# HELP tern_permission_denials_total PUB and SUB refused by "
+            "the user's permissions (ERR 3).\n# TYPE "
+            "tern_permission_denials_total counter\n"
+            "tern_permission_denials_total{op=\"pub\"} %llu\n"
+            "tern_permission_denials_total{op=\"sub\"} %llu\n",
+            (unsigned long long)(srv->broker.ops.perm_denials -
+                                 srv->broker.ops.perm_denials_sub),
+            (unsigned long long)srv->broker.ops.perm_denials_sub);
   rc |= metric(b, "tern_response_publishes_total", "counter",
                "PUBs allowed only as replies (allow_responses).",
-               srv->ops.resp_allowed);
+               srv->broker.ops.resp_allowed);
   auth_stats_t as = {0};
-  if (srv->auth != NULL)
-    auth_verifier_stats(srv->auth, &as);
+  if (srv->broker.auth != NULL)
+    auth_verifier_stats(srv->broker.auth, &as);
   rc |= metric(b, "tern_auth_hashes_total", "counter",
                "Password hashes computed (unknown users too).", as.hashes);
   rc |= metric(b, "tern_auth_cache_hits_total", "counter",
@@ -258,17 +259,17 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= put(b,
             "# HELP tern_info Static facts about this server.\n# TYPE "
             "tern_info gauge\ntern_info{version=\"%s\",server_id=\"%s\"} 1\n",
-            TERND_VERSION, srv->server_id);
+            TERND_VERSION, srv->broker.server_id);
   return rc == 0 ? 0 : -1;
 }
 
 int metrics_varz(server_t *srv, tp_buf_t *b) {
   walk_t w;
   walk_conns(srv, &w);
-  const server_stats_t *st = &srv->stats;
-  const config_t *cfg = &srv->cfg;
-  int rc = put(b, "{\"server_id\":\"%s\",\"version\":\"%s\",", srv->server_id,
-               TERND_VERSION);
+  const server_stats_t *st = &srv->worker.stats;
+  const config_t *cfg = &srv->broker.cfg;
+  int rc = put(b, "{\"server_id\":\"%s\",\"version\":\"%s\",",
+               srv->broker.server_id, TERND_VERSION);
   rc |= put(b, "\"host\":");
   rc |= json_cstr(b, cfg->host);
   rc |= put(b,
@@ -288,8 +289,8 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       "\"max_pending_total\":%llu,\"pressure_drops\":%llu,"
       "\"pressure_disconnects\":%llu,\"auth_failures\":%llu,"
       "\"permission_denials\":%llu,",
-      srv->nlive, (unsigned long long)st->conns_accepted,
-      sublist_count(srv->index), (unsigned long long)st->msgs_in,
+      srv->worker.nlive, (unsigned long long)st->conns_accepted,
+      sublist_count(srv->broker.index), (unsigned long long)st->msgs_in,
       (unsigned long long)st->bytes_in, (unsigned long long)st->msgs_out,
       (unsigned long long)w.bytes_out, (unsigned long long)st->msgs_dropped,
       (unsigned long long)st->slow_consumers,
@@ -297,12 +298,12 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       (unsigned long long)st->publisher_blocks,
       (unsigned long long)w.blocked_pubs, (unsigned long long)w.pending_bytes,
       (unsigned long long)pending_gate_total(srv),
-      (unsigned long long)srv->gate.high,
-      (unsigned long long)(srv->gate.drops[TP_OVERFLOW_DROP_OLDEST] +
-                           srv->gate.drops[TP_OVERFLOW_DROP_NEWEST]),
-      (unsigned long long)srv->gate.disconnects,
-      (unsigned long long)srv->ops.auth_failures,
-      (unsigned long long)srv->ops.perm_denials);
+      (unsigned long long)srv->broker.gate.high,
+      (unsigned long long)(srv->broker.gate.drops[TP_OVERFLOW_DROP_OLDEST] +
+                           srv->broker.gate.drops[TP_OVERFLOW_DROP_NEWEST]),
+      (unsigned long long)srv->broker.gate.disconnects,
+      (unsigned long long)srv->broker.ops.auth_failures,
+      (unsigned long long)srv->broker.ops.perm_denials);
   rc |= put(b,
             "\"config\":{\"max_payload\":%llu,\"max_connections\":%llu,"
             "\"max_subs\":%llu,\"max_pending_msgs\":%llu,"
@@ -407,8 +408,8 @@ static void find_conns(server_t *srv, const item_t *items, size_t n,
   qsort(refs, n, sizeof refs[0], cmp_run);
   /* The registry is in accept order, which is ascending cid. */
   size_t k = 0;
-  for (list_node_t *l = srv->conns.next; l != &srv->conns && k < n;
-       l = l->next) {
+  for (list_node_t *l = srv->worker.conns.next;
+       l != &srv->worker.conns && k < n; l = l->next) {
     conn_t *c = LIST_ENTRY(l, conn_t, all_link);
     while (k < n && refs[k].cid < c->id)
       k++;
@@ -592,7 +593,8 @@ static int page_take(metrics_page_t *p, uint64_t cid, uint64_t sid) {
 static int select_conns(metrics_page_t *p, const query_t *q) {
   server_t *srv = p->srv;
   if (q->sort == SORT_CID) {
-    for (list_node_t *l = srv->conns.next; l != &srv->conns; l = l->next) {
+    for (list_node_t *l = srv->worker.conns.next; l != &srv->worker.conns;
+         l = l->next) {
       conn_t *c = LIST_ENTRY(l, conn_t, all_link);
       if ((q->has_cid && c->id != q->cid) || !state_ok(q->state, c->state))
         continue;
@@ -601,11 +603,12 @@ static int select_conns(metrics_page_t *p, const query_t *q) {
     }
     return 0;
   }
-  keyed_t *all = malloc((srv->nconns + 1) * sizeof *all);
+  keyed_t *all = malloc((srv->worker.nconns + 1) * sizeof *all);
   if (all == NULL)
     return TP_ENOMEM;
   size_t n = 0;
-  for (list_node_t *l = srv->conns.next; l != &srv->conns; l = l->next) {
+  for (list_node_t *l = srv->worker.conns.next; l != &srv->worker.conns;
+       l = l->next) {
     conn_t *c = LIST_ENTRY(l, conn_t, all_link);
     if ((q->has_cid && c->id != q->cid) || !state_ok(q->state, c->state))
       continue;
@@ -633,7 +636,8 @@ static bool sub_matches(const sub_t *s, const query_t *q) {
 static int select_subs(metrics_page_t *p, const query_t *q) {
   server_t *srv = p->srv;
   bool filtered = q->subject[0] || q->test[0];
-  for (list_node_t *l = srv->conns.next; l != &srv->conns; l = l->next) {
+  for (list_node_t *l = srv->worker.conns.next; l != &srv->worker.conns;
+       l = l->next) {
     conn_t *c = LIST_ENTRY(l, conn_t, all_link);
     if ((q->has_cid && c->id != q->cid) || c->subs == NULL)
       continue;
@@ -758,13 +762,13 @@ static int put_head(metrics_page_t *p, tp_buf_t *b) {
         "{\"now_uptime_s\":%.3f,\"num_connections\":%zu,\"total\":%llu,"
         "\"offset\":%llu,\"limit\":%llu,\"sort\":\"%s\",\"state\":\"%s\","
         "\"connections\":[",
-        uptime_s(srv), srv->nconns, (unsigned long long)p->total,
+        uptime_s(srv), srv->worker.nconns, (unsigned long long)p->total,
         (unsigned long long)p->offset, (unsigned long long)p->limit,
         sort_names[p->sort], state_names[p->state]);
   return put(b,
              "{\"num_subscriptions\":%zu,\"total\":%llu,\"offset\":%llu,"
              "\"limit\":%llu,\"subscriptions\":[",
-             sublist_count(srv->index), (unsigned long long)p->total,
+             sublist_count(srv->broker.index), (unsigned long long)p->total,
              (unsigned long long)p->offset, (unsigned long long)p->limit);
 }
 

@@ -40,21 +40,21 @@ static bool is_loopback(const char *host) {
 }
 
 static void warn_if_open(const server_t *srv) {
-  if (srv->cfg.users == NULL && srv->cfg.auth_token[0] == '\0' &&
-      !is_loopback(srv->cfg.host))
+  if (srv->broker.cfg.users == NULL && srv->broker.cfg.auth_token[0] == '\0' &&
+      !is_loopback(srv->broker.cfg.host))
     LOG(LOG_WARN,
         "listening on %s with no authentication: anyone who can reach "
         "this address may publish and subscribe (set auth_token or "
         "[user NAME] sections)",
-        srv->cfg.host);
+        srv->broker.cfg.host);
 }
 
 int ops_start(server_t *srv) {
-  const config_t *cfg = &srv->cfg;
-  srv->started_ms = uv_now(srv->loop);
+  const config_t *cfg = &srv->broker.cfg;
+  srv->started_ms = uv_now(srv->worker.loop);
   srv->started_unix = (int64_t)time(NULL);
   warn_if_open(srv);
-  uv_signal_init(srv->loop, &srv->sighup);
+  uv_signal_init(srv->worker.loop, &srv->sighup);
   srv->sighup.data = srv;
   uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
   if (sysevents_start(srv) != 0)
@@ -122,7 +122,7 @@ int ops_reload(server_t *srv) {
   }
   free(errtext);
 
-  config_t *cur = &srv->cfg;
+  config_t *cur = &srv->broker.cfg;
   /* What only a restart can change. */
   if (strcmp(next.host, cur->host) != 0 ||
       (next.port != cur->port && next.port != 0) ||

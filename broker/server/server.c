@@ -39,31 +39,32 @@ static void on_before_sleep(uv_prepare_t *p) {
   list_node_t local, *n;
 
   /* 1. Publishers released from backpressure read their buffered frames. */
-  list_move_all(&local, &srv->resume_list);
+  list_move_all(&local, &srv->worker.resume_list);
   while ((n = list_first(&local)) != NULL) {
     list_remove(n);
     conn_resume(LIST_ENTRY(n, conn_t, resume_link));
   }
   /* 1b. Memory pressure (pending_gate.h): its state, and how much each
    * connection may write this turn. */
-  srv->write_cap = pending_gate_check(srv);
+  srv->worker.write_cap = pending_gate_check(srv);
   /* 2. Closing connections give up their subscriptions, outside any
    * fan-out. */
-  while ((n = list_first(&srv->close_list)) != NULL)
+  while ((n = list_first(&srv->worker.close_list)) != NULL)
     conn_teardown(LIST_ENTRY(n, conn_t, close_link));
   /* 3. One gathered write per connection with output. */
-  list_move_all(&local, &srv->flush_list);
+  list_move_all(&local, &srv->worker.flush_list);
   while ((n = list_first(&local)) != NULL) {
     list_remove(n);
     conn_flush(LIST_ENTRY(n, conn_t, flush_link));
   }
   /* Work left for the next turn must not wait for an unrelated event. */
-  bool more = !list_empty(&srv->resume_list) || !list_empty(&srv->flush_list) ||
-              !list_empty(&srv->close_list);
-  if (more && !uv_is_active((uv_handle_t *)&srv->spin))
-    uv_idle_start(&srv->spin, on_spin);
-  else if (!more && uv_is_active((uv_handle_t *)&srv->spin))
-    uv_idle_stop(&srv->spin);
+  bool more = !list_empty(&srv->worker.resume_list) ||
+              !list_empty(&srv->worker.flush_list) ||
+              !list_empty(&srv->worker.close_list);
+  if (more && !uv_is_active((uv_handle_t *)&srv->worker.spin))
+    uv_idle_start(&srv->worker.spin, on_spin);
+  else if (!more && uv_is_active((uv_handle_t *)&srv->worker.spin))
+    uv_idle_stop(&srv->worker.spin);
 }
 
 /*
@@ -78,14 +79,14 @@ static void on_before_sleep(uv_prepare_t *p) {
  * up (three intervals). The list is oldest first.
  */
 static void check_partial_frames(server_t *srv, uint64_t now) {
-  uint64_t limit = srv->cfg.frame_timeout_ms;
+  uint64_t limit = srv->broker.cfg.frame_timeout_ms;
   list_node_t *n;
-  while (limit > 0 && (n = list_first(&srv->partial_list)) != NULL) {
+  while (limit > 0 && (n = list_first(&srv->worker.partial_list)) != NULL) {
     conn_t *c = LIST_ENTRY(n, conn_t, partial_link);
     if (now - c->partial_since < limit)
       break;
     list_remove(n);
-    srv->stats.frame_timeouts++;
+    srv->worker.stats.frame_timeouts++;
     LOG(LOG_INFO,
         "conn %llu (%s): a frame started %llu ms ago is still not whole "
         "(%zu bytes of it held), closing",
@@ -97,7 +98,7 @@ static void check_partial_frames(server_t *srv, uint64_t now) {
 
 static void on_stall_check(uv_timer_t *t) {
   server_t *srv = t->data;
-  uint64_t now = uv_now(srv->loop);
+  uint64_t now = uv_now(srv->worker.loop);
   log_flush_suppressed(false);
   check_partial_frames(srv, now);
   pending_gate_stall_check(srv, now);
@@ -105,10 +106,10 @@ static void on_stall_check(uv_timer_t *t) {
    * any number of subscriptions from this list: start over after each. */
   for (;;) {
     sub_t *stalled = NULL;
-    for (list_node_t *n = srv->stalled_subs.next; n != &srv->stalled_subs;
-         n = n->next) {
+    for (list_node_t *n = srv->worker.stalled_subs.next;
+         n != &srv->worker.stalled_subs; n = n->next) {
       sub_t *s = LIST_ENTRY(n, sub_t, stalled_link);
-      if (now - s->blocked_since >= srv->cfg.stall_timeout_ms &&
+      if (now - s->blocked_since >= srv->broker.cfg.stall_timeout_ms &&
           s->conn->state == CONN_ACTIVE) {
         stalled = s;
         break;
@@ -116,7 +117,7 @@ static void on_stall_check(uv_timer_t *t) {
     }
     if (stalled == NULL)
       return;
-    srv->stats.slow_consumers++;
+    srv->worker.stats.slow_consumers++;
     LOG(LOG_INFO,
         "conn %llu (%s): sid %llu blocked publishers for %llu ms, "
         "closing as a slow consumer",
@@ -136,7 +137,7 @@ static void on_stall_check(uv_timer_t *t) {
  * that could discard the ERR, and the caller closes it.
  */
 static void refuse_no_fd(server_t *srv, int fd) {
-  srv->stats.conns_refused_fd++;
+  srv->worker.stats.conns_refused_fd++;
   ssize_t w = send(fd, srv->err_no_fd.data, srv->err_no_fd.len,
                    MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)w;
@@ -147,7 +148,7 @@ static void refuse_no_fd(server_t *srv, int fd) {
   LOG(LOG_WARN,
       "connection refused (ERR 11): out of file descriptors, %zu "
       "connections open, open-file limit %ld",
-      srv->nconns, fdlimit_current());
+      srv->worker.nconns, fdlimit_current());
 }
 
 static void on_refuse(fd_acceptor_t *a, int fd) {
@@ -160,7 +161,7 @@ static void on_accept(fd_acceptor_t *a, int fd) {
     close(fd);
     return;
   }
-  if (srv->fd_budget > 0 && srv->nconns >= srv->fd_budget) {
+  if (srv->fd_budget > 0 && srv->worker.nconns >= srv->fd_budget) {
     refuse_no_fd(srv, fd);
     close(fd);
     return;
@@ -187,8 +188,8 @@ static void set_fd_budget(server_t *srv) {
   if (budget < 1)
     budget = 1;
   srv->fd_budget = (size_t)budget;
-  if (srv->cfg.max_connections == 0 ||
-      srv->cfg.max_connections > srv->fd_budget)
+  if (srv->broker.cfg.max_connections == 0 ||
+      srv->broker.cfg.max_connections > srv->fd_budget)
     LOG(LOG_INFO,
         "open-file limit %ld: at most %zu client connections (%ld "
         "descriptors kept for monitoring and spare)",
@@ -219,10 +220,10 @@ static void close_server_handle(server_t *srv, uv_handle_t *h) {
 /* The last connection is gone during shutdown: close the loop's own
  * handles so uv_run returns. */
 static void finish_shutdown(server_t *srv) {
-  close_server_handle(srv, (uv_handle_t *)&srv->before_sleep);
-  close_server_handle(srv, (uv_handle_t *)&srv->spin);
-  close_server_handle(srv, (uv_handle_t *)&srv->stall_timer);
-  close_server_handle(srv, (uv_handle_t *)&srv->retained_timer);
+  close_server_handle(srv, (uv_handle_t *)&srv->worker.before_sleep);
+  close_server_handle(srv, (uv_handle_t *)&srv->worker.spin);
+  close_server_handle(srv, (uv_handle_t *)&srv->worker.stall_timer);
+  close_server_handle(srv, (uv_handle_t *)&srv->worker.retained_timer);
   ops_stop(srv);
 }
 
@@ -236,16 +237,17 @@ void server_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->sigint);
   close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
   ops_drain(srv);
-  for (list_node_t *n = srv->conns.next; n != &srv->conns; n = n->next)
+  for (list_node_t *n = srv->worker.conns.next; n != &srv->worker.conns;
+       n = n->next)
     conn_goaway(LIST_ENTRY(n, conn_t, all_link), "shutdown");
-  if (srv->nconns == 0)
+  if (srv->worker.nconns == 0)
     finish_shutdown(srv);
 }
 
 void server_conn_closed(server_t *srv, conn_t *c) {
   list_remove(&c->all_link);
-  srv->nconns--;
-  if (srv->shutting_down && srv->nconns == 0)
+  srv->worker.nconns--;
+  if (srv->shutting_down && srv->worker.nconns == 0)
     finish_shutdown(srv);
 }
 
@@ -254,10 +256,10 @@ void server_conn_closed(server_t *srv, conn_t *c) {
 /* The HELLO frame is the same for every connection: encoded once (and
  * again when a reload turns authentication on or off). */
 static int encode_hello(server_t *srv) {
-  msgbuf_t *old = srv->hello;
-  srv->hello = msgbuf_get(srv->bufs);
-  if (srv->hello == NULL) {
-    srv->hello = old;
+  msgbuf_t *old = srv->broker.hello;
+  srv->broker.hello = msgbuf_get(srv->worker.bufs);
+  if (srv->broker.hello == NULL) {
+    srv->broker.hello = old;
     return TP_ENOMEM;
   }
   if (old != NULL)
@@ -265,16 +267,16 @@ static int encode_hello(server_t *srv) {
   tp_frame_t f;
   tp_frame_init(&f, TP_HELLO);
   f.u.hello.proto = TP_PROTO_VERSION;
-  f.u.hello.server.ptr = srv->server_name;
-  f.u.hello.server.len = (uint32_t)strlen(srv->server_name);
-  f.u.hello.server_id.ptr = srv->server_id;
-  f.u.hello.server_id.len = (uint32_t)strlen(srv->server_id);
-  f.u.hello.max_payload = srv->cfg.max_payload;
-  f.u.hello.max_frame = srv->cfg.max_frame;
+  f.u.hello.server.ptr = srv->broker.server_name;
+  f.u.hello.server.len = (uint32_t)strlen(srv->broker.server_name);
+  f.u.hello.server_id.ptr = srv->broker.server_id;
+  f.u.hello.server_id.len = (uint32_t)strlen(srv->broker.server_id);
+  f.u.hello.max_payload = srv->broker.cfg.max_payload;
+  f.u.hello.max_frame = srv->broker.cfg.max_frame;
   f.u.hello.auth_required =
-      srv->cfg.users != NULL || srv->cfg.auth_token[0] != '\0';
-  f.u.hello.heartbeat_ms = srv->cfg.heartbeat_ms;
-  return tp_frame_encode(&srv->hello->bytes, &f);
+      srv->broker.cfg.users != NULL || srv->broker.cfg.auth_token[0] != '\0';
+  f.u.hello.heartbeat_ms = srv->broker.cfg.heartbeat_ms;
+  return tp_frame_encode(&srv->broker.hello->bytes, &f);
 }
 
 int server_hello_update(server_t *srv) {
@@ -290,53 +292,55 @@ static void make_server_id(server_t *srv) {
   }
   static const char hex[] = "0123456789abcdef";
   for (size_t i = 0; i < sizeof rnd; i++) {
-    srv->server_id[2 * i] = hex[rnd[i] >> 4];
-    srv->server_id[2 * i + 1] = hex[rnd[i] & 15];
+    srv->broker.server_id[2 * i] = hex[rnd[i] >> 4];
+    srv->broker.server_id[2 * i + 1] = hex[rnd[i] & 15];
   }
-  srv->server_id[2 * sizeof rnd] = '\0';
+  srv->broker.server_id[2 * sizeof rnd] = '\0';
 }
 
 int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   memset(srv, 0, sizeof *srv);
-  srv->loop = loop;
-  srv->cfg = *cfg;
-  auth_db_ref(srv->cfg.users); /* the caller keeps its own */
-  snprintf(srv->server_name, sizeof srv->server_name, "ternd/%s",
+  srv->worker.loop = loop;
+  srv->broker.cfg = *cfg;
+  auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
+  snprintf(srv->broker.server_name, sizeof srv->broker.server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
-  list_init(&srv->conns);
-  list_init(&srv->flush_list);
-  list_init(&srv->close_list);
-  list_init(&srv->resume_list);
-  list_init(&srv->stalled_subs);
-  srv->sub_env = (sub_env_t){.loop = loop,
-                             .stalled = &srv->stalled_subs,
-                             .block = conn_block_on,
-                             .unblock = conn_unblock};
-  srv->conn_events = (conn_events_t){.connected = sysevents_connect,
-                                     .disconnected = sysevents_disconnect,
-                                     .slow_consumer = sysevents_slow_consumer,
-                                     .auth_failure = sysevents_auth_failure};
-  list_init(&srv->partial_list);
-  tp_buf_init(&srv->scratch);
-  pending_gate_init(&srv->gate, cfg->max_pending_total);
-  srv->write_cap = SERVER_WRITE_CAP_PER_TURN;
-  srv->cfg.max_pending_total = srv->gate.high;
-  int rc = sublist_create(&srv->index, 0);
+  list_init(&srv->worker.conns);
+  list_init(&srv->worker.flush_list);
+  list_init(&srv->worker.close_list);
+  list_init(&srv->worker.resume_list);
+  list_init(&srv->worker.stalled_subs);
+  srv->worker.sub_env = (sub_env_t){.loop = loop,
+                                    .stalled = &srv->worker.stalled_subs,
+                                    .block = conn_block_on,
+                                    .unblock = conn_unblock};
+  srv->worker.conn_events =
+      (conn_events_t){.connected = sysevents_connect,
+                      .disconnected = sysevents_disconnect,
+                      .slow_consumer = sysevents_slow_consumer,
+                      .auth_failure = sysevents_auth_failure};
+  list_init(&srv->worker.partial_list);
+  tp_buf_init(&srv->worker.scratch);
+  pending_gate_init(&srv->broker.gate, cfg->max_pending_total);
+  srv->worker.write_cap = SERVER_WRITE_CAP_PER_TURN;
+  srv->broker.cfg.max_pending_total = srv->broker.gate.high;
+  int rc = sublist_create(&srv->broker.index, 0);
   if (rc == 0)
-    rc = msgbuf_pool_create(&srv->bufs, KEEP_BUFS, KEEP_BUF_BYTES);
+    rc = msgbuf_pool_create(&srv->worker.bufs, KEEP_BUFS, KEEP_BUF_BYTES);
   if (rc == 0)
-    rc = outq_pool_create(&srv->entries, KEEP_ENTRIES);
+    rc = outq_pool_create(&srv->worker.entries, KEEP_ENTRIES);
   if (rc == 0)
-    rc = rx_shared_init(&srv->rx);
-  if (srv->cfg.max_inbound_total == 0) {
+    rc = rx_shared_init(&srv->worker.rx);
+  if (srv->broker.cfg.max_inbound_total == 0) {
     /* A quarter of the pending cap: reads are transient, the queues are
      * where memory is meant to be; never below 16 frames of the largest
      * size, so a few large publishers always fit. */
-    uint64_t q = srv->gate.high / 4, least = 16 * srv->cfg.max_frame;
-    srv->cfg.max_inbound_total = q > least ? q : least;
+    uint64_t q = srv->broker.gate.high / 4,
+             least = 16 * srv->broker.cfg.max_frame;
+    srv->broker.cfg.max_inbound_total = q > least ? q : least;
   }
-  srv->rx.tail_max = (size_t)srv->cfg.max_inbound_total;
+  srv->worker.rx.tail_max = (size_t)srv->broker.cfg.max_inbound_total;
   if (rc == 0)
     rc = encode_hello(srv);
   if (rc != 0)
@@ -355,84 +359,86 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   rc = tp_frame_encode(&srv->err_no_fd, &err);
   if (rc != 0)
     return rc;
-  uv_prepare_init(loop, &srv->before_sleep);
-  uv_idle_init(loop, &srv->spin);
-  uv_timer_init(loop, &srv->stall_timer);
-  uv_timer_init(loop, &srv->retained_timer);
+  uv_prepare_init(loop, &srv->worker.before_sleep);
+  uv_idle_init(loop, &srv->worker.spin);
+  uv_timer_init(loop, &srv->worker.stall_timer);
+  uv_timer_init(loop, &srv->worker.retained_timer);
   uv_signal_init(loop, &srv->sigint);
   uv_signal_init(loop, &srv->sigterm);
   srv->handles_open = 6; /* the listener counts once listening */
-  srv->before_sleep.data = srv;
-  srv->spin.data = srv;
-  srv->stall_timer.data = srv;
+  srv->worker.before_sleep.data = srv;
+  srv->worker.spin.data = srv;
+  srv->worker.stall_timer.data = srv;
   srv->sigint.data = srv;
   srv->sigterm.data = srv;
 
-  rc = retained_create(&srv->retained, &srv->retained_timer,
-                       srv->cfg.max_retained_topics,
-                       srv->cfg.max_retained_bytes);
+  rc = retained_create(&srv->broker.retained, &srv->worker.retained_timer,
+                       srv->broker.cfg.max_retained_topics,
+                       srv->broker.cfg.max_retained_bytes);
   if (rc != 0)
     return rc;
-  uv_prepare_start(&srv->before_sleep, on_before_sleep);
-  uint64_t every = srv->cfg.stall_timeout_ms / 4;
-  if (srv->cfg.frame_timeout_ms > 0 && srv->cfg.frame_timeout_ms / 4 < every)
-    every = srv->cfg.frame_timeout_ms / 4;
+  uv_prepare_start(&srv->worker.before_sleep, on_before_sleep);
+  uint64_t every = srv->broker.cfg.stall_timeout_ms / 4;
+  if (srv->broker.cfg.frame_timeout_ms > 0 &&
+      srv->broker.cfg.frame_timeout_ms / 4 < every)
+    every = srv->broker.cfg.frame_timeout_ms / 4;
   if (every < 10)
     every = 10;
   if (every > 1000)
     every = 1000;
-  uv_timer_start(&srv->stall_timer, on_stall_check, every, every);
+  uv_timer_start(&srv->worker.stall_timer, on_stall_check, every, every);
   uv_signal_start(&srv->sigint, on_signal, SIGINT);
   uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
   return 0;
 }
 
 int server_listen(server_t *srv) {
-  int port = srv->cfg.port;
-  int rc = fd_acceptor_listen(&srv->listener, srv->loop, srv->cfg.host,
-                              srv->cfg.port, 511, &port);
+  int port = srv->broker.cfg.port;
+  int rc =
+      fd_acceptor_listen(&srv->listener, srv->worker.loop, srv->broker.cfg.host,
+                         srv->broker.cfg.port, 511, &port);
   if (rc != 0)
     return rc;
   srv->listening = true;
   srv->handles_open++;
-  srv->cfg.port = port;
+  srv->broker.cfg.port = port;
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s)", TERND_VERSION,
-      srv->cfg.host, port, srv->server_id);
+      srv->broker.cfg.host, port, srv->broker.server_id);
   rc = ops_start(srv);
   if (rc != 0)
     return rc;
   set_fd_budget(srv);
-  if (srv->cfg.ready_fd >= 0) {
+  if (srv->broker.cfg.ready_fd >= 0) {
     /* "PORT\n", or "PORT HTTPPORT\n" with monitoring on. */
     char line[32];
     int n =
         srv->http_port_bound > 0
             ? snprintf(line, sizeof line, "%d %d\n", port, srv->http_port_bound)
             : snprintf(line, sizeof line, "%d\n", port);
-    if (write(srv->cfg.ready_fd, line, (size_t)n) != n)
+    if (write(srv->broker.cfg.ready_fd, line, (size_t)n) != n)
       LOG(LOG_WARN, "could not write the port to --ready-fd %d",
-          srv->cfg.ready_fd);
-    close(srv->cfg.ready_fd);
-    srv->cfg.ready_fd = -1;
+          srv->broker.cfg.ready_fd);
+    close(srv->broker.cfg.ready_fd);
+    srv->broker.cfg.ready_fd = -1;
   }
   return 0;
 }
 
 void server_free(server_t *srv) {
-  if (srv->hello != NULL)
-    msgbuf_unref(srv->hello);
-  sublist_destroy(srv->index);
+  if (srv->broker.hello != NULL)
+    msgbuf_unref(srv->broker.hello);
+  sublist_destroy(srv->broker.index);
   /* Retained bodies go back to the pool before it is checked. */
-  retained_destroy(srv->retained);
-  if (srv->bufs != NULL && msgbuf_pool_live(srv->bufs) != 0)
+  retained_destroy(srv->broker.retained);
+  if (srv->worker.bufs != NULL && msgbuf_pool_live(srv->worker.bufs) != 0)
     LOG(LOG_WARN, "%zu message buffers still referenced at exit",
-        msgbuf_pool_live(srv->bufs));
-  msgbuf_pool_destroy(srv->bufs);
-  outq_pool_destroy(srv->entries);
-  rx_shared_free(&srv->rx);
-  tp_buf_free(&srv->scratch);
+        msgbuf_pool_live(srv->worker.bufs));
+  msgbuf_pool_destroy(srv->worker.bufs);
+  outq_pool_destroy(srv->worker.entries);
+  rx_shared_free(&srv->worker.rx);
+  tp_buf_free(&srv->worker.scratch);
   tp_buf_free(&srv->err_no_fd);
-  free(srv->ended);
-  auth_verifier_free(srv->auth);
-  config_free(&srv->cfg);
+  free(srv->worker.ended);
+  auth_verifier_free(srv->broker.auth);
+  config_free(&srv->broker.cfg);
 }

@@ -1,6 +1,7 @@
 /*
- * The server: one libuv loop, the listener, the registry of connections,
- * the subject index, the shared pools, and the "before sleep" hook.
+ * The server: the listener, signals and operations around a broker_t
+ * (what every event loop shares) and its worker_t (one libuv loop: the
+ * registry of connections, the pools, and the "before sleep" hook).
  *
  * The before-sleep hook (a uv_prepare_t, run once per loop turn before
  * libuv polls) is where deferred work happens, in this order: connections
@@ -9,8 +10,8 @@
  * output gets one gathered write. Doing this outside the read callbacks
  * batches the writes of a whole turn and keeps frees out of fan-out loops.
  *
- * This struct is shared by the broker's modules (conn, router, sub); it is
- * not a public API.
+ * The session and the delivery core still read these structs field by
+ * field (broker/README.md, "Not layered yet"); they are not a public API.
  */
 #ifndef TERND_SERVER_H
 #define TERND_SERVER_H
@@ -65,46 +66,54 @@ typedef struct server_ops_stats {
   uint64_t closed_msgs_out;
 } server_ops_stats_t;
 
-typedef struct server {
-  uv_loop_t *loop;
+/*
+ * What the whole broker shares, however many event loops it runs:
+ * configuration, the subject index (written only through
+ * delivery/interest.h), the retained store, auth, the global pending gate
+ * and the operations counters.
+ */
+typedef struct broker {
   config_t cfg;
   char server_id[24];
   char server_name[32]; /* "ternd/X.Y.Z" */
   msgbuf_t *hello;      /* the HELLO frame, shared by every connection */
+  sublist_t *index;
+  retained_t *retained; /* last-value cache per topic */
+  pending_gate_t gate;  /* max_pending_total and memory pressure */
+  server_ops_stats_t ops;
+  struct auth_verifier *auth; /* made at the first login (conn_auth.c) */
+} broker_t;
 
-  fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
+/*
+ * One event loop and what only it touches: its connections and their
+ * lists, the pools and buffers they draw from, its timers and the
+ * before-sleep hook, and its counters (the broker's stats are the sum
+ * over workers; there is one today). A second worker is a second one of
+ * these on its own loop and thread.
+ */
+typedef struct worker {
+  uv_loop_t *loop;
   uv_prepare_t before_sleep;
   uv_idle_t spin; /* keeps the loop from sleeping while work is left */
   uv_timer_t stall_timer;
   uv_timer_t retained_timer; /* expiry of retained messages */
-  uv_signal_t sigint, sigterm;
-  bool listening;
-  bool shutting_down;
-  int handles_open;
 
-  sublist_t *index;
   msgbuf_pool_t *bufs;
   outq_pool_t *entries;
-  rx_shared_t rx;       /* the read buffer all connections share */
-  pending_gate_t gate;  /* max_pending_total and memory pressure */
-  uint64_t write_cap;   /* bytes per connection this turn (gate) */
-  retained_t *retained; /* last-value cache per topic */
+  rx_shared_t rx;     /* the read buffer all connections share */
+  uint64_t write_cap; /* bytes per connection this turn (gate) */
 
   list_node_t conns;        /* every connection */
   list_node_t flush_list;   /* connections with output to write */
   list_node_t close_list;   /* connections waiting for teardown */
   list_node_t resume_list;  /* publishers to resume */
   list_node_t stalled_subs; /* subscriptions with blocked publishers */
-  sub_env_t sub_env;        /* this loop, for its subscriptions (sub.h) */
-  conn_events_t conn_events; /* $SYS advisories (sysevents.h) */
   list_node_t partial_list; /* connections with an unfinished frame */
   size_t nconns;            /* in the registry */
   size_t nlive;             /* HANDSHAKE or ACTIVE */
   uint64_t next_conn_id;
-  /* Connections (open or closing) that the open-file limit leaves room
-   * for beside the monitoring port; 0 = no limit known. */
-  size_t fd_budget;
-  tp_buf_t err_no_fd; /* the encoded ERR 11 sent when it is reached */
+  sub_env_t sub_env;         /* this loop, for its subscriptions (sub.h) */
+  conn_events_t conn_events; /* $SYS advisories (sysevents.h) */
 
   /* Scratch space reused on every turn. */
   tp_buf_t scratch;   /* encoding small control frames */
@@ -112,8 +121,23 @@ typedef struct server {
   size_t nended, ended_cap;
 
   server_stats_t stats;
+} worker_t;
 
-  /* Operations: monitoring, reload, auth, $SYS (ops.h). */
+typedef struct server {
+  broker_t broker;
+  worker_t worker;
+
+  fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
+  uv_signal_t sigint, sigterm;
+  bool listening;
+  bool shutting_down;
+  int handles_open;
+  /* Connections (open or closing) that the open-file limit leaves room
+   * for beside the monitoring port; 0 = no limit known. */
+  size_t fd_budget;
+  tp_buf_t err_no_fd; /* the encoded ERR 11 sent when it is reached */
+
+  /* Operations: monitoring, reload, $SYS (ops.h). */
   int argc; /* the command line, read again on SIGHUP */
   char **argv;
   uint64_t started_ms; /* uv_now at init */
@@ -122,8 +146,6 @@ typedef struct server {
   struct http_server *http;
   struct sysevents *sys;
   uv_signal_t sighup;
-  server_ops_stats_t ops;
-  struct auth_verifier *auth; /* made at the first login (conn_auth.c) */
 } server_t;
 
 /* Sets up the loop and everything on it (not listening yet). */

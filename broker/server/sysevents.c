@@ -43,10 +43,11 @@ static void publish(server_t *srv, const char *topic, const void *body,
   uint64_t receivers = 0;
   /* The router counts every PUB as a message in; the server's own are
    * not clients' traffic (they still count as messages out). */
-  uint64_t msgs_in = srv->stats.msgs_in, bytes_in = srv->stats.bytes_in;
+  uint64_t msgs_in = srv->worker.stats.msgs_in,
+           bytes_in = srv->worker.stats.bytes_in;
   int rc = router_publish(srv, NULL, &pub, &receivers);
-  srv->stats.msgs_in = msgs_in;
-  srv->stats.bytes_in = bytes_in;
+  srv->worker.stats.msgs_in = msgs_in;
+  srv->worker.stats.bytes_in = bytes_in;
   if (rc != 0)
     LOG(LOG_WARN, "$SYS: out of memory publishing %s", topic);
 }
@@ -125,7 +126,7 @@ static void advise(server_t *srv, const char *topic, conn_t *c) {
   rc |= tp_buf_append(&b, ",\"user\":", 8);
   rc |= c->auth_user ? metrics_json_str(&b, c->auth_user, strlen(c->auth_user))
                      : tp_buf_append(&b, "null", 4);
-  snprintf(num, sizeof num, ",\"server_id\":\"%s\"}", srv->server_id);
+  snprintf(num, sizeof num, ",\"server_id\":\"%s\"}", srv->broker.server_id);
   rc |= tp_buf_append(&b, num, strlen(num));
   if (rc == 0)
     enqueue(se, topic, &b);
@@ -156,14 +157,14 @@ int sysevents_start(server_t *srv) {
   if (se == NULL)
     return -1;
   se->srv = srv;
-  uv_timer_init(srv->loop, &se->stats_timer);
-  uv_timer_init(srv->loop, &se->flush_timer);
+  uv_timer_init(srv->worker.loop, &se->stats_timer);
+  uv_timer_init(srv->worker.loop, &se->flush_timer);
   se->stats_timer.data = se;
   se->flush_timer.data = se;
   se->handles_open = 2;
-  if (srv->cfg.sys_interval_ms > 0)
-    uv_timer_start(&se->stats_timer, on_stats, srv->cfg.sys_interval_ms,
-                   srv->cfg.sys_interval_ms);
+  if (srv->broker.cfg.sys_interval_ms > 0)
+    uv_timer_start(&se->stats_timer, on_stats, srv->broker.cfg.sys_interval_ms,
+                   srv->broker.cfg.sys_interval_ms);
   srv->sys = se;
   return 0;
 }

@@ -32,7 +32,7 @@ struct conn;
 /*
  * What connections report as they go, for the layer above to act on (the
  * server publishes them as $SYS advisories). Registered in the server
- * (server_t.conn_events); the session calls them and does not name their
+ * (worker_t.conn_events); the session calls them and does not name their
  * owner. Each may be NULL.
  */
 typedef struct conn_events {
@@ -45,8 +45,8 @@ typedef struct conn_events {
 /* Calls events->name(srv, c) when it is set. */
 #define CONN_EVENT(srv, name, c)                                               \
   do {                                                                         \
-    if ((srv)->conn_events.name != NULL)                                       \
-      (srv)->conn_events.name((srv), (c));                                     \
+    if ((srv)->worker.conn_events.name != NULL)                                \
+      (srv)->worker.conn_events.name((srv), (c));                              \
   } while (0)
 
 typedef enum conn_state {

@@ -40,11 +40,11 @@ static void log_suppressed(conn_t *c) {
  */
 bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len) {
   server_t *srv = c->srv;
-  uint64_t now = uv_now(srv->loop);
+  uint64_t now = uv_now(srv->worker.loop);
   int n = len > INT32_MAX ? INT32_MAX : (int)len;
-  srv->ops.perm_denials++;
+  srv->broker.ops.perm_denials++;
   if (sub)
-    srv->ops.perm_denials_sub++;
+    srv->broker.ops.perm_denials_sub++;
   snprintf(denial_text, sizeof denial_text, "permission denied: %s '%.*s'",
            sub ? "subscribe to" : "publish to", n, topic);
   if (c->deny_logged_ms != 0 &&
@@ -125,7 +125,7 @@ static void resp_free(conn_responses_t *r) {
 
 void conn_auth_note_request_slow(conn_t *c, const char *reply, size_t len) {
   conn_responses_t *r = c->responses;
-  uint64_t now = uv_now(c->srv->loop);
+  uint64_t now = uv_now(c->srv->worker.loop);
   resp_expire(r, now);
   resp_entry_t *e = hashmap_get(r->map, reply, len);
   if (e != NULL) {
@@ -156,13 +156,13 @@ static bool resp_take(conn_t *c, const char *topic, size_t len) {
   conn_responses_t *r = c->responses;
   if (r == NULL || auth_pub_denied_explicitly(c->perms, topic, len))
     return false;
-  resp_expire(r, uv_now(c->srv->loop));
+  resp_expire(r, uv_now(c->srv->worker.loop));
   resp_entry_t *e = hashmap_get(r->map, topic, len);
   if (e == NULL)
     return false;
   if (--e->left == 0)
     resp_drop(r, e);
-  c->srv->ops.resp_allowed++;
+  c->srv->broker.ops.resp_allowed++;
   return true;
 }
 
@@ -184,10 +184,10 @@ static void limits_of(const config_t *cfg, auth_limits_t *lim) {
 }
 
 void conn_auth_reconfigure(server_t *srv) {
-  if (srv->auth != NULL) {
+  if (srv->broker.auth != NULL) {
     auth_limits_t lim;
-    limits_of(&srv->cfg, &lim);
-    auth_verifier_configure(srv->auth, &lim);
+    limits_of(&srv->broker.cfg, &lim);
+    auth_verifier_configure(srv->broker.auth, &lim);
   }
 }
 
@@ -200,7 +200,7 @@ void conn_auth_reconfigure(server_t *srv) {
 static void refuse(conn_t *c, int code, const char *why, bool quiet) {
   server_t *srv = c->srv;
   if (code == TP_WIRE_AUTH)
-    srv->ops.auth_failures++;
+    srv->broker.ops.auth_failures++;
   LOG_CONN(quiet ? LOG_DEBUG : LOG_WARN, c->id, c->addr, c->name,
            "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
            log_field(c->auth_user), why);
@@ -212,13 +212,13 @@ static void refuse(conn_t *c, int code, const char *why, bool quiet) {
 static void log_busy(server_t *srv) {
   static uint64_t last_ms;
   static bool logged;
-  uint64_t now = uv_now(srv->loop);
+  uint64_t now = uv_now(srv->worker.loop);
   if (logged && now - last_ms < 10000)
     return;
   logged = true;
   last_ms = now;
   auth_stats_t st;
-  auth_verifier_stats(srv->auth, &st);
+  auth_verifier_stats(srv->broker.auth, &st);
   LOG(LOG_WARN,
       "login queue full (%llu waiting): CONNECTs refused with ERR 11, %llu "
       "so far",
@@ -300,10 +300,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
     refuse(c, TP_WIRE_AUTH, "NUL byte in credentials", false);
     return 0;
   }
-  if (srv->auth == NULL) {
+  if (srv->broker.auth == NULL) {
     auth_limits_t lim;
-    limits_of(&srv->cfg, &lim);
-    if (auth_verifier_create(srv->loop, &lim, &srv->auth) != 0)
+    limits_of(&srv->broker.cfg, &lim);
+    if (auth_verifier_create(srv->worker.loop, &lim, &srv->broker.auth) != 0)
       return -1;
   }
   struct sockaddr_storage peer;
@@ -313,10 +313,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   const auth_user_t *user = NULL;
   c->authenticating = true;
   auth_start_t r = auth_verify_start(
-      srv->auth, &c->auth_job, srv->cfg.users, srv->cfg.auth_token,
-      req->user.ptr, req->user.len, req->pass.ptr, req->pass.len,
-      req->token.ptr, req->token.len, have_peer ? &peer : NULL, &user,
-      on_verdict, still_there, c);
+      srv->broker.auth, &c->auth_job, srv->broker.cfg.users,
+      srv->broker.cfg.auth_token, req->user.ptr, req->user.len, req->pass.ptr,
+      req->pass.len, req->token.ptr, req->token.len, have_peer ? &peer : NULL,
+      &user, on_verdict, still_there, c);
   if (r == AUTH_PENDING) {
     /* The queue is bounded, so the wait is: a login waiting behind
      * others' hashes must not time out for it. */
@@ -329,10 +329,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   case AUTH_ACCEPT:
     /* We are inside the frame loop: it goes on with the frames after
      * CONNECT; reading starts again from the before-sleep hook. */
-    if (grant(c, srv->cfg.users, user) == 0) {
+    if (grant(c, srv->broker.cfg.users, user) == 0) {
       conn_connected(c);
       if (!list_linked(&c->resume_link))
-        list_insert_tail(&srv->resume_list, &c->resume_link);
+        list_insert_tail(&srv->worker.resume_list, &c->resume_link);
     }
     return 0;
   case AUTH_REJECT:

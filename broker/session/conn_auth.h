@@ -16,7 +16,7 @@
 
 /* True when the server asks for credentials (users or a token). */
 static inline bool conn_auth_required(const server_t *srv) {
-  return srv->cfg.users != NULL || srv->cfg.auth_token[0] != '\0';
+  return srv->broker.cfg.users != NULL || srv->broker.cfg.auth_token[0] != '\0';
 }
 
 /*
