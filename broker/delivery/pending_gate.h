@@ -47,9 +47,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct conn;
-struct server;
-
 /* A subscription's budget under pressure is never below this (until the
  * total reaches the cap). */
 #define PENDING_GATE_FLOOR (64u * 1024u)
@@ -79,9 +76,6 @@ typedef struct pending_gate {
 /* cap 0 picks the default: min(1 GiB, a quarter of physical memory). */
 void pending_gate_init(pending_gate_t *g, uint64_t cap);
 
-/* The bytes the gate compares with its cap. */
-uint64_t pending_gate_total(const struct server *srv);
-
 /*
  * The byte budget of every subscription when `total` bytes are pending
  * (see the file comment): UINT64_MAX below the soft mark. Called once per
@@ -97,11 +91,7 @@ static inline uint64_t pending_gate_budget(const pending_gate_t *g,
   return b < PENDING_GATE_FLOOR ? PENDING_GATE_FLOOR : b;
 }
 
-/* Before-sleep hook: updates the pressure state (logs its changes) and
- * returns the bytes each connection may write this turn. */
-uint64_t pending_gate_check(struct server *srv);
-/* Stall timer: the last resort, closes the largest holder when the total
- * has stayed at the cap for stall_timeout. */
-void pending_gate_stall_check(struct server *srv, uint64_t now);
+/* A worker applies the gate each turn and at its stall timer:
+ * session/pressure.h. */
 
 #endif

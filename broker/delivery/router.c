@@ -19,20 +19,20 @@
 #include "base/log.h"
 #include "data/outq.h"
 #include "delivery/sub.h"
-#include "server/server.h"
+#include "delivery/worker.h"
 #include "session/conn.h"
 #include "session/conn_auth.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
 
-int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
-  if (pub->payload.len > srv->broker.cfg.max_payload) {
+int router_check(const worker_t *w, const tp_pub_t *pub, const char **msg) {
+  if (pub->payload.len > w->broker->cfg.max_payload) {
     *msg = "payload too large";
     return TP_WIRE_PAYLOAD_TOO_LARGE;
   }
   /* The decoder has usually checked the topic's rules already. */
-  size_t max_topic = srv->broker.cfg.max_topic ? srv->broker.cfg.max_topic
-                                               : TP_DEFAULT_MAX_TOPIC;
+  size_t max_topic = w->broker->cfg.max_topic ? w->broker->cfg.max_topic
+                                              : TP_DEFAULT_MAX_TOPIC;
   if (pub->topic_checked
           ? pub->topic.len > max_topic
           : tp_topic_validate(pub->topic.ptr, pub->topic.len, max_topic) != 0) {
@@ -45,7 +45,7 @@ int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
   }
   if (pub->reply.ptr != NULL &&
       tp_topic_validate(pub->reply.ptr, pub->reply.len,
-                        srv->broker.cfg.max_topic) != 0) {
+                        w->broker->cfg.max_topic) != 0) {
     *msg = "invalid reply topic";
     return TP_WIRE_INVALID_TOPIC;
   }
@@ -53,17 +53,17 @@ int router_check(const server_t *srv, const tp_pub_t *pub, const char **msg) {
 }
 
 /* Remembers a subscription to remove once the walk is over. */
-static void note_ended(server_t *srv, sub_t *s) {
-  if (srv->worker.nended == srv->worker.ended_cap) {
-    size_t cap = srv->worker.ended_cap ? srv->worker.ended_cap * 2 : 16;
-    sub_t **a = realloc(srv->worker.ended, cap * sizeof *a);
+static void note_ended(worker_t *w, sub_t *s) {
+  if (w->nended == w->ended_cap) {
+    size_t cap = w->ended_cap ? w->ended_cap * 2 : 16;
+    sub_t **a = realloc(w->ended, cap * sizeof *a);
     if (a == NULL)
       return; /* it stays ending (gets nothing more) until its conn closes */
-    srv->worker.ended = a;
-    srv->worker.ended_cap = cap;
+    w->ended = a;
+    w->ended_cap = cap;
   }
   s->ending = true;
-  srv->worker.ended[srv->worker.nended++] = s;
+  w->ended[w->nended++] = s;
 }
 
 /* Whether s may receive a message from publisher at all. */
@@ -75,13 +75,13 @@ static bool eligible(const sub_t *s, const conn_t *publisher) {
 
 /* pressure: only the server's budget (pending_gate.h), not the
  * subscription's own limits, refused the message. */
-static void count_drop(server_t *srv, sub_t *s, bool pressure) {
+static void count_drop(worker_t *w, sub_t *s, bool pressure) {
   s->dropped++;
   s->dropped_unreported++;
-  srv->worker.stats.msgs_dropped++;
-  srv->worker.stats.drops_by_policy[s->policy & 7]++;
+  w->stats.msgs_dropped++;
+  w->stats.drops_by_policy[s->policy & 7]++;
   if (pressure)
-    srv->broker.gate.drops[s->policy & 7]++;
+    w->broker->gate.drops[s->policy & 7]++;
 }
 
 /*
@@ -94,7 +94,7 @@ static void count_drop(server_t *srv, sub_t *s, bool pressure) {
  * With nothing of s queued, deliver_here() puts the notice before the new
  * message, which is the same place.
  */
-static void report_gap(server_t *srv, sub_t *s) {
+static void report_gap(worker_t *w, sub_t *s) {
   outq_t *q = &s->conn->out;
   outq_entry_t *next = NULL;
   if (s->q.gap_notice == NULL) {
@@ -106,7 +106,7 @@ static void report_gap(server_t *srv, sub_t *s) {
   tp_frame_init(&f, TP_DROPPED);
   f.u.dropped.sid = s->sid;
   f.u.dropped.count = s->q.gap_notice_count + s->dropped_unreported;
-  tp_buf_t *b = &srv->worker.scratch;
+  tp_buf_t *b = &w->scratch;
   tp_buf_reset(b);
   if (tp_frame_encode(b, &f) != 0 || b->len > OUTQ_INLINE_MAX)
     return;
@@ -131,11 +131,10 @@ static void report_gap(server_t *srv, sub_t *s) {
  * policy, applied early: pending_gate.h). Returns true when the message
  * should still be queued.
  */
-static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
-                      uint64_t budget) {
+static bool make_room(worker_t *w, sub_t *s, uint64_t bytes, uint64_t budget) {
   switch (s->policy) {
   case TP_OVERFLOW_DROP_NEWEST:
-    count_drop(srv, s, !sub_would_overflow(s, bytes));
+    count_drop(w, s, !sub_would_overflow(s, bytes));
     return false;
   case TP_OVERFLOW_DROP_OLDEST:
     /* Entries already handed to uv_write cannot be evicted and do not
@@ -147,15 +146,15 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
         break;
       bool pressure = !sub_would_overflow_queued(s, bytes);
       outq_drop(&s->conn->out, old);
-      count_drop(srv, s, pressure);
+      count_drop(w, s, pressure);
     }
     if (s->dropped_unreported > 0)
-      report_gap(srv, s);
+      report_gap(w, s);
     return true;
   case TP_OVERFLOW_DISCONNECT:
-    srv->worker.stats.slow_consumers++;
+    w->stats.slow_consumers++;
     if (!sub_would_overflow(s, bytes)) {
-      srv->broker.gate.disconnects++;
+      w->broker->gate.disconnects++;
       LOG(LOG_INFO,
           "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
           "memory pressure, closing as a slow consumer",
@@ -181,7 +180,7 @@ static bool make_room(server_t *srv, sub_t *s, uint64_t bytes,
  * deliver_pressed below, so that without pressure (budget UINT64_MAX, a
  * constant there) the budget costs the fan-out nothing. */
 static inline __attribute__((always_inline)) bool
-deliver_here(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
+deliver_here(worker_t *w, conn_t *publisher, sub_t *s, msgbuf_t *body,
              uint64_t budget) {
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
@@ -189,7 +188,7 @@ deliver_here(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
   bool over = s->policy == TP_OVERFLOW_DROP_OLDEST
                   ? sub_over_budget_queued(s, bytes, budget)
                   : sub_over_budget(s, bytes, budget);
-  if (over && !make_room(srv, s, bytes, budget))
+  if (over && !make_room(w, s, bytes, budget))
     return false;
   conn_t *c = s->conn;
   if (s->dropped_unreported > 0) {
@@ -210,19 +209,19 @@ deliver_here(server_t *srv, conn_t *publisher, sub_t *s, msgbuf_t *body,
     sub_entry_queued(s, e);
   }
   s->delivered++;
-  srv->worker.stats.msgs_out++;
+  w->stats.msgs_out++;
   conn_want_flush(c);
   if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL &&
       sub_full_budget(s, budget)) {
     if (publisher->nblocked == 0) {
-      srv->worker.stats.publisher_blocks++;
+      w->stats.publisher_blocks++;
       if (!sub_is_full(s))
-        srv->broker.gate.pauses++;
+        w->broker->gate.pauses++;
     }
     sub_add_waiter(s, publisher);
   }
   if (s->unsub_at > 0 && s->delivered >= s->unsub_at)
-    note_ended(srv, s);
+    note_ended(w, s);
   return true;
 }
 
@@ -236,16 +235,16 @@ static bool deliver_there(conn_t *publisher, sub_t *s, msgbuf_t *body) {
 /* Every delivery: here when this loop owns s (today always; `here` is this
  * loop's sub_env_t, found once per walk), else handed to its owner. */
 static inline __attribute__((always_inline)) bool
-deliver(server_t *srv, const sub_env_t *here, conn_t *publisher, sub_t *s,
+deliver(worker_t *w, const sub_env_t *here, conn_t *publisher, sub_t *s,
         msgbuf_t *body, uint64_t budget) {
   if (__builtin_expect(s->env != here, 0))
     return deliver_there(publisher, s, body);
-  return deliver_here(srv, publisher, s, body, budget);
+  return deliver_here(w, publisher, s, body, budget);
 }
 
-static bool deliver_pressed(server_t *srv, conn_t *publisher, sub_t *s,
+static bool deliver_pressed(worker_t *w, conn_t *publisher, sub_t *s,
                             msgbuf_t *body, uint64_t budget) {
-  return deliver(srv, &srv->worker.sub_env, publisher, s, body, budget);
+  return deliver(w, &w->sub_env, publisher, s, body, budget);
 }
 
 /*
@@ -280,8 +279,8 @@ static sub_t *pick_member(const sublist_group_t *g, const conn_t *publisher) {
 }
 
 /* Encodes the shared MSG body for pub. NULL when out of memory. */
-static msgbuf_t *encode_body(server_t *srv, const tp_pub_t *pub) {
-  msgbuf_t *body = msgbuf_get(srv->worker.bufs);
+static msgbuf_t *encode_body(worker_t *w, const tp_pub_t *pub) {
+  msgbuf_t *body = msgbuf_get(w->bufs);
   if (body == NULL)
     return NULL;
   size_t estimate = (size_t)pub->topic.len + pub->payload.len + pub->reply.len +
@@ -303,14 +302,14 @@ static msgbuf_t *encode_body(server_t *srv, const tp_pub_t *pub) {
  * answer it (allow_responses).
  */
 static inline __attribute__((always_inline)) uint64_t
-fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
+fan_out(worker_t *w, conn_t *publisher, const sublist_result_t *res,
         msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
   uint64_t n = 0;
-  const sub_env_t *here = &srv->worker.sub_env;
+  const sub_env_t *here = &w->sub_env;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
     if (eligible(s, publisher) &&
-        deliver(srv, here, publisher, s, body, budget)) {
+        deliver(w, here, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
@@ -318,7 +317,7 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
-    if (s != NULL && deliver(srv, here, publisher, s, body, budget)) {
+    if (s != NULL && deliver(w, here, publisher, s, body, budget)) {
       n++;
       if (reply != NULL)
         conn_auth_note_request(s->conn, reply->ptr, reply->len);
@@ -327,50 +326,50 @@ fan_out(server_t *srv, conn_t *publisher, const sublist_result_t *res,
   return n;
 }
 
-int router_publish(server_t *srv, conn_t *publisher, const tp_pub_t *pub,
+int router_publish(worker_t *w, conn_t *publisher, const tp_pub_t *pub,
                    uint64_t *receivers) {
   *receivers = 0;
-  srv->worker.stats.msgs_in++;
-  srv->worker.stats.bytes_in += pub->payload.len;
+  w->stats.msgs_in++;
+  w->stats.bytes_in += pub->payload.len;
   const sublist_result_t *res = NULL;
   int rc =
-      sublist_match(srv->broker.index, pub->topic.ptr, pub->topic.len, &res);
+      sublist_match(w->broker->index, pub->topic.ptr, pub->topic.len, &res);
   if (rc != 0)
     return rc;
   if (res->nplain == 0 && res->ngroups == 0)
     return 0;
-  msgbuf_t *body = encode_body(srv, pub);
+  msgbuf_t *body = encode_body(w, pub);
   if (body == NULL)
     return TP_ENOMEM;
 
   /* Once per PUB: the fan-out may overshoot it by one message per
    * receiver, which the next PUB sees. */
-  uint64_t budget = pending_gate_budget(
-      &srv->broker.gate, outq_pool_pending_bytes(srv->worker.entries));
-  srv->worker.nended = 0;
+  uint64_t budget = pending_gate_budget(&w->broker->gate,
+                                        outq_pool_pending_bytes(w->entries));
+  w->nended = 0;
   /* Inlined copies of the walk: the common one (no reply topic, no
    * pressure) tests nothing for allow_responses or the budget. */
   uint64_t n;
   if (pub->reply.ptr != NULL)
-    n = fan_out(srv, publisher, res, body, &pub->reply, budget);
+    n = fan_out(w, publisher, res, body, &pub->reply, budget);
   else if (budget == UINT64_MAX)
-    n = fan_out(srv, publisher, res, body, NULL, UINT64_MAX);
+    n = fan_out(w, publisher, res, body, NULL, UINT64_MAX);
   else
-    n = fan_out(srv, publisher, res, body, NULL, budget);
+    n = fan_out(w, publisher, res, body, NULL, budget);
   msgbuf_unref(body);
 
   /* The walk is over: now the index may change. */
-  for (size_t i = 0; i < srv->worker.nended; i++)
-    conn_remove_sub(srv->worker.ended[i]->conn, srv->worker.ended[i]);
-  srv->worker.nended = 0;
+  for (size_t i = 0; i < w->nended; i++)
+    conn_remove_sub(w->ended[i]->conn, w->ended[i]);
+  w->nended = 0;
   *receivers = n;
   return 0;
 }
 
-int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
+int router_retain(worker_t *w, const tp_pub_t *pub, const char **msg) {
   msgbuf_t *body = NULL;
   if (pub->payload.len > 0) {
-    body = msgbuf_get(srv->worker.bufs);
+    body = msgbuf_get(w->bufs);
     if (body == NULL)
       return TP_ENOMEM;
     bool has_opts = false;
@@ -381,7 +380,7 @@ int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
     }
     body->has_opts = has_opts;
   }
-  int rc = retained_put(srv->broker.retained, pub->topic.ptr, pub->topic.len,
+  int rc = retained_put(w->broker->retained, pub->topic.ptr, pub->topic.len,
                         body, pub->ttl_ms);
   switch (rc) {
   case 0:
@@ -398,7 +397,7 @@ int router_retain(server_t *srv, const tp_pub_t *pub, const char **msg) {
 }
 
 typedef struct retained_ctx {
-  server_t *srv;
+  worker_t *w;
   sub_t *sub;
 } retained_ctx_t;
 
@@ -406,22 +405,22 @@ static void deliver_one_retained(void *ud, msgbuf_t *body) {
   retained_ctx_t *ctx = ud;
   if (eligible(ctx->sub, NULL))
     deliver_pressed(
-        ctx->srv, NULL, ctx->sub, body,
-        pending_gate_budget(&ctx->srv->broker.gate,
-                            outq_pool_pending_bytes(ctx->srv->worker.entries)));
+        ctx->w, NULL, ctx->sub, body,
+        pending_gate_budget(&ctx->w->broker->gate,
+                            outq_pool_pending_bytes(ctx->w->entries)));
 }
 
-uint64_t router_deliver_retained(server_t *srv, sub_t *s) {
+uint64_t router_deliver_retained(worker_t *w, sub_t *s) {
   if (s->queue != NULL)
     return 0;
-  retained_ctx_t ctx = {srv, s};
-  srv->worker.nended = 0;
-  uint64_t visited = retained_match(srv->broker.retained, s->pattern, s->plen,
+  retained_ctx_t ctx = {w, s};
+  w->nended = 0;
+  uint64_t visited = retained_match(w->broker->retained, s->pattern, s->plen,
                                     deliver_one_retained, &ctx);
   /* UNSUB max_msgs cannot have been set yet, but keep the rule in one
    * place: ended subscriptions go after the walk. */
-  for (size_t i = 0; i < srv->worker.nended; i++)
-    conn_remove_sub(srv->worker.ended[i]->conn, srv->worker.ended[i]);
-  srv->worker.nended = 0;
+  for (size_t i = 0; i < w->nended; i++)
+    conn_remove_sub(w->ended[i]->conn, w->ended[i]);
+  w->nended = 0;
   return visited;
 }

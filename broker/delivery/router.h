@@ -11,15 +11,14 @@
 #include "tern_proto/frame.h"
 
 struct conn;
-struct server;
+struct worker;
 
 /*
  * Checks a PUB against the server's rules. 0 when it may be routed, or the
  * wire ERR code (13 payload too large, 4 invalid topic or reply, 3 server
  * topic) with *msg set to its text.
  */
-int router_check(const struct server *srv, const tp_pub_t *pub,
-                 const char **msg);
+int router_check(const struct worker *w, const tp_pub_t *pub, const char **msg);
 
 /*
  * Routes a checked PUB from publisher (NULL for messages the server makes
@@ -29,7 +28,7 @@ int router_check(const struct server *srv, const tp_pub_t *pub,
  * walk, so the match result stays valid throughout.
  * 0 or TP_ENOMEM.
  */
-int router_publish(struct server *srv, struct conn *publisher,
+int router_publish(struct worker *w, struct conn *publisher,
                    const tp_pub_t *pub, uint64_t *receivers);
 
 /*
@@ -38,7 +37,7 @@ int router_publish(struct server *srv, struct conn *publisher,
  * with *msg set: 13 when a retained cap refuses it (the live delivery has
  * happened regardless).
  */
-int router_retain(struct server *srv, const tp_pub_t *pub, const char **msg);
+int router_retain(struct worker *w, const tp_pub_t *pub, const char **msg);
 
 struct sub;
 /*
@@ -48,6 +47,6 @@ struct sub;
  * after s enters the index, so live messages follow. Returns the trie
  * nodes visited.
  */
-uint64_t router_deliver_retained(struct server *srv, struct sub *s);
+uint64_t router_deliver_retained(struct worker *w, struct sub *s);
 
 #endif

@@ -3,7 +3,7 @@
  * argument or after '=' (--port=0). Numbers are checked strictly: no sign,
  * no trailing garbage, within the flag's range.
  */
-#include "server/config.h"
+#include "base/config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

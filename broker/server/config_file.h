@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "server/config.h"
+#include "base/config.h"
 
 /*
  * Reads one INI file into cfg: options at the top (or in [server]), users

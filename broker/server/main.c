@@ -9,8 +9,8 @@
 
 #include <uv.h>
 
+#include "base/config.h"
 #include "base/log.h"
-#include "server/config.h"
 #include "server/config_file.h"
 #include "server/fdlimit.h"
 #include "server/sdnotify.h"

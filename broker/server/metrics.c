@@ -17,6 +17,7 @@
 #include "server/server.h"
 #include "session/auth.h"
 #include "session/conn.h"
+#include "session/pressure.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "tern_proto/topic.h"
@@ -104,7 +105,7 @@ static int metric(tp_buf_t *b, const char *name, const char *type,
  * cap, and who paid for it. */
 static int pressure_metrics(server_t *srv, tp_buf_t *b) {
   const pending_gate_t *g = &srv->broker.gate;
-  uint64_t total = pending_gate_total(srv);
+  uint64_t total = pressure_total(&srv->worker);
   uint64_t budget = pending_gate_budget(g, total);
   int rc = 0;
   rc |= metric(b, "tern_pending_total_bytes", "gauge",
@@ -297,7 +298,7 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       (unsigned long long)st->stale_conns,
       (unsigned long long)st->publisher_blocks,
       (unsigned long long)w.blocked_pubs, (unsigned long long)w.pending_bytes,
-      (unsigned long long)pending_gate_total(srv),
+      (unsigned long long)pressure_total(&srv->worker),
       (unsigned long long)srv->broker.gate.high,
       (unsigned long long)(srv->broker.gate.drops[TP_OVERFLOW_DROP_OLDEST] +
                            srv->broker.gate.drops[TP_OVERFLOW_DROP_NEWEST]),

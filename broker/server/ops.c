@@ -164,7 +164,7 @@ int ops_reload(server_t *srv) {
   cur->auth_fail_window_ms = next.auth_fail_window_ms;
   cur->auth_cache_size = next.auth_cache_size;
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
-  conn_auth_reconfigure(srv); /* forgets remembered logins */
+  conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
   if (required != was_required && server_hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");

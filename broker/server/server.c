@@ -17,6 +17,7 @@
 #include "server/sysevents.h"
 #include "session/auth.h"
 #include "session/conn.h"
+#include "session/pressure.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 
@@ -46,7 +47,7 @@ static void on_before_sleep(uv_prepare_t *p) {
   }
   /* 1b. Memory pressure (pending_gate.h): its state, and how much each
    * connection may write this turn. */
-  srv->worker.write_cap = pending_gate_check(srv);
+  srv->worker.write_cap = pressure_check(&srv->worker);
   /* 2. Closing connections give up their subscriptions, outside any
    * fan-out. */
   while ((n = list_first(&srv->worker.close_list)) != NULL)
@@ -101,7 +102,7 @@ static void on_stall_check(uv_timer_t *t) {
   uint64_t now = uv_now(srv->worker.loop);
   log_flush_suppressed(false);
   check_partial_frames(srv, now);
-  pending_gate_stall_check(srv, now);
+  pressure_stall_check(&srv->worker, now);
   /* conn_fail releases the subscriber's queued entries, which may unlink
    * any number of subscriptions from this list: start over after each. */
   for (;;) {
@@ -166,7 +167,7 @@ static void on_accept(fd_acceptor_t *a, int fd) {
     close(fd);
     return;
   }
-  int rc = conn_accept(srv, fd);
+  int rc = conn_accept(&srv->worker, fd);
   if (rc != 0)
     LOG(LOG_WARN, "accept: %s", ternd_strerror(rc));
 }
@@ -244,7 +245,23 @@ void server_shutdown(server_t *srv) {
     finish_shutdown(srv);
 }
 
-void server_conn_closed(server_t *srv, conn_t *c) {
+/* What a worker's connections report ($SYS advisories, sysevents.h). */
+static void on_connected(worker_t *w, conn_t *c) {
+  sysevents_connect(w->server, c);
+}
+static void on_disconnected(worker_t *w, conn_t *c) {
+  sysevents_disconnect(w->server, c);
+}
+static void on_slow_consumer(worker_t *w, conn_t *c) {
+  sysevents_slow_consumer(w->server, c);
+}
+static void on_auth_failure(worker_t *w, conn_t *c) {
+  sysevents_auth_failure(w->server, c);
+}
+
+/* c's last handle closed (conn_events_t.closed). */
+static void on_conn_closed(worker_t *w, conn_t *c) {
+  server_t *srv = w->server;
   list_remove(&c->all_link);
   srv->worker.nconns--;
   if (srv->shutting_down && srv->worker.nconns == 0)
@@ -300,6 +317,8 @@ static void make_server_id(server_t *srv) {
 
 int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   memset(srv, 0, sizeof *srv);
+  srv->worker.broker = &srv->broker;
+  srv->worker.server = srv;
   srv->worker.loop = loop;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
@@ -315,11 +334,11 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
                                     .stalled = &srv->worker.stalled_subs,
                                     .block = conn_block_on,
                                     .unblock = conn_unblock};
-  srv->worker.conn_events =
-      (conn_events_t){.connected = sysevents_connect,
-                      .disconnected = sysevents_disconnect,
-                      .slow_consumer = sysevents_slow_consumer,
-                      .auth_failure = sysevents_auth_failure};
+  srv->worker.conn_events = (conn_events_t){.connected = on_connected,
+                                            .disconnected = on_disconnected,
+                                            .slow_consumer = on_slow_consumer,
+                                            .auth_failure = on_auth_failure,
+                                            .closed = on_conn_closed};
   list_init(&srv->worker.partial_list);
   tp_buf_init(&srv->worker.scratch);
   pending_gate_init(&srv->broker.gate, cfg->max_pending_total);

@@ -45,7 +45,7 @@ static void publish(server_t *srv, const char *topic, const void *body,
    * not clients' traffic (they still count as messages out). */
   uint64_t msgs_in = srv->worker.stats.msgs_in,
            bytes_in = srv->worker.stats.bytes_in;
-  int rc = router_publish(srv, NULL, &pub, &receivers);
+  int rc = router_publish(&srv->worker, NULL, &pub, &receivers);
   srv->worker.stats.msgs_in = msgs_in;
   srv->worker.stats.bytes_in = bytes_in;
   if (rc != 0)

@@ -15,7 +15,7 @@
 #include "base/log.h"
 #include "delivery/interest.h"
 #include "delivery/router.h"
-#include "server/server.h"
+#include "delivery/worker.h"
 #include "session/conn_auth.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
@@ -31,7 +31,7 @@ static void close_handles(conn_t *c);
 
 /* The largest frame c may send now: small until CONNECT (server.h). */
 static inline size_t conn_max_frame(const conn_t *c) {
-  size_t m = c->srv->broker.cfg.max_frame;
+  size_t m = c->w->broker->cfg.max_frame;
   return c->state == CONN_HANDSHAKE && m > SERVER_PRECONNECT_FRAME_MAX
              ? SERVER_PRECONNECT_FRAME_MAX
              : m;
@@ -41,7 +41,7 @@ static inline size_t conn_max_frame(const conn_t *c) {
 
 void conn_want_flush(conn_t *c) {
   if (c->state != CONN_CLOSED && !list_linked(&c->flush_link))
-    list_insert_tail(&c->srv->worker.flush_list, &c->flush_link);
+    list_insert_tail(&c->w->flush_list, &c->flush_link);
 }
 
 static void send_small(conn_t *c, const uint8_t *bytes, size_t len) {
@@ -54,7 +54,7 @@ static void send_small(conn_t *c, const uint8_t *bytes, size_t len) {
 int conn_send_frame(conn_t *c, const tp_frame_t *f) {
   if (c->state >= CONN_CLOSED)
     return 0;
-  tp_buf_t *b = &c->srv->worker.scratch;
+  tp_buf_t *b = &c->w->scratch;
   tp_buf_reset(b);
   int rc = tp_frame_encode(b, f);
   if (rc != 0)
@@ -62,7 +62,7 @@ int conn_send_frame(conn_t *c, const tp_frame_t *f) {
   if (b->len <= OUTQ_INLINE_MAX) {
     rc = outq_push_small(&c->out, b->data, b->len);
   } else {
-    msgbuf_t *mb = msgbuf_get(c->srv->worker.bufs);
+    msgbuf_t *mb = msgbuf_get(c->w->bufs);
     if (mb == NULL)
       return TP_ENOMEM;
     rc = tp_buf_append(&mb->bytes, b->data, b->len);
@@ -134,8 +134,7 @@ static size_t unacked_bytes(conn_t *c) {
  * close deadline armed by begin_close.
  */
 static void close_when_delivered(conn_t *c) {
-  if (unacked_bytes(c) == 0 ||
-      uv_now(c->srv->worker.loop) >= c->close_deadline) {
+  if (unacked_bytes(c) == 0 || uv_now(c->w->loop) >= c->close_deadline) {
     close_handles(c);
     return;
   }
@@ -154,8 +153,8 @@ void conn_flush(conn_t *c) {
   if (c->state == CONN_CLOSED)
     return;
   c->out.req.data = c;
-  int rc = outq_flush(&c->out, (uv_stream_t *)&c->tcp, c->srv->worker.write_cap,
-                      on_write);
+  int rc =
+      outq_flush(&c->out, (uv_stream_t *)&c->tcp, c->w->write_cap, on_write);
   if (rc < 0) {
     LOG(LOG_DEBUG, "conn %llu (%s): write failed: %s",
         (unsigned long long)c->id, c->addr, uv_strerror(rc));
@@ -182,19 +181,18 @@ static void stop_reading(conn_t *c) {
 /* Leaves the live states: stop reading, arm the close deadline, and let
  * the before-sleep hook tear the subscriptions down. */
 static void begin_close(conn_t *c) {
-  server_t *srv = c->srv;
+  worker_t *w = c->w;
   if (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE)
-    srv->worker.nlive--;
+    w->nlive--;
   c->state = CONN_CLOSING;
   stop_reading(c);
   list_remove(&c->resume_link);
   list_remove(&c->partial_link);
   uv_timer_stop(&c->timer);
-  uv_timer_start(&c->timer, on_timer, srv->broker.cfg.drain_timeout_ms, 0);
-  c->close_deadline =
-      uv_now(srv->worker.loop) + srv->broker.cfg.drain_timeout_ms;
+  uv_timer_start(&c->timer, on_timer, w->broker->cfg.drain_timeout_ms, 0);
+  c->close_deadline = uv_now(w->loop) + w->broker->cfg.drain_timeout_ms;
   if (!list_linked(&c->close_link))
-    list_insert_tail(&srv->worker.close_list, &c->close_link);
+    list_insert_tail(&w->close_list, &c->close_link);
   conn_want_flush(c);
 }
 
@@ -204,7 +202,7 @@ void conn_fail(conn_t *c, int code, const char *msg) {
   LOG(LOG_DEBUG, "conn %llu (%s): closing with ERR %d: %s",
       (unsigned long long)c->id, c->addr, code, msg);
   if (code == TP_WIRE_SLOW_CONSUMER)
-    CONN_EVENT(c->srv, slow_consumer, c);
+    CONN_EVENT(c->w, slow_consumer, c);
   /* What was not written yet will never be: only the ERR goes out. */
   outq_drop_queued_msgs(&c->out);
   if (code > 0)
@@ -250,7 +248,7 @@ void conn_teardown(conn_t *c) {
   c->torn_down = true;
   list_remove(&c->close_link);
   list_remove(&c->resume_link);
-  server_t *srv = c->srv;
+  worker_t *w = c->w;
   size_t n = c->subs ? hashmap_size(c->subs) : 0;
   /* Every subscription goes: detach their chunk runs in one walk. */
   outq_detach_all_subs(&c->out);
@@ -265,7 +263,7 @@ void conn_teardown(conn_t *c) {
         all[k++] = val;
       hashmap_clear(c->subs);
       for (size_t i = 0; i < k; i++) {
-        interest_remove(srv->broker.index, all[i]);
+        interest_remove(w->broker->index, all[i]);
       }
       free(all);
     } else {
@@ -285,12 +283,12 @@ static void on_handle_closed(uv_handle_t *h) {
     return;
   /* Cancelled writes have called back by now: nothing is in flight. */
   outq_clear(&c->out);
-  rx_tail_free(&c->srv->worker.rx, &c->rx);
+  rx_tail_free(&c->w->rx, &c->rx);
   hashmap_destroy(c->subs);
   free(c->blocked_on);
   conn_auth_release(c);
   free(c->name);
-  server_conn_closed(c->srv, c);
+  c->w->conn_events.closed(c->w, c);
   free(c);
 }
 
@@ -309,10 +307,10 @@ static void close_handles(conn_t *c) {
            "closed: %llu frames in, %llu msgs out",
            (unsigned long long)c->frames_in,
            (unsigned long long)c->out.msgs_written);
-  c->srv->broker.ops.closed_bytes_out += c->out.bytes_written;
-  c->srv->broker.ops.closed_msgs_out += c->out.msgs_written;
+  c->w->broker->ops.closed_bytes_out += c->out.bytes_written;
+  c->w->broker->ops.closed_msgs_out += c->out.msgs_written;
   if (c->was_active)
-    CONN_EVENT(c->srv, disconnected, c);
+    CONN_EVENT(c->w, disconnected, c);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -335,7 +333,7 @@ static void on_timer(uv_timer_t *t) {
       c->heard = false;
       c->pings_out = 0;
     } else if (c->pings_out >= 2) {
-      c->srv->worker.stats.stale_conns++;
+      c->w->stats.stale_conns++;
       conn_fail(c, TP_WIRE_STALE, "stale connection");
     } else {
       c->pings_out++;
@@ -361,7 +359,7 @@ static void on_timer(uv_timer_t *t) {
 void conn_remove_sub(conn_t *c, sub_t *s) {
   c->pattern_bytes -= s->plen + s->qlen;
   hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
-  interest_remove(c->srv->broker.index, s);
+  interest_remove(c->w->broker->index, s);
 }
 
 int conn_block_on(conn_t *c, sub_t *s) {
@@ -386,7 +384,7 @@ void conn_unblock(conn_t *c, sub_t *s) {
   }
   if (c->nblocked == 0 && c->state == CONN_ACTIVE &&
       !list_linked(&c->resume_link))
-    list_insert_tail(&c->srv->worker.resume_list, &c->resume_link);
+    list_insert_tail(&c->w->resume_list, &c->resume_link);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -435,7 +433,7 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
   }
   c->echo = req->echo;
   c->verbose = req->verbose;
-  if (conn_auth_required(c->srv)) {
+  if (conn_auth_required(c->w)) {
     /* Frames after CONNECT wait, unread, until the verdict. */
     stop_reading(c);
     if (conn_auth_begin(c, req) != 0)
@@ -449,19 +447,19 @@ void conn_connected(conn_t *c) {
   c->state = CONN_ACTIVE;
   uv_timer_stop(&c->timer);
   c->heard = false;
-  if (c->srv->broker.cfg.heartbeat_ms > 0)
-    uv_timer_start(&c->timer, on_timer, c->srv->broker.cfg.heartbeat_ms,
-                   c->srv->broker.cfg.heartbeat_ms);
+  if (c->w->broker->cfg.heartbeat_ms > 0)
+    uv_timer_start(&c->timer, on_timer, c->w->broker->cfg.heartbeat_ms,
+                   c->w->broker->cfg.heartbeat_ms);
   send_small(c, FRAME_OK, sizeof FRAME_OK);
   LOG_CONN(LOG_INFO, c->id, c->addr, c->name, "connected%s%s",
            c->auth_user ? " as " : "", log_field(c->auth_user));
   c->was_active = true;
-  CONN_EVENT(c->srv, connected, c);
+  CONN_EVENT(c->w, connected, c);
 }
 
 static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   const char *msg = NULL;
-  int code = router_check(c->srv, pub, &msg);
+  int code = router_check(c->w, pub, &msg);
   if (code == 0 && !conn_may_publish(c, pub->topic.ptr, pub->topic.len)) {
     code = TP_WIRE_PERMISSION;
     msg = conn_auth_denial();
@@ -472,14 +470,14 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   c->msgs_in++;
   uint64_t receivers = 0;
-  if (router_publish(c->srv, c, pub, &receivers) != 0) {
+  if (router_publish(c->w, c, pub, &receivers) != 0) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
   if (c->state != CONN_ACTIVE)
     return; /* it was one of its own slow consumers */
   if (pub->retain) {
-    code = router_retain(c->srv, pub, &msg);
+    code = router_retain(c->w, pub, &msg);
     if (code == TP_ENOMEM) {
       conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
       return;
@@ -499,9 +497,9 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
 }
 
 static void handle_sub(conn_t *c, const tp_sub_t *req) {
-  server_t *srv = c->srv;
+  worker_t *w = c->w;
   if (tp_pattern_validate(req->pattern.ptr, req->pattern.len,
-                          srv->broker.cfg.max_topic) != 0) {
+                          w->broker->cfg.max_topic) != 0) {
     conn_send_err(c, TP_WIRE_INVALID_TOPIC, "invalid pattern");
     return;
   }
@@ -516,22 +514,22 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_send_err(c, TP_WIRE_DUPLICATE_SID, "duplicate sid");
     return;
   }
-  if (srv->broker.cfg.max_subs > 0 &&
-      hashmap_size(c->subs) >= srv->broker.cfg.max_subs) {
+  if (w->broker->cfg.max_subs > 0 &&
+      hashmap_size(c->subs) >= w->broker->cfg.max_subs) {
     conn_send_err(c, TP_WIRE_TOO_MANY_SUBS, "too many subscriptions");
     return;
   }
   uint64_t sub_bytes = (uint64_t)req->pattern.len +
                        (req->queue.ptr != NULL ? req->queue.len : 0);
-  if (srv->broker.cfg.max_pattern_bytes > 0 &&
-      c->pattern_bytes + sub_bytes > srv->broker.cfg.max_pattern_bytes) {
+  if (w->broker->cfg.max_pattern_bytes > 0 &&
+      c->pattern_bytes + sub_bytes > w->broker->cfg.max_pattern_bytes) {
     conn_send_err(c, TP_WIRE_TOO_MANY_SUBS,
                   "too many subscriptions: max_pattern_bytes reached");
     return;
   }
-  sub_t *s = sub_create(c, &c->out, &srv->worker.sub_env, req,
-                        srv->broker.cfg.max_pending_msgs,
-                        srv->broker.cfg.max_pending_bytes);
+  sub_t *s =
+      sub_create(c, &c->out, &w->sub_env, req, w->broker->cfg.max_pending_msgs,
+                 w->broker->cfg.max_pending_bytes);
   if (s == NULL) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
@@ -541,7 +539,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
-  if (interest_add(srv->broker.index, s) != 0) {
+  if (interest_add(w->broker->index, s) != 0) {
     hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
     sub_destroy(s);
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
@@ -554,7 +552,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
   ok_if_verbose(c);
   /* After the OK (verbose clients see the SUB answered first), before any
    * live message: both go through the same ordered output queue. */
-  router_deliver_retained(srv, s);
+  router_deliver_retained(w, s);
 }
 
 static void handle_unsub(conn_t *c, const tp_unsub_t *req) {
@@ -622,7 +620,7 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
  * the connection's tail for conn_resume. Returns the bytes handled.
  */
 static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
-  tp_decoder_t *dec = c->srv->worker.rx.dec;
+  tp_decoder_t *dec = c->w->rx.dec;
   size_t max_frame = conn_max_frame(c);
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
@@ -662,7 +660,7 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
   bool live = c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE;
   if (!live)
     used = len;
-  if (rx_keep(&c->srv->worker.rx, &c->rx, bytes, len, used) != 0) {
+  if (rx_keep(&c->w->rx, &c->rx, bytes, len, used) != 0) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
@@ -671,8 +669,8 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
      * oldest first. */
     if (!list_linked(&c->partial_link) || used > 0) {
       list_remove(&c->partial_link);
-      c->partial_since = uv_now(c->srv->worker.loop);
-      list_insert_tail(&c->srv->worker.partial_list, &c->partial_link);
+      c->partial_since = uv_now(c->w->loop);
+      list_insert_tail(&c->w->partial_list, &c->partial_link);
     }
   } else {
     list_remove(&c->partial_link);
@@ -684,7 +682,7 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   conn_t *c = h->data;
-  rx_alloc(&c->srv->worker.rx, &c->rx, conn_max_frame(c), buf);
+  rx_alloc(&c->w->rx, &c->rx, conn_max_frame(c), buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -694,12 +692,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread == UV_ENOBUFS) {
     if (c->rx.over_cap) {
-      c->srv->worker.stats.inbound_refused++;
+      c->w->stats.inbound_refused++;
       LOG(LOG_WARN,
           "conn %llu (%s): a frame would take the read buffers past "
           "max_inbound_total %llu, closing",
           (unsigned long long)c->id, c->addr,
-          (unsigned long long)c->srv->broker.cfg.max_inbound_total);
+          (unsigned long long)c->w->broker->cfg.max_inbound_total);
       conn_fail(c, TP_WIRE_FRAME_TOO_LARGE,
                 "frame refused: server read buffers full");
     } else {
@@ -718,7 +716,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   c->bytes_in += (uint64_t)nread;
   const uint8_t *bytes;
   size_t len;
-  rx_received(&c->srv->worker.rx, &c->rx, (size_t)nread, &bytes, &len);
+  rx_received(&c->w->rx, &c->rx, (size_t)nread, &bytes, &len);
   keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
   /* libuv reads a busy socket up to 32 times per turn: a fast publisher
    * would queue megabytes before any subscriber gets a write. Past the
@@ -728,7 +726,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       c->state == CONN_ACTIVE) {
     stop_reading(c);
     if (!list_linked(&c->resume_link))
-      list_insert_tail(&c->srv->worker.resume_list, &c->resume_link);
+      list_insert_tail(&c->w->resume_list, &c->resume_link);
   }
 }
 
@@ -755,22 +753,22 @@ static void peer_name(conn_t *c) {
   }
 }
 
-int conn_accept(server_t *srv, int fd) {
+int conn_accept(worker_t *w, int fd) {
   conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
     close(fd);
     return TP_ENOMEM;
   }
-  c->srv = srv;
-  c->id = ++srv->worker.next_conn_id;
+  c->w = w;
+  c->id = ++w->next_conn_id;
   c->echo = true;
   list_init(&c->all_link);
   list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
   list_init(&c->partial_link);
-  outq_init(&c->out, srv->worker.entries);
-  int rc = uv_tcp_init(srv->worker.loop, &c->tcp);
+  outq_init(&c->out, w->entries);
+  int rc = uv_tcp_init(w->loop, &c->tcp);
   if (rc != 0) {
     free(c);
     close(fd);
@@ -778,13 +776,13 @@ int conn_accept(server_t *srv, int fd) {
   }
   c->tcp.data = c;
   c->timer.data = c;
-  uv_timer_init(srv->worker.loop, &c->timer);
+  uv_timer_init(w->loop, &c->timer);
   c->handles_open = 2;
-  list_insert_tail(&srv->worker.conns, &c->all_link);
-  srv->worker.nconns++;
+  list_insert_tail(&w->conns, &c->all_link);
+  w->nconns++;
   /* From here on, failures go through the one close path. */
   c->state = CONN_HANDSHAKE;
-  srv->worker.nlive++;
+  w->nlive++;
   rc = uv_tcp_open(&c->tcp, fd);
   if (rc != 0)
     close(fd); /* not the handle's */
@@ -796,21 +794,21 @@ int conn_accept(server_t *srv, int fd) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   peer_name(c);
-  srv->worker.stats.conns_accepted++;
+  w->stats.conns_accepted++;
 
-  if (srv->broker.cfg.max_connections > 0 &&
-      srv->worker.nlive > srv->broker.cfg.max_connections) {
-    srv->worker.stats.conns_refused++;
+  if (w->broker->cfg.max_connections > 0 &&
+      w->nlive > w->broker->cfg.max_connections) {
+    w->stats.conns_refused++;
     LOG(LOG_WARN, "conn %llu (%s) refused: too many connections",
         (unsigned long long)c->id, c->addr);
     conn_fail(c, TP_WIRE_TOO_MANY_CONNS, "too many connections");
     return 0;
   }
   LOG_CONN(LOG_DEBUG, c->id, c->addr, NULL, "accepted");
-  msgbuf_ref(srv->broker.hello);
-  outq_push_buf(&c->out, srv->broker.hello);
+  msgbuf_ref(w->broker->hello);
+  outq_push_buf(&c->out, w->broker->hello);
   conn_want_flush(c);
-  uv_timer_start(&c->timer, on_timer, srv->broker.cfg.connect_timeout_ms, 0);
+  uv_timer_start(&c->timer, on_timer, w->broker->cfg.connect_timeout_ms, 0);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
     c->reading = true;
   return 0;

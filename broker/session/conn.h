@@ -26,28 +26,7 @@
 #include "data/readbuf.h"
 #include "delivery/sub.h"
 
-struct server;
-struct conn;
-
-/*
- * What connections report as they go, for the layer above to act on (the
- * server publishes them as $SYS advisories). Registered in the server
- * (worker_t.conn_events); the session calls them and does not name their
- * owner. Each may be NULL.
- */
-typedef struct conn_events {
-  void (*connected)(struct server *srv, struct conn *c);
-  void (*disconnected)(struct server *srv, struct conn *c);
-  void (*slow_consumer)(struct server *srv, struct conn *c);
-  void (*auth_failure)(struct server *srv, struct conn *c);
-} conn_events_t;
-
-/* Calls events->name(srv, c) when it is set. */
-#define CONN_EVENT(srv, name, c)                                               \
-  do {                                                                         \
-    if ((srv)->worker.conn_events.name != NULL)                                \
-      (srv)->worker.conn_events.name((srv), (c));                              \
-  } while (0)
+struct worker;
 
 typedef enum conn_state {
   CONN_HANDSHAKE, /* HELLO sent, waiting for CONNECT */
@@ -57,7 +36,7 @@ typedef enum conn_state {
 } conn_state_t;
 
 typedef struct conn {
-  struct server *srv;
+  struct worker *w;
   uint64_t id;
   char addr[64]; /* "ip:port" of the peer */
   char *name;    /* CONNECT name, owned, or NULL */
@@ -119,7 +98,7 @@ typedef struct conn {
  * closed on every failure): greets it with HELLO, or with ERR 11 when the
  * server is full. 0 or a libuv / TP error.
  */
-int conn_accept(struct server *srv, int fd);
+int conn_accept(struct worker *w, int fd);
 
 /* Queues ERR code (message msg) and, if the code is fatal, closes. */
 void conn_send_err(conn_t *c, int code, const char *msg);

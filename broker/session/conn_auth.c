@@ -39,12 +39,12 @@ static void log_suppressed(conn_t *c) {
  * (protocol/PROTOCOL.md).
  */
 bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len) {
-  server_t *srv = c->srv;
-  uint64_t now = uv_now(srv->worker.loop);
+  worker_t *w = c->w;
+  uint64_t now = uv_now(w->loop);
   int n = len > INT32_MAX ? INT32_MAX : (int)len;
-  srv->broker.ops.perm_denials++;
+  w->broker->ops.perm_denials++;
   if (sub)
-    srv->broker.ops.perm_denials_sub++;
+    w->broker->ops.perm_denials_sub++;
   snprintf(denial_text, sizeof denial_text, "permission denied: %s '%.*s'",
            sub ? "subscribe to" : "publish to", n, topic);
   if (c->deny_logged_ms != 0 &&
@@ -125,7 +125,7 @@ static void resp_free(conn_responses_t *r) {
 
 void conn_auth_note_request_slow(conn_t *c, const char *reply, size_t len) {
   conn_responses_t *r = c->responses;
-  uint64_t now = uv_now(c->srv->worker.loop);
+  uint64_t now = uv_now(c->w->loop);
   resp_expire(r, now);
   resp_entry_t *e = hashmap_get(r->map, reply, len);
   if (e != NULL) {
@@ -156,13 +156,13 @@ static bool resp_take(conn_t *c, const char *topic, size_t len) {
   conn_responses_t *r = c->responses;
   if (r == NULL || auth_pub_denied_explicitly(c->perms, topic, len))
     return false;
-  resp_expire(r, uv_now(c->srv->worker.loop));
+  resp_expire(r, uv_now(c->w->loop));
   resp_entry_t *e = hashmap_get(r->map, topic, len);
   if (e == NULL)
     return false;
   if (--e->left == 0)
     resp_drop(r, e);
-  c->srv->broker.ops.resp_allowed++;
+  c->w->broker->ops.resp_allowed++;
   return true;
 }
 
@@ -183,11 +183,11 @@ static void limits_of(const config_t *cfg, auth_limits_t *lim) {
   lim->cache_ttl_ms = cfg->auth_cache_ttl_ms;
 }
 
-void conn_auth_reconfigure(server_t *srv) {
-  if (srv->broker.auth != NULL) {
+void conn_auth_reconfigure(worker_t *w) {
+  if (w->broker->auth != NULL) {
     auth_limits_t lim;
-    limits_of(&srv->broker.cfg, &lim);
-    auth_verifier_configure(srv->broker.auth, &lim);
+    limits_of(&w->broker->cfg, &lim);
+    auth_verifier_configure(w->broker->auth, &lim);
   }
 }
 
@@ -198,27 +198,27 @@ void conn_auth_reconfigure(server_t *srv) {
  * logged at most every 10 s with the count.
  */
 static void refuse(conn_t *c, int code, const char *why, bool quiet) {
-  server_t *srv = c->srv;
+  worker_t *w = c->w;
   if (code == TP_WIRE_AUTH)
-    srv->broker.ops.auth_failures++;
+    w->broker->ops.auth_failures++;
   LOG_CONN(quiet ? LOG_DEBUG : LOG_WARN, c->id, c->addr, c->name,
            "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
            log_field(c->auth_user), why);
   if (!quiet)
-    CONN_EVENT(srv, auth_failure, c);
+    CONN_EVENT(w, auth_failure, c);
   conn_fail(c, code, code == TP_WIRE_AUTH ? "authentication failed" : why);
 }
 
-static void log_busy(server_t *srv) {
+static void log_busy(worker_t *w) {
   static uint64_t last_ms;
   static bool logged;
-  uint64_t now = uv_now(srv->worker.loop);
+  uint64_t now = uv_now(w->loop);
   if (logged && now - last_ms < 10000)
     return;
   logged = true;
   last_ms = now;
   auth_stats_t st;
-  auth_verifier_stats(srv->broker.auth, &st);
+  auth_verifier_stats(w->broker->auth, &st);
   LOG(LOG_WARN,
       "login queue full (%llu waiting): CONNECTs refused with ERR 11, %llu "
       "so far",
@@ -289,7 +289,7 @@ static bool has_nul(tp_str_t s) {
 }
 
 int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
-  server_t *srv = c->srv;
+  worker_t *w = c->w;
   if (req->user.ptr != NULL) {
     c->auth_user = strndup(req->user.ptr, req->user.len);
     if (c->auth_user == NULL)
@@ -300,10 +300,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
     refuse(c, TP_WIRE_AUTH, "NUL byte in credentials", false);
     return 0;
   }
-  if (srv->broker.auth == NULL) {
+  if (w->broker->auth == NULL) {
     auth_limits_t lim;
-    limits_of(&srv->broker.cfg, &lim);
-    if (auth_verifier_create(srv->worker.loop, &lim, &srv->broker.auth) != 0)
+    limits_of(&w->broker->cfg, &lim);
+    if (auth_verifier_create(w->loop, &lim, &w->broker->auth) != 0)
       return -1;
   }
   struct sockaddr_storage peer;
@@ -313,8 +313,8 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   const auth_user_t *user = NULL;
   c->authenticating = true;
   auth_start_t r = auth_verify_start(
-      srv->broker.auth, &c->auth_job, srv->broker.cfg.users,
-      srv->broker.cfg.auth_token, req->user.ptr, req->user.len, req->pass.ptr,
+      w->broker->auth, &c->auth_job, w->broker->cfg.users,
+      w->broker->cfg.auth_token, req->user.ptr, req->user.len, req->pass.ptr,
       req->pass.len, req->token.ptr, req->token.len, have_peer ? &peer : NULL,
       &user, on_verdict, still_there, c);
   if (r == AUTH_PENDING) {
@@ -329,10 +329,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   case AUTH_ACCEPT:
     /* We are inside the frame loop: it goes on with the frames after
      * CONNECT; reading starts again from the before-sleep hook. */
-    if (grant(c, srv->broker.cfg.users, user) == 0) {
+    if (grant(c, w->broker->cfg.users, user) == 0) {
       conn_connected(c);
       if (!list_linked(&c->resume_link))
-        list_insert_tail(&srv->worker.resume_list, &c->resume_link);
+        list_insert_tail(&w->resume_list, &c->resume_link);
     }
     return 0;
   case AUTH_REJECT:
@@ -342,7 +342,7 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
     refuse(c, TP_WIRE_AUTH, "too many failed logins from this address", true);
     return 0;
   case AUTH_BUSY:
-    log_busy(srv);
+    log_busy(w);
     refuse(c, TP_WIRE_TOO_MANY_CONNS, "busy verifying logins, retry later",
            true);
     return 0;

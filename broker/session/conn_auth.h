@@ -9,14 +9,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "server/server.h"
+#include "delivery/worker.h"
 #include "session/auth.h"
 #include "session/conn.h"
 #include "tern_proto/frame.h"
 
 /* True when the server asks for credentials (users or a token). */
-static inline bool conn_auth_required(const server_t *srv) {
-  return srv->broker.cfg.users != NULL || srv->broker.cfg.auth_token[0] != '\0';
+static inline bool conn_auth_required(const worker_t *w) {
+  return w->broker->cfg.users != NULL || w->broker->cfg.auth_token[0] != '\0';
 }
 
 /*
@@ -33,7 +33,7 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req);
 void conn_auth_release(conn_t *c);
 
 /* A reload changed the auth_* limits; remembered logins are forgotten. */
-void conn_auth_reconfigure(server_t *srv);
+void conn_auth_reconfigure(worker_t *w);
 
 /* Permission checks. A refusal is counted (by operation), logged (at most
  * one line per connection per second, with the count of those not logged)

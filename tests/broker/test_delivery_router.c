@@ -2,8 +2,8 @@
  * The delivery core's fan-out without a socket: router_publish over a
  * server whose connections are stubs (no descriptor, never read or
  * written), checked by reading back what each connection's output queue
- * would send. Policies, where DROPPED goes, the pending gate's budget and
- * queue-group choice.
+ * would send. No server: a broker_t and one worker_t. Policies, where DROPPED
+ * goes, the pending gate's budget and queue-group choice.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -14,37 +14,40 @@
 #include "delivery/interest.h"
 #include "delivery/pending_gate.h"
 #include "delivery/router.h"
-#include "server/server.h"
+#include "delivery/worker.h"
 #include "session/conn.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/reader.h"
 
 static uv_loop_t loop;
-static server_t srv;
+static broker_t broker;
+static worker_t wk;
 static conn_t *conns[8];
 static int nconns;
 
 static void setup(void) {
   cr_assert_eq(uv_loop_init(&loop), 0);
-  memset(&srv, 0, sizeof srv);
-  srv.worker.loop = &loop;
-  config_defaults(&srv.broker.cfg);
-  list_init(&srv.worker.conns);
-  list_init(&srv.worker.flush_list);
-  list_init(&srv.worker.close_list);
-  list_init(&srv.worker.resume_list);
-  list_init(&srv.worker.stalled_subs);
-  list_init(&srv.worker.partial_list);
-  srv.worker.sub_env = (sub_env_t){.loop = &loop,
-                                   .stalled = &srv.worker.stalled_subs,
-                                   .block = conn_block_on,
-                                   .unblock = conn_unblock};
+  memset(&broker, 0, sizeof broker);
+  memset(&wk, 0, sizeof wk);
+  wk.broker = &broker;
+  wk.loop = &loop;
+  config_defaults(&broker.cfg);
+  list_init(&wk.conns);
+  list_init(&wk.flush_list);
+  list_init(&wk.close_list);
+  list_init(&wk.resume_list);
+  list_init(&wk.stalled_subs);
+  list_init(&wk.partial_list);
+  wk.sub_env = (sub_env_t){.loop = &loop,
+                           .stalled = &wk.stalled_subs,
+                           .block = conn_block_on,
+                           .unblock = conn_unblock};
   /* conn_events stay NULL: no $SYS here. */
-  tp_buf_init(&srv.worker.scratch);
-  pending_gate_init(&srv.broker.gate, 64u << 20);
-  cr_assert_eq(sublist_create(&srv.broker.index, 0), 0);
-  cr_assert_eq(msgbuf_pool_create(&srv.worker.bufs, 16, 1 << 20), 0);
-  cr_assert_eq(outq_pool_create(&srv.worker.entries, 64), 0);
+  tp_buf_init(&wk.scratch);
+  pending_gate_init(&broker.gate, 64u << 20);
+  cr_assert_eq(sublist_create(&broker.index, 0), 0);
+  cr_assert_eq(msgbuf_pool_create(&wk.bufs, 16, 1 << 20), 0);
+  cr_assert_eq(outq_pool_create(&wk.entries, 64), 0);
   nconns = 0;
 }
 
@@ -52,7 +55,7 @@ static void setup(void) {
 static conn_t *stub_conn(void) {
   conn_t *c = calloc(1, sizeof *c);
   cr_assert_not_null(c);
-  c->srv = &srv;
+  c->w = &wk;
   c->id = (uint64_t)nconns + 1;
   c->echo = true;
   c->state = CONN_ACTIVE;
@@ -61,10 +64,10 @@ static conn_t *stub_conn(void) {
   list_init(&c->close_link);
   list_init(&c->resume_link);
   list_init(&c->partial_link);
-  outq_init(&c->out, srv.worker.entries);
+  outq_init(&c->out, wk.entries);
   uv_timer_init(&loop, &c->timer);
   cr_assert_eq(hashmap_create(&c->subs, 0), 0);
-  list_insert_tail(&srv.worker.conns, &c->all_link);
+  list_insert_tail(&wk.conns, &c->all_link);
   conns[nconns++] = c;
   return c;
 }
@@ -79,11 +82,10 @@ static sub_t *subscribe(conn_t *c, uint64_t sid, const char *pattern,
     req.queue = (tp_str_t){.ptr = queue, .len = (uint32_t)strlen(queue)};
   req.overflow = overflow;
   req.max_msgs = max_msgs;
-  sub_t *s =
-      sub_create(c, &c->out, &srv.worker.sub_env, &req, 1u << 20, 1u << 30);
+  sub_t *s = sub_create(c, &c->out, &wk.sub_env, &req, 1u << 20, 1u << 30);
   cr_assert_not_null(s);
   cr_assert_eq(hashmap_put(c->subs, s->sid_key, sizeof s->sid_key, s), 0);
-  cr_assert_eq(interest_add(srv.broker.index, s), 0);
+  cr_assert_eq(interest_add(broker.index, s), 0);
   return s;
 }
 
@@ -94,7 +96,7 @@ static uint64_t publish(conn_t *from, const char *topic, const char *payload) {
   pub.payload = (tp_bytes_t){.ptr = (const uint8_t *)payload,
                              .len = (uint32_t)strlen(payload)};
   uint64_t n = 0;
-  cr_assert_eq(router_publish(&srv, from, &pub, &n), 0);
+  cr_assert_eq(router_publish(&wk, from, &pub, &n), 0);
   return n;
 }
 
@@ -146,12 +148,12 @@ static void teardown(void) {
   uv_run(&loop, UV_RUN_DEFAULT);
   for (int i = 0; i < nconns; i++)
     free(conns[i]);
-  sublist_destroy(srv.broker.index);
-  msgbuf_pool_destroy(srv.worker.bufs);
-  outq_pool_destroy(srv.worker.entries);
-  tp_buf_free(&srv.worker.scratch);
-  free(srv.worker.ended);
-  config_free(&srv.broker.cfg);
+  sublist_destroy(broker.index);
+  msgbuf_pool_destroy(wk.bufs);
+  outq_pool_destroy(wk.entries);
+  tp_buf_free(&wk.scratch);
+  free(wk.ended);
+  config_free(&broker.cfg);
   cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
@@ -184,7 +186,7 @@ Test(delivery_router, drop_newest_keeps_the_first_and_reports_before_the_next) {
   sent(a, buf, sizeof buf);
   cr_expect_str_eq(buf, "M1 M2");
   cr_expect_eq(s->dropped, 2);
-  cr_expect_eq(srv.worker.stats.msgs_dropped, 2);
+  cr_expect_eq(wk.stats.msgs_dropped, 2);
   /* Room again (as if written): DROPPED goes just before the next MSG. */
   outq_clear(&a->out);
   publish(p, "t", "5");
@@ -216,7 +218,7 @@ Test(delivery_router, disconnect_closes_the_slow_consumer_with_err_6) {
   sent(a, buf, sizeof buf);
   cr_expect_str_eq(buf, "E6"); /* its unsent MSGs go, only the ERR is left */
   cr_expect_eq(a->state, CONN_CLOSING);
-  cr_expect_eq(srv.worker.stats.slow_consumers, 1);
+  cr_expect_eq(wk.stats.slow_consumers, 1);
   sent(b, buf, sizeof buf);
   cr_expect_str_eq(buf, "M1 M2"); /* the others are not touched */
 }
@@ -229,7 +231,7 @@ Test(delivery_router, block_pauses_the_publisher_at_the_limit) {
   publish(p, "t", "2");
   cr_expect_eq(p->nblocked, 1); /* full: stops after this frame */
   cr_expect_eq(s->nwaiters, 1);
-  cr_expect_eq(srv.worker.stats.publisher_blocks, 1);
+  cr_expect_eq(wk.stats.publisher_blocks, 1);
   outq_clear(&a->out); /* written: the queue drains, p may go on */
   cr_expect_eq(p->nblocked, 0);
   cr_expect(list_linked(&p->resume_link));
@@ -259,7 +261,7 @@ Test(delivery_router, a_queue_group_takes_turns_and_skips_a_full_member) {
       cr_expect_geq(k, 2, "member %d got %s", i, buf);
   }
   cr_expect_eq(total, 6); /* every message to exactly one member */
-  cr_expect_eq(srv.worker.stats.msgs_dropped, 0);
+  cr_expect_eq(wk.stats.msgs_dropped, 0);
 }
 
 Test(delivery_router, the_gate_squeezes_budgets_between_half_and_the_cap) {
@@ -280,12 +282,12 @@ Test(delivery_router, under_pressure_the_largest_holder_pays_first) {
   memset(payload, 'x', 1024);
   payload[1024] = '\0';
   /* A cap that 4 KiB of queues squeezes. */
-  pending_gate_init(&srv.broker.gate, 4096);
+  pending_gate_init(&broker.gate, 4096);
   for (int i = 0; i < 200; i++)
     publish(p, "big", payload);
   publish(p, "small", "1");
   cr_expect_gt(b->dropped, 0); /* over its budget */
-  cr_expect_gt(srv.broker.gate.drops[TP_OVERFLOW_DROP_NEWEST], 0);
+  cr_expect_gt(broker.gate.drops[TP_OVERFLOW_DROP_NEWEST], 0);
   cr_expect_eq(s->dropped, 0); /* holds nothing: takes its message */
   cr_expect_eq(s->q.pending_msgs, 1);
 }
@@ -305,7 +307,7 @@ Test(delivery_router, a_subscription_of_another_owner_is_handed_over) {
   conn_t *here = stub_conn(), *there = stub_conn(), *p = stub_conn();
   list_node_t stalled;
   list_init(&stalled);
-  sub_env_t other = srv.worker.sub_env;
+  sub_env_t other = wk.sub_env;
   other.stalled = &stalled;
   other.hand_over = stub_hand_over;
   nhanded = 0;
@@ -316,7 +318,7 @@ Test(delivery_router, a_subscription_of_another_owner_is_handed_over) {
   req.pattern = (tp_str_t){.ptr = "t", .len = 1};
   sub_t *s = sub_create(there, &there->out, &other, &req, 100, 1 << 20);
   cr_assert_eq(hashmap_put(there->subs, s->sid_key, sizeof s->sid_key, s), 0);
-  cr_assert_eq(interest_add(srv.broker.index, s), 0);
+  cr_assert_eq(interest_add(broker.index, s), 0);
   cr_expect_eq(publish(p, "t", "x"), 2);
   cr_expect_eq(nhanded, 1);
   cr_expect_eq(handed[0], s);
