@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sublist.h"
+#include "data/sublist.h"
 
 static double now_sec(void) {
   struct timespec ts;

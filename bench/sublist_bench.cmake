@@ -1,13 +1,7 @@
 # Micro-benchmark of the subject index (not a test): build/bin/sublist_bench.
-# Include from the top-level CMakeLists.txt after add_subdirectory(protocol).
-set(TERN_SUBLIST_SRC_DIR ${CMAKE_CURRENT_LIST_DIR}/../broker/src)
-add_executable(sublist_bench
-  ${CMAKE_CURRENT_LIST_DIR}/sublist_bench.c
-  ${TERN_SUBLIST_SRC_DIR}/sublist.c
-  ${TERN_SUBLIST_SRC_DIR}/sublist_set.c
-  ${TERN_SUBLIST_SRC_DIR}/hashmap.c)
-target_include_directories(sublist_bench PRIVATE ${TERN_SUBLIST_SRC_DIR})
-target_link_libraries(sublist_bench PRIVATE tern_protocol)
+# Include from the top-level CMakeLists.txt after add_subdirectory(broker).
+add_executable(sublist_bench ${CMAKE_CURRENT_LIST_DIR}/sublist_bench.c)
+target_link_libraries(sublist_bench PRIVATE ternd_core)
 tern_target_defaults(sublist_bench)
 
 # Memory per idle connection and per subscription of a running ternd (not a

@@ -1,13 +1,7 @@
-# Unit test of the broker's subject index (broker/src/sublist*.c, hashmap.c).
-# Included by tests/broker/CMakeLists.txt; paths are relative to this file so
-# that it also works when included from another project.
-set(TERN_SUBLIST_SRC_DIR ${CMAKE_CURRENT_LIST_DIR}/../../broker/src)
+# Unit test of the broker's subject index (sublist*.c, hashmap.c in
+# ternd_core). Included by tests/broker/CMakeLists.txt.
 tern_add_test(test_sublist
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sublist.c
-          ${TERN_SUBLIST_SRC_DIR}/sublist.c
-          ${TERN_SUBLIST_SRC_DIR}/sublist_set.c
-          ${TERN_SUBLIST_SRC_DIR}/hashmap.c
-  LIBS tern_protocol
+  LIBS ternd_core
   LABELS unit
   TIMEOUT 120)
-target_include_directories(test_sublist PRIVATE ${TERN_SUBLIST_SRC_DIR})

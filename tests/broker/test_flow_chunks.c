@@ -1,6 +1,6 @@
 /*
  * Flow control with small messages, which the broker packs into
- * per-connection chunks (broker/src/outq_chunk.h) instead of one queue
+ * per-connection chunks (broker/data/outq.h) instead of one queue
  * entry each: every policy's limits, pauses and drops, and the pending
  * counters of /subz, must come out exactly as with one entry per message,
  * and a subscription that goes away while its messages sit in a chunk must

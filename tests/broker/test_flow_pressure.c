@@ -1,7 +1,7 @@
 /*
- * Memory pressure falls on those who hold the memory (the broker's pending
- * gate): with a small max_pending_total, subscribers that stop reading fill
- * it, and
+ * Memory pressure falls on those who hold the memory
+ * (broker/delivery/pending_gate.h): with a small max_pending_total,
+ * subscribers that stop reading fill it, and
  *   - loss-accepting ones (drop_newest, drop_oldest) lose messages early,
  *     each gap announced by DROPPED exactly where it is, counts exact;
  *   - `disconnect` ones are closed with ERR 6, the largest holder first;

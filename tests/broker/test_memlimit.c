@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "memlimit.h"
+#include "base/memlimit.h"
 
 static char g_root[256];
 

@@ -1,5 +1,5 @@
 /*
- * The broker's read path (broker/src/readbuf.h): every connection reads
+ * The broker's read path (broker/data/readbuf.h): every connection reads
  * into one shared buffer and keeps only its unfinished frame. These tests
  * send frames cut at awkward places, frames larger than the shared buffer,
  * and several connections interleaving partial frames, and check that

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the retained store (broker/src/retained.c): a wildcard
+ * Unit tests of the retained store (broker/data/retained.c): a wildcard
  * match walks only the branches that can match, replace and delete keep
  * the counts right, and ttl expiry runs from one timer on the loop.
  */
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "msgbuf.h"
-#include "retained.h"
+#include "data/msgbuf.h"
+#include "data/retained.h"
 
 static uv_loop_t loop;
 static uv_timer_t timer;
@@ -112,9 +112,10 @@ Test(retained_store, caps_refuse_and_leave_the_store_alone) {
   cr_assert_eq(retained_create(&store, &timer, 2, 10), 0);
   put("a", "12345", 0);
   put("b", "1234", 0);
-  cr_assert_eq(retained_put(store, "c", 1, body_of("1"), 0), RETAINED_ETOPICS);
+  cr_assert_eq(retained_put(store, "c", 1, body_of("1"), 0),
+               TERND_ERETAINED_TOPICS);
   cr_assert_eq(retained_put(store, "a", 1, body_of("1234567"), 0),
-               RETAINED_EBYTES);
+               TERND_ERETAINED_BYTES);
   put("a", "123456", 0); /* 6 + 4 = 10 fits */
   retained_stats_t st;
   retained_get_stats(store, &st);

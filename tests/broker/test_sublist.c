@@ -1,5 +1,5 @@
 /*
- * Unit tests of the subject index (broker/src/sublist.c): matching rules,
+ * Unit tests of the subject index (broker/data/sublist.c): matching rules,
  * queue-group merging, the match cache and its invalidation, pruning, and
  * randomized churn checked against tp_pattern_match as the reference.
  */
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hashmap.h"
-#include "sublist.h"
+#include "data/hashmap.h"
+#include "data/sublist.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
 

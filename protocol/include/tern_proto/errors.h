@@ -34,19 +34,22 @@ const char *tp_wire_code_text(int code);
 
 /*
  * Library errors. X-macro: name, value, wire code, message.
- * The range -1..-99 is ours; it does not collide with libuv's UV_E* values
- * in practice because those are negated errno numbers and callers never
- * mix the two in one variable without knowing which API returned it.
+ * The range -10001..-10999 is the protocol library's alone: clear of
+ * libuv's UV_E* (negated errno values, UV_EAI_* near -3000, UV_EOF =
+ * -4095), libtern's (-20001..-20999) and the broker's (-30001..-30999), so
+ * a variable that holds any of them says by its value whose code it is.
  */
-#define TP_ERR_MAP(X)                                                         \
-  X(TP_EPROTO, -1, TP_WIRE_PROTOCOL, "malformed frame")                      \
-  X(TP_ETOOBIG, -2, TP_WIRE_FRAME_TOO_LARGE, "frame too large")              \
-  X(TP_ENOMEM, -3, TP_WIRE_PROTOCOL, "out of memory")                        \
-  X(TP_ETYPE, -4, TP_WIRE_PROTOCOL, "unknown frame type")                    \
-  X(TP_EUTF8, -5, TP_WIRE_PROTOCOL, "string is not valid UTF-8")            \
-  X(TP_ETOPIC, -6, TP_WIRE_INVALID_TOPIC, "invalid topic")                   \
-  X(TP_EPATTERN, -7, TP_WIRE_INVALID_TOPIC, "invalid pattern")               \
-  X(TP_EINVAL, -8, TP_WIRE_PROTOCOL, "invalid argument")
+#define TP_ERR_FIRST (-10001)
+#define TP_ERR_LAST (-10999)
+#define TP_ERR_MAP(X)                                                          \
+  X(TP_EPROTO, -10001, TP_WIRE_PROTOCOL, "malformed frame")                    \
+  X(TP_ETOOBIG, -10002, TP_WIRE_FRAME_TOO_LARGE, "frame too large")            \
+  X(TP_ENOMEM, -10003, TP_WIRE_PROTOCOL, "out of memory")                      \
+  X(TP_ETYPE, -10004, TP_WIRE_PROTOCOL, "unknown frame type")                  \
+  X(TP_EUTF8, -10005, TP_WIRE_PROTOCOL, "string is not valid UTF-8")           \
+  X(TP_ETOPIC, -10006, TP_WIRE_INVALID_TOPIC, "invalid topic")                 \
+  X(TP_EPATTERN, -10007, TP_WIRE_INVALID_TOPIC, "invalid pattern")             \
+  X(TP_EINVAL, -10008, TP_WIRE_PROTOCOL, "invalid argument")
 
 /*
  * Success is plain 0. There is deliberately no TP_OK here: TP_OK is the OK
@@ -58,6 +61,11 @@ typedef enum tp_err {
   TP_ERR_MAP(TP_ERR_ENUM)
 #undef TP_ERR_ENUM
 } tp_err;
+
+/* True for a value in the protocol library's range. */
+static inline bool tp_err_is(int rc) {
+  return rc <= TP_ERR_FIRST && rc >= TP_ERR_LAST;
+}
 
 /* Message for a tp_err value; "unknown error" for anything else. */
 const char *tp_strerror(int err);

@@ -1,0 +1,102 @@
+/*
+ * ternd's configuration: one struct with defaults, filled from the command
+ * line. Every limit the broker enforces lives here.
+ */
+#ifndef TERND_CONFIG_H
+#define TERND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TERND_DEFAULT_HTTP_PORT 8421
+
+#ifndef TERND_VERSION
+#define TERND_VERSION "0.0.0"
+#endif
+
+typedef struct config {
+  char host[256];
+  int port;
+  int ready_fd; /* -1: none */
+  uint64_t max_payload;
+  uint64_t max_frame;         /* derived: max_payload + TP_FRAME_OVERHEAD */
+  uint64_t max_connections;   /* 0: unlimited */
+  uint64_t max_subs;          /* per connection; 0: unlimited */
+  uint64_t max_pattern_bytes; /* patterns + queue names per connection; 0:
+                                 unlimited */
+  uint64_t frame_timeout_ms;  /* an unfinished frame's deadline; 0: none */
+  uint64_t max_inbound_total; /* all read buffers; 0: auto (server_init) */
+  uint64_t connect_timeout_ms;
+  uint64_t heartbeat_ms;      /* 0: no heartbeats */
+  uint64_t max_pending_msgs;  /* per subscription: default and cap */
+  uint64_t max_pending_bytes; /* per subscription: default and cap */
+  uint64_t max_pending_total; /* all pending bytes; 0: auto (server_init) */
+  uint64_t stall_timeout_ms;
+  uint64_t max_retained_topics; /* 0: unlimited */
+  uint64_t max_retained_bytes;  /* encoded bodies; 0: unlimited */
+  uint64_t drain_timeout_ms;
+  uint64_t max_topic; /* bytes of a topic or pattern, at most 1024 */
+  int log_level;
+  int log_format;               /* LOG_FORMAT_PLAIN or LOG_FORMAT_JSON */
+  uint64_t log_rate_limit;      /* lines/s per call site, 0 = no limit */
+  uint64_t http_timeout_ms;     /* monitoring: request head, each write */
+  uint64_t http_max_clients;    /* monitoring connections at once */
+  char http_host[256];          /* monitoring address; "" = same as host */
+  int http_port;                /* monitoring HTTP port, 0 = off */
+  char auth_token[256];         /* shared token; "" = none */
+  uint64_t auth_queue;          /* logins waiting for a password hash */
+  uint64_t auth_fail_limit;     /* failed logins per address; 0 = no limit */
+  uint64_t auth_fail_window_ms; /* ... per this window */
+  uint64_t auth_cache_size;     /* verified logins remembered; 0 = none */
+  uint64_t auth_cache_ttl_ms;   /* ... for this long */
+  uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
+  char config_file[1024];       /* --config FILE, "" = none */
+  /* Users and permissions from the file's [user NAME] sections; owned,
+   * freed by config_free (see auth.h). */
+  struct auth_db *users;
+} config_t;
+
+struct auth_db;
+
+/* Fills cfg with the defaults. */
+void config_defaults(config_t *cfg);
+/* Frees what cfg owns (the users), leaving the defaults' shape. */
+void config_free(config_t *cfg);
+
+/*
+ * Sets one option by its name in the configuration file's spelling
+ * (max_payload; the flag is --max-payload, the environment variable
+ * TERN_MAX_PAYLOAD). 0, or -1 with a message in err: "unknown option"
+ * when known is false afterwards, else a bad value.
+ */
+int config_set(config_t *cfg, const char *key, const char *val, bool *known,
+               char *err, size_t errlen);
+/* Applies every TERN_<KEY> environment variable set. 0, or -1 with a
+ * message naming the variable in err. */
+int config_apply_env(config_t *cfg, char *err, size_t errlen);
+/* True when key may appear in a configuration file. */
+bool config_key_in_file(const char *key);
+/* Writes the effective configuration in the file's format (no secrets). */
+void config_print(const config_t *cfg, FILE *out);
+
+/* What config_parse asks the caller to do. */
+enum {
+  CONFIG_RUN = 0,
+  CONFIG_EXIT_OK = 1,
+  CONFIG_EXIT_USAGE = 2,
+  CONFIG_CHECK = 3,        /* --check-config FILE: print, exit */
+  CONFIG_HASH_PASSWORD = 4 /* --hash-password: read stdin, print a hash */
+};
+
+/*
+ * Parses argv into cfg (which must hold the defaults). --help and --version
+ * print to out and return CONFIG_EXIT_OK; a bad flag or value prints a
+ * message to err and returns CONFIG_EXIT_USAGE; --check-config and
+ * --hash-password return their mode; otherwise CONFIG_RUN. The file and the
+ * environment come first: see config_load (config_file.h).
+ */
+int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * PUB fan-out.
+ *
+ * The body (topic, payload, opts) is encoded once into a refcounted msgbuf;
+ * each receiving subscription gets an output-queue entry holding its own
+ * small head (length prefix, array header, type, sid) and a reference to
+ * that body. So the payload is copied exactly once, whatever the fan-out.
+ *
+ * Small MSGs are the exception (outq.h): below OUTQ_CHUNK_MSG_MAX the
+ * per-entry bookkeeping costs more than the bytes, so head and body are
+ * copied into the receiving connection's tail chunk instead, except for
+ * drop_oldest subscriptions, which must be able to evict each MSG.
+ */
+#include "delivery/router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "data/outq.h"
+#include "delivery/sub.h"
+#include "delivery/worker.h"
+#include "session/conn.h"
+#include "session/conn_auth.h"
+#include "tern_proto/errors.h"
+#include "tern_proto/topic.h"
+
+int router_check(const worker_t *w, const tp_pub_t *pub, const char **msg) {
+  if (pub->payload.len > w->broker->cfg.max_payload) {
+    *msg = "payload too large";
+    return TP_WIRE_PAYLOAD_TOO_LARGE;
+  }
+  /* The decoder has usually checked the topic's rules already. */
+  size_t max_topic = w->broker->cfg.max_topic ? w->broker->cfg.max_topic
+                                              : TP_DEFAULT_MAX_TOPIC;
+  if (pub->topic_checked
+          ? pub->topic.len > max_topic
+          : tp_topic_validate(pub->topic.ptr, pub->topic.len, max_topic) != 0) {
+    *msg = "invalid topic";
+    return TP_WIRE_INVALID_TOPIC;
+  }
+  if (tp_topic_is_system(pub->topic.ptr, pub->topic.len)) {
+    *msg = "permission denied: topics starting with '$' belong to the server";
+    return TP_WIRE_PERMISSION;
+  }
+  if (pub->reply.ptr != NULL &&
+      tp_topic_validate(pub->reply.ptr, pub->reply.len,
+                        w->broker->cfg.max_topic) != 0) {
+    *msg = "invalid reply topic";
+    return TP_WIRE_INVALID_TOPIC;
+  }
+  return 0;
+}
+
+/* Remembers a subscription to remove once the walk is over. */
+static void note_ended(worker_t *w, sub_t *s) {
+  if (w->nended == w->ended_cap) {
+    size_t cap = w->ended_cap ? w->ended_cap * 2 : 16;
+    sub_t **a = realloc(w->ended, cap * sizeof *a);
+    if (a == NULL)
+      return; /* it stays ending (gets nothing more) until its conn closes */
+    w->ended = a;
+    w->ended_cap = cap;
+  }
+  s->ending = true;
+  w->ended[w->nended++] = s;
+}
+
+/* Whether s may receive a message from publisher at all. */
+static bool eligible(const sub_t *s, const conn_t *publisher) {
+  if (s->ending || s->conn->state != CONN_ACTIVE)
+    return false;
+  return s->conn != publisher || publisher->echo;
+}
+
+/* pressure: only the server's budget (pending_gate.h), not the
+ * subscription's own limits, refused the message. */
+static void count_drop(worker_t *w, sub_t *s, bool pressure) {
+  s->dropped++;
+  s->dropped_unreported++;
+  w->stats.msgs_dropped++;
+  w->stats.drops_by_policy[s->policy & 7]++;
+  if (pressure)
+    w->broker->gate.drops[s->policy & 7]++;
+}
+
+/*
+ * drop_oldest evicted the oldest queued MSGs of s: the DROPPED notice goes
+ * where the gap is, just before the oldest MSG of s still queued, not with
+ * the message that caused the eviction, so the subscriber sees the gap
+ * where it happened (PROTOCOL.md section 7.1). A notice not sent yet grows
+ * instead of a second one being queued: it still sits before every queued
+ * MSG of s, since evictions take the oldest and new MSGs go to the tail.
+ * With nothing of s queued, deliver_here() puts the notice before the new
+ * message, which is the same place.
+ */
+static void report_gap(worker_t *w, sub_t *s) {
+  outq_t *q = &s->conn->out;
+  outq_entry_t *next = NULL;
+  if (s->q.gap_notice == NULL) {
+    next = sub_oldest_droppable(s);
+    if (next == NULL)
+      return;
+  }
+  tp_frame_t f;
+  tp_frame_init(&f, TP_DROPPED);
+  f.u.dropped.sid = s->sid;
+  f.u.dropped.count = s->q.gap_notice_count + s->dropped_unreported;
+  tp_buf_t *b = &w->scratch;
+  tp_buf_reset(b);
+  if (tp_frame_encode(b, &f) != 0 || b->len > OUTQ_INLINE_MAX)
+    return;
+  if (s->q.gap_notice != NULL) {
+    outq_rewrite_small(q, s->q.gap_notice, b->data, b->len);
+  } else {
+    outq_entry_t *e = outq_insert_small_before(q, next, b->data, b->len);
+    if (e == NULL)
+      return; /* out of memory: deliver_here() reports it with the new message
+               */
+    e->is_notice = true;
+    e->pend = &s->q;
+    s->q.gap_notice = e;
+  }
+  s->q.gap_notice_count = f.u.dropped.count;
+  s->dropped_unreported = 0;
+}
+
+/*
+ * Applies s's overflow policy to a message of `bytes` that does not fit
+ * its limits or, under memory pressure, the server's budget (the same
+ * policy, applied early: pending_gate.h). Returns true when the message
+ * should still be queued.
+ */
+static bool make_room(worker_t *w, sub_t *s, uint64_t bytes, uint64_t budget) {
+  switch (s->policy) {
+  case TP_OVERFLOW_DROP_NEWEST:
+    count_drop(w, s, !sub_would_overflow(s, bytes));
+    return false;
+  case TP_OVERFLOW_DROP_OLDEST:
+    /* Entries already handed to uv_write cannot be evicted and do not
+     * count here (sub_would_overflow_queued), so the newest max_msgs
+     * always survive; one write in flight is the most on top. */
+    while (sub_over_budget_queued(s, bytes, budget)) {
+      outq_entry_t *old = sub_oldest_droppable(s);
+      if (old == NULL)
+        break;
+      bool pressure = !sub_would_overflow_queued(s, bytes);
+      outq_drop(&s->conn->out, old);
+      count_drop(w, s, pressure);
+    }
+    if (s->dropped_unreported > 0)
+      report_gap(w, s);
+    return true;
+  case TP_OVERFLOW_DISCONNECT:
+    w->stats.slow_consumers++;
+    if (!sub_would_overflow(s, bytes)) {
+      w->broker->gate.disconnects++;
+      LOG(LOG_INFO,
+          "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
+          "memory pressure, closing as a slow consumer",
+          (unsigned long long)s->conn->id, s->conn->addr,
+          (unsigned long long)s->sid, (unsigned long long)s->q.pending_bytes);
+      conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER,
+                "slow consumer (server memory pressure)");
+      return false;
+    }
+    LOG(LOG_INFO, "conn %llu (%s): slow consumer on sid %llu, closing",
+        (unsigned long long)s->conn->id, s->conn->addr,
+        (unsigned long long)s->sid);
+    conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER, "slow consumer");
+    return false;
+  default: /* block: queue it; the publisher stops after this frame */
+    return true;
+  }
+}
+
+/* Deliver here: queues body for s, a subscription of this loop, whose byte
+ * limit is at most budget (the server's pressure, pending_gate.h). True
+ * when it was queued (a receiver). Always inlined into fan_out and
+ * deliver_pressed below, so that without pressure (budget UINT64_MAX, a
+ * constant there) the budget costs the fan-out nothing. */
+static inline __attribute__((always_inline)) bool
+deliver_here(worker_t *w, conn_t *publisher, sub_t *s, msgbuf_t *body,
+             uint64_t budget) {
+  uint8_t head[TP_MSG_HEAD_MAX];
+  size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
+  uint64_t bytes = hl + body->bytes.len;
+  bool over = s->policy == TP_OVERFLOW_DROP_OLDEST
+                  ? sub_over_budget_queued(s, bytes, budget)
+                  : sub_over_budget(s, bytes, budget);
+  if (over && !make_room(w, s, bytes, budget))
+    return false;
+  conn_t *c = s->conn;
+  if (s->dropped_unreported > 0) {
+    tp_frame_t f;
+    tp_frame_init(&f, TP_DROPPED);
+    f.u.dropped.sid = s->sid;
+    f.u.dropped.count = s->dropped_unreported;
+    if (conn_send_frame(c, &f) == 0)
+      s->dropped_unreported = 0;
+  }
+  if (bytes <= OUTQ_CHUNK_MSG_MAX && s->policy != TP_OVERFLOW_DROP_OLDEST) {
+    if (outq_push_msg_chunked(&c->out, head, hl, body, &s->q) != 0)
+      return false;
+  } else {
+    outq_entry_t *e = outq_push_msg(&c->out, head, hl, body);
+    if (e == NULL)
+      return false;
+    sub_entry_queued(s, e);
+  }
+  s->delivered++;
+  w->stats.msgs_out++;
+  conn_want_flush(c);
+  if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL &&
+      sub_full_budget(s, budget)) {
+    if (publisher->nblocked == 0) {
+      w->stats.publisher_blocks++;
+      if (!sub_is_full(s))
+        w->broker->gate.pauses++;
+    }
+    sub_add_waiter(s, publisher);
+  }
+  if (s->unsub_at > 0 && s->delivered >= s->unsub_at)
+    note_ended(w, s);
+  return true;
+}
+
+/* Deliver there: s belongs to another owner (another loop), which queues
+ * body and applies s's policy itself, through what that owner registered
+ * (sub_env_t.hand_over). True when handed over. */
+static bool deliver_there(conn_t *publisher, sub_t *s, msgbuf_t *body) {
+  return s->env->hand_over != NULL && s->env->hand_over(s, publisher, body);
+}
+
+/* Every delivery: here when this loop owns s (today always; `here` is this
+ * loop's sub_env_t, found once per walk), else handed to its owner. */
+static inline __attribute__((always_inline)) bool
+deliver(worker_t *w, const sub_env_t *here, conn_t *publisher, sub_t *s,
+        msgbuf_t *body, uint64_t budget) {
+  if (__builtin_expect(s->env != here, 0))
+    return deliver_there(publisher, s, body);
+  return deliver_here(w, publisher, s, body, budget);
+}
+
+static bool deliver_pressed(worker_t *w, conn_t *publisher, sub_t *s,
+                            msgbuf_t *body, uint64_t budget) {
+  return deliver(w, &w->sub_env, publisher, s, body, budget);
+}
+
+/*
+ * One member of a queue group: from the group's cursor on, the first
+ * eligible member whose queue is not full, else the first eligible one
+ * (whose policy then decides). Advances the cursor past the choice.
+ */
+static sub_t *pick_member(const sublist_group_t *g, const conn_t *publisher) {
+  size_t n = g->nmembers;
+  if (n == 0)
+    return NULL;
+  size_t start = *g->cursor % n;
+  sub_t *fallback = NULL;
+  size_t fallback_at = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t at = (start + i) % n;
+    sub_t *s = g->members[at];
+    if (!eligible(s, publisher))
+      continue;
+    if (!sub_is_full(s)) {
+      *g->cursor = (uint32_t)(at + 1);
+      return s;
+    }
+    if (fallback == NULL) {
+      fallback = s;
+      fallback_at = at;
+    }
+  }
+  if (fallback != NULL)
+    *g->cursor = (uint32_t)(fallback_at + 1);
+  return fallback;
+}
+
+/* Encodes the shared MSG body for pub. NULL when out of memory. */
+static msgbuf_t *encode_body(worker_t *w, const tp_pub_t *pub) {
+  msgbuf_t *body = msgbuf_get(w->bufs);
+  if (body == NULL)
+    return NULL;
+  size_t estimate = (size_t)pub->topic.len + pub->payload.len + pub->reply.len +
+                    pub->headers.len + 64;
+  bool has_opts = false;
+  if (tp_buf_reserve(&body->bytes, estimate) != 0 ||
+      tp_msg_body_encode(&body->bytes, pub->topic, pub->payload, pub->reply,
+                         pub->headers, false, &has_opts) != 0) {
+    msgbuf_unref(body);
+    return NULL;
+  }
+  body->has_opts = has_opts;
+  return body;
+}
+
+/*
+ * Delivers body to every eligible plain subscription and one member of
+ * each group; the number of receivers. With reply, each receiver may
+ * answer it (allow_responses).
+ */
+static inline __attribute__((always_inline)) uint64_t
+fan_out(worker_t *w, conn_t *publisher, const sublist_result_t *res,
+        msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
+  uint64_t n = 0;
+  const sub_env_t *here = &w->sub_env;
+  for (size_t i = 0; i < res->nplain; i++) {
+    sub_t *s = res->plain[i];
+    if (eligible(s, publisher) &&
+        deliver(w, here, publisher, s, body, budget)) {
+      n++;
+      if (reply != NULL)
+        conn_auth_note_request(s->conn, reply->ptr, reply->len);
+    }
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    sub_t *s = pick_member(&res->groups[i], publisher);
+    if (s != NULL && deliver(w, here, publisher, s, body, budget)) {
+      n++;
+      if (reply != NULL)
+        conn_auth_note_request(s->conn, reply->ptr, reply->len);
+    }
+  }
+  return n;
+}
+
+int router_publish(worker_t *w, conn_t *publisher, const tp_pub_t *pub,
+                   uint64_t *receivers) {
+  *receivers = 0;
+  w->stats.msgs_in++;
+  w->stats.bytes_in += pub->payload.len;
+  const sublist_result_t *res = NULL;
+  int rc =
+      sublist_match(w->broker->index, pub->topic.ptr, pub->topic.len, &res);
+  if (rc != 0)
+    return rc;
+  if (res->nplain == 0 && res->ngroups == 0)
+    return 0;
+  msgbuf_t *body = encode_body(w, pub);
+  if (body == NULL)
+    return TP_ENOMEM;
+
+  /* Once per PUB: the fan-out may overshoot it by one message per
+   * receiver, which the next PUB sees. */
+  uint64_t budget = pending_gate_budget(&w->broker->gate,
+                                        outq_pool_pending_bytes(w->entries));
+  w->nended = 0;
+  /* Inlined copies of the walk: the common one (no reply topic, no
+   * pressure) tests nothing for allow_responses or the budget. */
+  uint64_t n;
+  if (pub->reply.ptr != NULL)
+    n = fan_out(w, publisher, res, body, &pub->reply, budget);
+  else if (budget == UINT64_MAX)
+    n = fan_out(w, publisher, res, body, NULL, UINT64_MAX);
+  else
+    n = fan_out(w, publisher, res, body, NULL, budget);
+  msgbuf_unref(body);
+
+  /* The walk is over: now the index may change. */
+  for (size_t i = 0; i < w->nended; i++)
+    conn_remove_sub(w->ended[i]->conn, w->ended[i]);
+  w->nended = 0;
+  *receivers = n;
+  return 0;
+}
+
+int router_retain(worker_t *w, const tp_pub_t *pub, const char **msg) {
+  msgbuf_t *body = NULL;
+  if (pub->payload.len > 0) {
+    body = msgbuf_get(w->bufs);
+    if (body == NULL)
+      return TP_ENOMEM;
+    bool has_opts = false;
+    if (tp_msg_body_encode(&body->bytes, pub->topic, pub->payload, pub->reply,
+                           pub->headers, true, &has_opts) != 0) {
+      msgbuf_unref(body);
+      return TP_ENOMEM;
+    }
+    body->has_opts = has_opts;
+  }
+  int rc = retained_put(w->broker->retained, pub->topic.ptr, pub->topic.len,
+                        body, pub->ttl_ms);
+  switch (rc) {
+  case 0:
+    return 0;
+  case TERND_ERETAINED_TOPICS:
+    *msg = "retained store full: too many retained topics";
+    return TP_WIRE_PAYLOAD_TOO_LARGE;
+  case TERND_ERETAINED_BYTES:
+    *msg = "retained store full: too many retained bytes";
+    return TP_WIRE_PAYLOAD_TOO_LARGE;
+  default:
+    return rc;
+  }
+}
+
+typedef struct retained_ctx {
+  worker_t *w;
+  sub_t *sub;
+} retained_ctx_t;
+
+static void deliver_one_retained(void *ud, msgbuf_t *body) {
+  retained_ctx_t *ctx = ud;
+  if (eligible(ctx->sub, NULL))
+    deliver_pressed(
+        ctx->w, NULL, ctx->sub, body,
+        pending_gate_budget(&ctx->w->broker->gate,
+                            outq_pool_pending_bytes(ctx->w->entries)));
+}
+
+uint64_t router_deliver_retained(worker_t *w, sub_t *s) {
+  if (s->queue != NULL)
+    return 0;
+  retained_ctx_t ctx = {w, s};
+  w->nended = 0;
+  uint64_t visited = retained_match(w->broker->retained, s->pattern, s->plen,
+                                    deliver_one_retained, &ctx);
+  /* UNSUB max_msgs cannot have been set yet, but keep the rule in one
+   * place: ended subscriptions go after the walk. */
+  for (size_t i = 0; i < w->nended; i++)
+    conn_remove_sub(w->ended[i]->conn, w->ended[i]);
+  w->nended = 0;
+  return visited;
+}

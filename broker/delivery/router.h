@@ -1,0 +1,52 @@
+/*
+ * PUB fan-out: from one decoded PUB to a MSG queued on every matching
+ * subscription (one member per queue group), with each subscription's
+ * overflow policy applied.
+ */
+#ifndef TERND_ROUTER_H
+#define TERND_ROUTER_H
+
+#include <stdint.h>
+
+#include "tern_proto/frame.h"
+
+struct conn;
+struct worker;
+
+/*
+ * Checks a PUB against the server's rules. 0 when it may be routed, or the
+ * wire ERR code (13 payload too large, 4 invalid topic or reply, 3 server
+ * topic) with *msg set to its text.
+ */
+int router_check(const struct worker *w, const tp_pub_t *pub, const char **msg);
+
+/*
+ * Routes a checked PUB from publisher (NULL for messages the server makes
+ * itself, which never block). *receivers gets the number of subscriptions
+ * the message was queued to. Slow consumers are only marked for closing
+ * and subscriptions that reached UNSUB max_msgs are removed after the
+ * walk, so the match result stays valid throughout.
+ * 0 or TP_ENOMEM.
+ */
+int router_publish(struct worker *w, struct conn *publisher,
+                   const tp_pub_t *pub, uint64_t *receivers);
+
+/*
+ * A PUB with `retain`: stores (or, with an empty payload, deletes) the
+ * topic's retained message. 0, or the wire ERR code for the publisher
+ * with *msg set: 13 when a retained cap refuses it (the live delivery has
+ * happened regardless).
+ */
+int router_retain(struct worker *w, const tp_pub_t *pub, const char **msg);
+
+struct sub;
+/*
+ * Queues every retained message that s's pattern matches, marked
+ * `retained`, through s's pending queue and policy (never blocking anyone:
+ * there is no publisher to pause). Plain subscriptions only; call it right
+ * after s enters the index, so live messages follow. Returns the trie
+ * nodes visited.
+ */
+uint64_t router_deliver_retained(struct worker *w, struct sub *s);
+
+#endif

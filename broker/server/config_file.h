@@ -1,0 +1,28 @@
+/*
+ * Where the configuration comes from, and in which order: defaults, then
+ * the file (--config FILE, or TERN_CONFIG_FILE), then TERN_* environment
+ * variables, then the command-line flags. Each later source wins.
+ */
+#ifndef TERND_CONFIG_FILE_H
+#define TERND_CONFIG_FILE_H
+
+#include <stdio.h>
+
+#include "base/config.h"
+
+/*
+ * Reads one INI file into cfg: options at the top (or in [server]), users
+ * in [user NAME] sections. 0, or -1 with "FILE:LINE: what" written to
+ * err. Any error, even after valid lines, makes the whole file invalid.
+ */
+int config_read_file(config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Builds the effective configuration from every source (cfg need not be
+ * initialised; config_free it afterwards). Returns what config_parse
+ * returns: CONFIG_RUN, CONFIG_CHECK, CONFIG_HASH_PASSWORD, CONFIG_EXIT_OK,
+ * or CONFIG_EXIT_USAGE after printing the error to err.
+ */
+int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * $SYS statistics and advisories (see sysevents.h).
+ */
+#include "server/sysevents.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "delivery/router.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "session/conn.h"
+
+#define SYS_MAX_QUEUED 1024
+
+typedef struct sys_event {
+  struct sys_event *next;
+  const char *topic; /* static */
+  size_t len;
+  char body[]; /* JSON */
+} sys_event_t;
+
+typedef struct sysevents {
+  server_t *srv;
+  uv_timer_t stats_timer, flush_timer;
+  int handles_open;
+  bool stopping;
+  sys_event_t *head, *tail;
+  size_t queued;
+  uint64_t lost; /* advisories dropped because the queue was full */
+} sysevents_t;
+
+/* Publishes one message from the server itself (never blocks). */
+static void publish(server_t *srv, const char *topic, const void *body,
+                    size_t len) {
+  tp_pub_t pub;
+  memset(&pub, 0, sizeof pub);
+  pub.topic.ptr = topic;
+  pub.topic.len = (uint32_t)strlen(topic);
+  pub.payload.ptr = body;
+  pub.payload.len = (uint32_t)len;
+  uint64_t receivers = 0;
+  /* The router counts every PUB as a message in; the server's own are
+   * not clients' traffic (they still count as messages out). */
+  uint64_t msgs_in = srv->worker.stats.msgs_in,
+           bytes_in = srv->worker.stats.bytes_in;
+  int rc = router_publish(&srv->worker, NULL, &pub, &receivers);
+  srv->worker.stats.msgs_in = msgs_in;
+  srv->worker.stats.bytes_in = bytes_in;
+  if (rc != 0)
+    LOG(LOG_WARN, "$SYS: out of memory publishing %s", topic);
+}
+
+static void on_flush(uv_timer_t *t) {
+  sysevents_t *se = t->data;
+  sys_event_t *e;
+  while ((e = se->head) != NULL) {
+    se->head = e->next;
+    se->queued--;
+    publish(se->srv, e->topic, e->body, e->len);
+    free(e);
+  }
+  se->tail = NULL;
+}
+
+static void on_stats(uv_timer_t *t) {
+  sysevents_t *se = t->data;
+  tp_buf_t b;
+  tp_buf_init(&b);
+  if (metrics_varz(se->srv, &b) == 0)
+    publish(se->srv, "$SYS.server.stats", b.data, b.len);
+  tp_buf_free(&b);
+}
+
+/* Queues body for topic; flushed on the next loop turn. */
+static void enqueue(sysevents_t *se, const char *topic, const tp_buf_t *b) {
+  if (se->queued >= SYS_MAX_QUEUED) {
+    se->lost++;
+    return;
+  }
+  sys_event_t *e = malloc(sizeof *e + b->len);
+  if (e == NULL)
+    return;
+  e->next = NULL;
+  e->topic = topic;
+  e->len = b->len;
+  memcpy(e->body, b->data, b->len);
+  if (se->tail != NULL)
+    se->tail->next = e;
+  else
+    se->head = e;
+  se->tail = e;
+  se->queued++;
+  if (!uv_is_active((uv_handle_t *)&se->flush_timer))
+    uv_timer_start(&se->flush_timer, on_flush, 0, 0);
+}
+
+void sysevents_reload(server_t *srv, int ok) {
+  sysevents_t *se = srv->sys;
+  if (se == NULL || se->stopping)
+    return;
+  tp_buf_t b;
+  tp_buf_init(&b);
+  const char *body = ok ? "{\"ok\":true}" : "{\"ok\":false}";
+  if (tp_buf_append(&b, body, strlen(body)) == 0)
+    enqueue(se, "$SYS.server.reload", &b);
+  tp_buf_free(&b);
+}
+
+/* Queues an advisory about c. */
+static void advise(server_t *srv, const char *topic, conn_t *c) {
+  sysevents_t *se = srv->sys;
+  if (se == NULL || se->stopping)
+    return;
+  tp_buf_t b;
+  tp_buf_init(&b);
+  char num[48];
+  snprintf(num, sizeof num,
+           "{\"cid\":%llu,\"addr\":", (unsigned long long)c->id);
+  int rc = tp_buf_append(&b, num, strlen(num));
+  rc |= metrics_json_str(&b, c->addr, strlen(c->addr));
+  rc |= tp_buf_append(&b, ",\"name\":", 8);
+  rc |= c->name ? metrics_json_str(&b, c->name, strlen(c->name))
+                : tp_buf_append(&b, "null", 4);
+  rc |= tp_buf_append(&b, ",\"user\":", 8);
+  rc |= c->auth_user ? metrics_json_str(&b, c->auth_user, strlen(c->auth_user))
+                     : tp_buf_append(&b, "null", 4);
+  snprintf(num, sizeof num, ",\"server_id\":\"%s\"}", srv->broker.server_id);
+  rc |= tp_buf_append(&b, num, strlen(num));
+  if (rc == 0)
+    enqueue(se, topic, &b);
+  tp_buf_free(&b);
+}
+
+void sysevents_connect(server_t *srv, conn_t *c) {
+  advise(srv, "$SYS.conn.connect", c);
+}
+void sysevents_disconnect(server_t *srv, conn_t *c) {
+  advise(srv, "$SYS.conn.disconnect", c);
+}
+void sysevents_slow_consumer(server_t *srv, conn_t *c) {
+  advise(srv, "$SYS.conn.slow_consumer", c);
+}
+void sysevents_auth_failure(server_t *srv, conn_t *c) {
+  advise(srv, "$SYS.auth.failure", c);
+}
+
+static void on_closed(uv_handle_t *h) {
+  sysevents_t *se = h->data;
+  if (--se->handles_open == 0)
+    free(se);
+}
+
+int sysevents_start(server_t *srv) {
+  sysevents_t *se = calloc(1, sizeof *se);
+  if (se == NULL)
+    return -1;
+  se->srv = srv;
+  uv_timer_init(srv->worker.loop, &se->stats_timer);
+  uv_timer_init(srv->worker.loop, &se->flush_timer);
+  se->stats_timer.data = se;
+  se->flush_timer.data = se;
+  se->handles_open = 2;
+  if (srv->broker.cfg.sys_interval_ms > 0)
+    uv_timer_start(&se->stats_timer, on_stats, srv->broker.cfg.sys_interval_ms,
+                   srv->broker.cfg.sys_interval_ms);
+  srv->sys = se;
+  return 0;
+}
+
+void sysevents_stop(server_t *srv) {
+  sysevents_t *se = srv->sys;
+  if (se == NULL)
+    return;
+  srv->sys = NULL;
+  se->stopping = true;
+  sys_event_t *e;
+  while ((e = se->head) != NULL) {
+    se->head = e->next;
+    free(e);
+  }
+  uv_close((uv_handle_t *)&se->stats_timer, on_closed);
+  uv_close((uv_handle_t *)&se->flush_timer, on_closed);
+}

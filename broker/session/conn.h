@@ -1,0 +1,137 @@
+/*
+ * One client connection: the session state machine, the read path (reads
+ * into the loop's shared buffer, readbuf.h; frames handled strictly in
+ * order), the ordered output
+ * queue, the connection's subscriptions, and the one close path.
+ *
+ * Lifetime. A connection is created on accept and freed in the close
+ * callback of its last libuv handle. Closing is two-phase so that nothing
+ * is freed under a caller's feet (for instance in the middle of a fan-out):
+ * conn_fail / conn_goaway only mark it CLOSING, stop reading and queue the
+ * final frames; the server's before-sleep hook then tears down its
+ * subscriptions (conn_teardown), flushes the output and closes the handles
+ * once the queue is empty or the close deadline passes.
+ */
+#ifndef TERND_CONN_H
+#define TERND_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/list.h"
+#include "data/hashmap.h"
+#include "data/outq.h"
+#include "data/readbuf.h"
+#include "delivery/sub.h"
+
+struct worker;
+
+typedef enum conn_state {
+  CONN_HANDSHAKE, /* HELLO sent, waiting for CONNECT */
+  CONN_ACTIVE,    /* CONNECTed */
+  CONN_CLOSING,   /* final frames queued, flushing */
+  CONN_CLOSED     /* handles closing */
+} conn_state_t;
+
+typedef struct conn {
+  struct worker *w;
+  uint64_t id;
+  char addr[64]; /* "ip:port" of the peer */
+  char *name;    /* CONNECT name, owned, or NULL */
+  conn_state_t state;
+  bool echo;
+  bool verbose;
+  bool reading;   /* uv_read_start is in effect */
+  bool torn_down; /* subscriptions released (closing) */
+
+  uv_tcp_t tcp;
+  uv_timer_t timer;        /* connect timeout, heartbeat, then close deadline */
+  uint64_t close_deadline; /* loop time (ms) a closing conn is cut off */
+  bool lingering;          /* flushed; waits for the peer to take it all */
+  int handles_open;
+
+  rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
+  /* An unfinished frame sits in rx while the connection reads: since
+   * this loop time, in the server's partial list (frame_timeout_ms). */
+  uint64_t partial_since;
+  list_node_t partial_link;
+  size_t read_turn; /* bytes read since it last yielded to the loop */
+  outq_t out;
+
+  hashmap_t *subs;        /* sid (8 bytes) -> sub_t *, owned */
+  uint64_t pattern_bytes; /* of subs' patterns and queue names */
+
+  /* Subscriptions this connection (as a publisher) is blocked on. */
+  sub_t **blocked_on;
+  size_t nblocked, blocked_cap;
+
+  /* Heartbeats. */
+  int pings_out; /* PINGs sent since the client was last heard */
+  bool heard;    /* a frame arrived since the last heartbeat tick */
+
+  /* Server lists this connection may be in. */
+  list_node_t all_link;    /* every connection */
+  list_node_t flush_link;  /* has output to write */
+  list_node_t close_link;  /* CLOSING, teardown pending */
+  list_node_t resume_link; /* unblocked, resume reading */
+
+  /* Authentication (conn_auth.c). */
+  bool authenticating;              /* CONNECT being verified off the loop */
+  struct auth_job *auth_job;        /* the verification in progress */
+  struct auth_db *perms_db;         /* a reference that keeps perms alive */
+  const struct auth_user *perms;    /* NULL: may do everything */
+  char *auth_user;                  /* owned user name, or NULL */
+  struct conn_responses *responses; /* allow_responses, or NULL */
+  bool was_active;                  /* announced on $SYS.conn.connect */
+  uint64_t deny_logged_ms;          /* uv_now of the last denial logged */
+  uint64_t deny_suppressed;         /* denials since then, not logged */
+
+  /* Counters. */
+  uint64_t msgs_in, bytes_in; /* PUBs received, bytes read */
+  uint64_t frames_in;
+} conn_t;
+
+/*
+ * Takes a socket the server's listener accepted (it owns fd from here on,
+ * closed on every failure): greets it with HELLO, or with ERR 11 when the
+ * server is full. 0 or a libuv / TP error.
+ */
+int conn_accept(struct worker *w, int fd);
+
+/* Queues ERR code (message msg) and, if the code is fatal, closes. */
+void conn_send_err(conn_t *c, int code, const char *msg);
+/* Fatal error: queues ERR (code > 0), drops the MSGs not yet written,
+ * closes once the ERR is flushed. Safe anywhere, including fan-out. */
+void conn_fail(conn_t *c, int code, const char *msg);
+/* Shutdown: queues GOAWAY after everything already queued, stops reading,
+ * closes once flushed or at the drain deadline. */
+void conn_goaway(conn_t *c, const char *reason);
+/* Closes at once without sending anything more (socket error). */
+void conn_abort(conn_t *c);
+
+/* Encodes f and queues it on c's output. 0 or TP_ENOMEM. */
+int conn_send_frame(conn_t *c, const tp_frame_t *f);
+/* Marks c as having output to write this loop turn. */
+void conn_want_flush(conn_t *c);
+
+/* Before-sleep hook work, called by the server only. */
+void conn_teardown(conn_t *c);
+void conn_flush(conn_t *c);
+void conn_resume(conn_t *c);
+
+/* c (a publisher) is now blocked by s; it stops reading after the frame
+ * it is handling. 0 or TP_ENOMEM. */
+int conn_block_on(conn_t *c, sub_t *s);
+/* s no longer blocks c; c resumes when nothing else does. */
+void conn_unblock(conn_t *c, sub_t *s);
+
+/* CONNECT accepted (after authentication when required): OK, heartbeat
+ * timer, log line. */
+void conn_connected(conn_t *c);
+
+/* Removes one subscription of c now (UNSUB, or max_msgs reached). */
+void conn_remove_sub(conn_t *c, sub_t *s);
+
+#endif
