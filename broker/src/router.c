@@ -91,17 +91,18 @@ static void count_drop(server_t *srv, sub_t *s, bool pressure) {
  * where it happened (PROTOCOL.md section 7.1). A notice not sent yet grows
  * instead of a second one being queued: it still sits before every queued
  * MSG of s, since evictions take the oldest and new MSGs go to the tail.
- * With nothing of s queued, deliver_budget() puts the notice before the new
- * message, which is the same place.
+ * With nothing of s left to evict (everything in flight, or at the cap,
+ * where the budget is 0, every queued MSG evicted), the notice goes to the
+ * tail, just before the new message, which is the same place; it is still
+ * s's notice, so the next eviction grows it. A plain DROPPED there would
+ * sit behind every MSG evicted after it: at the cap, one per message,
+ * queued forever to a subscriber that does not read.
  */
 static void report_gap(server_t *srv, sub_t *s) {
   outq_t *q = &s->conn->out;
   outq_entry_t *next = NULL;
-  if (s->gap_notice == NULL) {
+  if (s->gap_notice == NULL)
     next = sub_oldest_droppable(s);
-    if (next == NULL)
-      return;
-  }
   tp_frame_t f;
   tp_frame_init(&f, TP_DROPPED);
   f.u.dropped.sid = s->sid;
