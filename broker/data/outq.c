@@ -196,7 +196,7 @@ outq_entry_t *outq_push_msg(outq_t *q, const uint8_t *head, size_t head_len,
 
 outq_entry_t *outq_insert_small_before(outq_t *q, outq_entry_t *next,
                                        const uint8_t *bytes, size_t len) {
-  if (len > OUTQ_INLINE_MAX || next->inflight)
+  if (len > OUTQ_INLINE_MAX || (next != NULL && next->inflight))
     return NULL;
   outq_entry_t *e = entry_get(q->pool);
   if (e == NULL)
@@ -204,7 +204,7 @@ outq_entry_t *outq_insert_small_before(outq_t *q, outq_entry_t *next,
   memcpy(e->head, bytes, len);
   e->head_len = (uint8_t)len;
   e->bytes = (uint32_t)len;
-  list_insert_before(&next->link, &e->link);
+  list_insert_before(next != NULL ? &next->link : &q->entries, &e->link);
   q->nentries++;
   q->bytes += len;
   return e;

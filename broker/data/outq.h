@@ -81,9 +81,10 @@ void outq_detach_pending(outq_t *q, const struct pending *p);
 void outq_detach_all_subs(outq_t *q);
 /*
  * Inserts a small control frame (copied inline) just before `next`, which
- * must be queued and not in flight, so the in-flight entries stay in front.
- * For drop_oldest's DROPPED notice, which belongs where the gap is, not at
- * the tail. Returns the entry or NULL (out of memory).
+ * must be queued and not in flight, so the in-flight entries stay in front;
+ * next NULL: at the tail, as an entry of its own (never in a chunk). For
+ * drop_oldest's DROPPED notice, which belongs where the gap is and stays
+ * rewritable. Returns the entry or NULL (out of memory).
  */
 outq_entry_t *outq_insert_small_before(outq_t *q, outq_entry_t *next,
                                        const uint8_t *bytes, size_t len);

@@ -91,17 +91,18 @@ static void count_drop(worker_t *w, sub_t *s, bool pressure) {
  * where it happened (PROTOCOL.md section 7.1). A notice not sent yet grows
  * instead of a second one being queued: it still sits before every queued
  * MSG of s, since evictions take the oldest and new MSGs go to the tail.
- * With nothing of s queued, deliver_here() puts the notice before the new
- * message, which is the same place.
+ * With nothing of s left to evict (everything in flight, or at the cap,
+ * where the budget is 0, every queued MSG evicted), the notice goes to the
+ * tail, just before the new message, which is the same place; it is still
+ * s's notice, so the next eviction grows it. A plain DROPPED there would
+ * sit behind every MSG evicted after it: at the cap, one per message,
+ * queued forever to a subscriber that does not read.
  */
 static void report_gap(worker_t *w, sub_t *s) {
   outq_t *q = &s->conn->out;
   outq_entry_t *next = NULL;
-  if (s->q.gap_notice == NULL) {
+  if (s->q.gap_notice == NULL)
     next = sub_oldest_droppable(s);
-    if (next == NULL)
-      return;
-  }
   tp_frame_t f;
   tp_frame_init(&f, TP_DROPPED);
   f.u.dropped.sid = s->sid;
@@ -114,9 +115,9 @@ static void report_gap(worker_t *w, sub_t *s) {
     outq_rewrite_small(q, s->q.gap_notice, b->data, b->len);
   } else {
     outq_entry_t *e = outq_insert_small_before(q, next, b->data, b->len);
+    /* Out of memory: deliver_here() reports it with the new message. */
     if (e == NULL)
-      return; /* out of memory: deliver_here() reports it with the new message
-               */
+      return;
     e->is_notice = true;
     e->pend = &s->q;
     s->q.gap_notice = e;

@@ -216,3 +216,60 @@ Test(pressure, only_the_block_feeder_is_paused) {
   tt_raw_close(&pp);
   tt_raw_close(&ps);
 }
+
+/*
+ * A cap of 1 MiB with a short stall_timeout, and the mix of the soak's
+ * non-readers: drop_newest, drop_oldest, disconnect and block. The block
+ * subscriber pauses the flood until stall_timeout closes it; the flood
+ * then runs at the cap (the budgets' floor times these subscribers is
+ * more than the cap), where the budget is 0 and a drop_oldest queue keeps
+ * only the newest message. Each message used to evict the previous one
+ * and queue a DROPPED of its own in front of itself, which nothing ever
+ * removed: the pending total grew by an entry per message per drop_oldest
+ * subscriber, far past the cap. It must stay within a little of the cap.
+ */
+#define SMALL_CAP (1024u * 1024u)
+TT_BROKER_FIXTURE(pressure_stall, "--http-port", "-1", "--max-pending-total",
+                  "1048576", "--max-pending-bytes", "268435456",
+                  "--max-pending-msgs", "100000000", "--stall-timeout-ms",
+                  "1000")
+
+TestSuite(pressure_stall, .init = pressure_stall_init,
+          .fini = pressure_stall_fini, .timeout = 120);
+
+Test(pressure_stall, the_total_stays_near_the_cap_past_stall_timeout) {
+  enum { COUNT = 300000, SIZE = 200, NLOSS2 = 8, NSUBS = 2 * NLOSS2 + 2 };
+  tt_raw_t subs[NSUBS], p;
+  for (int i = 0; i < NSUBS; i++) {
+    int policy = i < NLOSS2        ? TP_OVERFLOW_DROP_NEWEST
+                 : i < 2 * NLOSS2  ? TP_OVERFLOW_DROP_OLDEST
+                 : i == 2 * NLOSS2 ? TP_OVERFLOW_DISCONNECT
+                                   : TP_OVERFLOW_BLOCK;
+    tt_raw_open_ex(&subs[i], tt_g_broker.port, SLOW_RCVBUF, true, true, false);
+    tt_raw_sub_policy(&subs[i], 1, "ps.flood", NULL, 0, policy);
+    tt_raw_barrier_strict(&subs[i]);
+  }
+  tt_raw_open(&p, tt_g_broker.port, true, true, false);
+
+  /* Paused by the block subscriber until its stall_timeout, then on. */
+  tt_flood_t fl;
+  tt_flood_start(&fl, p.fd, "ps.flood", 0, COUNT, SIZE, true);
+  tt_flood_expect_done(&p, &fl);
+
+  uint64_t total = metric("tern_pending_total_bytes");
+  cr_log_info("pending total %llu of %u after the flood",
+              (unsigned long long)total, SMALL_CAP);
+  /* The block and disconnect subscribers were closed as slow consumers. */
+  cr_assert_geq(metric("tern_slow_consumer_disconnects_total"), 2u);
+  cr_assert_gt(
+      metric("tern_pressure_dropped_messages_total{policy=\"drop_oldest\"}"),
+      0u);
+  cr_assert_leq(total, (uint64_t)SMALL_CAP + SMALL_CAP / 2,
+                "pending total %llu, far past the cap %u",
+                (unsigned long long)total, SMALL_CAP);
+
+  tt_raw_check_pubsub(&p);
+  tt_raw_close(&p);
+  for (int i = 0; i < NSUBS; i++)
+    tt_raw_close(&subs[i]);
+}
