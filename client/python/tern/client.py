@@ -531,6 +531,11 @@ class Connection:
         self._next_ack = 0
         self._reqs: dict[int, asyncio.Future[Msg]] = {}
         self._next_req = 0
+        # Request timeouts: one timer per connection, armed for the earliest
+        # deadline, rather than a timer handle per request (n -> deadline).
+        self._req_due: dict[int, tuple[float, str, float]] = {}
+        self._req_timer: asyncio.TimerHandle | None = None
+        self._req_timer_at = 0.0
         self._inbox: str | None = None
         self._inbox_sub: Subscription | None = None
         self._inbox_sid = -1
@@ -1185,6 +1190,30 @@ class Connection:
             if f is not None and not f.done():
                 f.set_result(msg)
 
+    def _arm_req_timer(self, due: float) -> None:
+        if self._req_timer is not None:
+            self._req_timer.cancel()
+        self._req_timer_at = due
+        self._req_timer = self._loop.call_at(due, self._expire_reqs)
+
+    def _expire_reqs(self) -> None:
+        """Fails the requests past their deadline; re-arms for the next."""
+        self._req_timer = None
+        now = self._loop.time()
+        nxt = None
+        due = self._req_due
+        for n in list(due):
+            when, topic, timeout = due[n]
+            if when <= now:
+                del due[n]
+                f = self._reqs.get(n)
+                if f is not None:
+                    _expire(f, topic, timeout)
+            elif nxt is None or when < nxt:
+                nxt = when
+        if nxt is not None:
+            self._arm_req_timer(nxt)
+
     def _breaker_check(self, topic: str) -> _Breaker | None:
         if self._breaker_threshold <= 0:
             return None
@@ -1250,13 +1279,14 @@ class Connection:
             self._write_now(frame)
             self._next_ack += 1
             self._acks[aid] = [None, self._state != _CONNECTED, n]
-            # A timer handle rather than asyncio.timeout(): fewer objects
-            # per request on this hot path.
-            th = self._loop.call_later(timeout, _expire, fut, topic, timeout)
-            try:
-                msg = await fut
-            finally:
-                th.cancel()
+            # No timer per request: the connection's one timer is armed for
+            # the earliest deadline (requests with the same timeout made one
+            # after the other never re-arm it).
+            due = self._loop.time() + timeout
+            self._req_due[n] = (due, topic, timeout)
+            if self._req_timer is None or due < self._req_timer_at:
+                self._arm_req_timer(due)
+            msg = await fut
             ok = True
             return msg
         except (NoRespondersError, TernTimeoutError):
@@ -1266,6 +1296,7 @@ class Connection:
             raise
         finally:
             self._reqs.pop(n, None)
+            self._req_due.pop(n, None)
             self._acks.pop(aid, None)
             if b is not None:
                 if counted:
@@ -1369,6 +1400,9 @@ class Connection:
         for f in self._reqs.values():
             if not f.done():
                 f.set_exception(cerr)
+        if self._req_timer is not None:
+            self._req_timer.cancel()
+            self._req_timer = None
         for s in list(self._subs.values()):
             s._end(err)
         self._subs.clear()

@@ -514,6 +514,17 @@ class Decoder:
                             topics[traw] = topic
                         if q == end:
                             stop = on_msg(sid, topic, data[q - pl:q], None, None, False, flen)
+                        elif data.startswith(b"\x81\xa5reply", q) and (
+                                (0xA0 <= data[q + 7] <= 0xBF
+                                 and q + 8 + (data[q + 7] & 0x1F) == end and (r0 := q + 8))
+                                or (data[q + 7] == 0xD9 and q + 9 + data[q + 8] == end
+                                    and (r0 := q + 9))):
+                            # A request: {reply: str}, its only option.
+                            try:
+                                reply = data[r0:end].decode("utf-8")
+                            except UnicodeDecodeError:
+                                raise ProtocolError("invalid UTF-8 in a str") from None
+                            stop = on_msg(sid, topic, data[q - pl:q], reply, None, False, flen)
                         else:
                             reply, headers, retained = check_msg_opts(_unpack(data[q:end]))
                             stop = on_msg(sid, topic, data[q - pl:q], reply, headers,
@@ -527,6 +538,9 @@ class Decoder:
                 elif (flen == 4 and data[p] == 0x93 and data[p + 1] == 11
                       and data[p + 2] < 0x80 and data[p + 3] < 0x80):
                     f = [11, data[p + 2], data[p + 3]]  # PUBACK with small numbers
+                elif (flen == 5 and data[p] == 0x93 and data[p + 1] == 11
+                      and data[p + 2] == 0xCC and data[p + 4] < 0x80):
+                    f = [11, data[p + 3], data[p + 4]]
                 elif (flen == 6 and data[p] == 0x93 and data[p + 1] == 11
                       and data[p + 2] == 0xCD and data[p + 5] < 0x80):
                     f = [11, (data[p + 3] << 8) | data[p + 4], data[p + 5]]

@@ -119,6 +119,33 @@ def test_msg_fast_path_against_msgpack() -> None:
         ["MSG", 1, "a", b"x", None, None, True, len(extra)]]
 
 
+def test_request_msg_and_puback_fast_paths_against_msgpack() -> None:
+    # A request as the responder gets it: {reply: str} alone, at every str
+    # form (fixstr and str8 take the fast path, str16 msgpack), with the
+    # reply's bytes decoded the same either way.
+    for n in [0, 1, 5, 31, 32, 255, 256, 70000]:
+        reply = ("é" + "r" * n)[:max(n, 1)] if n else ""
+        f = msg_frame(3, "svc.a", b"q", {"reply": reply})
+        assert decode_all(f) == [["MSG", 3, "svc.a", b"q", reply, None, False, len(f) - 4]], n
+        # An element after the map still goes through msgpack.
+        body = msgpack.packb([6, 3, "svc.a", b"q", {"reply": reply}, 1], use_bin_type=True)
+        assert decode_all(struct.pack(">I", len(body)) + body) == [
+            ["MSG", 3, "svc.a", b"q", reply, None, False, len(body)]], n
+    for bad in [b"\xa2\xff\xfe", b"\xd9\x02\xff\xfe"]:  # invalid UTF-8 in the reply
+        body = b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply" + bad
+        with pytest.raises(ProtocolError):
+            decode_all(struct.pack(">I", len(body)) + body)
+    for body in [b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply\xa3ab",  # str shorter than said
+                 b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply\x01"]:  # reply not a str
+        with pytest.raises(ProtocolError):
+            decode_all(struct.pack(">I", len(body)) + body)
+    # PUBACK [11, ack, receivers] at every uint form of the ack id.
+    for ack in [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32]:
+        for recv in [0, 1, 127, 128, 70000]:
+            body = msgpack.packb([11, ack, recv])
+            assert decode_all(struct.pack(">I", len(body)) + body) == [[11, ack, recv]]
+
+
 def test_pub_fast_path_against_msgpack() -> None:
     for topic in ["a", "a.b", "x" * 31, "x" * 32, "x" * 255, "x" * 256, "é.b"]:
         pre = P.topic_prefix(P.check_topic(topic))
