@@ -44,6 +44,8 @@ __all__ = ["connect", "Connection", "Subscription", "Msg", "Status"]
 
 _FLUSH_AT = 64 * 1024  # write the batch at once when it reaches this size
 _pub_head = P.pub_head
+_request_frame = P.request_frame
+_reply_frame = P.reply_frame
 
 
 class Status(enum.Enum):
@@ -534,6 +536,8 @@ class Connection:
         # Request timeouts: one timer per connection, armed for the earliest
         # deadline, rather than a timer handle per request (n -> deadline).
         self._req_due: dict[int, tuple[float, str, float]] = {}
+        self._req_heads: dict[str, bytes] = {}
+        self._inbox_b = b""
         self._req_timer: asyncio.TimerHandle | None = None
         self._req_timer_at = 0.0
         self._inbox: str | None = None
@@ -823,11 +827,18 @@ class Connection:
                 headers: dict[str, str] | None, retained: bool, size: int) -> bool:
         # The hot path of receiving: Subscription._push written out here to
         # save a call per message.
+        if sid == self._inbox_sid:
+            # A message on the inbox: straight to its request (no queue).
+            inbox = self._inbox
+            if inbox is not None and sid in self._subs:
+                tail = topic[len(inbox):]
+                if tail.isdecimal():  # what int() takes (isdigit() passes "²")
+                    f = self._reqs.get(int(tail))
+                    if f is not None and not f.done():
+                        f.set_result(Msg(self, sid, topic, data, reply, headers, retained, size))
+            return False
         sub = self._subs.get(sid)
         if sub is None:
-            return False
-        if sid == self._inbox_sid:
-            self._on_reply(topic, Msg(self, sid, topic, data, reply, headers, retained, size))
             return False
         if sub._inline is not None:
             sub.delivered += 1
@@ -1089,7 +1100,7 @@ class Connection:
             raise PayloadTooLargeError(f"payload above max_payload {self.max_payload}")
         if self._wpaused:
             await self._wait_room(self._publish_timeout)
-        self._write_now(_pub_head(P.topic_prefix(topic.encode()), len(data)) + data)
+        self._write_now(_reply_frame(topic.encode(), data))
 
     async def flush(self, timeout: float | None = 10.0) -> None:
         """Sends a PING and waits for its PONG: once it returns, the broker
@@ -1173,22 +1184,21 @@ class Connection:
 
     # -- request / reply ---------------------------------------------------
 
+    def _req_head(self, topic: str) -> bytes:
+        """``94 03`` + topic: how a request to topic starts (cached)."""
+        pre = self._prefix(topic)
+        if len(self._req_heads) >= 4096:
+            self._req_heads.clear()
+        head = self._req_heads[topic] = P.request_head(pre)
+        return head
+
     def _ensure_inbox(self) -> str:
         if self._inbox is None:
             self._inbox = f"{self._inbox_prefix}.{os.urandom(8).hex()}."
+            self._inbox_b = self._inbox.encode()
             self._inbox_sub = self.subscribe(self._inbox + ">")
             self._inbox_sid = self._inbox_sub.sid
         return self._inbox
-
-    def _on_reply(self, topic: str, msg: Msg) -> None:
-        """A message on the inbox: straight to its request (no queue)."""
-        inbox = self._inbox
-        assert inbox is not None
-        tail = topic[len(inbox):]
-        if tail.isdigit():
-            f = self._reqs.get(int(tail))
-            if f is not None and not f.done():
-                f.set_result(msg)
 
     def _arm_req_timer(self, due: float) -> None:
         if self._req_timer is not None:
@@ -1254,7 +1264,7 @@ class Connection:
         """
         if self._wpaused:
             await self._wait_room(self._publish_timeout)
-        b = self._breaker_check(topic)
+        b = self._breaker_check(topic) if self._breaker_threshold > 0 else None
         ok = False
         counted = True
         n = self._next_req
@@ -1263,15 +1273,17 @@ class Connection:
         self._reqs[n] = fut
         aid = -1
         try:
-            inbox = self._ensure_inbox()
+            inbox = self._inbox
+            if inbox is None:
+                inbox = self._ensure_inbox()
             aid = self._next_ack
-            pre = self._prefixes.get(topic)
-            if pre is None:
-                pre = self._prefix(topic)
             if type(data) is not bytes:
                 data = bytes(data)
             if headers is None:
-                frame = P.request_frame(pre, data, f"{inbox}{n}", aid)
+                head = self._req_heads.get(topic)
+                if head is None:
+                    head = self._req_head(topic)
+                frame = _request_frame(head, data, b"%s%d" % (self._inbox_b, n), aid)
             else:
                 frame = P.encode_pub(topic, data, reply=f"{inbox}{n}", headers=headers, ack=aid)
             if len(data) > self.max_payload:
@@ -1288,6 +1300,8 @@ class Connection:
                 self._arm_req_timer(due)
             msg = await fut
             ok = True
+            if b is not None and not (b.fails or b.open_until or b.probing):
+                b = None  # closed and stays closed: nothing to record
             return msg
         except (NoRespondersError, TernTimeoutError):
             raise
@@ -1324,7 +1338,9 @@ class Connection:
             # room (one reply per request read, so it stays bounded).
             def answer(msg: Msg) -> None:
                 r = handler(msg)
-                if inspect.isawaitable(r):
+                if type(r) is bytes and msg.reply is not None:
+                    self._reply_now(msg.reply, r)
+                elif inspect.isawaitable(r):
                     self._spawn(serve_result(msg, r))
                 elif r is not None and msg.reply is not None:
                     self._reply_now(msg.reply, r)
@@ -1346,7 +1362,7 @@ class Connection:
             data = bytes(data)
         if len(data) > self.max_payload:
             raise PayloadTooLargeError(f"reply above max_payload {self.max_payload}")
-        self._write_now(_pub_head(P.topic_prefix(topic.encode()), len(data)) + data)
+        self._write_now(_reply_frame(topic.encode(), data))
 
     # -- ending ------------------------------------------------------------
 

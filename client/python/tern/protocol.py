@@ -114,6 +114,7 @@ def topic_prefix(raw_topic: bytes) -> bytes:
 
 
 _BIN8 = [b"\xc4" + bytes((i,)) for i in range(256)]
+_FIXSTR = [bytes((0xA0 | i,)) for i in range(32)]
 
 
 def bin_head(n: int) -> bytes:
@@ -224,13 +225,31 @@ def _uint(n: int) -> bytes:
     return b"\xcf" + n.to_bytes(8, "big")
 
 
-def request_frame(prefix: bytes, payload: bytes, reply: str, ack: int) -> bytes:
+def reply_frame(topic: bytes, payload: bytes) -> bytes:
+    """An options-less PUB ``[3, topic, payload]`` of a reply, in one join:
+    topic is the reply topic's UTF-8 bytes (unchecked: the broker checked
+    it when it came in a MSG); the same bytes as encode_pub."""
+    t, n = len(topic), len(payload)
+    th = _FIXSTR[t] if t < 32 else _str_head(t)
+    bh = _BIN8[n] if n < 256 else bin_head(n)
+    return b"".join((_pack_u32(2 + len(th) + t + len(bh) + n), b"\x93\x03", th, topic, bh,
+                     payload))
+
+
+def request_head(prefix: bytes) -> bytes:
+    """What a request PUB to a topic starts with after its length prefix:
+    ``94 03`` + the topic, from the topic's :func:`topic_prefix`."""
+    return b"\x94" + prefix[1:]
+
+
+def request_frame(head: bytes, payload: bytes, reply: bytes, ack: int) -> bytes:
     """PUB ``[3, topic, payload, {reply, ack}]`` by hand (a request), with
-    prefix from :func:`topic_prefix`; the same bytes as encode_pub."""
-    r = reply.encode()
-    n = len(payload)
-    body = b"".join((b"\x94", prefix[1:], bin_head(n), payload, b"\x82\xa5reply",
-                     _str_head(len(r)), r, b"\xa3ack", _uint(ack)))
+    head from :func:`request_head` and the reply topic's UTF-8 bytes; the
+    same bytes as encode_pub."""
+    n = len(reply)
+    body = b"".join((head, _BIN8[len(payload)] if len(payload) < 256 else bin_head(len(payload)),
+                     payload, b"\x82\xa5reply", _FIXSTR[n] if n < 32 else _str_head(n), reply,
+                     b"\xa3ack", bytes((ack,)) if ack < 0x80 else _uint(ack)))
     return _pack_u32(len(body)) + body
 
 

@@ -146,6 +146,24 @@ def test_request_msg_and_puback_fast_paths_against_msgpack() -> None:
             assert decode_all(struct.pack(">I", len(body)) + body) == [[11, ack, recv]]
 
 
+def test_request_frame_against_encode_pub() -> None:
+    for topic in ["a", "x" * 31, "x" * 32, "é.b", "x" * 300]:
+        head = P.request_head(P.topic_prefix(P.check_topic(topic)))
+        for n in [0, 16, 255, 256, 70000]:
+            for reply in ["_INBOX.ab.0", "r" * 31, "r" * 32, "é" * 200, "r" * 300]:
+                for ack in [0, 127, 128, 255, 256, 65536, 2**32]:
+                    pl = b"p" * n
+                    assert P.request_frame(head, pl, reply.encode(), ack) == P.encode_pub(
+                        topic, pl, reply=reply, ack=ack), (topic, n, reply, ack)
+
+
+def test_reply_frame_against_encode_pub() -> None:
+    for topic in ["a", "x" * 31, "x" * 32, "é.b", "x" * 300, "_INBOX.0123456789abcdef.12"]:
+        for n in [0, 16, 255, 256, 65536, 70000]:
+            pl = b"p" * n
+            assert P.reply_frame(topic.encode(), pl) == P.encode_pub(topic, pl), (topic, n)
+
+
 def test_pub_fast_path_against_msgpack() -> None:
     for topic in ["a", "a.b", "x" * 31, "x" * 32, "x" * 255, "x" * 256, "é.b"]:
         pre = P.topic_prefix(P.check_topic(topic))
