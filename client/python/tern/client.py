@@ -671,6 +671,7 @@ class Connection:
         self.server_info = info
         self.max_payload = info.get("max_payload") or P.DEFAULT_MAX_PAYLOAD
         proto.established = True
+        proto.decoder.on_puback = self._on_puback
         self._proto = proto
         self._transport = tr
         self._wpaused = False
@@ -899,15 +900,7 @@ class Connection:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
         elif t == P.PUBACK:
-            a = self._acks.pop(f[1], None)
-            if a is not None:
-                if a[2] is not None:
-                    if f[2] == 0:
-                        rf = self._reqs.get(a[2])
-                        if rf is not None and not rf.done():
-                            rf.set_exception(NoRespondersError("no responders"))
-                elif a[0] is not None and not a[0].done():
-                    a[0].set_result(f[2])
+            self._on_puback(f[1], f[2])
         elif t == P.DROPPED:
             sub = self._subs.get(f[1])
             if sub is not None:
@@ -938,6 +931,19 @@ class Connection:
             pass
         elif t == P.HELLO:
             raise ProtocolError("HELLO after the handshake")
+        return False
+
+    def _on_puback(self, aid: int, receivers: int) -> bool:
+        """A PUBACK, from the decoder directly once the connection is up."""
+        a = self._acks.pop(aid, None)
+        if a is not None:
+            if a[2] is not None:
+                if receivers == 0:
+                    rf = self._reqs.get(a[2])
+                    if rf is not None and not rf.done():
+                        rf.set_exception(NoRespondersError("no responders"))
+            elif a[0] is not None and not a[0].done():
+                a[0].set_result(receivers)
         return False
 
     def _sub_error(self, err: TernError) -> None:

@@ -395,11 +395,15 @@ class Decoder:
     without waiting for the body; so does any malformed frame.
     """
 
-    __slots__ = ("max_frame", "_buf", "_pos", "_on_msg", "_on_frame", "_topics", "stopped")
+    __slots__ = ("max_frame", "_buf", "_pos", "_on_msg", "_on_frame", "_topics", "stopped",
+                 "on_puback")
 
     def __init__(self, on_msg: MsgHandler, on_frame: FrameHandler,
                  max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
+        #: When set, ``on_puback(ack, receivers)`` gets the PUBACKs in the
+        #: forms the broker writes instead of on_frame (a request's hot path).
+        self.on_puback: Callable[[int, int], bool] | None = None
         self._buf = b""  # received bytes; the undecoded ones start at _pos
         self._pos = 0
         self._on_msg = on_msg
@@ -552,6 +556,22 @@ class Decoder:
                             self.stopped = True
                             break
                         continue
+                if 4 <= flen <= 8 and data[p + 1] == 11 and data[p] == 0x93 and self.on_puback:
+                    b = data[p + 2]
+                    if flen == 4 and b < 0x80 and data[p + 3] < 0x80:
+                        stop = self.on_puback(b, data[p + 3])
+                    elif flen == 5 and b == 0xCC and data[p + 4] < 0x80:
+                        stop = self.on_puback(data[p + 3], data[p + 4])
+                    elif flen == 6 and b == 0xCD and data[p + 5] < 0x80:
+                        stop = self.on_puback((data[p + 3] << 8) | data[p + 4], data[p + 5])
+                    elif flen == 8 and b == 0xCE and data[p + 7] < 0x80:
+                        stop = self.on_puback(_unpack_u32(data, p + 3)[0], data[p + 7])
+                    else:
+                        stop = self._on_frame(decode_frame(data[p:end]))
+                    if stop:
+                        self.stopped = True
+                        break
+                    continue
                 if flen == 2 and data[p] == 0x91 and 7 <= data[p + 1] <= 9:
                     f = [data[p + 1]]  # PING, PONG, OK
                 elif (flen == 4 and data[p] == 0x93 and data[p + 1] == 11

@@ -139,11 +139,19 @@ def test_request_msg_and_puback_fast_paths_against_msgpack() -> None:
                  b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply\x01"]:  # reply not a str
         with pytest.raises(ProtocolError):
             decode_all(struct.pack(">I", len(body)) + body)
-    # PUBACK [11, ack, receivers] at every uint form of the ack id.
+    # PUBACK [11, ack, receivers] at every uint form of the ack id, with
+    # and without on_puback (which gets the same numbers).
     for ack in [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32]:
         for recv in [0, 1, 127, 128, 70000]:
             body = msgpack.packb([11, ack, recv])
-            assert decode_all(struct.pack(">I", len(body)) + body) == [[11, ack, recv]]
+            frame = struct.pack(">I", len(body)) + body
+            assert decode_all(frame) == [[11, ack, recv]]
+            out: list[list] = []
+            d = P.Decoder(lambda *m: out.append(["MSG", *m]), lambda f: out.append(f))
+            d.on_puback = lambda a, r: out.append(["ack", a, r])  # type: ignore[func-returns-value]
+            d.feed(frame + frame)
+            fast = ack < 2**32 and recv < 128  # the forms the fast path reads
+            assert out == [["ack", ack, recv] if fast else [11, ack, recv]] * 2
 
 
 def test_request_frame_against_encode_pub() -> None:
