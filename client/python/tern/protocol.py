@@ -415,7 +415,7 @@ class Decoder:
         """Bytes received but not decoded yet."""
         return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Adds data and decodes what it can (unless stopped).
 
         A read usually ends inside a frame. Rather than copying the whole
