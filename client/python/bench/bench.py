@@ -407,6 +407,8 @@ def main() -> None:
                          f"{tc:.2f} | {rc:.2f} | {rc / tc:.1f}x | {rpm} |")
             print(f"{name}: tern {[round(x[0]) for x in t]} redis-py {[round(x[0]) for x in r]}"
                   + (f" pipelined {[round(x) for x in rp]}" if rp else ""), file=sys.stderr)
+            print(f"{name} CPU us: tern {[round(x[1], 1) for x in t]} "
+                  f"redis-py {[round(x[1], 1) for x in r]}", file=sys.stderr)
         print("| row | tern (Python) | redis-py asyncio | ratio | tern CPU us/msg "
               "| redis-py CPU us/msg | CPU ratio | redis-py pipelined |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")

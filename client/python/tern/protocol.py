@@ -114,6 +114,7 @@ def topic_prefix(raw_topic: bytes) -> bytes:
 
 
 _BIN8 = [b"\xc4" + bytes((i,)) for i in range(256)]
+_FIXSTR = [bytes((0xA0 | i,)) for i in range(32)]
 
 
 def bin_head(n: int) -> bytes:
@@ -224,13 +225,31 @@ def _uint(n: int) -> bytes:
     return b"\xcf" + n.to_bytes(8, "big")
 
 
-def request_frame(prefix: bytes, payload: bytes, reply: str, ack: int) -> bytes:
+def reply_frame(topic: bytes, payload: bytes) -> bytes:
+    """An options-less PUB ``[3, topic, payload]`` of a reply, in one join:
+    topic is the reply topic's UTF-8 bytes (unchecked: the broker checked
+    it when it came in a MSG); the same bytes as encode_pub."""
+    t, n = len(topic), len(payload)
+    th = _FIXSTR[t] if t < 32 else _str_head(t)
+    bh = _BIN8[n] if n < 256 else bin_head(n)
+    return b"".join((_pack_u32(2 + len(th) + t + len(bh) + n), b"\x93\x03", th, topic, bh,
+                     payload))
+
+
+def request_head(prefix: bytes) -> bytes:
+    """What a request PUB to a topic starts with after its length prefix:
+    ``94 03`` + the topic, from the topic's :func:`topic_prefix`."""
+    return b"\x94" + prefix[1:]
+
+
+def request_frame(head: bytes, payload: bytes, reply: bytes, ack: int) -> bytes:
     """PUB ``[3, topic, payload, {reply, ack}]`` by hand (a request), with
-    prefix from :func:`topic_prefix`; the same bytes as encode_pub."""
-    r = reply.encode()
-    n = len(payload)
-    body = b"".join((b"\x94", prefix[1:], bin_head(n), payload, b"\x82\xa5reply",
-                     _str_head(len(r)), r, b"\xa3ack", _uint(ack)))
+    head from :func:`request_head` and the reply topic's UTF-8 bytes; the
+    same bytes as encode_pub."""
+    n = len(reply)
+    body = b"".join((head, _BIN8[len(payload)] if len(payload) < 256 else bin_head(len(payload)),
+                     payload, b"\x82\xa5reply", _FIXSTR[n] if n < 32 else _str_head(n), reply,
+                     b"\xa3ack", bytes((ack,)) if ack < 0x80 else _uint(ack)))
     return _pack_u32(len(body)) + body
 
 
@@ -376,11 +395,15 @@ class Decoder:
     without waiting for the body; so does any malformed frame.
     """
 
-    __slots__ = ("max_frame", "_buf", "_pos", "_on_msg", "_on_frame", "_topics", "stopped")
+    __slots__ = ("max_frame", "_buf", "_pos", "_on_msg", "_on_frame", "_topics", "stopped",
+                 "on_puback")
 
     def __init__(self, on_msg: MsgHandler, on_frame: FrameHandler,
                  max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
+        #: When set, ``on_puback(ack, receivers)`` gets the PUBACKs in the
+        #: forms the broker writes instead of on_frame (a request's hot path).
+        self.on_puback: Callable[[int, int], bool] | None = None
         self._buf = b""  # received bytes; the undecoded ones start at _pos
         self._pos = 0
         self._on_msg = on_msg
@@ -392,7 +415,7 @@ class Decoder:
         """Bytes received but not decoded yet."""
         return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Adds data and decodes what it can (unless stopped).
 
         A read usually ends inside a frame. Rather than copying the whole
@@ -514,6 +537,17 @@ class Decoder:
                             topics[traw] = topic
                         if q == end:
                             stop = on_msg(sid, topic, data[q - pl:q], None, None, False, flen)
+                        elif data.startswith(b"\x81\xa5reply", q) and (
+                                (0xA0 <= data[q + 7] <= 0xBF
+                                 and q + 8 + (data[q + 7] & 0x1F) == end and (r0 := q + 8))
+                                or (data[q + 7] == 0xD9 and q + 9 + data[q + 8] == end
+                                    and (r0 := q + 9))):
+                            # A request: {reply: str}, its only option.
+                            try:
+                                reply = data[r0:end].decode("utf-8")
+                            except UnicodeDecodeError:
+                                raise ProtocolError("invalid UTF-8 in a str") from None
+                            stop = on_msg(sid, topic, data[q - pl:q], reply, None, False, flen)
                         else:
                             reply, headers, retained = check_msg_opts(_unpack(data[q:end]))
                             stop = on_msg(sid, topic, data[q - pl:q], reply, headers,
@@ -522,11 +556,30 @@ class Decoder:
                             self.stopped = True
                             break
                         continue
+                if 4 <= flen <= 8 and data[p + 1] == 11 and data[p] == 0x93 and self.on_puback:
+                    b = data[p + 2]
+                    if flen == 4 and b < 0x80 and data[p + 3] < 0x80:
+                        stop = self.on_puback(b, data[p + 3])
+                    elif flen == 5 and b == 0xCC and data[p + 4] < 0x80:
+                        stop = self.on_puback(data[p + 3], data[p + 4])
+                    elif flen == 6 and b == 0xCD and data[p + 5] < 0x80:
+                        stop = self.on_puback((data[p + 3] << 8) | data[p + 4], data[p + 5])
+                    elif flen == 8 and b == 0xCE and data[p + 7] < 0x80:
+                        stop = self.on_puback(_unpack_u32(data, p + 3)[0], data[p + 7])
+                    else:
+                        stop = self._on_frame(decode_frame(data[p:end]))
+                    if stop:
+                        self.stopped = True
+                        break
+                    continue
                 if flen == 2 and data[p] == 0x91 and 7 <= data[p + 1] <= 9:
                     f = [data[p + 1]]  # PING, PONG, OK
                 elif (flen == 4 and data[p] == 0x93 and data[p + 1] == 11
                       and data[p + 2] < 0x80 and data[p + 3] < 0x80):
                     f = [11, data[p + 2], data[p + 3]]  # PUBACK with small numbers
+                elif (flen == 5 and data[p] == 0x93 and data[p + 1] == 11
+                      and data[p + 2] == 0xCC and data[p + 4] < 0x80):
+                    f = [11, data[p + 3], data[p + 4]]
                 elif (flen == 6 and data[p] == 0x93 and data[p + 1] == 11
                       and data[p + 2] == 0xCD and data[p + 5] < 0x80):
                     f = [11, (data[p + 3] << 8) | data[p + 4], data[p + 5]]

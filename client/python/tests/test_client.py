@@ -210,6 +210,23 @@ async def test_request_reply_timeout_no_responders(broker) -> None:
         assert len(cli._subs) == 1  # one inbox subscription
 
 
+async def test_stray_inbox_messages_are_ignored(broker) -> None:
+    """Anyone may publish into a connection's inbox: a topic after it that
+    names no request (not a number, a number int() refuses, an old one) is
+    dropped, and the connection keeps working."""
+    async with await tern.connect(broker.url) as svc, await tern.connect(broker.url) as cli:
+        await svc.reply("svc.echo", lambda m: m.data)
+        assert (await cli.request("svc.echo", b"a", timeout=10)).data == b"a"
+        inbox = cli._inbox
+        assert inbox is not None
+        for tail in ["x", "\u00b2", "1\u00b2", "99999"]:  # "²": isdigit() but not int()
+            await svc.publish(inbox + tail, b"stray")
+        await svc.flush()
+        await cli.flush()
+        assert cli.is_connected
+        assert (await cli.request("svc.echo", b"b", timeout=10)).data == b"b"
+
+
 async def test_request_circuit_breaker(broker) -> None:
     async with await tern.connect(broker.url, breaker_threshold=2, breaker_cooldown=0.3) as nc:
         for _ in range(2):

@@ -119,6 +119,59 @@ def test_msg_fast_path_against_msgpack() -> None:
         ["MSG", 1, "a", b"x", None, None, True, len(extra)]]
 
 
+def test_request_msg_and_puback_fast_paths_against_msgpack() -> None:
+    # A request as the responder gets it: {reply: str} alone, at every str
+    # form (fixstr and str8 take the fast path, str16 msgpack), with the
+    # reply's bytes decoded the same either way.
+    for n in [0, 1, 5, 31, 32, 255, 256, 70000]:
+        reply = ("é" + "r" * n)[:max(n, 1)] if n else ""
+        f = msg_frame(3, "svc.a", b"q", {"reply": reply})
+        assert decode_all(f) == [["MSG", 3, "svc.a", b"q", reply, None, False, len(f) - 4]], n
+        # An element after the map still goes through msgpack.
+        body = msgpack.packb([6, 3, "svc.a", b"q", {"reply": reply}, 1], use_bin_type=True)
+        assert decode_all(struct.pack(">I", len(body)) + body) == [
+            ["MSG", 3, "svc.a", b"q", reply, None, False, len(body)]], n
+    for bad in [b"\xa2\xff\xfe", b"\xd9\x02\xff\xfe"]:  # invalid UTF-8 in the reply
+        body = b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply" + bad
+        with pytest.raises(ProtocolError):
+            decode_all(struct.pack(">I", len(body)) + body)
+    for body in [b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply\xa3ab",  # str shorter than said
+                 b"\x95\x06\x01\xa1a\xc4\x00\x81\xa5reply\x01"]:  # reply not a str
+        with pytest.raises(ProtocolError):
+            decode_all(struct.pack(">I", len(body)) + body)
+    # PUBACK [11, ack, receivers] at every uint form of the ack id, with
+    # and without on_puback (which gets the same numbers).
+    for ack in [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32]:
+        for recv in [0, 1, 127, 128, 70000]:
+            body = msgpack.packb([11, ack, recv])
+            frame = struct.pack(">I", len(body)) + body
+            assert decode_all(frame) == [[11, ack, recv]]
+            out: list[list] = []
+            d = P.Decoder(lambda *m: out.append(["MSG", *m]), lambda f: out.append(f))
+            d.on_puback = lambda a, r: out.append(["ack", a, r])  # type: ignore[func-returns-value]
+            d.feed(frame + frame)
+            fast = ack < 2**32 and recv < 128  # the forms the fast path reads
+            assert out == [["ack", ack, recv] if fast else [11, ack, recv]] * 2
+
+
+def test_request_frame_against_encode_pub() -> None:
+    for topic in ["a", "x" * 31, "x" * 32, "é.b", "x" * 300]:
+        head = P.request_head(P.topic_prefix(P.check_topic(topic)))
+        for n in [0, 16, 255, 256, 70000]:
+            for reply in ["_INBOX.ab.0", "r" * 31, "r" * 32, "é" * 200, "r" * 300]:
+                for ack in [0, 127, 128, 255, 256, 65536, 2**32]:
+                    pl = b"p" * n
+                    assert P.request_frame(head, pl, reply.encode(), ack) == P.encode_pub(
+                        topic, pl, reply=reply, ack=ack), (topic, n, reply, ack)
+
+
+def test_reply_frame_against_encode_pub() -> None:
+    for topic in ["a", "x" * 31, "x" * 32, "é.b", "x" * 300, "_INBOX.0123456789abcdef.12"]:
+        for n in [0, 16, 255, 256, 65536, 70000]:
+            pl = b"p" * n
+            assert P.reply_frame(topic.encode(), pl) == P.encode_pub(topic, pl), (topic, n)
+
+
 def test_pub_fast_path_against_msgpack() -> None:
     for topic in ["a", "a.b", "x" * 31, "x" * 32, "x" * 255, "x" * 256, "é.b"]:
         pre = P.topic_prefix(P.check_topic(topic))
