@@ -33,6 +33,7 @@
 #include "tern_proto/frame.h"
 
 struct conn;
+struct endpoint;
 struct msgbuf;
 struct outq;
 struct outq_entry;
@@ -61,6 +62,7 @@ typedef struct sub_env {
 
 typedef struct sub {
   struct conn *conn;    /* owner */
+  struct endpoint *ep;  /* the owner as the router sees it (endpoint.h) */
   struct outq *out;     /* the owner's output queue */
   const sub_env_t *env; /* the owner's event loop */
   uint64_t sid;
@@ -101,9 +103,9 @@ typedef struct sub {
  * SUB options and capped by the server's. Not yet in any index.
  * NULL when out of memory.
  */
-sub_t *sub_create(struct conn *conn, struct outq *out, const sub_env_t *env,
-                  const tp_sub_t *req, uint64_t max_msgs_cap,
-                  uint64_t max_bytes_cap);
+sub_t *sub_create(struct conn *conn, struct endpoint *ep, struct outq *out,
+                  const sub_env_t *env, const tp_sub_t *req,
+                  uint64_t max_msgs_cap, uint64_t max_bytes_cap);
 /*
  * Frees the subscription. Its pending entries stay in the connection's
  * queue (they are still sent) but stop counting against it; blocked

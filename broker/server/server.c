@@ -56,7 +56,7 @@ static void on_before_sleep(uv_prepare_t *p) {
   list_move_all(&local, &srv->worker.flush_list);
   while ((n = list_first(&local)) != NULL) {
     list_remove(n);
-    conn_flush(LIST_ENTRY(n, conn_t, flush_link));
+    conn_flush(LIST_ENTRY(n, conn_t, ep.flush_link));
   }
   /* Work left for the next turn must not wait for an unrelated event. */
   bool more = !list_empty(&srv->worker.resume_list) ||

@@ -24,6 +24,7 @@
 #include "data/hashmap.h"
 #include "data/outq.h"
 #include "data/readbuf.h"
+#include "delivery/endpoint.h"
 #include "delivery/sub.h"
 
 struct worker;
@@ -36,12 +37,15 @@ typedef enum conn_state {
 } conn_state_t;
 
 typedef struct conn {
+  /* The subscriber side as the delivery core sees it (endpoint.h): its
+   * flush-list link, echo, and `active` (kept equal to state ==
+   * CONN_ACTIVE). */
+  endpoint_t ep;
   struct worker *w;
   uint64_t id;
   char addr[64]; /* "ip:port" of the peer */
   char *name;    /* CONNECT name, owned, or NULL */
   conn_state_t state;
-  bool echo;
   bool verbose;
   bool reading;   /* uv_read_start is in effect */
   bool torn_down; /* subscriptions released (closing) */
@@ -73,7 +77,7 @@ typedef struct conn {
 
   /* Server lists this connection may be in. */
   list_node_t all_link;    /* every connection */
-  list_node_t flush_link;  /* has output to write */
+  /* (has output to write: ep.flush_link) */
   list_node_t close_link;  /* CLOSING, teardown pending */
   list_node_t resume_link; /* unblocked, resume reading */
 
@@ -115,6 +119,9 @@ void conn_abort(conn_t *c);
 int conn_send_frame(conn_t *c, const tp_frame_t *f);
 /* Marks c as having output to write this loop turn. */
 void conn_want_flush(conn_t *c);
+/* Fills in c's endpoint (c->w, c->id set): its operations, the worker's
+ * flush list, echo on. conn_accept does it; stub connections too. */
+void conn_init_endpoint(conn_t *c);
 
 /* Before-sleep hook work, called by the server only. */
 void conn_teardown(conn_t *c);
