@@ -16,7 +16,7 @@
 #include "server/server.h"
 #include "server/sysevents.h"
 #include "session/auth.h"
-#include "session/conn_auth.h"
+#include "session/conn.h"
 
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;

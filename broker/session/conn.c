@@ -16,7 +16,6 @@
 #include "delivery/interest.h"
 #include "delivery/router.h"
 #include "delivery/worker.h"
-#include "session/conn_auth.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
 

@@ -1,7 +1,7 @@
 /*
- * A connection's authentication (see conn_auth.h).
+ * A connection's authentication and permissions (declared in conn.h).
  */
-#include "session/conn_auth.h"
+#include "session/conn.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
