@@ -10,8 +10,8 @@
  * output gets one gathered write. Doing this outside the read callbacks
  * batches the writes of a whole turn and keeps frees out of fan-out loops.
  *
- * The session and the delivery core still read these structs field by
- * field (broker/README.md, "Not layered yet"); they are not a public API.
+ * server_t itself is in server/state.h, read by the server's parts
+ * (ops, HTTP, metrics, $SYS), which server.c starts and stops.
  */
 #ifndef TERND_SERVER_H
 #define TERND_SERVER_H
