@@ -231,19 +231,27 @@ static bool deliver_there(endpoint_t *publisher, sub_t *s, msgbuf_t *body) {
                            body);
 }
 
-/* Every delivery: here when this loop owns s (today always; `here` is this
- * loop's sub_env_t, found once per walk), else handed to its owner. */
+/* Every delivery: here when this loop owns s, else handed to its owner.
+ * `here` is this loop's sub_env_t, or NULL while the broker runs one loop
+ * (no loop registered hand_over, so this one owns every subscription):
+ * then the single loop's walk has no ownership test at all. */
 static inline __attribute__((always_inline)) bool
 deliver(worker_t *w, const sub_env_t *here, endpoint_t *publisher, sub_t *s,
         msgbuf_t *body, uint64_t budget) {
-  if (__builtin_expect(s->env != here, 0))
+  if (here != NULL && __builtin_expect(s->env != here, 0))
     return deliver_there(publisher, s, body);
   return deliver_here(w, publisher, s, body, budget);
 }
 
+/* This loop's sub_env_t while other loops own subscriptions, else NULL
+ * (deliver above). */
+static inline const sub_env_t *owner_test(const worker_t *w) {
+  return w->sub_env.hand_over != NULL ? &w->sub_env : NULL;
+}
+
 static bool deliver_pressed(worker_t *w, endpoint_t *publisher, sub_t *s,
                             msgbuf_t *body, uint64_t budget) {
-  return deliver(w, &w->sub_env, publisher, s, body, budget);
+  return deliver(w, owner_test(w), publisher, s, body, budget);
 }
 
 /*
@@ -302,10 +310,10 @@ static msgbuf_t *encode_body(worker_t *w, const tp_pub_t *pub) {
  * answer it (allow_responses).
  */
 static inline __attribute__((always_inline)) uint64_t
-fan_out(worker_t *w, endpoint_t *publisher, const sublist_result_t *res,
-        msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
+fan_out(worker_t *w, const sub_env_t *here, endpoint_t *publisher,
+        const sublist_result_t *res, msgbuf_t *body, const tp_str_t *reply,
+        uint64_t budget) {
   uint64_t n = 0;
-  const sub_env_t *here = &w->sub_env;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
     if (eligible(s, publisher) &&
@@ -348,14 +356,16 @@ int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
                                         outq_pool_pending_bytes(w->entries));
   w->nended = 0;
   /* Inlined copies of the walk: the common one (no reply topic, no
-   * pressure) tests nothing for allow_responses or the budget. */
+   * pressure, one loop) tests nothing for allow_responses, the budget or
+   * ownership. */
+  const sub_env_t *here = owner_test(w);
   uint64_t n;
   if (pub->reply.ptr != NULL)
-    n = fan_out(w, publisher, res, body, &pub->reply, budget);
-  else if (budget == UINT64_MAX)
-    n = fan_out(w, publisher, res, body, NULL, UINT64_MAX);
+    n = fan_out(w, here, publisher, res, body, &pub->reply, budget);
+  else if (budget == UINT64_MAX && here == NULL)
+    n = fan_out(w, NULL, publisher, res, body, NULL, UINT64_MAX);
   else
-    n = fan_out(w, publisher, res, body, NULL, budget);
+    n = fan_out(w, here, publisher, res, body, NULL, budget);
   msgbuf_unref(body);
 
   /* The walk is over: now the index may change. */

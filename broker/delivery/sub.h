@@ -56,7 +56,8 @@ typedef struct sub_env {
   void (*unblock)(struct conn *publisher, struct sub *s);
   /* Deliver there: a message from another loop for s, a subscription of
    * this one; true when taken. NULL while the broker runs one loop, which
-   * then owns every subscription. */
+   * then owns every subscription; with several, every loop sets it (the
+   * router tests ownership only then). */
   bool (*hand_over)(struct sub *s, struct conn *publisher, struct msgbuf *body);
 } sub_env_t;
 

@@ -311,6 +311,7 @@ Test(delivery_router, a_subscription_of_another_owner_is_handed_over) {
   sub_env_t other = wk.sub_env;
   other.stalled = &stalled;
   other.hand_over = stub_hand_over;
+  wk.sub_env.hand_over = stub_hand_over; /* two loops: both register it */
   nhanded = 0;
   subscribe(here, 1, "t", NULL, TP_OVERFLOW_BLOCK, 0);
   tp_sub_t req;
