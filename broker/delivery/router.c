@@ -18,10 +18,9 @@
 
 #include "base/log.h"
 #include "data/outq.h"
+#include "delivery/endpoint.h"
 #include "delivery/sub.h"
 #include "delivery/worker.h"
-#include "session/conn.h"
-#include "session/conn_auth.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
 
@@ -67,10 +66,10 @@ static void note_ended(worker_t *w, sub_t *s) {
 }
 
 /* Whether s may receive a message from publisher at all. */
-static bool eligible(const sub_t *s, const conn_t *publisher) {
-  if (s->ending || s->conn->state != CONN_ACTIVE)
+static bool eligible(const sub_t *s, const endpoint_t *publisher) {
+  if (s->ending || !s->ep->active)
     return false;
-  return s->conn != publisher || publisher->echo;
+  return s->ep != publisher || publisher->echo;
 }
 
 /* pressure: only the server's budget (pending_gate.h), not the
@@ -99,7 +98,7 @@ static void count_drop(worker_t *w, sub_t *s, bool pressure) {
  * queued forever to a subscriber that does not read.
  */
 static void report_gap(worker_t *w, sub_t *s) {
-  outq_t *q = &s->conn->out;
+  outq_t *q = s->out;
   outq_entry_t *next = NULL;
   if (s->q.gap_notice == NULL)
     next = sub_oldest_droppable(s);
@@ -146,7 +145,7 @@ static bool make_room(worker_t *w, sub_t *s, uint64_t bytes, uint64_t budget) {
       if (old == NULL)
         break;
       bool pressure = !sub_would_overflow_queued(s, bytes);
-      outq_drop(&s->conn->out, old);
+      outq_drop(s->out, old);
       count_drop(w, s, pressure);
     }
     if (s->dropped_unreported > 0)
@@ -159,16 +158,14 @@ static bool make_room(worker_t *w, sub_t *s, uint64_t bytes, uint64_t budget) {
       LOG(LOG_INFO,
           "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
           "memory pressure, closing as a slow consumer",
-          (unsigned long long)s->conn->id, s->conn->addr,
+          (unsigned long long)s->ep->id, s->ep->addr,
           (unsigned long long)s->sid, (unsigned long long)s->q.pending_bytes);
-      conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER,
-                "slow consumer (server memory pressure)");
+      s->ep->ops->fail_slow(s->ep, "slow consumer (server memory pressure)");
       return false;
     }
     LOG(LOG_INFO, "conn %llu (%s): slow consumer on sid %llu, closing",
-        (unsigned long long)s->conn->id, s->conn->addr,
-        (unsigned long long)s->sid);
-    conn_fail(s->conn, TP_WIRE_SLOW_CONSUMER, "slow consumer");
+        (unsigned long long)s->ep->id, s->ep->addr, (unsigned long long)s->sid);
+    s->ep->ops->fail_slow(s->ep, "slow consumer");
     return false;
   default: /* block: queue it; the publisher stops after this frame */
     return true;
@@ -181,7 +178,7 @@ static bool make_room(worker_t *w, sub_t *s, uint64_t bytes, uint64_t budget) {
  * deliver_pressed below, so that without pressure (budget UINT64_MAX, a
  * constant there) the budget costs the fan-out nothing. */
 static inline __attribute__((always_inline)) bool
-deliver_here(worker_t *w, conn_t *publisher, sub_t *s, msgbuf_t *body,
+deliver_here(worker_t *w, endpoint_t *publisher, sub_t *s, msgbuf_t *body,
              uint64_t budget) {
   uint8_t head[TP_MSG_HEAD_MAX];
   size_t hl = tp_msg_head_encode(head, s->sid, body->bytes.len, body->has_opts);
@@ -191,35 +188,35 @@ deliver_here(worker_t *w, conn_t *publisher, sub_t *s, msgbuf_t *body,
                   : sub_over_budget(s, bytes, budget);
   if (over && !make_room(w, s, bytes, budget))
     return false;
-  conn_t *c = s->conn;
+  endpoint_t *ep = s->ep;
   if (s->dropped_unreported > 0) {
     tp_frame_t f;
     tp_frame_init(&f, TP_DROPPED);
     f.u.dropped.sid = s->sid;
     f.u.dropped.count = s->dropped_unreported;
-    if (conn_send_frame(c, &f) == 0)
+    if (ep->ops->send_frame(ep, &f) == 0)
       s->dropped_unreported = 0;
   }
   if (bytes <= OUTQ_CHUNK_MSG_MAX && s->policy != TP_OVERFLOW_DROP_OLDEST) {
-    if (outq_push_msg_chunked(&c->out, head, hl, body, &s->q) != 0)
+    if (outq_push_msg_chunked(s->out, head, hl, body, &s->q) != 0)
       return false;
   } else {
-    outq_entry_t *e = outq_push_msg(&c->out, head, hl, body);
+    outq_entry_t *e = outq_push_msg(s->out, head, hl, body);
     if (e == NULL)
       return false;
     sub_entry_queued(s, e);
   }
   s->delivered++;
   w->stats.msgs_out++;
-  conn_want_flush(c);
+  endpoint_want_flush(ep);
   if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL &&
       sub_full_budget(s, budget)) {
-    if (publisher->nblocked == 0) {
+    if (!publisher->ops->is_blocked(publisher)) {
       w->stats.publisher_blocks++;
       if (!sub_is_full(s))
         w->broker->gate.pauses++;
     }
-    sub_add_waiter(s, publisher);
+    sub_add_waiter(s, publisher->owner);
   }
   if (s->unsub_at > 0 && s->delivered >= s->unsub_at)
     note_ended(w, s);
@@ -229,23 +226,33 @@ deliver_here(worker_t *w, conn_t *publisher, sub_t *s, msgbuf_t *body,
 /* Deliver there: s belongs to another owner (another loop), which queues
  * body and applies s's policy itself, through what that owner registered
  * (sub_env_t.hand_over). True when handed over. */
-static bool deliver_there(conn_t *publisher, sub_t *s, msgbuf_t *body) {
-  return s->env->hand_over != NULL && s->env->hand_over(s, publisher, body);
+static bool deliver_there(endpoint_t *publisher, sub_t *s, msgbuf_t *body) {
+  return s->env->hand_over != NULL &&
+         s->env->hand_over(s, publisher != NULL ? publisher->owner : NULL,
+                           body);
 }
 
-/* Every delivery: here when this loop owns s (today always; `here` is this
- * loop's sub_env_t, found once per walk), else handed to its owner. */
+/* Every delivery: here when this loop owns s, else handed to its owner.
+ * `here` is this loop's sub_env_t, or NULL while the broker runs one loop
+ * (no loop registered hand_over, so this one owns every subscription):
+ * then the single loop's walk has no ownership test at all. */
 static inline __attribute__((always_inline)) bool
-deliver(worker_t *w, const sub_env_t *here, conn_t *publisher, sub_t *s,
+deliver(worker_t *w, const sub_env_t *here, endpoint_t *publisher, sub_t *s,
         msgbuf_t *body, uint64_t budget) {
-  if (__builtin_expect(s->env != here, 0))
+  if (here != NULL && __builtin_expect(s->env != here, 0))
     return deliver_there(publisher, s, body);
   return deliver_here(w, publisher, s, body, budget);
 }
 
-static bool deliver_pressed(worker_t *w, conn_t *publisher, sub_t *s,
+/* This loop's sub_env_t while other loops own subscriptions, else NULL
+ * (deliver above). */
+static inline const sub_env_t *owner_test(const worker_t *w) {
+  return w->sub_env.hand_over != NULL ? &w->sub_env : NULL;
+}
+
+static bool deliver_pressed(worker_t *w, endpoint_t *publisher, sub_t *s,
                             msgbuf_t *body, uint64_t budget) {
-  return deliver(w, &w->sub_env, publisher, s, body, budget);
+  return deliver(w, owner_test(w), publisher, s, body, budget);
 }
 
 /*
@@ -253,7 +260,8 @@ static bool deliver_pressed(worker_t *w, conn_t *publisher, sub_t *s,
  * eligible member whose queue is not full, else the first eligible one
  * (whose policy then decides). Advances the cursor past the choice.
  */
-static sub_t *pick_member(const sublist_group_t *g, const conn_t *publisher) {
+static sub_t *pick_member(const sublist_group_t *g,
+                          const endpoint_t *publisher) {
   size_t n = g->nmembers;
   if (n == 0)
     return NULL;
@@ -303,31 +311,31 @@ static msgbuf_t *encode_body(worker_t *w, const tp_pub_t *pub) {
  * answer it (allow_responses).
  */
 static inline __attribute__((always_inline)) uint64_t
-fan_out(worker_t *w, conn_t *publisher, const sublist_result_t *res,
-        msgbuf_t *body, const tp_str_t *reply, uint64_t budget) {
+fan_out(worker_t *w, const sub_env_t *here, endpoint_t *publisher,
+        const sublist_result_t *res, msgbuf_t *body, const tp_str_t *reply,
+        uint64_t budget) {
   uint64_t n = 0;
-  const sub_env_t *here = &w->sub_env;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
     if (eligible(s, publisher) &&
         deliver(w, here, publisher, s, body, budget)) {
       n++;
-      if (reply != NULL)
-        conn_auth_note_request(s->conn, reply->ptr, reply->len);
+      if (reply != NULL && s->ep->notes_requests)
+        s->ep->ops->note_request(s->ep, reply->ptr, reply->len);
     }
   }
   for (size_t i = 0; i < res->ngroups; i++) {
     sub_t *s = pick_member(&res->groups[i], publisher);
     if (s != NULL && deliver(w, here, publisher, s, body, budget)) {
       n++;
-      if (reply != NULL)
-        conn_auth_note_request(s->conn, reply->ptr, reply->len);
+      if (reply != NULL && s->ep->notes_requests)
+        s->ep->ops->note_request(s->ep, reply->ptr, reply->len);
     }
   }
   return n;
 }
 
-int router_publish(worker_t *w, conn_t *publisher, const tp_pub_t *pub,
+int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
                    uint64_t *receivers) {
   *receivers = 0;
   w->stats.msgs_in++;
@@ -349,19 +357,21 @@ int router_publish(worker_t *w, conn_t *publisher, const tp_pub_t *pub,
                                         outq_pool_pending_bytes(w->entries));
   w->nended = 0;
   /* Inlined copies of the walk: the common one (no reply topic, no
-   * pressure) tests nothing for allow_responses or the budget. */
+   * pressure, one loop) tests nothing for allow_responses, the budget or
+   * ownership. */
+  const sub_env_t *here = owner_test(w);
   uint64_t n;
   if (pub->reply.ptr != NULL)
-    n = fan_out(w, publisher, res, body, &pub->reply, budget);
-  else if (budget == UINT64_MAX)
-    n = fan_out(w, publisher, res, body, NULL, UINT64_MAX);
+    n = fan_out(w, here, publisher, res, body, &pub->reply, budget);
+  else if (budget == UINT64_MAX && here == NULL)
+    n = fan_out(w, NULL, publisher, res, body, NULL, UINT64_MAX);
   else
-    n = fan_out(w, publisher, res, body, NULL, budget);
+    n = fan_out(w, here, publisher, res, body, NULL, budget);
   msgbuf_unref(body);
 
   /* The walk is over: now the index may change. */
   for (size_t i = 0; i < w->nended; i++)
-    conn_remove_sub(w->ended[i]->conn, w->ended[i]);
+    w->ended[i]->ep->ops->remove_sub(w->ended[i]->ep, w->ended[i]);
   w->nended = 0;
   *receivers = n;
   return 0;
@@ -421,7 +431,7 @@ uint64_t router_deliver_retained(worker_t *w, sub_t *s) {
   /* UNSUB max_msgs cannot have been set yet, but keep the rule in one
    * place: ended subscriptions go after the walk. */
   for (size_t i = 0; i < w->nended; i++)
-    conn_remove_sub(w->ended[i]->conn, w->ended[i]);
+    w->ended[i]->ep->ops->remove_sub(w->ended[i]->ep, w->ended[i]);
   w->nended = 0;
   return visited;
 }

@@ -10,7 +10,7 @@
 
 #include "tern_proto/frame.h"
 
-struct conn;
+struct endpoint;
 struct worker;
 
 /*
@@ -28,7 +28,7 @@ int router_check(const struct worker *w, const tp_pub_t *pub, const char **msg);
  * walk, so the match result stays valid throughout.
  * 0 or TP_ENOMEM.
  */
-int router_publish(struct worker *w, struct conn *publisher,
+int router_publish(struct worker *w, struct endpoint *publisher,
                    const tp_pub_t *pub, uint64_t *receivers);
 
 /*

@@ -20,15 +20,16 @@ static uint64_t capped(uint64_t asked, uint64_t cap) {
  * The pattern and the queue name live in the same block as the struct:
  * one allocation per subscription instead of two or three.
  */
-sub_t *sub_create(struct conn *conn, outq_t *out, const sub_env_t *env,
-                  const tp_sub_t *req, uint64_t max_msgs_cap,
-                  uint64_t max_bytes_cap) {
+sub_t *sub_create(struct conn *conn, struct endpoint *ep, outq_t *out,
+                  const sub_env_t *env, const tp_sub_t *req,
+                  uint64_t max_msgs_cap, uint64_t max_bytes_cap) {
   size_t plen = req->pattern.len;
   size_t qlen = req->queue.ptr != NULL ? req->queue.len : 0;
   sub_t *s = calloc(1, sizeof *s + plen + 1 + (qlen > 0 ? qlen + 1 : 0));
   if (s == NULL)
     return NULL;
   s->conn = conn;
+  s->ep = ep;
   s->out = out;
   s->env = env;
   s->sid = req->sid;

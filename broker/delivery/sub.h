@@ -33,6 +33,7 @@
 #include "tern_proto/frame.h"
 
 struct conn;
+struct endpoint;
 struct msgbuf;
 struct outq;
 struct outq_entry;
@@ -55,12 +56,14 @@ typedef struct sub_env {
   void (*unblock)(struct conn *publisher, struct sub *s);
   /* Deliver there: a message from another loop for s, a subscription of
    * this one; true when taken. NULL while the broker runs one loop, which
-   * then owns every subscription. */
+   * then owns every subscription; with several, every loop sets it (the
+   * router tests ownership only then). */
   bool (*hand_over)(struct sub *s, struct conn *publisher, struct msgbuf *body);
 } sub_env_t;
 
 typedef struct sub {
   struct conn *conn;    /* owner */
+  struct endpoint *ep;  /* the owner as the router sees it (endpoint.h) */
   struct outq *out;     /* the owner's output queue */
   const sub_env_t *env; /* the owner's event loop */
   uint64_t sid;
@@ -101,9 +104,9 @@ typedef struct sub {
  * SUB options and capped by the server's. Not yet in any index.
  * NULL when out of memory.
  */
-sub_t *sub_create(struct conn *conn, struct outq *out, const sub_env_t *env,
-                  const tp_sub_t *req, uint64_t max_msgs_cap,
-                  uint64_t max_bytes_cap);
+sub_t *sub_create(struct conn *conn, struct endpoint *ep, struct outq *out,
+                  const sub_env_t *env, const tp_sub_t *req,
+                  uint64_t max_msgs_cap, uint64_t max_bytes_cap);
 /*
  * Frees the subscription. Its pending entries stay in the connection's
  * queue (they are still sent) but stop counting against it; blocked

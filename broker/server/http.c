@@ -36,7 +36,7 @@
 #include "base/log.h"
 #include "server/fdlimit.h"
 #include "server/metrics.h"
-#include "server/server.h"
+#include "server/state.h"
 #include "tern_proto/buf.h"
 #include "tern_proto/errors.h"
 

@@ -14,7 +14,7 @@
 
 #include "base/log.h"
 #include "delivery/sub.h"
-#include "server/server.h"
+#include "server/state.h"
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"

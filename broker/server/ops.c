@@ -11,12 +11,11 @@
 
 #include "base/log.h"
 #include "server/config_file.h"
-#include "server/http.h"
 #include "server/sdnotify.h"
-#include "server/server.h"
+#include "server/state.h"
 #include "server/sysevents.h"
 #include "session/auth.h"
-#include "session/conn_auth.h"
+#include "session/conn.h"
 
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
@@ -28,8 +27,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
                      : "reload failed: the configuration is unchanged");
 }
 
-/* Loopback addresses need no authentication to be safe enough. */
-static bool is_loopback(const char *host) {
+bool ops_is_loopback(const char *host) {
   struct in_addr a4;
   struct in6_addr a6;
   if (inet_pton(AF_INET, host, &a4) == 1)
@@ -41,7 +39,7 @@ static bool is_loopback(const char *host) {
 
 static void warn_if_open(const server_t *srv) {
   if (srv->broker.cfg.users == NULL && srv->broker.cfg.auth_token[0] == '\0' &&
-      !is_loopback(srv->broker.cfg.host))
+      !ops_is_loopback(srv->broker.cfg.host))
     LOG(LOG_WARN,
         "listening on %s with no authentication: anyone who can reach "
         "this address may publish and subscribe (set auth_token or "
@@ -49,36 +47,13 @@ static void warn_if_open(const server_t *srv) {
         srv->broker.cfg.host);
 }
 
-int ops_start(server_t *srv) {
-  const config_t *cfg = &srv->broker.cfg;
+void ops_start(server_t *srv) {
   srv->started_ms = uv_now(srv->worker.loop);
   srv->started_unix = (int64_t)time(NULL);
   warn_if_open(srv);
   uv_signal_init(srv->worker.loop, &srv->sighup);
   srv->sighup.data = srv;
   uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
-  if (sysevents_start(srv) != 0)
-    return UV_ENOMEM;
-  if (cfg->http_port != 0) {
-    const char *host = cfg->http_host[0] ? cfg->http_host : cfg->host;
-    int rc = http_start(&srv->http, srv, host, cfg->http_port,
-                        &srv->http_port_bound);
-    if (rc != 0) {
-      LOG(LOG_ERROR, "cannot listen for monitoring on %s:%d: %s", host,
-          cfg->http_port, uv_strerror(rc));
-      return rc;
-    }
-    LOG(LOG_INFO,
-        "monitoring on http://%s:%d/ (healthz, metrics, varz, "
-        "connz, subz)",
-        host, srv->http_port_bound);
-    if (!is_loopback(host))
-      LOG(LOG_WARN,
-          "the monitoring port %s:%d is not on loopback and has "
-          "no authentication",
-          host, srv->http_port_bound);
-  }
-  return 0;
 }
 
 void ops_drain(server_t *srv) {
@@ -86,13 +61,6 @@ void ops_drain(server_t *srv) {
   if (srv->sighup.signal_cb != NULL &&
       !uv_is_closing((uv_handle_t *)&srv->sighup))
     uv_close((uv_handle_t *)&srv->sighup, NULL);
-}
-
-void ops_stop(server_t *srv) {
-  ops_drain(srv);
-  http_stop(srv->http);
-  srv->http = NULL;
-  sysevents_stop(srv);
 }
 
 /* Logs every line of a captured error text. */
@@ -166,7 +134,7 @@ int ops_reload(server_t *srv) {
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
   conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
-  if (required != was_required && server_hello_update(srv) != 0)
+  if (required != was_required && srv->hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");
   LOG(LOG_INFO, "reload done: log level %s, %zu users%s",
       log_level_name(cur->log_level), cur->users ? cur->users->n : 0,

@@ -1,20 +1,22 @@
 /*
- * The operator's side of the server: the monitoring HTTP server, $SYS
- * events, SIGHUP reload and the startup warnings, started and stopped with
- * the server.
+ * The operator's side of the server: SIGHUP reload (which also tells $SYS)
+ * and the startup warnings, started and stopped by server.c (which starts
+ * the monitoring HTTP server and $SYS events itself).
  */
 #ifndef TERND_OPS_H
 #define TERND_OPS_H
 
 struct server;
 
-/* Once the client listener is up. 0, or a libuv error (e.g. the HTTP port
- * is taken); what was started is stopped by ops_stop. */
-int ops_start(struct server *srv);
-/* Shutdown began: no more reloads (monitoring stays up, saying 503). */
+#include <stdbool.h>
+
+/* Once the client listener is up: start times, the warning for an open
+ * listener, SIGHUP. */
+void ops_start(struct server *srv);
+/* Shutdown began: no more reloads (closes what ops_start opened). */
 void ops_drain(struct server *srv);
-/* The last connection is gone: close everything ops_start opened. */
-void ops_stop(struct server *srv);
+/* Whether host is a loopback address (safe enough without auth). */
+bool ops_is_loopback(const char *host);
 
 /*
  * Reads the configuration again (same command line, same sources) and

@@ -56,7 +56,7 @@ static void on_before_sleep(uv_prepare_t *p) {
   list_move_all(&local, &srv->worker.flush_list);
   while ((n = list_first(&local)) != NULL) {
     list_remove(n);
-    conn_flush(LIST_ENTRY(n, conn_t, flush_link));
+    conn_flush(LIST_ENTRY(n, conn_t, ep.flush_link));
   }
   /* Work left for the next turn must not wait for an unrelated event. */
   bool more = !list_empty(&srv->worker.resume_list) ||
@@ -197,6 +197,31 @@ static void set_fd_budget(server_t *srv) {
         limit, srv->fd_budget, limit - budget);
 }
 
+/* The monitoring HTTP server, when http_port is set. 0 or a libuv error. */
+static int start_monitoring(server_t *srv) {
+  const config_t *cfg = &srv->broker.cfg;
+  if (cfg->http_port == 0)
+    return 0;
+  const char *host = cfg->http_host[0] ? cfg->http_host : cfg->host;
+  int rc =
+      http_start(&srv->http, srv, host, cfg->http_port, &srv->http_port_bound);
+  if (rc != 0) {
+    LOG(LOG_ERROR, "cannot listen for monitoring on %s:%d: %s", host,
+        cfg->http_port, uv_strerror(rc));
+    return rc;
+  }
+  LOG(LOG_INFO,
+      "monitoring on http://%s:%d/ (healthz, metrics, varz, "
+      "connz, subz)",
+      host, srv->http_port_bound);
+  if (!ops_is_loopback(host))
+    LOG(LOG_WARN,
+        "the monitoring port %s:%d is not on loopback and has "
+        "no authentication",
+        host, srv->http_port_bound);
+  return 0;
+}
+
 /* ---- signals and shutdown ---------------------------------------------- */
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -225,7 +250,10 @@ static void finish_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->worker.spin);
   close_server_handle(srv, (uv_handle_t *)&srv->worker.stall_timer);
   close_server_handle(srv, (uv_handle_t *)&srv->worker.retained_timer);
-  ops_stop(srv);
+  ops_drain(srv);
+  http_stop(srv->http);
+  srv->http = NULL;
+  sysevents_stop(srv);
 }
 
 void server_shutdown(server_t *srv) {
@@ -319,6 +347,7 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   memset(srv, 0, sizeof *srv);
   srv->worker.broker = &srv->broker;
   srv->worker.server = srv;
+  srv->hello_update = server_hello_update;
   srv->worker.loop = loop;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
@@ -423,7 +452,13 @@ int server_listen(server_t *srv) {
   srv->broker.cfg.port = port;
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s)", TERND_VERSION,
       srv->broker.cfg.host, port, srv->broker.server_id);
-  rc = ops_start(srv);
+  /* The operator's side, in this order: reload and warnings, $SYS, then
+   * the monitoring port (whose clients set_fd_budget counts). What was
+   * started is stopped by finish_shutdown. */
+  ops_start(srv);
+  if (sysevents_start(srv) != 0)
+    return UV_ENOMEM;
+  rc = start_monitoring(srv);
   if (rc != 0)
     return rc;
   set_fd_budget(srv);

@@ -10,44 +10,15 @@
  * output gets one gathered write. Doing this outside the read callbacks
  * batches the writes of a whole turn and keeps frees out of fan-out loops.
  *
- * The session and the delivery core still read these structs field by
- * field (broker/README.md, "Not layered yet"); they are not a public API.
+ * server_t itself is in server/state.h, read by the server's parts
+ * (ops, HTTP, metrics, $SYS), which server.c starts and stops.
  */
 #ifndef TERND_SERVER_H
 #define TERND_SERVER_H
 
-#include <stdbool.h>
-#include <stdint.h>
 #include <uv.h>
 
-#include "delivery/worker.h"
-#include "server/fdlimit.h"
-#include "tern_proto/buf.h"
-
-typedef struct server {
-  broker_t broker;
-  worker_t worker; /* worker.broker and worker.server point back here */
-
-  fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
-  uv_signal_t sigint, sigterm;
-  bool listening;
-  bool shutting_down;
-  int handles_open;
-  /* Connections (open or closing) that the open-file limit leaves room
-   * for beside the monitoring port; 0 = no limit known. */
-  size_t fd_budget;
-  tp_buf_t err_no_fd; /* the encoded ERR 11 sent when it is reached */
-
-  /* Operations: monitoring, reload, $SYS (ops.h). */
-  int argc; /* the command line, read again on SIGHUP */
-  char **argv;
-  uint64_t started_ms; /* uv_now at init */
-  int64_t started_unix;
-  int http_port_bound; /* 0: monitoring off */
-  struct http_server *http;
-  struct sysevents *sys;
-  uv_signal_t sighup;
-} server_t;
+#include "server/state.h"
 
 /* Sets up the loop and everything on it (not listening yet). */
 int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg);

@@ -9,7 +9,7 @@
 #include "base/log.h"
 #include "delivery/router.h"
 #include "server/metrics.h"
-#include "server/server.h"
+#include "server/state.h"
 #include "session/conn.h"
 
 #define SYS_MAX_QUEUED 1024

@@ -16,7 +16,6 @@
 #include "delivery/interest.h"
 #include "delivery/router.h"
 #include "delivery/worker.h"
-#include "session/conn_auth.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/topic.h"
 
@@ -40,8 +39,8 @@ static inline size_t conn_max_frame(const conn_t *c) {
 /* ---- output ------------------------------------------------------------ */
 
 void conn_want_flush(conn_t *c) {
-  if (c->state != CONN_CLOSED && !list_linked(&c->flush_link))
-    list_insert_tail(&c->w->flush_list, &c->flush_link);
+  if (c->state != CONN_CLOSED)
+    endpoint_want_flush(&c->ep);
 }
 
 static void send_small(conn_t *c, const uint8_t *bytes, size_t len) {
@@ -185,6 +184,7 @@ static void begin_close(conn_t *c) {
   if (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE)
     w->nlive--;
   c->state = CONN_CLOSING;
+  c->ep.active = false;
   stop_reading(c);
   list_remove(&c->resume_link);
   list_remove(&c->partial_link);
@@ -300,7 +300,7 @@ static void close_handles(conn_t *c) {
   conn_teardown(c);
   c->state = CONN_CLOSED;
   stop_reading(c);
-  list_remove(&c->flush_link);
+  list_remove(&c->ep.flush_link);
   list_remove(&c->close_link);
   list_remove(&c->resume_link);
   LOG_CONN(LOG_INFO, c->id, c->addr, c->name,
@@ -352,6 +352,47 @@ static void on_timer(uv_timer_t *t) {
   case CONN_CLOSED:
     break;
   }
+}
+
+/* ---- the endpoint (delivery/endpoint.h) -------------------------------- */
+
+static conn_t *ep_conn(const endpoint_t *ep) {
+  return ep->owner;
+}
+static void ep_fail_slow(endpoint_t *ep, const char *msg) {
+  conn_fail(ep_conn(ep), TP_WIRE_SLOW_CONSUMER, msg);
+}
+static int ep_send_frame(endpoint_t *ep, const tp_frame_t *f) {
+  return conn_send_frame(ep_conn(ep), f);
+}
+static void ep_remove_sub(endpoint_t *ep, sub_t *s) {
+  conn_remove_sub(ep_conn(ep), s);
+}
+static void ep_note_request(endpoint_t *ep, const char *reply, size_t len) {
+  conn_auth_note_request(ep_conn(ep), reply, len);
+}
+static bool ep_is_blocked(const endpoint_t *ep) {
+  return ep_conn(ep)->nblocked > 0;
+}
+
+static const endpoint_ops_t conn_endpoint_ops = {
+    .fail_slow = ep_fail_slow,
+    .send_frame = ep_send_frame,
+    .remove_sub = ep_remove_sub,
+    .note_request = ep_note_request,
+    .is_blocked = ep_is_blocked,
+};
+
+void conn_init_endpoint(conn_t *c) {
+  c->ep.ops = &conn_endpoint_ops;
+  c->ep.owner = c;
+  c->ep.flush_list = &c->w->flush_list;
+  list_init(&c->ep.flush_link);
+  c->ep.active = c->state == CONN_ACTIVE;
+  c->ep.echo = true;
+  c->ep.notes_requests = false;
+  c->ep.id = c->id;
+  c->ep.addr = c->addr;
 }
 
 /* ---- subscriptions ----------------------------------------------------- */
@@ -431,7 +472,7 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
       c->name[req->name.len] = '\0';
     }
   }
-  c->echo = req->echo;
+  c->ep.echo = req->echo;
   c->verbose = req->verbose;
   if (conn_auth_required(c->w)) {
     /* Frames after CONNECT wait, unread, until the verdict. */
@@ -445,6 +486,7 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
 
 void conn_connected(conn_t *c) {
   c->state = CONN_ACTIVE;
+  c->ep.active = true;
   uv_timer_stop(&c->timer);
   c->heard = false;
   if (c->w->broker->cfg.heartbeat_ms > 0)
@@ -470,7 +512,7 @@ static void handle_pub(conn_t *c, const tp_pub_t *pub) {
   }
   c->msgs_in++;
   uint64_t receivers = 0;
-  if (router_publish(c->w, c, pub, &receivers) != 0) {
+  if (router_publish(c->w, &c->ep, pub, &receivers) != 0) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
@@ -527,9 +569,9 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
                   "too many subscriptions: max_pattern_bytes reached");
     return;
   }
-  sub_t *s =
-      sub_create(c, &c->out, &w->sub_env, req, w->broker->cfg.max_pending_msgs,
-                 w->broker->cfg.max_pending_bytes);
+  sub_t *s = sub_create(c, &c->ep, &c->out, &w->sub_env, req,
+                        w->broker->cfg.max_pending_msgs,
+                        w->broker->cfg.max_pending_bytes);
   if (s == NULL) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
@@ -761,9 +803,8 @@ int conn_accept(worker_t *w, int fd) {
   }
   c->w = w;
   c->id = ++w->next_conn_id;
-  c->echo = true;
+  conn_init_endpoint(c);
   list_init(&c->all_link);
-  list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
   list_init(&c->partial_link);

@@ -1,7 +1,7 @@
 /*
- * A connection's authentication (see conn_auth.h).
+ * A connection's authentication and permissions (declared in conn.h).
  */
-#include "session/conn_auth.h"
+#include "session/conn.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -238,6 +238,7 @@ static int grant(conn_t *c, auth_db_t *db, const auth_user_t *user) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return -1;
   }
+  c->ep.notes_requests = c->responses != NULL;
   return 0;
 }
 
@@ -359,6 +360,7 @@ void conn_auth_release(conn_t *c) {
   }
   resp_free(c->responses);
   c->responses = NULL;
+  c->ep.notes_requests = false;
   auth_db_unref(c->perms_db);
   c->perms_db = NULL;
   c->perms = NULL;

@@ -57,10 +57,9 @@ static conn_t *stub_conn(void) {
   cr_assert_not_null(c);
   c->w = &wk;
   c->id = (uint64_t)nconns + 1;
-  c->echo = true;
   c->state = CONN_ACTIVE;
+  conn_init_endpoint(c);
   list_init(&c->all_link);
-  list_init(&c->flush_link);
   list_init(&c->close_link);
   list_init(&c->resume_link);
   list_init(&c->partial_link);
@@ -82,7 +81,8 @@ static sub_t *subscribe(conn_t *c, uint64_t sid, const char *pattern,
     req.queue = (tp_str_t){.ptr = queue, .len = (uint32_t)strlen(queue)};
   req.overflow = overflow;
   req.max_msgs = max_msgs;
-  sub_t *s = sub_create(c, &c->out, &wk.sub_env, &req, 1u << 20, 1u << 30);
+  sub_t *s =
+      sub_create(c, &c->ep, &c->out, &wk.sub_env, &req, 1u << 20, 1u << 30);
   cr_assert_not_null(s);
   cr_assert_eq(hashmap_put(c->subs, s->sid_key, sizeof s->sid_key, s), 0);
   cr_assert_eq(interest_add(broker.index, s), 0);
@@ -96,7 +96,8 @@ static uint64_t publish(conn_t *from, const char *topic, const char *payload) {
   pub.payload = (tp_bytes_t){.ptr = (const uint8_t *)payload,
                              .len = (uint32_t)strlen(payload)};
   uint64_t n = 0;
-  cr_assert_eq(router_publish(&wk, from, &pub, &n), 0);
+  cr_assert_eq(router_publish(&wk, from != NULL ? &from->ep : NULL, &pub, &n),
+               0);
   return n;
 }
 
@@ -173,7 +174,7 @@ Test(delivery_router, each_matching_subscription_gets_one_copy) {
   cr_expect_str_eq(buf, "Mhi");
   sent(p, buf, sizeof buf);
   cr_expect_str_eq(buf, "");
-  cr_expect(list_linked(&a->flush_link)); /* the worker will write it */
+  cr_expect(list_linked(&a->ep.flush_link)); /* the worker will write it */
 }
 
 Test(delivery_router, drop_newest_keeps_the_first_and_reports_before_the_next) {
@@ -310,13 +311,15 @@ Test(delivery_router, a_subscription_of_another_owner_is_handed_over) {
   sub_env_t other = wk.sub_env;
   other.stalled = &stalled;
   other.hand_over = stub_hand_over;
+  wk.sub_env.hand_over = stub_hand_over; /* two loops: both register it */
   nhanded = 0;
   subscribe(here, 1, "t", NULL, TP_OVERFLOW_BLOCK, 0);
   tp_sub_t req;
   memset(&req, 0, sizeof req);
   req.sid = 9;
   req.pattern = (tp_str_t){.ptr = "t", .len = 1};
-  sub_t *s = sub_create(there, &there->out, &other, &req, 100, 1 << 20);
+  sub_t *s =
+      sub_create(there, &there->ep, &there->out, &other, &req, 100, 1 << 20);
   cr_assert_eq(hashmap_put(there->subs, s->sid_key, sizeof s->sid_key, s), 0);
   cr_assert_eq(interest_add(broker.index, s), 0);
   cr_expect_eq(publish(p, "t", "x"), 2);

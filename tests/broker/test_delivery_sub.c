@@ -54,7 +54,8 @@ static sub_t *make_sub(int overflow, uint64_t msgs, uint64_t bytes) {
   req.sid = 7;
   req.pattern = (tp_str_t){.ptr = "a.>", .len = 3};
   req.overflow = overflow;
-  sub_t *s = sub_create((struct conn *)0x1, NULL, &env, &req, msgs, bytes);
+  sub_t *s =
+      sub_create((struct conn *)0x1, NULL, NULL, &env, &req, msgs, bytes);
   cr_assert_not_null(s);
   return s;
 }
@@ -77,7 +78,7 @@ Test(delivery_sub, limits_are_capped_by_the_servers_and_unset_means_block) {
   req.max_msgs = 1000; /* more than the server allows */
   req.max_bytes = 0;   /* the server's default */
   req.overflow = TP_OVERFLOW_UNSET;
-  sub_t *s = sub_create((struct conn *)0x1, NULL, &env, &req, 100, 4096);
+  sub_t *s = sub_create((struct conn *)0x1, NULL, NULL, &env, &req, 100, 4096);
   cr_assert_not_null(s);
   cr_expect_eq(s->max_msgs, 100);
   cr_expect_eq(s->max_bytes, 4096);
