@@ -27,6 +27,9 @@ while [ $# -gt 0 ]; do
 done
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 [ -d "$root/broker" ] || { echo "check-layers: no broker/ under $root" >&2; exit 2; }
+# Absolute, so every path below compares alike (a relative ROOT found no
+# include at all and passed).
+root=$(cd "$root" && pwd)
 exec /usr/bin/python3 - "$root" "$list" "$max_up" "$max_cycled" <<'PY'
 import os, re, sys
 
@@ -146,6 +149,9 @@ print(f"check-layers: {len(edges)} include edges between {len(graph)} modules, "
       f"{len(up)} upward, {len(sccs)} cycle(s) "
       f"({sum(len(c) for c in sccs)} modules in them)")
 cycled = sum(len(c) for c in sccs)
+if not edges:
+    print("check-layers: no include found: nothing was checked", file=sys.stderr)
+    sys.exit(1)
 if bad or len(up) > max_up or cycled > max_cycled:
     sys.exit(1)
 if up or sccs:
