@@ -356,6 +356,33 @@ void ops_login(tt_raw_t *c, int port, const char *user, const char *pass,
   tt_raw_expect(c, &f, TP_OK, TT_RECV_MS);
 }
 
+void ops_login_pipelined(tt_raw_t *c, const char *user, const char *pass,
+                         const char *topic) {
+  tp_frame_t f;
+  tt_raw_expect(c, &f, TP_HELLO, TT_RECV_MS);
+  tp_frame_init(&f, TP_CONNECT);
+  f.u.connect.proto = 1;
+  f.u.connect.user = tt_str(user);
+  f.u.connect.pass = tt_str(pass);
+  tt_raw_queue(c, &f);
+  tp_frame_init(&f, TP_SUB);
+  f.u.sub.sid = 1;
+  f.u.sub.pattern = tt_str(topic);
+  tt_raw_queue(c, &f);
+  tp_frame_init(&f, TP_PUB);
+  f.u.pub.topic = tt_str(topic);
+  f.u.pub.payload.ptr = (const uint8_t *)"hi";
+  f.u.pub.payload.len = 2;
+  tt_raw_queue(c, &f);
+  tp_frame_init(&f, TP_PING);
+  tt_raw_queue(c, &f);
+  tt_raw_flush(c);
+  tt_raw_expect(c, &f, TP_OK, TT_RECV_MS);
+  tt_raw_expect_msg(c, 1, topic, "hi", 2, TT_RECV_MS);
+  tt_raw_expect(c, &f, TP_PONG, TT_RECV_MS);
+  tt_raw_close(c);
+}
+
 uint64_t ops_metric(int port, const char *name) {
   static char body[1 << 20];
   cr_assert_eq(ops_http_get(port, "/metrics", body, sizeof body), 200);

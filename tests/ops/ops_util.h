@@ -56,5 +56,11 @@ void ops_connect_creds(tt_raw_t *c, int port, const char *user,
 /* The same, and the answer must be OK. */
 void ops_login(tt_raw_t *c, int port, const char *user, const char *pass,
                const char *token);
+/* On c (attached, nothing read yet): reads HELLO, then sends CONNECT (user,
+ * pass), SUB 1 on topic, a PUB "hi" to it and a PING in one write, and
+ * expects OK, the MSG and PONG in that order: frames sent behind a CONNECT
+ * are handled once it is decided, in order. Closes c. */
+void ops_login_pipelined(tt_raw_t *c, const char *user, const char *pass,
+                         const char *topic);
 
 #endif

@@ -96,29 +96,7 @@ Test(ops_auth, frames_after_connect_wait_for_the_verdict, .init = users_init,
    * the password is verified. */
   tt_raw_t c;
   tt_raw_attach(&c, tt_connect(tt_g_broker.port));
-  tp_frame_t f;
-  tt_raw_expect(&c, &f, TP_HELLO, TT_RECV_MS);
-  tp_frame_init(&f, TP_CONNECT);
-  f.u.connect.proto = 1;
-  f.u.connect.user = tt_str("bob");
-  f.u.connect.pass = tt_str("builder");
-  tt_raw_queue(&c, &f);
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = 1;
-  f.u.sub.pattern = tt_str("b.x");
-  tt_raw_queue(&c, &f);
-  tp_frame_init(&f, TP_PUB);
-  f.u.pub.topic = tt_str("b.x");
-  f.u.pub.payload.ptr = (const uint8_t *)"hi";
-  f.u.pub.payload.len = 2;
-  tt_raw_queue(&c, &f);
-  tp_frame_init(&f, TP_PING);
-  tt_raw_queue(&c, &f);
-  tt_raw_flush(&c);
-  tt_raw_expect(&c, &f, TP_OK, TT_RECV_MS);
-  tt_raw_expect_msg(&c, 1, "b.x", "hi", 2, TT_RECV_MS);
-  tt_raw_expect(&c, &f, TP_PONG, TT_RECV_MS);
-  tt_raw_close(&c);
+  ops_login_pipelined(&c, "bob", "builder", "b.x");
 }
 
 Test(ops_auth, permissions_deny_without_closing, .init = users_init,

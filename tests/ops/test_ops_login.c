@@ -226,32 +226,11 @@ Test(ops_login, verified_logins_are_remembered_until_reload) {
    * with CONNECT still come after its OK, in order. */
   tt_raw_t p;
   tt_raw_attach(&p, connect_from("127.0.0.6"));
-  tp_frame_t f;
-  tt_raw_expect(&p, &f, TP_HELLO, TT_RECV_MS);
-  tp_frame_init(&f, TP_CONNECT);
-  f.u.connect.proto = 1;
-  f.u.connect.user = tt_str("alice");
-  f.u.connect.pass = tt_str("Corr3ct-horse");
-  tt_raw_queue(&p, &f);
-  tp_frame_init(&f, TP_SUB);
-  f.u.sub.sid = 1;
-  f.u.sub.pattern = tt_str("x.y");
-  tt_raw_queue(&p, &f);
-  tp_frame_init(&f, TP_PUB);
-  f.u.pub.topic = tt_str("x.y");
-  f.u.pub.payload.ptr = (const uint8_t *)"hi";
-  f.u.pub.payload.len = 2;
-  tt_raw_queue(&p, &f);
-  tp_frame_init(&f, TP_PING);
-  tt_raw_queue(&p, &f);
-  tt_raw_flush(&p);
-  tt_raw_expect(&p, &f, TP_OK, TT_RECV_MS);
-  tt_raw_expect_msg(&p, 1, "x.y", "hi", 2, TT_RECV_MS);
-  tt_raw_expect(&p, &f, TP_PONG, TT_RECV_MS);
-  tt_raw_close(&p);
+  ops_login_pipelined(&p, "alice", "Corr3ct-horse", "x.y");
   cr_assert_eq(metric("tern_auth_cache_hits_total"), 3);
 
   kill(tt_g_broker.pid, SIGHUP);
+  tp_frame_t f;
   tt_raw_expect(&w, &f, TP_MSG, TT_RECV_MS);
   cr_assert(tt_str_eq(f.u.msg.topic, "$SYS.server.reload"));
   login_ok("127.0.0.6", "alice", "Corr3ct-horse");
