@@ -23,46 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "tern_proto/frame.h"
-
-static long rss_kib(long pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  long kib = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-      break;
-  fclose(f);
-  return kib;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "conn_mem: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void send_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      die("write");
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static void send_frame(int fd, tp_buf_t *b, const tp_frame_t *f) {
-  tp_buf_reset(b);
-  if (tp_frame_encode(b, f) != 0)
-    die("encode");
-  send_all(fd, b->data, b->len);
-}
 
 /* Reads frames until a PONG; any ERR is fatal. The PONG is the last
  * frame the broker sends here, so nothing is left unread. */
@@ -72,7 +34,7 @@ static void wait_pong(int fd) {
   for (;;) {
     ssize_t r = read(fd, buf + have, sizeof buf - have);
     if (r <= 0)
-      die("read");
+      probe_die("read");
     have += (size_t)r;
     size_t at = 0, size = 0;
     while (tp_frame_size(buf + at, have - at, sizeof buf, &size) == 1 &&
@@ -80,7 +42,7 @@ static void wait_pong(int fd) {
       uint8_t type = buf[at + 5];
       if (type == TP_ERR) {
         errno = EPROTO;
-        die("broker answered ERR");
+        probe_die("broker answered ERR");
       }
       if (type == TP_PONG)
         return;
@@ -116,7 +78,7 @@ int main(int argc, char **argv) {
 
   int *fds = calloc(nconns, sizeof *fds);
   if (fds == NULL)
-    die("calloc");
+    probe_die("calloc");
   tp_buf_t b;
   tp_buf_init(&b);
   tp_frame_t hello_connect, ping, sub;
@@ -125,18 +87,18 @@ int main(int argc, char **argv) {
   tp_frame_init(&ping, TP_PING);
   tp_frame_init(&sub, TP_SUB);
 
-  long rss0 = rss_kib(pid);
+  long rss0 = probe_status_kib(pid, "VmRSS");
   for (size_t i = 0; i < nconns; i++) {
     fds[i] = socket(AF_INET, SOCK_STREAM, 0);
     if (fds[i] < 0)
-      die("socket");
+      probe_die("socket");
     if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) != 0)
-      die("connect");
-    send_frame(fds[i], &b, &hello_connect);
-    send_frame(fds[i], &b, &ping);
+      probe_die("connect");
+    probe_send_frame(fds[i], &b, &hello_connect);
+    probe_send_frame(fds[i], &b, &ping);
     wait_pong(fds[i]);
   }
-  long rss1 = rss_kib(pid);
+  long rss1 = probe_status_kib(pid, "VmRSS");
 
   char subject[64];
   for (size_t i = 0; i < nsubs; i++) {
@@ -145,13 +107,13 @@ int main(int argc, char **argv) {
     sub.u.sub.sid = i + 1;
     sub.u.sub.pattern.ptr = subject;
     sub.u.sub.pattern.len = (uint32_t)n;
-    send_frame(fd, &b, &sub);
+    probe_send_frame(fd, &b, &sub);
   }
   for (size_t i = 0; i < nconns && i < nsubs; i++) {
-    send_frame(fds[i], &b, &ping);
+    probe_send_frame(fds[i], &b, &ping);
     wait_pong(fds[i]);
   }
-  long rss2 = rss_kib(pid);
+  long rss2 = probe_status_kib(pid, "VmRSS");
 
   printf("{\"conns\":%zu,\"subs\":%zu,\"rss_kib\":[%ld,%ld,%ld],"
          "\"bytes_per_conn\":%.0f,\"bytes_per_sub\":%.0f}\n",

@@ -38,67 +38,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "tern_proto/frame.h"
 
 static struct sockaddr_in broker, http;
 static long pid;
 
-static void die(const char *what) {
-  fprintf(stderr, "mon_abuse: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
+static double now_ms(void) { return probe_now_s() * 1000.0; }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static long rss_kib(void) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  long kib = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-      break;
-  fclose(f);
-  return kib;
-}
+static long rss_kib(void) { return probe_status_kib(pid, "VmRSS"); }
 
 static int dial(const struct sockaddr_in *to, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
-    die("socket");
+    probe_die("socket");
   if (rcvbuf > 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (connect(fd, (const struct sockaddr *)to, sizeof *to) != 0)
-    die("connect");
+    probe_die("connect");
   return fd;
-}
-
-static void send_all(int fd, const void *p, size_t n) {
-  const uint8_t *b = p;
-  while (n > 0) {
-    ssize_t w = write(fd, b, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      die("write");
-    }
-    b += w;
-    n -= (size_t)w;
-  }
 }
 
 static void send_frame(int fd, const tp_frame_t *f) {
   static tp_buf_t b;
-  tp_buf_reset(&b);
-  if (tp_frame_encode(&b, f) != 0)
-    die("encode");
-  send_all(fd, b.data, b.len);
+  probe_send_frame(fd, &b, f);
 }
 
 /* Reads frames until a PONG (HELLO/OK skipped); ERR is fatal. */
@@ -113,7 +76,7 @@ static void wait_pong(int fd) {
       at += size;
       if (type == TP_ERR) {
         errno = EPROTO;
-        die("broker answered ERR");
+        probe_die("broker answered ERR");
       }
       if (type == TP_PONG) {
         memmove(buf, buf + at, have - at);
@@ -125,7 +88,7 @@ static void wait_pong(int fd) {
     have -= at;
     ssize_t r = read(fd, buf + have, sizeof buf - have);
     if (r <= 0)
-      die("read");
+      probe_die("read");
     have += (size_t)r;
   }
 }
@@ -155,7 +118,7 @@ static int http_get(const char *path, int timeout_ms, size_t *bytes) {
   int fd = dial(&http, 0);
   char req[256];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-  send_all(fd, req, (size_t)n);
+  probe_send_all(fd, req, (size_t)n);
   static char buf[1 << 16];
   size_t got = 0;
   int code = 0;
@@ -206,7 +169,7 @@ static void mode_burst(size_t n) {
     fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (connect(fds[i], (struct sockaddr *)&http, sizeof http) != 0 &&
         errno != EINPROGRESS)
-      die("connect");
+      probe_die("connect");
   }
   size_t answered = 0, reset = 0, closed = 0, silent = 0;
   double end = now_ms() + 30000;
@@ -300,13 +263,13 @@ static void mode_subz(size_t n) {
   pinging = 1;
   pthread_t th;
   if (pthread_create(&th, NULL, pinger_main, &pinger) != 0)
-    die("pthread_create");
+    probe_die("pthread_create");
   double t0 = now_ms();
   for (int round = 0; round < 5; round++) {
     int h = dial(&http, 0);
     static const char req[] =
         "GET /subz?limit=100000 HTTP/1.1\r\nHost: x\r\n\r\n";
-    send_all(h, req, sizeof req - 1);
+    probe_send_all(h, req, sizeof req - 1);
     static char buf[1 << 16];
     ssize_t r;
     while ((r = read(h, buf, sizeof buf)) > 0)
@@ -337,7 +300,7 @@ static void mode_unread(size_t n) {
       "GET /subz?limit=100000 HTTP/1.1\r\nHost: x\r\n\r\n";
   for (size_t i = 0; i < n; i++) {
     fds[i] = dial(&http, 4096);
-    send_all(fds[i], req, sizeof req - 1);
+    probe_send_all(fds[i], req, sizeof req - 1);
   }
   double t = now_ms();
   while (now_ms() - t < 3000)

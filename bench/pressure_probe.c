@@ -35,55 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "tern_proto/frame.h"
-
-static long status_kib(long pid, const char *field) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  long kib = -1;
-  size_t n = strlen(field);
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, field, n) == 0 && line[n] == ':') {
-      kib = atol(line + n + 1);
-      break;
-    }
-  fclose(f);
-  return kib;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "pressure_probe: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void send_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      die("write");
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static void send_frame(int fd, tp_buf_t *b, const tp_frame_t *f) {
-  tp_buf_reset(b);
-  if (tp_frame_encode(b, f) != 0)
-    die("encode");
-  send_all(fd, b->data, b->len);
-}
 
 /* A reader of whole frames off a blocking socket. */
 typedef struct rd {
@@ -104,7 +57,7 @@ static int next_type(rd_t *r, int timeout_ms) {
       r->at += size;
       if (type == TP_ERR) {
         errno = EPROTO;
-        die("broker answered ERR");
+        probe_die("broker answered ERR");
       }
       return type;
     }
@@ -117,7 +70,7 @@ static int next_type(rd_t *r, int timeout_ms) {
       return 0;
     ssize_t n = read(r->fd, r->buf + r->have, sizeof r->buf - r->have);
     if (n <= 0)
-      die("read");
+      probe_die("read");
     r->have += (size_t)n;
   }
 }
@@ -132,19 +85,19 @@ static struct sockaddr_in g_sa;
 static int open_conn(rd_t *r, int rcvbuf, tp_buf_t *b) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
-    die("socket");
+    probe_die("socket");
   if (rcvbuf > 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (connect(fd, (struct sockaddr *)&g_sa, sizeof g_sa) != 0)
-    die("connect");
+    probe_die("connect");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   tp_frame_t f;
   tp_frame_init(&f, TP_CONNECT);
   f.u.connect.proto = TP_PROTO_VERSION;
-  send_frame(fd, b, &f);
+  probe_send_frame(fd, b, &f);
   tp_frame_init(&f, TP_PING);
-  send_frame(fd, b, &f);
+  probe_send_frame(fd, b, &f);
   memset(r, 0, sizeof *r);
   r->fd = fd;
   wait_for(r, TP_PONG);
@@ -158,9 +111,9 @@ static void sub_to(rd_t *r, tp_buf_t *b, const char *pattern, int policy) {
   f.u.sub.pattern.ptr = pattern;
   f.u.sub.pattern.len = (uint32_t)strlen(pattern);
   f.u.sub.overflow = policy;
-  send_frame(r->fd, b, &f);
+  probe_send_frame(r->fd, b, &f);
   tp_frame_init(&f, TP_PING);
-  send_frame(r->fd, b, &f);
+  probe_send_frame(r->fd, b, &f);
   wait_for(r, TP_PONG);
 }
 
@@ -178,30 +131,30 @@ static void *flood_main(void *arg) {
   tp_buf_init(&b);
   uint8_t *payload = calloc(1, fl->size);
   if (payload == NULL)
-    die("calloc");
+    probe_die("calloc");
   tp_frame_t f;
   tp_frame_init(&f, TP_PUB);
   f.u.pub.topic.ptr = "probe.flood";
   f.u.pub.topic.len = 11;
   f.u.pub.payload.ptr = payload;
   f.u.pub.payload.len = (uint32_t)fl->size;
-  fl->started = now_s();
+  fl->started = probe_now_s();
   for (uint32_t i = 0; i < fl->count; i++) {
     memcpy(payload, &i, sizeof i < fl->size ? sizeof i : fl->size);
     if (tp_frame_encode(&b, &f) != 0)
-      die("encode");
+      probe_die("encode");
     if (b.len >= 64 * 1024) {
-      send_all(fl->r.fd, b.data, b.len);
+      probe_send_all(fl->r.fd, b.data, b.len);
       tp_buf_reset(&b);
     }
   }
   tp_frame_t ping;
   tp_frame_init(&ping, TP_PING);
   if (tp_frame_encode(&b, &ping) != 0)
-    die("encode");
-  send_all(fl->r.fd, b.data, b.len);
+    probe_die("encode");
+  probe_send_all(fl->r.fd, b.data, b.len);
   wait_for(&fl->r, TP_PONG);
-  fl->done = now_s();
+  fl->done = probe_now_s();
   atomic_store(&fl->finished, 1);
   free(payload);
   tp_buf_free(&b);
@@ -242,7 +195,7 @@ int main(int argc, char **argv) {
   rd_t *subs = calloc(nsubs ? nsubs : 1, sizeof *subs);
   rd_t *pp = calloc(1, sizeof *pp), *ps = calloc(1, sizeof *ps);
   if (subs == NULL || pp == NULL || ps == NULL)
-    die("calloc");
+    probe_die("calloc");
   for (size_t i = 0; i < nsubs; i++) {
     open_conn(&subs[i], 4096, &b);
     sub_to(&subs[i], &b, "probe.flood", policy);
@@ -251,12 +204,12 @@ int main(int argc, char **argv) {
   open_conn(ps, 0, &b);
   sub_to(ps, &b, "probe.pair", TP_OVERFLOW_UNSET);
   open_conn(&fl.r, 0, &b);
-  long rss0 = status_kib(pid, "VmRSS");
+  long rss0 = probe_status_kib(pid, "VmRSS");
 
   pthread_t t;
   if (pthread_create(&t, NULL, flood_main, &fl) != 0)
-    die("pthread_create");
-  double t0 = now_s(), max_wait = 0, end_at = 0;
+    probe_die("pthread_create");
+  double t0 = probe_now_s(), max_wait = 0, end_at = 0;
   uint64_t rounds = 0;
   tp_frame_t pub;
   tp_frame_init(&pub, TP_PUB);
@@ -268,8 +221,8 @@ int main(int argc, char **argv) {
   for (;;) {
     if (seconds > 0)
       usleep(1000); /* a steady trickle, not a spin, over a long run */
-    double sent = now_s();
-    send_frame(pp->fd, &b, &pub);
+    double sent = probe_now_s();
+    probe_send_frame(pp->fd, &b, &pub);
     for (;;) {
       int type = next_type(ps, 1000);
       if (type == TP_MSG)
@@ -277,27 +230,27 @@ int main(int argc, char **argv) {
       if (type == TP_PING) {
         tp_frame_t pong;
         tp_frame_init(&pong, TP_PONG);
-        send_frame(ps->fd, &b, &pong);
+        probe_send_frame(ps->fd, &b, &pong);
       }
-      if (now_s() - sent > 300) {
+      if (probe_now_s() - sent > 300) {
         timed_out = true;
         break;
       }
     }
-    double w = now_s() - sent;
+    double w = probe_now_s() - sent;
     if (w > max_wait)
       max_wait = w;
     rounds++;
     if (timed_out)
       break;
-    if (atomic_load(&fl.finished) && now_s() - t0 >= seconds) {
+    if (atomic_load(&fl.finished) && probe_now_s() - t0 >= seconds) {
       if (end_at == 0)
-        end_at = now_s() + 1.0;
-      else if (now_s() >= end_at)
+        end_at = probe_now_s() + 1.0;
+      else if (probe_now_s() >= end_at)
         break;
     }
   }
-  long rss_end = status_kib(pid, "VmRSS"), hwm = status_kib(pid, "VmHWM");
+  long rss_end = probe_status_kib(pid, "VmRSS"), hwm = probe_status_kib(pid, "VmHWM");
   if (!timed_out)
     pthread_join(t, NULL);
   printf("{\"subs\":%zu,\"policy\":\"%s\",\"count\":%u,\"size\":%zu,"
