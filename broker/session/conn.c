@@ -94,12 +94,13 @@ static void on_write_done(void *owner, int status) {
 }
 
 /*
- * A closing connection's queue is flushed into the kernel. Closing the
+ * A closing connection's queue is flushed into the transport. Closing the
  * socket now while the peer's unread frames sit in our receive buffer
  * makes the kernel reset the connection and throw away whatever it has
  * not sent yet: the ERR or GOAWAY and the messages before it would be
  * lost exactly when a client keeps publishing. So the close waits, on a
- * short timer, until the peer has acknowledged every byte, or until the
+ * short timer, until the peer has acknowledged every byte (as the
+ * transport counts them: TIOCOUTQ for TCP), or until the
  * close deadline armed by begin_close.
  */
 static void close_when_delivered(conn_t *c) {

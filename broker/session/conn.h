@@ -4,8 +4,8 @@
  * order), the ordered output
  * queue, the connection's subscriptions, and the one close path.
  *
- * Lifetime. A connection is created on accept and freed in the close
- * callback of its last libuv handle. Closing is two-phase so that nothing
+ * Lifetime. A connection is created on accept and freed when its
+ * transport reports it closed (on_closed). Closing is two-phase so that nothing
  * is freed under a caller's feet (for instance in the middle of a fan-out):
  * conn_fail / conn_goaway only mark it CLOSING, stop reading and queue the
  * final frames; the server's before-sleep hook then tears down its
@@ -40,7 +40,7 @@ typedef enum conn_state {
   CONN_HANDSHAKE, /* HELLO sent, waiting for CONNECT */
   CONN_ACTIVE,    /* CONNECTed */
   CONN_CLOSING,   /* final frames queued, flushing */
-  CONN_CLOSED     /* handles closing */
+  CONN_CLOSED     /* transport closing */
 } conn_state_t;
 
 typedef struct conn {

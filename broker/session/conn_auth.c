@@ -268,8 +268,8 @@ static void on_verdict(void *data, auth_verdict_t verdict, auth_db_t *db,
 /*
  * Is the client still there? The connection is not read while its login
  * waits (frames after CONNECT stay in the socket), so a close shows only
- * in the socket's TCP state: anything but ESTABLISHED (CLOSE_WAIT after
- * the peer's FIN, CLOSE after a reset) means nobody will read the answer.
+ * in the connection's state as the transport sees it (for TCP, anything
+ * but ESTABLISHED): then nobody will read the answer.
  */
 static bool still_there(void *data) {
   conn_t *c = data;
