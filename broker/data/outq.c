@@ -12,7 +12,7 @@
 
 /* Buffers per writev: two per entry (head, body). */
 #define MAX_BUFS 512
-/* Bytes copied together for one uv_try_write; a body larger than
+/* Bytes copied together for one try_write; a body larger than
  * COALESCE_MAX is written from its own buffer instead of being copied. */
 #define SCRATCH_SIZE (256u * 1024u)
 #define COALESCE_MAX 512u
@@ -80,7 +80,7 @@ void outq_init(outq_t *q, outq_pool_t *pool) {
   q->chunks = &pool->chunks;
 }
 
-/* Marks e (not) handed to uv_write, keeping its subscription's count. */
+/* Marks e (not) handed to the write, keeping its subscription's count. */
 static void set_inflight(outq_entry_t *e, bool on) {
   e->inflight = on;
   if (e->is_chunk) {
@@ -286,13 +286,13 @@ static size_t gather(outq_t *q, size_t skip, size_t cap, size_t max_entries,
 }
 
 /*
- * Like gather from the first entry, but for uv_try_write: small entries are
+ * Like gather from the first entry, but for try_write: small entries are
  * copied back to back into the pool's scratch buffer, so a run of small
  * messages becomes one buffer instead of two per message (the kernel's
  * cost per iovec, not per byte, dominates for small messages). Bodies
  * above COALESCE_MAX keep a buffer of their own. The scratch bytes are
  * only valid until the next flush: what the kernel does not take is
- * handed to uv_write from the entries themselves (gather).
+ * handed to the write from the entries themselves (gather).
  */
 static size_t gather_copy(outq_t *q, size_t cap, uv_buf_t *bufs,
                           size_t *nentries) {
@@ -331,7 +331,7 @@ static size_t gather_copy(outq_t *q, size_t cap, uv_buf_t *bufs,
   return nb;
 }
 
-int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
+int outq_flush(outq_t *q, size_t cap, const outq_writer_t *wr, void *ctx) {
   if (q->writing)
     return 1;
   uv_buf_t bufs[MAX_BUFS];
@@ -345,10 +345,8 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
     size_t nb = gather_copy(q, cap - sent, bufs, &k);
     if (nb == 0)
       return 0; /* only empty entries: cannot happen, frames are never empty */
-    int n = uv_try_write(stream, bufs, (unsigned)nb);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-      n = 0;
-    else if (n < 0)
+    int n = wr->try_write(ctx, bufs, (unsigned)nb);
+    if (n < 0)
       return n;
     /* Entries the kernel took whole are done now. */
     written = (size_t)n;
@@ -365,13 +363,13 @@ int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb) {
       break;
   }
   /* The rest of this batch (the first entry maybe half sent) waits in
-   * uv_write; its entries stay queued and accounted until write_cb. */
+   * one write; its entries stay queued and accounted until it is done. */
   size_t k2 = 0;
   size_t nb = gather(q, written, SIZE_MAX, k, bufs, &k2);
   size_t i = 0;
   for (list_node_t *ln = q->entries.next; i < k2; ln = ln->next, i++)
     set_inflight(LIST_ENTRY(ln, outq_entry_t, link), true);
-  int rc = uv_write(&q->req, stream, bufs, (unsigned)nb, cb);
+  int rc = wr->write(ctx, bufs, (unsigned)nb);
   if (rc != 0) {
     i = 0;
     list_node_t *last = &q->entries;

@@ -13,9 +13,10 @@
  * holding the bytes of many MSGs and control frames back to back.
  *
  * Writing: outq_flush gathers queued entries (up to a byte cap per call)
- * into one writev, tries it at once with uv_try_write, and hands whatever
- * the kernel did not take to a single uv_write. Entries stay in the queue,
- * marked in flight, until their bytes are written; only then are they
+ * into one writev, tries it at once (the writer's try_write), and hands
+ * whatever the transport did not take to a single write (the writer's
+ * write, which calls back when done: outq_write_done). Entries stay in the
+ * queue, marked in flight, until their bytes are written; only then are they
  * released, so "pending" includes bytes the kernel has not accepted yet.
  */
 #ifndef TERND_OUTQ_H
@@ -44,8 +45,7 @@ typedef struct outq {
   size_t nentries;
   uint64_t bytes; /* all queued bytes, in flight included */
   size_t ninflight;
-  bool writing; /* a uv_write is outstanding */
-  uv_write_t req;
+  bool writing; /* a write is outstanding */
   outq_pool_t *pool;
   struct outq_chunk_pool *chunks; /* the pool's free chunks */
   /* Chunkable MSGs queued as entries since the queue was last empty or a
@@ -99,7 +99,7 @@ void outq_drop(outq_t *q, outq_entry_t *e);
  * what is left to send is the final control frames). */
 void outq_drop_queued_msgs(outq_t *q);
 
-/* Bytes queued and not yet handed to the kernel or uv_write. */
+/* Bytes queued and not yet handed to the transport. */
 static inline bool outq_has_unsent(const outq_t *q) {
   return q->nentries > q->ninflight;
 }
@@ -108,14 +108,25 @@ static inline bool outq_empty(const outq_t *q) {
 }
 
 /*
- * Writes up to cap bytes of queued entries to stream (see the file
- * comment). write_cb is the uv_write callback; its req is &q->req and the
- * caller sets q->req.data. Returns 0 when everything queued went to the
- * kernel, 1 when the write is now waiting in uv_write or the cap left
- * entries unsent, or a negative libuv error (the connection is broken).
- * Does nothing while a uv_write is outstanding.
+ * Where outq_flush hands its buffers: the connection's transport, seen
+ * from below. try_write writes what it can now and returns the bytes
+ * taken (0: none) or a negative error; write takes all of them, keeps
+ * them (they point into the queue's entries) until it calls back, and
+ * returns 0 or a negative error.
  */
-int outq_flush(outq_t *q, uv_stream_t *stream, size_t cap, uv_write_cb cb);
+typedef struct outq_writer {
+  int (*try_write)(void *ctx, const uv_buf_t *bufs, unsigned n);
+  int (*write)(void *ctx, const uv_buf_t *bufs, unsigned n);
+} outq_writer_t;
+
+/*
+ * Writes up to cap bytes of queued entries through wr (see the file
+ * comment). Returns 0 when everything queued was taken, 1 when the write
+ * is now outstanding or the cap left entries unsent, or a negative error
+ * (the connection is broken). Does nothing while a write is outstanding;
+ * its end is outq_write_done.
+ */
+int outq_flush(outq_t *q, size_t cap, const outq_writer_t *wr, void *ctx);
 /* From the write callback: releases the entries that were in flight
  * (ok: they were written, false: the write failed or was cancelled). */
 void outq_write_done(outq_t *q, bool ok);

@@ -29,7 +29,7 @@ typedef struct outq_entry {
   struct msgbuf *body;  /* one reference, or NULL */
   uint32_t bytes;       /* head_len + body length */
   uint8_t head_len;
-  bool inflight; /* handed to uv_write, not completed yet */
+  bool inflight; /* handed to the write, not completed yet */
   bool is_msg;
   bool is_chunk;  /* an outq_chunk_t (outq.h): bytes inside, no body */
   bool is_notice; /* a drop_oldest DROPPED notice that `pend` may still grow

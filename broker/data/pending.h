@@ -33,7 +33,7 @@ typedef struct pending {
   struct outq_entry *first_queued;
   uint64_t pending_msgs;
   uint64_t pending_bytes;
-  /* Of those, handed to uv_write: drop_oldest cannot evict them. */
+  /* Of those, handed to the write: drop_oldest cannot evict them. */
   uint64_t inflight_msgs;
   uint64_t inflight_bytes;
   /* Runs in the connection's chunks that point here (outq_detach_pending

@@ -20,6 +20,7 @@
 #include "session/pressure.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
+#include "transport/tcp.h"
 
 /* Kept for reuse: enough for a busy loop turn, small next to the data.
  * One completed 1 MiB write releases ~40k small bodies at once. */
@@ -167,7 +168,10 @@ static void on_accept(fd_acceptor_t *a, int fd) {
     close(fd);
     return;
   }
-  int rc = conn_accept(&srv->worker, fd);
+  transport_t *tr;
+  int rc = tcp_transport_open(srv->worker.loop, fd, &tr);
+  if (rc == 0)
+    rc = conn_accept(&srv->worker, tr);
   if (rc != 0)
     LOG(LOG_WARN, "accept: %s", ternd_strerror(rc));
 }

@@ -3,14 +3,9 @@
  */
 #include "session/conn.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "base/log.h"
 #include "delivery/interest.h"
@@ -26,7 +21,7 @@ static const uint8_t FRAME_OK[] = {0, 0, 0, 2, 0x91, TP_OK};
 static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len);
 static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
                            size_t used);
-static void close_handles(conn_t *c);
+static void close_transport(conn_t *c);
 
 /* The largest frame c may send now: small until CONNECT (server.h). */
 static inline size_t conn_max_frame(const conn_t *c) {
@@ -85,8 +80,8 @@ static void queue_err(conn_t *c, int code, const char *msg) {
   conn_send_frame(c, &f);
 }
 
-static void on_write(uv_write_t *req, int status) {
-  conn_t *c = req->data;
+static void on_write_done(void *owner, int status) {
+  conn_t *c = owner;
   outq_write_done(&c->out, status == 0);
   if (status < 0 && status != UV_ECANCELED) {
     LOG(LOG_DEBUG, "conn %llu (%s): write failed: %s",
@@ -98,51 +93,39 @@ static void on_write(uv_write_t *req, int status) {
     conn_want_flush(c);
 }
 
-static void on_timer(uv_timer_t *t);
-
-/* Bytes written to the socket that the peer has not acknowledged yet, or
- * 0 when there is nothing worth waiting for. */
-static size_t unacked_bytes(conn_t *c) {
-#if defined(TCP_INFO) && defined(TIOCOUTQ)
-  uv_os_fd_t fd;
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
-  int n = 0;
-  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
-      getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-    return 0;
-  /* After a reset TIOCOUTQ's sequence arithmetic is stale: only a
-   * connection that can still deliver is worth waiting for. */
-  if (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT)
-    return 0;
-  if (ioctl(fd, TIOCOUTQ, &n) == 0 && n > 0)
-    return (size_t)n;
-#else
-  (void)c;
-#endif
-  return 0;
-}
-
 /*
- * A closing connection's queue is flushed into the kernel. Closing the
+ * A closing connection's queue is flushed into the transport. Closing the
  * socket now while the peer's unread frames sit in our receive buffer
  * makes the kernel reset the connection and throw away whatever it has
  * not sent yet: the ERR or GOAWAY and the messages before it would be
  * lost exactly when a client keeps publishing. So the close waits, on a
- * short timer, until the peer has acknowledged every byte, or until the
+ * short timer, until the peer has acknowledged every byte (as the
+ * transport counts them: TIOCOUTQ for TCP), or until the
  * close deadline armed by begin_close.
  */
 static void close_when_delivered(conn_t *c) {
-  if (unacked_bytes(c) == 0 || uv_now(c->w->loop) >= c->close_deadline) {
-    close_handles(c);
+  if (transport_unacked(c->tr) == 0 ||
+      uv_now(c->w->loop) >= c->close_deadline) {
+    close_transport(c);
     return;
   }
   if (!c->lingering) {
     c->lingering = true;
-    uv_timer_stop(&c->timer);
-    uv_timer_start(&c->timer, on_timer, 5, 5);
+    transport_timer_start(c->tr, 5, 5);
   }
 }
+
+/* The output queue writes through the transport (data/ cannot name it). */
+static int writer_try_write(void *ctx, const uv_buf_t *bufs, unsigned n) {
+  return transport_try_write(ctx, bufs, n);
+}
+static int writer_write(void *ctx, const uv_buf_t *bufs, unsigned n) {
+  return transport_write(ctx, bufs, n);
+}
+static const outq_writer_t conn_writer = {
+    .try_write = writer_try_write,
+    .write = writer_write,
+};
 
 /*
  * One gathered write for this loop turn. A closing connection whose queue
@@ -151,13 +134,11 @@ static void close_when_delivered(conn_t *c) {
 void conn_flush(conn_t *c) {
   if (c->state == CONN_CLOSED)
     return;
-  c->out.req.data = c;
-  int rc =
-      outq_flush(&c->out, (uv_stream_t *)&c->tcp, c->w->write_cap, on_write);
+  int rc = outq_flush(&c->out, c->w->write_cap, &conn_writer, c->tr);
   if (rc < 0) {
     LOG(LOG_DEBUG, "conn %llu (%s): write failed: %s",
         (unsigned long long)c->id, c->addr, uv_strerror(rc));
-    close_handles(c);
+    close_transport(c);
     return;
   }
   if (rc == 1 && !c->out.writing) {
@@ -172,7 +153,7 @@ void conn_flush(conn_t *c) {
 
 static void stop_reading(conn_t *c) {
   if (c->reading) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    transport_stop_read(c->tr);
     c->reading = false;
   }
 }
@@ -188,8 +169,7 @@ static void begin_close(conn_t *c) {
   stop_reading(c);
   list_remove(&c->resume_link);
   list_remove(&c->partial_link);
-  uv_timer_stop(&c->timer);
-  uv_timer_start(&c->timer, on_timer, w->broker->cfg.drain_timeout_ms, 0);
+  transport_timer_start(c->tr, w->broker->cfg.drain_timeout_ms, 0);
   c->close_deadline = uv_now(w->loop) + w->broker->cfg.drain_timeout_ms;
   if (!list_linked(&c->close_link))
     list_insert_tail(&w->close_list, &c->close_link);
@@ -234,7 +214,7 @@ void conn_abort(conn_t *c) {
   if (c->state != CONN_CLOSING)
     begin_close(c);
   outq_drop_queued_msgs(&c->out);
-  close_handles(c);
+  close_transport(c);
 }
 
 /*
@@ -277,10 +257,8 @@ void conn_teardown(conn_t *c) {
   c->nblocked = 0;
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-  conn_t *c = h->data;
-  if (--c->handles_open > 0)
-    return;
+static void on_closed(void *owner) {
+  conn_t *c = owner;
   /* Cancelled writes have called back by now: nothing is in flight. */
   outq_clear(&c->out);
   rx_tail_free(&c->w->rx, &c->rx);
@@ -292,7 +270,7 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c);
 }
 
-static void close_handles(conn_t *c) {
+static void close_transport(conn_t *c) {
   if (c->state == CONN_CLOSED)
     return;
   if (c->state != CONN_CLOSING)
@@ -311,8 +289,7 @@ static void close_handles(conn_t *c) {
   c->w->broker->ops.closed_msgs_out += c->out.msgs_written;
   if (c->was_active)
     CONN_EVENT(c->w, disconnected, c);
-  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  transport_close(c->tr);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -321,8 +298,8 @@ static void close_handles(conn_t *c) {
  * One timer per connection, by state: the connect timeout, then the
  * heartbeat, then the close deadline.
  */
-static void on_timer(uv_timer_t *t) {
-  conn_t *c = t->data;
+static void on_timer(void *owner) {
+  conn_t *c = owner;
   switch (c->state) {
   case CONN_HANDSHAKE:
     conn_fail(c, TP_WIRE_CONNECT_TIMEOUT, "connect timeout");
@@ -347,7 +324,7 @@ static void on_timer(uv_timer_t *t) {
     }
     LOG(LOG_DEBUG, "conn %llu (%s): close deadline, dropping %zu entries",
         (unsigned long long)c->id, c->addr, c->out.nentries);
-    close_handles(c);
+    close_transport(c);
     break;
   case CONN_CLOSED:
     break;
@@ -428,9 +405,6 @@ void conn_unblock(conn_t *c, sub_t *s) {
     list_insert_tail(&c->w->resume_list, &c->resume_link);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
 /* Unblocked: first the frames already buffered, then the socket again. */
 void conn_resume(conn_t *c) {
   if (c->state != CONN_ACTIVE || c->nblocked > 0)
@@ -442,7 +416,7 @@ void conn_resume(conn_t *c) {
   if (len > 0)
     keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
   if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->reading) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (transport_start_read(c->tr) == 0)
       c->reading = true;
   }
 }
@@ -487,11 +461,11 @@ static void handle_connect(conn_t *c, const tp_connect_t *req) {
 void conn_connected(conn_t *c) {
   c->state = CONN_ACTIVE;
   c->ep.active = true;
-  uv_timer_stop(&c->timer);
+  transport_timer_stop(c->tr);
   c->heard = false;
   if (c->w->broker->cfg.heartbeat_ms > 0)
-    uv_timer_start(&c->timer, on_timer, c->w->broker->cfg.heartbeat_ms,
-                   c->w->broker->cfg.heartbeat_ms);
+    transport_timer_start(c->tr, c->w->broker->cfg.heartbeat_ms,
+                          c->w->broker->cfg.heartbeat_ms);
   send_small(c, FRAME_OK, sizeof FRAME_OK);
   LOG_CONN(LOG_INFO, c->id, c->addr, c->name, "connected%s%s",
            c->auth_user ? " as " : "", log_field(c->auth_user));
@@ -721,18 +695,14 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
 
 /* ---- reading ----------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  conn_t *c = h->data;
+static void on_alloc(void *owner, uv_buf_t *buf) {
+  conn_t *c = owner;
   rx_alloc(&c->w->rx, &c->rx, conn_max_frame(c), buf);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  conn_t *c = s->data;
-  if (nread == 0)
-    return;
-  if (nread == UV_ENOBUFS) {
+static void on_read_error(void *owner, int err) {
+  conn_t *c = owner;
+  if (err == UV_ENOBUFS) {
     if (c->rx.over_cap) {
       c->w->stats.inbound_refused++;
       LOG(LOG_WARN,
@@ -747,23 +717,24 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     return;
   }
-  if (nread < 0) {
-    LOG(LOG_DEBUG, "conn %llu (%s): read: %s", (unsigned long long)c->id,
-        c->addr, uv_strerror((int)nread));
-    if (c->state < CONN_CLOSING)
-      begin_close(c);
-    stop_reading(c);
-    return;
-  }
+  LOG(LOG_DEBUG, "conn %llu (%s): read: %s", (unsigned long long)c->id, c->addr,
+      uv_strerror(err));
+  if (c->state < CONN_CLOSING)
+    begin_close(c);
+  stop_reading(c);
+}
+
+static void on_data(void *owner, size_t nread) {
+  conn_t *c = owner;
   c->bytes_in += (uint64_t)nread;
   const uint8_t *bytes;
   size_t len;
-  rx_received(&c->w->rx, &c->rx, (size_t)nread, &bytes, &len);
+  rx_received(&c->w->rx, &c->rx, nread, &bytes, &len);
   keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
   /* libuv reads a busy socket up to 32 times per turn: a fast publisher
    * would queue megabytes before any subscriber gets a write. Past the
    * budget it yields, and resumes reading at the next turn. */
-  c->read_turn += (size_t)nread;
+  c->read_turn += nread;
   if (c->read_turn >= READBUF_TURN_BUDGET && c->reading &&
       c->state == CONN_ACTIVE) {
     stop_reading(c);
@@ -774,31 +745,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- accept ------------------------------------------------------------ */
 
-static void peer_name(conn_t *c) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  snprintf(c->addr, sizeof c->addr, "?");
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-    return;
-  char ip[48] = "";
-  int port = 0;
-  if (ss.ss_family == AF_INET) {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    port = ntohs(a->sin_port);
-    snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
-  } else if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    port = ntohs(a->sin6_port);
-    snprintf(c->addr, sizeof c->addr, "[%s]:%d", ip, port);
-  }
-}
+static const transport_cbs_t conn_transport_cbs = {
+    .alloc = on_alloc,
+    .on_data = on_data,
+    .on_error = on_read_error,
+    .on_write_done = on_write_done,
+    .on_timer = on_timer,
+    .on_closed = on_closed,
+};
 
-int conn_accept(worker_t *w, int fd) {
+int conn_accept(worker_t *w, transport_t *tr) {
   conn_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
-    close(fd);
+    transport_close(tr);
     return TP_ENOMEM;
   }
   c->w = w;
@@ -809,32 +768,22 @@ int conn_accept(worker_t *w, int fd) {
   list_init(&c->resume_link);
   list_init(&c->partial_link);
   outq_init(&c->out, w->entries);
-  int rc = uv_tcp_init(w->loop, &c->tcp);
-  if (rc != 0) {
-    free(c);
-    close(fd);
-    return rc;
-  }
-  c->tcp.data = c;
-  c->timer.data = c;
-  uv_timer_init(w->loop, &c->timer);
-  c->handles_open = 2;
+  c->tr = tr;
+  transport_set_owner(tr, &conn_transport_cbs, c);
   list_insert_tail(&w->conns, &c->all_link);
   w->nconns++;
   /* From here on, failures go through the one close path. */
   c->state = CONN_HANDSHAKE;
   w->nlive++;
-  rc = uv_tcp_open(&c->tcp, fd);
-  if (rc != 0)
-    close(fd); /* not the handle's */
-  if (rc == 0 && hashmap_create(&c->subs, 0) != 0)
-    rc = UV_ENOMEM;
-  if (rc != 0) {
+  if (hashmap_create(&c->subs, 0) != 0) {
     conn_abort(c);
-    return rc;
+    return UV_ENOMEM;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
-  peer_name(c);
+  struct sockaddr_storage ss;
+  if (transport_peer(tr, &ss) == 0)
+    transport_addr_name(&ss, c->addr, sizeof c->addr);
+  else
+    snprintf(c->addr, sizeof c->addr, "?");
   w->stats.conns_accepted++;
 
   if (w->broker->cfg.max_connections > 0 &&
@@ -849,8 +798,8 @@ int conn_accept(worker_t *w, int fd) {
   msgbuf_ref(w->broker->hello);
   outq_push_buf(&c->out, w->broker->hello);
   conn_want_flush(c);
-  uv_timer_start(&c->timer, on_timer, w->broker->cfg.connect_timeout_ms, 0);
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+  transport_timer_start(tr, w->broker->cfg.connect_timeout_ms, 0);
+  if (transport_start_read(tr) == 0)
     c->reading = true;
   return 0;
 }

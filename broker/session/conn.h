@@ -4,13 +4,16 @@
  * order), the ordered output
  * queue, the connection's subscriptions, and the one close path.
  *
- * Lifetime. A connection is created on accept and freed in the close
- * callback of its last libuv handle. Closing is two-phase so that nothing
+ * Lifetime. A connection is created on accept and freed when its
+ * transport reports it closed (on_closed). Closing is two-phase so that nothing
  * is freed under a caller's feet (for instance in the middle of a fan-out):
  * conn_fail / conn_goaway only mark it CLOSING, stop reading and queue the
  * final frames; the server's before-sleep hook then tears down its
- * subscriptions (conn_teardown), flushes the output and closes the handles
- * once the queue is empty or the close deadline passes.
+ * subscriptions (conn_teardown), flushes the output and closes the
+ * transport once the queue is empty or the close deadline passes.
+ *
+ * Bytes, the timer and the close go through the connection's transport
+ * (transport/transport.h): the session never names a socket.
  */
 #ifndef TERND_CONN_H
 #define TERND_CONN_H
@@ -29,6 +32,7 @@
 #include "delivery/worker.h"
 #include "session/auth.h"
 #include "tern_proto/frame.h"
+#include "transport/transport.h"
 
 struct worker;
 
@@ -36,7 +40,7 @@ typedef enum conn_state {
   CONN_HANDSHAKE, /* HELLO sent, waiting for CONNECT */
   CONN_ACTIVE,    /* CONNECTed */
   CONN_CLOSING,   /* final frames queued, flushing */
-  CONN_CLOSED     /* handles closing */
+  CONN_CLOSED     /* transport closing */
 } conn_state_t;
 
 typedef struct conn {
@@ -50,14 +54,14 @@ typedef struct conn {
   char *name;    /* CONNECT name, owned, or NULL */
   conn_state_t state;
   bool verbose;
-  bool reading;   /* uv_read_start is in effect */
+  bool reading;   /* the transport is reading */
   bool torn_down; /* subscriptions released (closing) */
 
-  uv_tcp_t tcp;
-  uv_timer_t timer;        /* connect timeout, heartbeat, then close deadline */
+  /* Bytes in and out, and the one timer: connect timeout, heartbeat,
+   * then close deadline. Owned; closed by the close path. */
+  transport_t *tr;
   uint64_t close_deadline; /* loop time (ms) a closing conn is cut off */
   bool lingering;          /* flushed; waits for the peer to take it all */
-  int handles_open;
 
   rx_tail_t rx; /* bytes read but not handled yet (readbuf.h) */
   /* An unfinished frame sits in rx while the connection reads: since
@@ -101,11 +105,11 @@ typedef struct conn {
 } conn_t;
 
 /*
- * Takes a socket the server's listener accepted (it owns fd from here on,
- * closed on every failure): greets it with HELLO, or with ERR 11 when the
- * server is full. 0 or a libuv / TP error.
+ * Takes a transport the server opened on an accepted connection (it owns
+ * tr from here on, closed on every failure): greets it with HELLO, or with
+ * ERR 11 when the server is full. 0 or a libuv / TP error.
  */
-int conn_accept(struct worker *w, int fd);
+int conn_accept(struct worker *w, transport_t *tr);
 
 /* Queues ERR code (message msg) and, if the code is fatal, closes. */
 void conn_send_err(conn_t *c, int code, const char *msg);

@@ -3,8 +3,6 @@
  */
 #include "session/conn.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,19 +268,12 @@ static void on_verdict(void *data, auth_verdict_t verdict, auth_db_t *db,
 /*
  * Is the client still there? The connection is not read while its login
  * waits (frames after CONNECT stay in the socket), so a close shows only
- * in the socket's TCP state: anything but ESTABLISHED (CLOSE_WAIT after
- * the peer's FIN, CLOSE after a reset) means nobody will read the answer.
+ * in the connection's state as the transport sees it (for TCP, anything
+ * but ESTABLISHED): then nobody will read the answer.
  */
 static bool still_there(void *data) {
   conn_t *c = data;
-  uv_os_fd_t fd;
-  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
-    return false;
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-    return true; /* cannot tell: hash it */
-  return ti.tcpi_state == TCP_ESTABLISHED;
+  return transport_connected(c->tr);
 }
 
 static bool has_nul(tp_str_t s) {
@@ -308,9 +299,7 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
       return -1;
   }
   struct sockaddr_storage peer;
-  int plen = sizeof peer;
-  bool have_peer =
-      uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0;
+  bool have_peer = transport_peer(c->tr, &peer) == 0;
   const auth_user_t *user = NULL;
   c->authenticating = true;
   auth_start_t r = auth_verify_start(
@@ -321,7 +310,7 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   if (r == AUTH_PENDING) {
     /* The queue is bounded, so the wait is: a login waiting behind
      * others' hashes must not time out for it. */
-    uv_timer_stop(&c->timer);
+    transport_timer_stop(c->tr);
     return 0;
   }
   c->auth_job = NULL;

@@ -16,6 +16,7 @@
 #include "delivery/router.h"
 #include "delivery/worker.h"
 #include "session/conn.h"
+#include "stub_transport.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/reader.h"
 
@@ -51,7 +52,7 @@ static void setup(void) {
   nconns = 0;
 }
 
-/* An ACTIVE connection with no socket: only its queue and timer. */
+/* An ACTIVE connection with no socket: its queue and a stub transport. */
 static conn_t *stub_conn(void) {
   conn_t *c = calloc(1, sizeof *c);
   cr_assert_not_null(c);
@@ -64,7 +65,7 @@ static conn_t *stub_conn(void) {
   list_init(&c->resume_link);
   list_init(&c->partial_link);
   outq_init(&c->out, wk.entries);
-  uv_timer_init(&loop, &c->timer);
+  c->tr = &stub_transport_new(&loop)->base;
   cr_assert_eq(hashmap_create(&c->subs, 0), 0);
   list_insert_tail(&wk.conns, &c->all_link);
   conns[nconns++] = c;
@@ -144,7 +145,7 @@ static void teardown(void) {
     outq_clear(&c->out);
     hashmap_destroy(c->subs);
     free(c->blocked_on);
-    uv_close((uv_handle_t *)&c->timer, NULL);
+    stub_transport_drop(stub_of(c->tr));
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   for (int i = 0; i < nconns; i++)
