@@ -34,7 +34,7 @@ static char conf_path[64];
 static void start(const char *const *extra) {
   cr_assert_geq(sodium_init(), 0);
   char ha[crypto_pwhash_STRBYTES], ho[crypto_pwhash_STRBYTES];
-  cr_assert_eq(crypto_pwhash_str(ha, "Corr3ct-horse", 13, 3, 8u << 20), 0);
+  cr_assert_eq(crypto_pwhash_str(ha, "Corr3ct-horse", 13, 3, 32u << 20), 0);
   cr_assert_eq(crypto_pwhash_str(ho, "ops-pw", 6, crypto_pwhash_OPSLIMIT_MIN,
                                  crypto_pwhash_MEMLIMIT_MIN),
                0);
@@ -138,7 +138,12 @@ static unsigned long long metric(const char *name) {
  * the good login, retried on ERR 11, gets OK.
  */
 Test(ops_login, good_login_gets_through_a_flood) {
-  start((const char *[]){"--connect-timeout-ms", "100", "--auth-fail-limit",
+  /* 250 ms: far shorter than 100 hashes take (alice's, 32 MiB, 25-40 ms
+   * each: over a second two at a time, over half a second on libuv's four
+   * threads as before),
+   * yet long enough that a loaded machine reads every CONNECT in time
+   * (100 ms was seen to time out a bad login's CONNECT once). */
+  start((const char *[]){"--connect-timeout-ms", "250", "--auth-fail-limit",
                          "0", "--auth-queue", "1000", NULL});
   enum { N = 100 };
   static tt_raw_t bad[N];
