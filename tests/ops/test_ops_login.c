@@ -140,9 +140,8 @@ static unsigned long long metric(const char *name) {
 Test(ops_login, good_login_gets_through_a_flood) {
   /* 250 ms: far shorter than 100 hashes take (alice's, 32 MiB, 25-40 ms
    * each: over a second two at a time, over half a second on libuv's four
-   * threads as before),
-   * yet long enough that a loaded machine reads every CONNECT in time
-   * (100 ms was seen to time out a bad login's CONNECT once). */
+   * threads as before), yet long enough that a loaded machine reads every
+   * CONNECT in time (100 ms once timed out a bad login's CONNECT). */
   start((const char *[]){"--connect-timeout-ms", "250", "--auth-fail-limit",
                          "0", "--auth-queue", "1000", NULL});
   enum { N = 100 };
