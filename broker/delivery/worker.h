@@ -140,4 +140,13 @@ typedef struct worker {
   server_stats_t stats;
 } worker_t;
 
+/*
+ * A worker of broker b on loop: its lists, scratch buffer and write cap,
+ * and the loop and stalled list its subscriptions see; everything else
+ * zero. The caller still registers what belongs to the layers above
+ * (sub_env.block/unblock, conn_events) and creates the pools. Every
+ * worker, the tests' included, starts here.
+ */
+void worker_init(worker_t *w, broker_t *b, uv_loop_t *loop);
+
 #endif

@@ -349,33 +349,22 @@ static void make_server_id(server_t *srv) {
 
 int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   memset(srv, 0, sizeof *srv);
-  srv->worker.broker = &srv->broker;
+  worker_init(&srv->worker, &srv->broker, loop);
   srv->worker.server = srv;
   srv->hello_update = server_hello_update;
-  srv->worker.loop = loop;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
   snprintf(srv->broker.server_name, sizeof srv->broker.server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
-  list_init(&srv->worker.conns);
-  list_init(&srv->worker.flush_list);
-  list_init(&srv->worker.close_list);
-  list_init(&srv->worker.resume_list);
-  list_init(&srv->worker.stalled_subs);
-  srv->worker.sub_env = (sub_env_t){.loop = loop,
-                                    .stalled = &srv->worker.stalled_subs,
-                                    .block = conn_block_on,
-                                    .unblock = conn_unblock};
+  srv->worker.sub_env.block = conn_block_on;
+  srv->worker.sub_env.unblock = conn_unblock;
   srv->worker.conn_events = (conn_events_t){.connected = on_connected,
                                             .disconnected = on_disconnected,
                                             .slow_consumer = on_slow_consumer,
                                             .auth_failure = on_auth_failure,
                                             .closed = on_conn_closed};
-  list_init(&srv->worker.partial_list);
-  tp_buf_init(&srv->worker.scratch);
   pending_gate_init(&srv->broker.gate, cfg->max_pending_total);
-  srv->worker.write_cap = SERVER_WRITE_CAP_PER_TURN;
   srv->broker.cfg.max_pending_total = srv->broker.gate.high;
   int rc = sublist_create(&srv->broker.index, 0);
   if (rc == 0)

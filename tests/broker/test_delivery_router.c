@@ -29,22 +29,11 @@ static int nconns;
 static void setup(void) {
   cr_assert_eq(uv_loop_init(&loop), 0);
   memset(&broker, 0, sizeof broker);
-  memset(&wk, 0, sizeof wk);
-  wk.broker = &broker;
-  wk.loop = &loop;
+  worker_init(&wk, &broker, &loop);
   config_defaults(&broker.cfg);
-  list_init(&wk.conns);
-  list_init(&wk.flush_list);
-  list_init(&wk.close_list);
-  list_init(&wk.resume_list);
-  list_init(&wk.stalled_subs);
-  list_init(&wk.partial_list);
-  wk.sub_env = (sub_env_t){.loop = &loop,
-                           .stalled = &wk.stalled_subs,
-                           .block = conn_block_on,
-                           .unblock = conn_unblock};
+  wk.sub_env.block = conn_block_on;
+  wk.sub_env.unblock = conn_unblock;
   /* conn_events stay NULL: no $SYS here. */
-  tp_buf_init(&wk.scratch);
   pending_gate_init(&broker.gate, 64u << 20);
   cr_assert_eq(sublist_create(&broker.index, 0), 0);
   cr_assert_eq(msgbuf_pool_create(&wk.bufs, 16, 1 << 20), 0);
