@@ -19,12 +19,17 @@ uint64_t log_g_rate_limit = LOG_DEFAULT_RATE_LIMIT;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const format_names[] = {"plain", "json"};
 
-int log_level_parse(const char *name) {
-  for (int i = 0; i < 4; i++) {
-    if (strcmp(name, level_names[i]) == 0)
+/* The index of name in names[n], or -1. */
+static int name_index(const char *const *names, int n, const char *name) {
+  for (int i = 0; i < n; i++) {
+    if (strcmp(name, names[i]) == 0)
       return i;
   }
   return -1;
+}
+
+int log_level_parse(const char *name) {
+  return name_index(level_names, 4, name);
 }
 
 const char *log_level_name(int level) {
@@ -32,11 +37,7 @@ const char *log_level_name(int level) {
 }
 
 int log_format_parse(const char *name) {
-  for (int i = 0; i < 2; i++) {
-    if (strcmp(name, format_names[i]) == 0)
-      return i;
-  }
-  return -1;
+  return name_index(format_names, 2, name);
 }
 
 const char *log_format_name(int format) {
