@@ -194,6 +194,17 @@ static bool stopping(void) {
   return atomic_load(&g_stop) != 0;
 }
 
+/* Once a second: sleeps until *next + 1 s (from now if that is past, so a
+ * slow round does not cause a burst), or until the run stops. */
+static void wait_next_second(int64_t *next) {
+  *next += 1000;
+  int64_t now = tt_now_ms();
+  if (*next < now)
+    *next = now;
+  while (!stopping() && tt_now_ms() < *next)
+    sleep_ms(20);
+}
+
 /* A TCP socket from src to 127.0.0.1:port, connected within timeout_ms
  * (rcvbuf > 0: SO_RCVBUF before connect). Left non-blocking: the wire
  * helpers poll. The fd, or -errno. */
@@ -848,12 +859,7 @@ static void *logins_main(void *arg) {
     }
     if (bad && logins.first_bad_at_ms < 0)
       logins.first_bad_at_ms = (long)(t0 - g_start_ms);
-    next += 1000;
-    int64_t now = tt_now_ms();
-    if (next < now)
-      next = now;
-    while (!stopping() && tt_now_ms() < next)
-      sleep_ms(20);
+    wait_next_second(&next);
   }
   tp_buf_free(&out);
   return NULL;
@@ -1047,12 +1053,7 @@ static void *probe_main(void *arg) {
     }
     if (bad && probes.first_bad_at_ms < 0)
       probes.first_bad_at_ms = (long)(t0 - g_start_ms);
-    next += 1000;
-    int64_t now = tt_now_ms();
-    if (next < now)
-      next = now;
-    while (!stopping() && tt_now_ms() < next)
-      sleep_ms(20);
+    wait_next_second(&next);
   }
   return NULL;
 }
