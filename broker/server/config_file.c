@@ -145,5 +145,12 @@ int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* The flags parsed once already: this pass cannot fail. */
   mode = config_parse(cfg, argc, argv, out, err);
   snprintf(cfg->config_file, sizeof cfg->config_file, "%s", path);
+  /* Secure by default: checked on the whole configuration, for a start,
+   * --check-config and a reload alike. */
+  if ((mode == CONFIG_RUN || mode == CONFIG_CHECK) &&
+      config_check_exposure(cfg, why, sizeof why) != 0) {
+    fprintf(err, "ternd: %s\n", why);
+    return CONFIG_EXIT_USAGE;
+  }
   return mode;
 }

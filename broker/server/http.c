@@ -1,9 +1,9 @@
 /*
  * The monitoring HTTP server (see http.h).
  *
- * A server in trouble is exactly when monitoring matters, and this port has
- * no authentication, so nothing a client does here may cost the broker
- * much or keep others out:
+ * A server in trouble is exactly when monitoring matters, and most of
+ * this port's clients are not authenticated, so nothing a client does here
+ * may cost the broker much or keep others out:
  *
  * - a client has http_timeout_ms to send its request head, and the same
  *   for every part of the answer to be taken off the socket; then it is
@@ -19,6 +19,14 @@
  *   the pages in flight hold at most MAX_PAGE_ENTRIES entries (ids, 16
  *   bytes each) between them, past which a page request gets 503.
  *
+ * Access: the pages in http_open_paths (/healthz and /metrics by default)
+ * are served to anyone. The others (/varz, /connz, /subz list clients,
+ * users, addresses and topics) need the http_token when one is set, as
+ * "Authorization: Bearer TOKEN" or as the password of Basic auth (any user
+ * name, so a browser can ask for it), compared in constant time; without
+ * a token they are served on a loopback monitoring address, or anywhere
+ * with allow_anonymous, and refused with 403 elsewhere.
+ *
  * Every response closes the connection. Small documents go out whole with
  * Content-Length; pages with chunked transfer encoding (HTTP/1.1) or until
  * the close (HTTP/1.0).
@@ -26,9 +34,11 @@
 #include "server/http.h"
 
 #include <http_parser.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +69,15 @@ typedef struct http_client {
   char url[HTTP_MAX_URL];
   size_t url_len;
   bool url_too_long;
+  /* The Authorization header, collected as the parser hands it over. */
+  char hfield[16];
+  size_t hfield_len;
+  bool hfield_long;
+  bool in_value; /* the last piece was a header value */
+  bool in_authz; /* ... of Authorization */
+  char authz[512];
+  size_t authz_len;
+  bool authz_bad; /* too long, or sent twice */
   bool responded, closing;
   bool chunked; /* the page goes out in chunks (else until the close) */
   size_t request_bytes;
@@ -79,6 +98,7 @@ struct http_server {
   size_t nclients; /* not closing */
   size_t max_clients;
   size_t page_entries; /* held by the pages in flight */
+  bool loopback;       /* the monitoring address is a loopback one */
   int handles_open;
   bool stopping;
 };
@@ -95,6 +115,7 @@ static void on_client_handle_closed(uv_handle_t *h) {
     return;
   list_remove(&cl->link);
   tp_buf_free(&cl->out);
+  sodium_memzero(cl->authz, sizeof cl->authz);
   if (cl->page != NULL)
     hs->page_entries -= metrics_page_entries(cl->page);
   metrics_page_close(cl->page);
@@ -189,6 +210,10 @@ static const char *reason_of(int code) {
     return "OK";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
@@ -206,15 +231,16 @@ static void begin_response(http_client_t *cl) {
   tp_buf_reset(&cl->out);
 }
 
-/* A whole response with Content-Length. */
-static void respond(http_client_t *cl, int code, const char *ctype,
-                    const tp_buf_t *body) {
-  char head[256];
+/* A whole response with Content-Length; extra: more header lines, each
+ * ending in CRLF, or "". */
+static void respond_with(http_client_t *cl, int code, const char *ctype,
+                         const char *extra, const tp_buf_t *body) {
+  char head[384];
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: "
-                   "%zu\r\nCache-Control: no-store\r\nConnection: "
+                   "%zu\r\n%sCache-Control: no-store\r\nConnection: "
                    "close\r\n\r\n",
-                   code, reason_of(code), ctype, body ? body->len : 0);
+                   code, reason_of(code), ctype, body ? body->len : 0, extra);
   begin_response(cl);
   if (tp_buf_append(&cl->out, head, (size_t)n) != 0 ||
       (body && body->len > 0 &&
@@ -225,14 +251,102 @@ static void respond(http_client_t *cl, int code, const char *ctype,
   start_write(cl);
 }
 
-static void respond_text(http_client_t *cl, int code, const char *text) {
+static void respond(http_client_t *cl, int code, const char *ctype,
+                    const tp_buf_t *body) {
+  respond_with(cl, code, ctype, "", body);
+}
+
+static void respond_text_with(http_client_t *cl, int code, const char *extra,
+                              const char *text) {
   tp_buf_t b;
   tp_buf_init(&b);
   if (tp_buf_append(&b, text, strlen(text)) == 0)
-    respond(cl, code, "text/plain; charset=utf-8", &b);
+    respond_with(cl, code, "text/plain; charset=utf-8", extra, &b);
   else
     client_close(cl);
   tp_buf_free(&b);
+}
+
+static void respond_text(http_client_t *cl, int code, const char *text) {
+  respond_text_with(cl, code, "", text);
+}
+
+/* ---- access ------------------------------------------------------------- */
+
+/* The credential in the Authorization header: a Bearer token, or the
+ * password of Basic auth (decoded into scratch). Length 0: none. */
+static size_t credential(const http_client_t *cl, char *scratch, size_t cap,
+                         const char **out) {
+  const char *v = cl->authz;
+  size_t n = cl->authz_len;
+  if (cl->authz_bad)
+    return 0;
+  while (n > 0 && v[0] == ' ')
+    v++, n--;
+  while (n > 0 && v[n - 1] == ' ')
+    n--;
+  if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+    v += 7, n -= 7;
+    while (n > 0 && v[0] == ' ')
+      v++, n--;
+    *out = v;
+    return n;
+  }
+  if (n > 6 && strncasecmp(v, "Basic ", 6) == 0) {
+    v += 6, n -= 6;
+    while (n > 0 && v[0] == ' ')
+      v++, n--;
+    size_t len = 0;
+    if (sodium_base642bin((unsigned char *)scratch, cap, v, n, NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
+      return 0;
+    const char *colon = memchr(scratch, ':', len);
+    if (colon == NULL)
+      return 0;
+    *out = colon + 1;
+    return len - (size_t)(colon + 1 - scratch);
+  }
+  return 0;
+}
+
+/* Whether the request carries the token. Both sides are hashed first, so
+ * the comparison takes the same time whatever the lengths and bytes. */
+static bool token_given(const http_client_t *cl, const char *token) {
+  char scratch[sizeof cl->authz];
+  const char *cred = NULL;
+  size_t n = credential(cl, scratch, sizeof scratch, &cred);
+  unsigned char a[crypto_generichash_BYTES], b[crypto_generichash_BYTES];
+  crypto_generichash(a, sizeof a, (const unsigned char *)(n ? cred : ""), n,
+                     NULL, 0);
+  crypto_generichash(b, sizeof b, (const unsigned char *)token, strlen(token),
+                     NULL, 0);
+  sodium_memzero(scratch, sizeof scratch);
+  return n > 0 && sodium_memcmp(a, b, sizeof a) == 0;
+}
+
+/* Serves path (known) or answers 401/403; true when it may be served. */
+static bool allowed(http_client_t *cl, const char *path) {
+  const config_t *cfg = &cl->hs->srv->broker.cfg;
+  if (config_http_path_open(cfg, path, strlen(path)))
+    return true;
+  if (cfg->http_token[0] != '\0') {
+    if (token_given(cl, cfg->http_token))
+      return true;
+    if (cl->authz_len > 0)
+      LOG(LOG_WARN, "monitoring: %s refused: a wrong token", path);
+    respond_text_with(cl, 401,
+                      "WWW-Authenticate: Bearer realm=\"ternd\"\r\n"
+                      "WWW-Authenticate: Basic realm=\"ternd\"\r\n",
+                      "unauthorized: this page needs the monitoring token "
+                      "(Authorization: Bearer TOKEN)\n");
+    return false;
+  }
+  if (cl->hs->loopback || cfg->allow_anonymous)
+    return true;
+  respond_text(cl, 403,
+               "forbidden: this page lists clients; on a non-loopback "
+               "address it needs http_token (or allow_anonymous)\n");
+  return false;
 }
 
 /* /connz or /subz: the page is chosen now, produced as it drains. */
@@ -294,6 +408,8 @@ static void route(http_client_t *cl) {
     return;
   }
   if (path_is(cl, "/healthz")) {
+    if (!allowed(cl, "/healthz"))
+      return;
     if (srv->shutting_down)
       respond_text(cl, 503, "draining\n");
     else
@@ -303,20 +419,25 @@ static void route(http_client_t *cl) {
   const char *q = strchr(cl->url, '?');
   q = q ? q + 1 : NULL;
   if (path_is(cl, "/connz")) {
-    respond_page(cl, METRICS_CONNZ, q);
+    if (allowed(cl, "/connz"))
+      respond_page(cl, METRICS_CONNZ, q);
     return;
   }
   if (path_is(cl, "/subz")) {
-    respond_page(cl, METRICS_SUBZ, q);
+    if (allowed(cl, "/subz"))
+      respond_page(cl, METRICS_SUBZ, q);
     return;
   }
   int (*render)(server_t *, tp_buf_t *) = NULL;
   const char *ctype = "application/json";
+  const char *path = NULL;
   if (path_is(cl, "/metrics")) {
     render = metrics_prometheus;
     ctype = "text/plain; version=0.0.4; charset=utf-8";
+    path = "/metrics";
   } else if (path_is(cl, "/varz")) {
     render = metrics_varz;
+    path = "/varz";
   }
   if (render == NULL) {
     respond_text(cl, 404,
@@ -324,6 +445,8 @@ static void route(http_client_t *cl) {
                  "/subz\n");
     return;
   }
+  if (!allowed(cl, path))
+    return;
   tp_buf_t body;
   tp_buf_init(&body);
   if (render(srv, &body) == 0)
@@ -342,6 +465,42 @@ static int on_url(http_parser *p, const char *at, size_t len) {
   memcpy(cl->url + cl->url_len, at, len);
   cl->url_len += len;
   cl->url[cl->url_len] = '\0';
+  return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  http_client_t *cl = p->data;
+  if (cl->in_value) {
+    cl->in_value = false;
+    cl->hfield_len = 0;
+    cl->hfield_long = false;
+  }
+  if (cl->hfield_len + len > sizeof cl->hfield) {
+    cl->hfield_long = true;
+    return 0;
+  }
+  memcpy(cl->hfield + cl->hfield_len, at, len);
+  cl->hfield_len += len;
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  http_client_t *cl = p->data;
+  if (!cl->in_value) {
+    cl->in_value = true;
+    cl->in_authz = !cl->hfield_long && cl->hfield_len == 13 &&
+                   strncasecmp(cl->hfield, "Authorization", 13) == 0;
+    if (cl->in_authz && cl->authz_len > 0)
+      cl->authz_bad = true; /* twice: believe neither */
+  }
+  if (!cl->in_authz || cl->authz_bad)
+    return 0;
+  if (cl->authz_len + len >= sizeof cl->authz) {
+    cl->authz_bad = true;
+    return 0;
+  }
+  memcpy(cl->authz + cl->authz_len, at, len);
+  cl->authz_len += len;
   return 0;
 }
 
@@ -478,6 +637,9 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
     hs->max_clients = nofile / 8 < 4 ? 4 : (size_t)nofile / 8;
   http_parser_settings_init(&hs->settings);
   hs->settings.on_url = on_url;
+  hs->settings.on_header_field = on_header_field;
+  hs->settings.on_header_value = on_header_value;
+  hs->loopback = config_is_loopback(host);
   hs->settings.on_message_complete = on_message_complete;
   hs->acceptor.on_accept = on_accept;
   hs->acceptor.on_refuse = on_refuse;

@@ -3,7 +3,6 @@
  */
 #include "server/ops.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,30 +26,31 @@ static void on_sighup(uv_signal_t *h, int signum) {
                      : "reload failed: the configuration is unchanged");
 }
 
-bool ops_is_loopback(const char *host) {
-  struct in_addr a4;
-  struct in6_addr a6;
-  if (inet_pton(AF_INET, host, &a4) == 1)
-    return (ntohl(a4.s_addr) >> 24) == 127;
-  if (inet_pton(AF_INET6, host, &a6) == 1)
-    return IN6_IS_ADDR_LOOPBACK(&a6);
-  return false;
-}
-
-static void warn_if_open(const server_t *srv) {
-  if (srv->broker.cfg.users == NULL && srv->broker.cfg.auth_token[0] == '\0' &&
-      !ops_is_loopback(srv->broker.cfg.host))
+/* The startup line that says whether clients must authenticate (a
+ * non-loopback host without it got this far only with allow_anonymous). */
+static void log_auth_mode(const config_t *cfg) {
+  size_t nusers = cfg->users != NULL ? cfg->users->n : 0;
+  if (config_auth_required(cfg))
+    LOG(LOG_INFO, "authentication required (%s%s%s)", nusers > 0 ? "users" : "",
+        nusers > 0 && cfg->auth_token[0] ? ", " : "",
+        cfg->auth_token[0] ? "token" : "");
+  else if (config_is_loopback(cfg->host))
+    LOG(LOG_INFO,
+        "no authentication: anonymous clients accepted on loopback %s "
+        "only (any other address needs auth_token, [user NAME] sections "
+        "or --allow-anonymous)",
+        cfg->host);
+  else
     LOG(LOG_WARN,
-        "listening on %s with no authentication: anyone who can reach "
-        "this address may publish and subscribe (set auth_token or "
-        "[user NAME] sections)",
-        srv->broker.cfg.host);
+        "no authentication (allow_anonymous): anyone who can reach %s may "
+        "publish and subscribe",
+        cfg->host);
 }
 
 void ops_start(server_t *srv) {
   srv->started_ms = uv_now(srv->worker.loop);
   srv->started_unix = (int64_t)time(NULL);
-  warn_if_open(srv);
+  log_auth_mode(&srv->broker.cfg);
   uv_signal_init(srv->worker.loop, &srv->sighup);
   srv->sighup.data = srv;
   uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
@@ -91,6 +91,17 @@ int ops_reload(server_t *srv) {
   free(errtext);
 
   config_t *cur = &srv->broker.cfg;
+  /* The secure-by-default rule again, on the host in use: a new host
+   * waits for a restart. */
+  char why[1024];
+  snprintf(next.host, sizeof next.host, "%s", cur->host);
+  if (config_check_exposure(&next, why, sizeof why) != 0) {
+    LOG(LOG_ERROR, "reload: %s", why);
+    LOG(LOG_ERROR, "reload failed: the configuration is unchanged");
+    sysevents_reload(srv, 0);
+    config_free(&next);
+    return -1;
+  }
   /* What only a restart can change. */
   if (strcmp(next.host, cur->host) != 0 ||
       (next.port != cur->port && next.port != 0) ||
@@ -121,6 +132,10 @@ int ops_reload(server_t *srv) {
   cur->stall_timeout_ms = next.stall_timeout_ms;
   cur->drain_timeout_ms = next.drain_timeout_ms;
   cur->http_timeout_ms = next.http_timeout_ms;
+  cur->allow_anonymous = next.allow_anonymous;
+  memcpy(cur->http_token, next.http_token, sizeof cur->http_token);
+  memcpy(cur->http_open_paths, next.http_open_paths,
+         sizeof cur->http_open_paths);
   /* Connections keep the users database they authenticated with. */
   bool was_required = cur->users != NULL || cur->auth_token[0] != '\0';
   auth_db_unref(cur->users);

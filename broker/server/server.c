@@ -216,12 +216,20 @@ static int start_monitoring(server_t *srv) {
   }
   LOG(LOG_INFO,
       "monitoring on http://%s:%d/ (healthz, metrics, varz, "
-      "connz, subz)",
-      host, srv->http_port_bound);
-  if (!ops_is_loopback(host))
+      "connz, subz); open to anyone: %s",
+      host, srv->http_port_bound,
+      cfg->http_open_paths[0] ? cfg->http_open_paths : "none");
+  if (cfg->http_token[0] != '\0')
+    LOG(LOG_INFO, "monitoring: the other pages need the http_token");
+  else if (cfg->allow_anonymous && !config_is_loopback(host))
     LOG(LOG_WARN,
-        "the monitoring port %s:%d is not on loopback and has "
-        "no authentication",
+        "monitoring: no http_token and allow_anonymous: every page is "
+        "open to anyone who can reach %s:%d",
+        host, srv->http_port_bound);
+  else if (!config_is_loopback(host))
+    LOG(LOG_WARN,
+        "monitoring: no http_token on non-loopback %s:%d: the other pages "
+        "answer 403 (set http_token, or allow_anonymous to open them)",
         host, srv->http_port_bound);
   return 0;
 }

@@ -189,12 +189,18 @@ size_t ops_http_parse(char *resp, size_t len, int *code) {
 }
 
 int ops_http_get(int port, const char *path, char *body, size_t cap) {
+  return ops_http_get_with(port, path, "", body, cap);
+}
+
+int ops_http_get_with(int port, const char *path, const char *headers,
+                      char *body, size_t cap) {
   int fd = tt_connect(port);
-  char req[512];
+  char req[1024];
   int n = snprintf(req, sizeof req,
                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: "
-                   "tern-tests\r\n\r\n",
-                   path);
+                   "tern-tests\r\n%s\r\n",
+                   path, headers);
+  cr_assert_lt((size_t)n, sizeof req);
   tt_send_all(fd, req, (size_t)n);
   static char resp[1 << 22];
   size_t used = read_to_eof(fd, resp, sizeof resp, path);

@@ -34,6 +34,10 @@ void ops_write_file(char *path, const char *text);
  * (NUL-terminated, truncated to cap). cr_assert on I/O failure. */
 int ops_http_get(int port, const char *path, char *body, size_t cap);
 
+/* ops_http_get with more header lines (each ending in CRLF, or ""). */
+int ops_http_get_with(int port, const char *path, const char *headers,
+                      char *body, size_t cap);
+
 /* Parses a whole HTTP/1.1 response in resp (len bytes, NUL-terminated):
  * checks Content-Length or decodes the chunked body, moves the body to the
  * start of resp (NUL-terminated) and returns its length; *code gets the
