@@ -53,6 +53,13 @@ typedef struct config {
   uint64_t auth_cache_ttl_ms;   /* ... for this long */
   uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
   char config_file[1024];       /* --config FILE, "" = none */
+  /* TLS on the client port (transport/tls.h): on when tls_cert is set. */
+  char tls_cert[1024];    /* PEM certificate chain, "" = no TLS */
+  char tls_key[1024];     /* its PEM private key */
+  char tls_ca[1024];      /* CAs for client certificates, "" = none */
+  bool tls_verify;        /* client certificates required (mutual TLS) */
+  bool tls_required;      /* plaintext clients refused */
+  uint64_t tls_detect_ms; /* wait for a first byte before HELLO */
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */
   struct auth_db *users;

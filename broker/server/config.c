@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "session/auth.h"
@@ -53,6 +54,7 @@ void config_defaults(config_t *cfg) {
   cfg->auth_fail_window_ms = 60000;
   cfg->auth_cache_size = 1024;
   cfg->auth_cache_ttl_ms = 600000;
+  cfg->tls_detect_ms = 300;
 }
 
 void config_free(config_t *cfg) {
@@ -137,6 +139,22 @@ static void usage(FILE *out) {
       "  --auth-cache-ttl-ms MS   for this long (600000)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
+      "  --tls-cert FILE          serve TLS with this PEM certificate chain "
+      "(and\n"
+      "                           plaintext on the same port, told apart by "
+      "the\n"
+      "                           client's first byte)\n"
+      "  --tls-key FILE           the certificate's PEM private key\n"
+      "  --tls-ca FILE            PEM CAs that sign client certificates\n"
+      "  --tls-verify [BOOL]      require a client certificate signed by "
+      "--tls-ca\n"
+      "                           (mutual TLS) (false)\n"
+      "  --tls-required [BOOL]    refuse plaintext clients with ERR 1 "
+      "(false)\n"
+      "  --tls-detect-ms MS       how long a TLS port waits for the "
+      "client's first\n"
+      "                           byte before it takes it for plaintext "
+      "(300)\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -172,8 +190,22 @@ typedef enum {
   K_LEVEL,  /* log level name */
   K_FORMAT, /* log format name */
   K_SECRET, /* string, never printed */
-  K_PATH    /* string */
+  K_PATH,   /* string */
+  K_BOOL    /* true/false, yes/no, on/off, 1/0; a bare flag is true */
 } kind_t;
+
+/* 1 true, 0 false, -1 neither. */
+static int parse_bool(const char *s) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0)
+      return 1;
+    if (strcasecmp(s, no[i]) == 0)
+      return 0;
+  }
+  return -1;
+}
 
 typedef struct opt_spec {
   const char *key; /* file spelling; the flag is --key with '-' for '_' */
@@ -232,6 +264,12 @@ static const opt_spec_t opts[] = {
     OPT(auth_cache_ttl_ms, K_U64, 1, 86400000),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),
+    OPT(tls_cert, K_PATH, 0, 0),
+    OPT(tls_key, K_PATH, 0, 0),
+    OPT(tls_ca, K_PATH, 0, 0),
+    OPT(tls_verify, K_BOOL, 0, 0),
+    OPT(tls_required, K_BOOL, 0, 0),
+    OPT(tls_detect_ms, K_U64, 1, 60000),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -304,6 +342,18 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     }
     snprintf(field, o->size, "%s", val);
     return 0;
+  case K_BOOL: {
+    int b = parse_bool(val);
+    if (b < 0) {
+      snprintf(err, errlen,
+               "invalid value for %s: '%s' (expected true or "
+               "false)",
+               key, val);
+      return -1;
+    }
+    *(bool *)field = b == 1;
+    return 0;
+  }
   case K_U64:
   case K_INT:
     break;
@@ -374,6 +424,9 @@ void config_print(const config_t *cfg, FILE *out) {
     case K_FORMAT:
       fprintf(out, "%s\n", log_format_name(cfg->log_format));
       break;
+    case K_BOOL:
+      fprintf(out, "%s\n", *(const bool *)field ? "true" : "false");
+      break;
     case K_SECRET:
       /* Say whether it is set, never what it is. */
       fprintf(out, "%s\n", *field ? "(set)" : "");
@@ -430,6 +483,11 @@ int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
     const char *val;
     if (eq != NULL) {
       val = eq + 1;
+    } else if (find_opt(key)->kind == K_BOOL) {
+      /* A bare boolean flag is true; a value may follow it. */
+      val = "true";
+      if (i + 1 < argc && parse_bool(argv[i + 1]) >= 0)
+        val = argv[++i];
     } else if (i + 1 < argc) {
       val = argv[++i];
     } else {
