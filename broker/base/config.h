@@ -60,6 +60,13 @@ typedef struct config {
   char http_open_paths[128];    /* monitoring pages never asking for it */
   uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
   char config_file[1024];       /* --config FILE, "" = none */
+  /* TLS on the client port (transport/tls.h): on when tls_cert is set. */
+  char tls_cert[1024];    /* PEM certificate chain, "" = no TLS */
+  char tls_key[1024];     /* its PEM private key */
+  char tls_ca[1024];      /* CAs for client certificates, "" = none */
+  bool tls_verify;        /* client certificates required (mutual TLS) */
+  bool tls_required;      /* plaintext clients refused */
+  uint64_t tls_detect_ms; /* wait for a first byte before HELLO */
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */
   struct auth_db *users;
@@ -90,8 +97,12 @@ void config_print(const config_t *cfg, FILE *out);
 
 /* Whether host is a loopback address: 127.0.0.0/8 or ::1. */
 bool config_is_loopback(const char *host);
-/* Whether clients must authenticate (a token or users are configured). */
+/* Whether clients must authenticate: a token or users are configured, or
+ * every client needs a certificate (config_mtls_only). */
 bool config_auth_required(const config_t *cfg);
+/* Whether every client must show a certificate signed by tls_ca: TLS with
+ * tls_verify and tls_required (no plaintext). */
+bool config_mtls_only(const config_t *cfg);
 /*
  * The secure-by-default rule: clients on a non-loopback host without
  * authentication need allow_anonymous. 0, or -1 with the refusal and what

@@ -3,12 +3,15 @@
 #include <uv.h>
 
 #include "tern_proto/errors.h"
+#include "tern_tls/tls.h"
 
 const char *ternd_strerror(int rc) {
   if (rc == 0)
     return "success";
   if (tp_err_is(rc))
     return tp_strerror(rc);
+  if (tt_err_is(rc))
+    return tt_strerror(rc);
   switch (rc) {
 #define TERND_ERR_TEXT(name, val, msg)                                         \
   case name:                                                                   \

@@ -56,6 +56,7 @@ void config_defaults(config_t *cfg) {
   cfg->auth_cache_ttl_ms = 600000;
   snprintf(cfg->http_open_paths, sizeof cfg->http_open_paths, "%s",
            "/healthz,/metrics");
+  cfg->tls_detect_ms = 300;
 }
 
 void config_free(config_t *cfg) {
@@ -152,6 +153,22 @@ static void usage(FILE *out) {
       "(/healthz,/metrics)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
+      "  --tls-cert FILE          serve TLS with this PEM certificate chain "
+      "(and\n"
+      "                           plaintext on the same port, told apart by "
+      "the\n"
+      "                           client's first byte)\n"
+      "  --tls-key FILE           the certificate's PEM private key\n"
+      "  --tls-ca FILE            PEM CAs that sign client certificates\n"
+      "  --tls-verify [BOOL]      require a client certificate signed by "
+      "--tls-ca\n"
+      "                           (mutual TLS) (false)\n"
+      "  --tls-required [BOOL]    refuse plaintext clients with ERR 1 "
+      "(false)\n"
+      "  --tls-detect-ms MS       how long a TLS port waits for the "
+      "client's first\n"
+      "                           byte before it takes it for plaintext "
+      "(300)\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -188,9 +205,22 @@ typedef enum {
   K_FORMAT, /* log format name */
   K_SECRET, /* string, never printed */
   K_PATH,   /* string */
-  K_BOOL,   /* true/false (a flag alone: true) */
+  K_BOOL,   /* true/false, yes/no, on/off, 1/0; a bare flag is true */
   K_PAGES   /* comma-separated monitoring paths, or "" */
 } kind_t;
+
+/* 1 true, 0 false, -1 neither. */
+static int parse_bool(const char *s) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0)
+      return 1;
+    if (strcasecmp(s, no[i]) == 0)
+      return 0;
+  }
+  return -1;
+}
 
 typedef struct opt_spec {
   const char *key; /* file spelling; the flag is --key with '-' for '_' */
@@ -252,6 +282,12 @@ static const opt_spec_t opts[] = {
     OPT(http_open_paths, K_PAGES, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),
+    OPT(tls_cert, K_PATH, 0, 0),
+    OPT(tls_key, K_PATH, 0, 0),
+    OPT(tls_ca, K_PATH, 0, 0),
+    OPT(tls_verify, K_BOOL, 0, 0),
+    OPT(tls_required, K_BOOL, 0, 0),
+    OPT(tls_detect_ms, K_U64, 1, 60000),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -261,18 +297,6 @@ static const opt_spec_t *find_opt(const char *key) {
       return &opts[i];
   }
   return NULL;
-}
-
-static int parse_bool(const char *v) {
-  static const char *const yes[] = {"true", "yes", "on", "1"};
-  static const char *const no[] = {"false", "no", "off", "0"};
-  for (size_t i = 0; i < 4; i++) {
-    if (strcasecmp(v, yes[i]) == 0)
-      return 1;
-    if (strcasecmp(v, no[i]) == 0)
-      return 0;
-  }
-  return -1;
 }
 
 /* The pages of the monitoring port (server/http.c serves them). */
@@ -361,16 +385,6 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     cfg->log_format = fmt;
     return 0;
   }
-  case K_BOOL: {
-    int b = parse_bool(val);
-    if (b < 0) {
-      snprintf(err, errlen,
-               "invalid value for %s: '%s' (expected true or false)", key, val);
-      return -1;
-    }
-    *(bool *)field = b == 1;
-    return 0;
-  }
   case K_PAGES:
     if (strlen(val) < o->size && each_path(val, page_known, NULL) != 0) {
       snprintf(err, errlen,
@@ -389,6 +403,18 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     }
     snprintf(field, o->size, "%s", val);
     return 0;
+  case K_BOOL: {
+    int b = parse_bool(val);
+    if (b < 0) {
+      snprintf(err, errlen,
+               "invalid value for %s: '%s' (expected true or "
+               "false)",
+               key, val);
+      return -1;
+    }
+    *(bool *)field = b == 1;
+    return 0;
+  }
   case K_U64:
   case K_INT:
     break;
@@ -519,7 +545,10 @@ int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
     if (eq != NULL) {
       val = eq + 1;
     } else if (find_opt(key)->kind == K_BOOL) {
-      val = "true"; /* --allow-anonymous alone */
+      /* A bare boolean flag is true; a value may follow it. */
+      val = "true";
+      if (i + 1 < argc && parse_bool(argv[i + 1]) >= 0)
+        val = argv[++i];
     } else if (i + 1 < argc) {
       val = argv[++i];
     } else {
@@ -551,7 +580,12 @@ bool config_is_loopback(const char *host) {
 }
 
 bool config_auth_required(const config_t *cfg) {
-  return cfg->users != NULL || cfg->auth_token[0] != '\0';
+  return cfg->users != NULL || cfg->auth_token[0] != '\0' ||
+         config_mtls_only(cfg);
+}
+
+bool config_mtls_only(const config_t *cfg) {
+  return cfg->tls_cert[0] != '\0' && cfg->tls_verify && cfg->tls_required;
 }
 
 int config_check_exposure(const config_t *cfg, char *err, size_t errlen) {
@@ -562,6 +596,7 @@ int config_check_exposure(const config_t *cfg, char *err, size_t errlen) {
            "refusing to listen on %s without authentication: anyone who "
            "can reach it could publish and subscribe. Set auth_token "
            "(TERN_AUTH_TOKEN) or [user NAME] sections in a config file, "
+           "or require client certificates (tls_verify and tls_required), "
            "listen on loopback (--host 127.0.0.1), or allow anonymous "
            "clients with --allow-anonymous (allow_anonymous = true, "
            "TERN_ALLOW_ANONYMOUS=true)",

@@ -15,6 +15,7 @@
 #include "server/sysevents.h"
 #include "session/auth.h"
 #include "session/conn.h"
+#include "transport/tls.h"
 
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
@@ -31,9 +32,9 @@ static void on_sighup(uv_signal_t *h, int signum) {
 static void log_auth_mode(const config_t *cfg) {
   size_t nusers = cfg->users != NULL ? cfg->users->n : 0;
   if (config_auth_required(cfg))
-    LOG(LOG_INFO, "authentication required (%s%s%s)", nusers > 0 ? "users" : "",
-        nusers > 0 && cfg->auth_token[0] ? ", " : "",
-        cfg->auth_token[0] ? "token" : "");
+    LOG(LOG_INFO, "authentication required:%s%s%s", nusers > 0 ? " users" : "",
+        cfg->auth_token[0] ? " token" : "",
+        config_mtls_only(cfg) ? " client-certificates" : "");
   else if (config_is_loopback(cfg->host))
     LOG(LOG_INFO,
         "no authentication: anonymous clients accepted on loopback %s "
@@ -67,6 +68,38 @@ void ops_drain(server_t *srv) {
 static void log_lines(log_level_t level, char *text) {
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
     LOG(level, "reload: %s", line);
+}
+
+/* The certificate, key and CA read again: new connections get them, open
+ * ones keep theirs; a file that does not load keeps the old ones. */
+static void reload_tls(server_t *srv, const config_t *next) {
+  config_t *cur = &srv->broker.cfg;
+  if (srv->tls == NULL) {
+    if (next->tls_cert[0] != '\0')
+      LOG(LOG_WARN, "reload: TLS was off at start: turning it on needs a "
+                    "restart");
+    return;
+  }
+  if (next->tls_cert[0] == '\0') {
+    LOG(LOG_WARN, "reload: TLS stays on (turning it off needs a restart)");
+    return;
+  }
+  char why[512];
+  tls_listener_opts_t o = config_tls_opts(next);
+  if (tls_listener_reload(srv->tls, &o, why, sizeof why) != 0) {
+    LOG(LOG_ERROR, "reload: TLS: %s; the old certificate stays", why);
+    return;
+  }
+  snprintf(cur->tls_cert, sizeof cur->tls_cert, "%s", next->tls_cert);
+  snprintf(cur->tls_key, sizeof cur->tls_key, "%s", next->tls_key);
+  snprintf(cur->tls_ca, sizeof cur->tls_ca, "%s", next->tls_ca);
+  cur->tls_verify = next->tls_verify;
+  cur->tls_required = next->tls_required;
+  cur->tls_detect_ms = next->tls_detect_ms;
+  char subject[256];
+  tls_listener_subject(srv->tls, subject, sizeof subject);
+  LOG(LOG_INFO, "reload: TLS certificate %s (%s) loaded for new connections",
+      cur->tls_cert, subject);
 }
 
 int ops_reload(server_t *srv) {
@@ -148,6 +181,7 @@ int ops_reload(server_t *srv) {
   cur->auth_cache_size = next.auth_cache_size;
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
   conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
+  reload_tls(srv, &next);
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
   if (required != was_required && srv->hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");

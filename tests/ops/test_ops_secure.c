@@ -115,6 +115,38 @@ Test(ops_secure, allow_anonymous_from_flag_file_and_environment) {
   expect_in(r.err, "TERN_ALLOW_ANONYMOUS");
 }
 
+Test(ops_secure, client_certificates_alone_are_authentication) {
+  /* Certificates from the project's script (the openssl command). */
+  char dir[] = "/tmp/tern-secure-certs-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "sh %s %s >/dev/null 2>&1", TERN_MAKE_CERTS, dir);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  char cert[128], key[128], ca[128];
+  snprintf(cert, sizeof cert, "%s/server.pem", dir);
+  snprintf(key, sizeof key, "%s/server.key", dir);
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  ops_run_t r;
+  /* Every client must show a certificate of the CA: that is enough. */
+  ops_run_ternd(&r,
+                (const char *[]){"--host", "0.0.0.0", "--tls-cert", cert,
+                                 "--tls-key", key, "--tls-ca", ca,
+                                 "--tls-verify", "--tls-required",
+                                 "--check-config", "", NULL},
+                NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  /* Plaintext still allowed: anyone gets in without one. */
+  ops_run_ternd(&r,
+                (const char *[]){"--host", "0.0.0.0", "--tls-cert", cert,
+                                 "--tls-key", key, "--tls-ca", ca,
+                                 "--tls-verify", "--check-config", "", NULL},
+                NULL, NULL);
+  cr_assert_eq(r.status, 2, "%s", r.out);
+  expect_in(r.err, "refusing to listen on 0.0.0.0 without authentication");
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
 /* Starts ternd with its stderr in a file; returns the file's path. */
 static void start_logged(char *log, const char *const *extra) {
   snprintf(log, 64, "/tmp/tern-secure-log-XXXXXX");
@@ -154,7 +186,7 @@ Test(ops_secure, startup_log_says_which_it_is) {
   start_logged(log, (const char *[]){"--auth-token", "t0ken", NULL});
   cr_assert_eq(tt_broker_stop(&tt_g_broker), 0);
   read_log(log, text, sizeof text);
-  expect_in(text, "authentication required (token)");
+  expect_in(text, "authentication required: token");
   unlink(log);
   /* Anonymous on every address, allowed: a warning, and it serves. */
   start_logged(
