@@ -58,6 +58,7 @@ typedef struct config {
   bool allow_anonymous;
   char http_token[256];         /* monitoring: Bearer token; "" = none */
   char http_open_paths[128];    /* monitoring pages never asking for it */
+  bool http_tls_required;       /* with TLS: the monitoring port refuses HTTP */
   uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
   char config_file[1024];       /* --config FILE, "" = none */
   /* TLS on the client port (transport/tls.h): on when tls_cert is set. */

@@ -151,6 +151,10 @@ static void usage(FILE *out) {
       "for\n"
       "  --http-open-paths LIST   monitoring pages served to anyone "
       "(/healthz,/metrics)\n"
+      "  --http-tls-required [BOOL] with --tls-cert: the monitoring port "
+      "answers plain\n"
+      "                           HTTP with 400 (else it serves HTTPS and "
+      "HTTP) (false)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
       "  --tls-cert FILE          serve TLS with this PEM certificate chain "
@@ -280,6 +284,7 @@ static const opt_spec_t opts[] = {
     OPT(allow_anonymous, K_BOOL, 0, 0),
     OPT(http_token, K_SECRET, 0, 0),
     OPT(http_open_paths, K_PAGES, 0, 0),
+    OPT(http_tls_required, K_BOOL, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),
     OPT(tls_cert, K_PATH, 0, 0),

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "server/config_file.h"
+#include "server/http.h"
 #include "server/sdnotify.h"
 #include "server/state.h"
 #include "server/sysevents.h"
@@ -169,6 +170,7 @@ int ops_reload(server_t *srv) {
   memcpy(cur->http_token, next.http_token, sizeof cur->http_token);
   memcpy(cur->http_open_paths, next.http_open_paths,
          sizeof cur->http_open_paths);
+  cur->http_tls_required = next.http_tls_required;
   /* Connections keep the users database they authenticated with. */
   bool was_required = cur->users != NULL || cur->auth_token[0] != '\0';
   auth_db_unref(cur->users);
@@ -182,6 +184,8 @@ int ops_reload(server_t *srv) {
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
   conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
   reload_tls(srv, &next);
+  if (srv->http != NULL)
+    http_reload_tls(srv->http); /* the certificate reload_tls took */
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
   if (required != was_required && srv->hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");

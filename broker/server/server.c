@@ -218,10 +218,12 @@ static int start_monitoring(server_t *srv) {
         cfg->http_port, uv_strerror(rc));
     return rc;
   }
+  bool tls = http_tls(srv->http);
   LOG(LOG_INFO,
-      "monitoring on http://%s:%d/ (healthz, metrics, varz, "
+      "monitoring on %s://%s:%d/%s (healthz, metrics, varz, "
       "connz, subz); open to anyone: %s",
-      host, srv->http_port_bound,
+      tls ? "https" : "http", host, srv->http_port_bound,
+      tls && !cfg->http_tls_required ? " and plain http" : "",
       cfg->http_open_paths[0] ? cfg->http_open_paths : "none");
   if (cfg->http_token[0] != '\0')
     LOG(LOG_INFO, "monitoring: the other pages need the http_token");

@@ -395,3 +395,146 @@ Test(ops_secure, monitoring_token_follows_a_reload) {
   tt_fixture_stop();
   unlink(path);
 }
+
+/* ---- HTTPS on the monitoring port --------------------------------------- */
+
+static char certs[64];
+
+/* Test certificates from the project's script, once per test. */
+static void make_certs(void) {
+  snprintf(certs, sizeof certs, "/tmp/tern-secure-certs-XXXXXX");
+  cr_assert_not_null(mkdtemp(certs));
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "sh %s %s >/dev/null 2>&1", TERN_MAKE_CERTS, certs);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void drop_certs(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", certs);
+  cr_assert_eq(system(cmd), 0);
+}
+
+static const char *cert_path(const char *name) {
+  static char paths[4][128];
+  static int next;
+  char *p = paths[next++ % 4];
+  snprintf(p, 128, "%s/%s", certs, name);
+  return p;
+}
+
+/*
+ * GET path over HTTPS with `openssl s_client`, which checks the chain
+ * against the test CA and the name "localhost" (exit status and all, a
+ * failure leaves no status line). The status code, or 0 without one; the
+ * whole answer in out.
+ */
+static int https_get(int port, const char *path, const char *authz, char *out,
+                     size_t cap) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "printf 'GET %s HTTP/1.1\\r\\nHost: localhost\\r\\n%s%s%s\\r\\n' | "
+           "openssl s_client -connect 127.0.0.1:%d -servername localhost "
+           "-verify_hostname localhost -CAfile %s/ca.pem "
+           "-verify_return_error -quiet 2>/dev/null",
+           path, authz ? "Authorization: " : "", authz ? authz : "",
+           authz ? "\\r\\n" : "", port, certs);
+  FILE *fp = popen(cmd, "r");
+  cr_assert_not_null(fp);
+  size_t n = fread(out, 1, cap - 1, fp);
+  out[n] = '\0';
+  pclose(fp);
+  int code = 0;
+  if (sscanf(out, "HTTP/1.1 %d", &code) != 1)
+    return 0;
+  return code;
+}
+
+/* The subject of the certificate the port shows. */
+static void served_subject(int port, char *out, size_t cap) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "openssl s_client -connect 127.0.0.1:%d -servername localhost "
+           "</dev/null 2>/dev/null | openssl x509 -noout -subject",
+           port);
+  FILE *fp = popen(cmd, "r");
+  cr_assert_not_null(fp);
+  size_t n = fread(out, 1, cap - 1, fp);
+  out[n] = '\0';
+  pclose(fp);
+}
+
+Test(ops_secure, monitoring_over_https_with_the_client_ports_certificate) {
+  make_certs();
+  tt_broker_start(&tt_g_broker,
+                  (const char *[]){"--http-port", "-1", "--http-token", "tk",
+                                   "--tls-cert", cert_path("server.pem"),
+                                   "--tls-key", cert_path("server.key"), NULL});
+  int port = tt_g_broker.http_port;
+  static char out[1 << 16];
+  cr_assert_eq(https_get(port, "/healthz", NULL, out, sizeof out), 200, "%s",
+               out);
+  expect_in(out, "\r\n\r\nok\n");
+  cr_assert_eq(https_get(port, "/metrics", NULL, out, sizeof out), 200);
+  expect_in(out, "tern_connections ");
+  /* The token rules hold over HTTPS as over HTTP. */
+  cr_assert_eq(https_get(port, "/connz", NULL, out, sizeof out), 401);
+  cr_assert_eq(https_get(port, "/connz", "Bearer nope", out, sizeof out), 401);
+  cr_assert_eq(https_get(port, "/connz", "Bearer tk", out, sizeof out), 200);
+  expect_in(out, "\"connections\":[");
+  /* A chunked page, longer than one TLS record. */
+  cr_assert_eq(https_get(port, "/subz?limit=10", "Bearer tk", out, sizeof out),
+               200);
+  /* Plain HTTP still answers on the same port. */
+  cr_assert_eq(get("/healthz", NULL), 200);
+  cr_assert_eq(get("/varz", "Bearer tk"), 200);
+  /* A ClientHello that is garbage after its first byte: closed, and the
+   * port goes on serving. */
+  int fd = tt_connect(port);
+  tt_send_all(fd, "\x16\x03\x01\x00\x05hello", 10);
+  char junk[64];
+  while (read(fd, junk, sizeof junk) > 0)
+    ;
+  close(fd);
+  cr_assert_eq(https_get(port, "/healthz", NULL, out, sizeof out), 200);
+  tt_fixture_stop();
+  drop_certs();
+}
+
+Test(ops_secure, monitoring_https_required_and_reloaded) {
+  make_certs();
+  char path[64], text[512];
+  snprintf(text, sizeof text,
+           "tls_cert = %s/server.pem\ntls_key = %s/server.key\n"
+           "http_tls_required = true\n",
+           certs, certs);
+  ops_write_file(path, text);
+  tt_broker_start(&tt_g_broker, (const char *[]){"--http-port", "-1",
+                                                 "--config", path, NULL});
+  int port = tt_g_broker.http_port;
+  static char out[1 << 16];
+  cr_assert_eq(get("/healthz", NULL), 400, "plain HTTP was served");
+  cr_assert_eq(https_get(port, "/healthz", NULL, out, sizeof out), 200);
+  char subject[512];
+  served_subject(port, subject, sizeof subject);
+  expect_in(subject, "O = tern-test,");
+  /* SIGHUP with another certificate: new connections get it. */
+  tt_raw_t w;
+  tt_raw_open(&w, tt_g_broker.port, true, true, false);
+  tt_raw_sub(&w, 1, "$SYS.server.reload", NULL);
+  tt_raw_barrier_strict(&w);
+  snprintf(text, sizeof text,
+           "tls_cert = %s/server2.pem\ntls_key = %s/server2.key\n"
+           "http_tls_required = true\n",
+           certs, certs);
+  write_over(path, text);
+  kill(tt_g_broker.pid, SIGHUP);
+  cr_assert(wait_reload(&w, 1));
+  served_subject(port, subject, sizeof subject);
+  expect_in(subject, "O = tern-test-2");
+  cr_assert_eq(https_get(port, "/healthz", NULL, out, sizeof out), 200);
+  tt_raw_close(&w);
+  tt_fixture_stop();
+  unlink(path);
+  drop_certs();
+}
