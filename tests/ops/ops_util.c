@@ -398,3 +398,24 @@ uint64_t ops_metric(int port, const char *name) {
   cr_assert_not_null(at, "no %s in /metrics", name);
   return strtoull(at + strlen(key), NULL, 10);
 }
+
+void ops_write_over(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  cr_assert_not_null(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+bool ops_wait_reload(tt_raw_t *c, uint64_t sid) {
+  tp_frame_t f;
+  tt_raw_expect(c, &f, TP_MSG, TT_RECV_MS);
+  cr_assert_eq(f.u.msg.sid, sid);
+  cr_assert(tt_str_eq(f.u.msg.topic, "$SYS.server.reload"));
+  const char *p = (const char *)f.u.msg.payload.ptr;
+  size_t n = f.u.msg.payload.len;
+  if (n == 11 && memcmp(p, "{\"ok\":true}", 11) == 0)
+    return true;
+  cr_assert(n == 12 && memcmp(p, "{\"ok\":false}", 12) == 0, "body %.*s",
+            (int)n, p);
+  return false;
+}

@@ -202,22 +202,6 @@ Test(ops_secure, startup_log_says_which_it_is) {
   unlink(log);
 }
 
-/* Waits for the $SYS.server.reload advisory on sid: its "ok" value. */
-static bool wait_reload(tt_raw_t *c, uint64_t sid) {
-  tp_frame_t f;
-  tt_raw_expect(c, &f, TP_MSG, TT_RECV_MS);
-  cr_assert_eq(f.u.msg.sid, sid);
-  return f.u.msg.payload.len == 11 &&
-         memcmp(f.u.msg.payload.ptr, "{\"ok\":true}", 11) == 0;
-}
-
-static void write_over(const char *path, const char *text) {
-  FILE *fp = fopen(path, "w");
-  cr_assert_not_null(fp);
-  fputs(text, fp);
-  fclose(fp);
-}
-
 Test(ops_secure, reload_cannot_drop_authentication_on_a_public_host) {
   char path[64];
   ops_write_file(path, "auth_token = first\n");
@@ -228,9 +212,9 @@ Test(ops_secure, reload_cannot_drop_authentication_on_a_public_host) {
   tt_raw_sub(&w, 1, "$SYS.server.reload", NULL);
   tt_raw_barrier_strict(&w);
   /* Taking the token away on 0.0.0.0 is refused; the token stays. */
-  write_over(path, "max_subs = 5\n");
+  ops_write_over(path, "max_subs = 5\n");
   kill(tt_g_broker.pid, SIGHUP);
-  cr_assert_not(wait_reload(&w, 1), "a reload dropped authentication");
+  cr_assert_not(ops_wait_reload(&w, 1), "a reload dropped authentication");
   bool auth_req = false;
   tt_raw_t c;
   ops_connect_creds(&c, tt_g_broker.port, NULL, NULL, NULL, &auth_req);
@@ -240,9 +224,9 @@ Test(ops_secure, reload_cannot_drop_authentication_on_a_public_host) {
   cr_assert_eq(f.u.err.code, 2);
   tt_raw_close(&c);
   /* With allow_anonymous the same change is taken. */
-  write_over(path, "max_subs = 5\nallow_anonymous = true\n");
+  ops_write_over(path, "max_subs = 5\nallow_anonymous = true\n");
   kill(tt_g_broker.pid, SIGHUP);
-  cr_assert(wait_reload(&w, 1), "the reload was refused");
+  cr_assert(ops_wait_reload(&w, 1), "the reload was refused");
   tt_raw_open(&c, tt_g_broker.port, true, true, false);
   tt_raw_barrier_strict(&c);
   tt_raw_close(&c);
@@ -386,9 +370,9 @@ Test(ops_secure, monitoring_token_follows_a_reload) {
   tt_raw_sub(&w, 1, "$SYS.server.reload", NULL);
   tt_raw_barrier_strict(&w);
   cr_assert_eq(get("/varz", "Bearer one"), 200);
-  write_over(path, "http_token = two\n");
+  ops_write_over(path, "http_token = two\n");
   kill(tt_g_broker.pid, SIGHUP);
-  cr_assert(wait_reload(&w, 1));
+  cr_assert(ops_wait_reload(&w, 1));
   cr_assert_eq(get("/varz", "Bearer one"), 401);
   cr_assert_eq(get("/varz", "Bearer two"), 200);
   tt_raw_close(&w);
@@ -527,9 +511,9 @@ Test(ops_secure, monitoring_https_required_and_reloaded) {
            "tls_cert = %s/server2.pem\ntls_key = %s/server2.key\n"
            "http_tls_required = true\n",
            certs, certs);
-  write_over(path, text);
+  ops_write_over(path, text);
   kill(tt_g_broker.pid, SIGHUP);
-  cr_assert(wait_reload(&w, 1));
+  cr_assert(ops_wait_reload(&w, 1));
   served_subject(port, subject, sizeof subject);
   expect_in(subject, "O = tern-test-2");
   cr_assert_eq(https_get(port, "/healthz", NULL, out, sizeof out), 200);
