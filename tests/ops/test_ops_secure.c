@@ -115,17 +115,36 @@ Test(ops_secure, allow_anonymous_from_flag_file_and_environment) {
   expect_in(r.err, "TERN_ALLOW_ANONYMOUS");
 }
 
-Test(ops_secure, client_certificates_alone_are_authentication) {
-  /* Certificates from the project's script (the openssl command). */
-  char dir[] = "/tmp/tern-secure-certs-XXXXXX";
-  cr_assert_not_null(mkdtemp(dir));
+/* The directory of the test certificates, made by the project's script
+ * (scripts/make-certs.sh, the openssl command) once per test. */
+static char certs[64];
+
+static void make_certs(void) {
+  snprintf(certs, sizeof certs, "/tmp/tern-secure-certs-XXXXXX");
+  cr_assert_not_null(mkdtemp(certs));
   char cmd[512];
-  snprintf(cmd, sizeof cmd, "sh %s %s >/dev/null 2>&1", TERN_MAKE_CERTS, dir);
+  snprintf(cmd, sizeof cmd, "sh %s %s >/dev/null 2>&1", TERN_MAKE_CERTS, certs);
   cr_assert_eq(system(cmd), 0, "%s", cmd);
-  char cert[128], key[128], ca[128];
-  snprintf(cert, sizeof cert, "%s/server.pem", dir);
-  snprintf(key, sizeof key, "%s/server.key", dir);
-  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+}
+
+static void drop_certs(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", certs);
+  cr_assert_eq(system(cmd), 0);
+}
+
+static const char *cert_path(const char *name) {
+  static char paths[4][128];
+  static int next;
+  char *p = paths[next++ % 4];
+  snprintf(p, 128, "%s/%s", certs, name);
+  return p;
+}
+
+Test(ops_secure, client_certificates_alone_are_authentication) {
+  make_certs();
+  const char *cert = cert_path("server.pem"), *key = cert_path("server.key"),
+             *ca = cert_path("ca.pem");
   ops_run_t r;
   /* Every client must show a certificate of the CA: that is enough. */
   ops_run_ternd(&r,
@@ -143,8 +162,7 @@ Test(ops_secure, client_certificates_alone_are_authentication) {
                 NULL, NULL);
   cr_assert_eq(r.status, 2, "%s", r.out);
   expect_in(r.err, "refusing to listen on 0.0.0.0 without authentication");
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  drop_certs();
 }
 
 /* Starts ternd with its stderr in a file; returns the file's path. */
@@ -381,32 +399,6 @@ Test(ops_secure, monitoring_token_follows_a_reload) {
 }
 
 /* ---- HTTPS on the monitoring port --------------------------------------- */
-
-static char certs[64];
-
-/* Test certificates from the project's script, once per test. */
-static void make_certs(void) {
-  snprintf(certs, sizeof certs, "/tmp/tern-secure-certs-XXXXXX");
-  cr_assert_not_null(mkdtemp(certs));
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "sh %s %s >/dev/null 2>&1", TERN_MAKE_CERTS, certs);
-  cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
-
-static void drop_certs(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", certs);
-  cr_assert_eq(system(cmd), 0);
-}
-
-static const char *cert_path(const char *name) {
-  static char paths[4][128];
-  static int next;
-  char *p = paths[next++ % 4];
-  snprintf(p, 128, "%s/%s", certs, name);
-  return p;
-}
-
 /*
  * GET path over HTTPS with `openssl s_client`, which checks the chain
  * against the test CA and the name "localhost" (exit status and all, a
