@@ -27,12 +27,13 @@
  * a token they are served on a loopback monitoring address, or anywhere
  * with allow_anonymous, and refused with 403 elsewhere.
  *
- * HTTPS: with tls_cert set the port also speaks TLS (the engine of
- * tern_tls/tls.h on memory BIOs, the same certificate and key as the
- * client port, no client certificate asked for: probes cannot send one).
- * The client's first byte tells: 0x16 starts a ClientHello, anything else
- * is plain HTTP, refused with 400 under http_tls_required. The handshake
- * has the request head's timeout.
+ * Each client is a transport (transport/transport.h), as a client
+ * connection is: plain TCP, or with tls_cert set the TLS transport
+ * (transport/tls.h) on a listener of its own, with the client port's
+ * certificate and key but no client certificate asked for (probes cannot
+ * send one). It serves HTTPS and plain HTTP on the one port, told apart
+ * by the client's first byte; http_tls_required answers plain HTTP with
+ * 400. The handshake has the request head's timeout.
  *
  * Every response closes the connection. Small documents go out whole with
  * Content-Length; pages with chunked transfer encoding (HTTP/1.1) or until
@@ -56,7 +57,8 @@
 #include "server/state.h"
 #include "tern_proto/buf.h"
 #include "tern_proto/errors.h"
-#include "tern_tls/tls.h"
+#include "transport/tcp.h"
+#include "transport/tls.h"
 
 #define HTTP_MAX_URL 2048
 #define HTTP_MAX_REQUEST (16u * 1024u)
@@ -70,9 +72,7 @@
 
 typedef struct http_client {
   struct http_server *hs;
-  uv_tcp_t tcp;
-  uv_timer_t timer; /* request head, then each write */
-  int handles;      /* open handles of tcp and timer */
+  transport_t *t; /* its timer: the request head, then each write */
   http_parser parser;
   char url[HTTP_MAX_URL];
   size_t url_len;
@@ -91,13 +91,7 @@ typedef struct http_client {
   size_t request_bytes;
   uint64_t accepted_ms;
   char rbuf[2048];
-  uv_write_t wreq;
   tp_buf_t out;
-  /* HTTPS: the connection's TLS (NULL: plain HTTP), decided by the first
-   * byte; out is encrypted into cout for each write. */
-  tt_conn_t *tls;
-  bool first_seen;
-  tp_buf_t cout;
   metrics_page_t *page; /* a page still being produced, or NULL */
   list_node_t link;     /* http_server.clients, oldest first */
 } http_client_t;
@@ -111,7 +105,7 @@ struct http_server {
   size_t nclients; /* not closing */
   size_t max_clients;
   size_t page_entries; /* held by the pages in flight */
-  tt_ctx_t *tls_ctx;   /* HTTPS too; NULL: plain HTTP only */
+  tls_listener_t *tls; /* HTTPS too; NULL: plain HTTP only */
   bool loopback;       /* the monitoring address is a loopback one */
   int handles_open;
   bool stopping;
@@ -119,20 +113,16 @@ struct http_server {
 
 static void maybe_free(http_server_t *hs) {
   if (hs->stopping && hs->handles_open == 0) {
-    tt_ctx_unref(hs->tls_ctx);
+    tls_listener_destroy(hs->tls);
     free(hs);
   }
 }
 
-static void on_client_handle_closed(uv_handle_t *h) {
-  http_client_t *cl = h->data;
+static void on_closed(void *owner) {
+  http_client_t *cl = owner;
   http_server_t *hs = cl->hs;
-  if (--cl->handles > 0)
-    return;
   list_remove(&cl->link);
   tp_buf_free(&cl->out);
-  tp_buf_free(&cl->cout);
-  tt_conn_destroy(cl->tls);
   sodium_memzero(cl->authz, sizeof cl->authz);
   if (cl->page != NULL)
     hs->page_entries -= metrics_page_entries(cl->page);
@@ -148,20 +138,18 @@ static void client_close(http_client_t *cl) {
   cl->closing = true;
   http_server_t *hs = cl->hs;
   hs->nclients--;
-  uv_close((uv_handle_t *)&cl->tcp, on_client_handle_closed);
-  uv_close((uv_handle_t *)&cl->timer, on_client_handle_closed);
+  transport_close(cl->t);
   /* A slot is free: take the next client waiting in the backlog. */
   if (!hs->stopping && hs->nclients < hs->max_clients)
     fd_acceptor_resume(&hs->acceptor);
 }
 
-static void on_timeout(uv_timer_t *t) {
-  client_close(t->data);
+static void on_timer(void *owner) {
+  client_close(owner);
 }
 
 static void arm_timer(http_client_t *cl) {
-  uv_timer_start(&cl->timer, on_timeout,
-                 cl->hs->srv->broker.cfg.http_timeout_ms, 0);
+  transport_timer_start(cl->t, cl->hs->srv->broker.cfg.http_timeout_ms, 0);
 }
 
 static void start_write(http_client_t *cl);
@@ -198,8 +186,8 @@ static int fill_page_chunk(http_client_t *cl) {
   return 0;
 }
 
-static void on_written(uv_write_t *req, int status) {
-  http_client_t *cl = req->data;
+static void on_write_done(void *owner, int status) {
+  http_client_t *cl = owner;
   if (cl->closing)
     return;
   if (status < 0 || cl->page == NULL) {
@@ -215,74 +203,9 @@ static void on_written(uv_write_t *req, int status) {
   start_write(cl);
 }
 
-/* HTTPS: the ciphertext waiting in the engine, appended to dst. */
-static int take_ciphertext(http_client_t *cl, tp_buf_t *dst) {
-  const char *bytes;
-  size_t len;
-  tt_conn_pending_out(cl->tls, &bytes, &len);
-  if (len > 0 && tp_buf_append(dst, bytes, len) != 0)
-    return -1;
-  tt_conn_consume_out(cl->tls, len);
-  return 0;
-}
-
-typedef struct tls_write {
-  uv_write_t req;
-  tp_buf_t bytes;
-} tls_write_t;
-
-static void on_tls_written(uv_write_t *req, int status) {
-  tls_write_t *w = (tls_write_t *)req;
-  http_client_t *cl = req->data;
-  tp_buf_free(&w->bytes);
-  free(w);
-  if (status < 0 && !cl->closing)
-    client_close(cl);
-}
-
-/* HTTPS: sends what the engine has to say outside a response (handshake
- * flights, session tickets), each in a write of its own. 0 or -1. */
-static int tls_flush(http_client_t *cl) {
-  tls_write_t *w = calloc(1, sizeof *w);
-  if (w == NULL)
-    return -1;
-  tp_buf_init(&w->bytes);
-  if (take_ciphertext(cl, &w->bytes) != 0 || w->bytes.len == 0) {
-    int rc = w->bytes.len == 0 ? 0 : -1;
-    tp_buf_free(&w->bytes);
-    free(w);
-    return rc;
-  }
-  uv_buf_t b = uv_buf_init((char *)w->bytes.data, (unsigned)w->bytes.len);
-  w->req.data = cl;
-  if (uv_write(&w->req, (uv_stream_t *)&cl->tcp, &b, 1, on_tls_written) != 0) {
-    tp_buf_free(&w->bytes);
-    free(w);
-    return -1;
-  }
-  return 0;
-}
-
 static void start_write(http_client_t *cl) {
   uv_buf_t b = uv_buf_init((char *)cl->out.data, (unsigned)cl->out.len);
-  if (cl->tls != NULL) {
-    /* The last part of the answer carries the close_notify, so a client
-     * reading to the end sees a clean close. */
-    tp_buf_reset(&cl->cout);
-    if (cl->out.len > 0 && tt_conn_writev(cl->tls, &b, 1) < 0) {
-      client_close(cl);
-      return;
-    }
-    if (cl->page == NULL)
-      tt_conn_shutdown(cl->tls);
-    if (take_ciphertext(cl, &cl->cout) != 0) {
-      client_close(cl);
-      return;
-    }
-    b = uv_buf_init((char *)cl->cout.data, (unsigned)cl->cout.len);
-  }
-  cl->wreq.data = cl;
-  if (uv_write(&cl->wreq, (uv_stream_t *)&cl->tcp, &b, 1, on_written) != 0)
+  if (transport_write(cl->t, &b, 1) != 0)
     client_close(cl);
 }
 
@@ -308,7 +231,7 @@ static const char *reason_of(int code) {
 /* Stops reading and arms the write timeout: the request is answered. */
 static void begin_response(http_client_t *cl) {
   cl->responded = true;
-  uv_read_stop((uv_stream_t *)&cl->tcp);
+  transport_stop_read(cl->t);
   arm_timer(cl);
   tp_buf_reset(&cl->out);
 }
@@ -593,16 +516,25 @@ static int on_message_complete(http_parser *p) {
   return 1; /* one request per connection: stop parsing */
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  http_client_t *cl = h->data;
+static void on_alloc(void *owner, uv_buf_t *buf) {
+  http_client_t *cl = owner;
   *buf = uv_buf_init(cl->rbuf, sizeof cl->rbuf);
 }
 
-/* Request bytes (plaintext) to the parser. */
-static void parse(http_client_t *cl, const char *bytes, size_t n) {
+/* Request bytes (decrypted, with TLS) to the parser. */
+static void on_data(void *owner, size_t n) {
+  http_client_t *cl = owner;
+  if (cl->responded || cl->closing)
+    return;
+  if (cl->request_bytes == 0 && cl->hs->tls != NULL &&
+      transport_tls(cl->t) == NULL &&
+      cl->hs->srv->broker.cfg.http_tls_required) {
+    respond_text(cl, 400, "this port needs HTTPS\n");
+    return;
+  }
   cl->request_bytes += n;
-  size_t used = http_parser_execute(&cl->parser, &cl->hs->settings, bytes, n);
+  size_t used =
+      http_parser_execute(&cl->parser, &cl->hs->settings, cl->rbuf, n);
   if (cl->responded || cl->closing)
     return;
   if (HTTP_PARSER_ERRNO(&cl->parser) != HPE_OK || used != n ||
@@ -610,61 +542,19 @@ static void parse(http_client_t *cl, const char *bytes, size_t n) {
     respond_text(cl, 400, "bad request\n");
 }
 
-/* HTTPS: ciphertext in; the handshake advanced, the request decrypted. */
-static void tls_input(http_client_t *cl, const char *bytes, size_t n) {
-  if (tt_conn_feed(cl->tls, bytes, n) != 0) {
-    client_close(cl);
-    return;
-  }
-  int rc = tt_conn_handshake(cl->tls);
-  if (rc != 0 && rc != TT_EAGAIN) {
-    LOG(LOG_INFO, "monitoring: TLS handshake failed: %s",
-        tt_conn_error(cl->tls));
-    (void)tls_flush(cl); /* the alert, if any */
-    client_close(cl);
-    return;
-  }
-  char plain[2048];
-  while (rc == 0 && !cl->responded && !cl->closing) {
-    int got = tt_conn_read(cl->tls, plain, sizeof plain);
-    if (got == TT_EAGAIN)
-      break;
-    if (got <= 0) {
-      client_close(cl); /* closed or broken before a whole request */
-      return;
-    }
-    parse(cl, plain, (size_t)got);
-  }
-  if (!cl->closing && tls_flush(cl) != 0)
-    client_close(cl);
+static void on_error(void *owner, int err) {
+  (void)err;
+  client_close(owner);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  http_client_t *cl = s->data;
-  if (nread == 0 || cl->responded || cl->closing)
-    return;
-  if (nread < 0) {
-    client_close(cl);
-    return;
-  }
-  const config_t *cfg = &cl->hs->srv->broker.cfg;
-  if (!cl->first_seen) {
-    cl->first_seen = true;
-    if (cl->hs->tls_ctx != NULL && tt_looks_like_tls(buf->base, 1)) {
-      if (tt_conn_create(&cl->tls, cl->hs->tls_ctx, NULL) != 0) {
-        client_close(cl);
-        return;
-      }
-    } else if (cl->hs->tls_ctx != NULL && cfg->http_tls_required) {
-      respond_text(cl, 400, "this port needs HTTPS\n");
-      return;
-    }
-  }
-  if (cl->tls != NULL)
-    tls_input(cl, buf->base, (size_t)nread);
-  else
-    parse(cl, buf->base, (size_t)nread);
-}
+static const transport_cbs_t client_cbs = {
+    .alloc = on_alloc,
+    .on_data = on_data,
+    .on_error = on_error,
+    .on_write_done = on_write_done,
+    .on_timer = on_timer,
+    .on_closed = on_closed,
+};
 
 /*
  * Full: the oldest client still sending its request goes, if it has had
@@ -713,27 +603,24 @@ static void on_accept(fd_acceptor_t *a, int fd) {
     close(fd);
     return;
   }
+  uv_loop_t *loop = hs->srv->worker.loop;
+  int rc = hs->tls != NULL ? tls_transport_open(loop, fd, hs->tls, &cl->t)
+                           : tcp_transport_open(loop, fd, &cl->t);
+  if (rc != 0) { /* the descriptor is closed */
+    free(cl);
+    return;
+  }
   cl->hs = hs;
   tp_buf_init(&cl->out);
-  tp_buf_init(&cl->cout);
-  uv_tcp_init(hs->srv->worker.loop, &cl->tcp);
-  uv_timer_init(hs->srv->worker.loop, &cl->timer);
-  cl->tcp.data = cl;
-  cl->timer.data = cl;
-  cl->handles = 2;
-  cl->accepted_ms = uv_now(hs->srv->worker.loop);
+  transport_set_owner(cl->t, &client_cbs, cl);
+  cl->accepted_ms = uv_now(loop);
   hs->handles_open++;
   hs->nclients++;
   list_insert_tail(&hs->clients, &cl->link);
-  if (uv_tcp_open(&cl->tcp, fd) != 0) {
-    close(fd);
-    client_close(cl);
-    return;
-  }
   http_parser_init(&cl->parser, HTTP_REQUEST);
   cl->parser.data = cl;
   arm_timer(cl);
-  if (uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read) != 0)
+  if (transport_start_read(cl->t) != 0)
     client_close(cl);
 }
 
@@ -755,12 +642,12 @@ static void on_server_handle_closed(uv_handle_t *h) {
   maybe_free(hs);
 }
 
-/* A context for HTTPS from the client port's certificate and key. */
-static int make_tls_ctx(const config_t *cfg, tt_ctx_t **out, char *why,
-                        size_t cap) {
-  tt_ctx_opts_t o = {
-      .server = true, .cert_file = cfg->tls_cert, .key_file = cfg->tls_key};
-  return tt_ctx_create(out, &o, why, cap);
+/* HTTPS with the client port's certificate and key; no client
+ * certificates (whatever tls_verify says), plaintext HTTP beside it. */
+static tls_listener_opts_t tls_opts(const config_t *cfg) {
+  return (tls_listener_opts_t){.cert_file = cfg->tls_cert,
+                               .key_file = cfg->tls_key,
+                               .detect_ms = cfg->tls_detect_ms};
 }
 
 int http_start(http_server_t **out, server_t *srv, const char *host, int port,
@@ -771,7 +658,8 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
   hs->srv = srv;
   if (srv->broker.cfg.tls_cert[0] != '\0') {
     char why[512];
-    if (make_tls_ctx(&srv->broker.cfg, &hs->tls_ctx, why, sizeof why) != 0) {
+    tls_listener_opts_t o = tls_opts(&srv->broker.cfg);
+    if (tls_listener_create(&hs->tls, &o, why, sizeof why) != 0) {
       LOG(LOG_ERROR, "monitoring: TLS: %s", why);
       free(hs);
       return UV_EINVAL;
@@ -795,7 +683,7 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
   int rc = fd_acceptor_listen(&hs->acceptor, srv->worker.loop, host,
                               port < 0 ? 0 : port, 511, bound_port);
   if (rc != 0) {
-    tt_ctx_unref(hs->tls_ctx);
+    tls_listener_destroy(hs->tls);
     free(hs);
     return rc;
   }
@@ -807,22 +695,18 @@ int http_start(http_server_t **out, server_t *srv, const char *host, int port,
 }
 
 bool http_tls(const http_server_t *hs) {
-  return hs->tls_ctx != NULL;
+  return hs->tls != NULL;
 }
 
 void http_reload_tls(http_server_t *hs) {
   const config_t *cfg = &hs->srv->broker.cfg;
-  if (hs->tls_ctx == NULL || cfg->tls_cert[0] == '\0')
+  if (hs->tls == NULL || cfg->tls_cert[0] == '\0')
     return;
   char why[512];
-  tt_ctx_t *ctx;
-  if (make_tls_ctx(cfg, &ctx, why, sizeof why) != 0) {
+  tls_listener_opts_t o = tls_opts(cfg);
+  if (tls_listener_reload(hs->tls, &o, why, sizeof why) != 0)
     LOG(LOG_ERROR, "reload: monitoring TLS: %s; the old certificate stays",
         why);
-    return;
-  }
-  tt_ctx_unref(hs->tls_ctx); /* open connections hold their own reference */
-  hs->tls_ctx = ctx;
 }
 
 size_t http_client_limit(const http_server_t *hs) {
