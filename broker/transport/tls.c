@@ -85,7 +85,7 @@ static void finish_user_write(tls_transport_t *tt, int status) {
 /* Sends what the engine has for the socket: tried at once, the rest
  * copied out and handed to one write. 0 or an error. */
 static int send_out(tls_transport_t *tt) {
-  if (tt->sock_writing || tt->tls == NULL)
+  if (tt->sock_writing || tt->tls == NULL || tt->closing)
     return 0;
   const char *p;
   size_t len;
@@ -448,11 +448,11 @@ static void tls_close(transport_t *t) {
   tls_transport_t *tt = tls_of(t);
   if (tt->closing)
     return;
-  tt->closing = true;
   if (tt->state == TLS_OPEN) {
     ttls_conn_shutdown(tt->tls); /* close_notify, if the socket takes it */
     send_out(tt);
   }
+  tt->closing = true;
   uv_close((uv_handle_t *)&tt->timer, on_timer_closed);
   transport_close(tt->inner);
 }
