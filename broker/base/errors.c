@@ -10,8 +10,8 @@ const char *ternd_strerror(int rc) {
     return "success";
   if (tp_err_is(rc))
     return tp_strerror(rc);
-  if (tt_err_is(rc))
-    return tt_strerror(rc);
+  if (ttls_err_is(rc))
+    return ttls_strerror(rc);
   switch (rc) {
 #define TERND_ERR_TEXT(name, val, msg)                                         \
   case name:                                                                   \

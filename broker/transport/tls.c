@@ -15,7 +15,7 @@
 
 struct tls_listener {
   uv_mutex_t lock; /* guards ctx and the policy against a reload */
-  tt_ctx_t *ctx;
+  ttls_ctx_t *ctx;
   bool required;
   uint64_t detect_ms;
 };
@@ -32,8 +32,8 @@ typedef struct tls_transport {
   transport_t base;
   transport_t *inner; /* the TCP transport under it */
   uv_timer_t timer;   /* the detect window, then deferred reads */
-  tt_conn_t *tls;     /* NULL until a ClientHello */
-  tt_ctx_t *ctx;      /* the listener's when accepted */
+  ttls_conn_t *tls;   /* NULL until a ClientHello */
+  ttls_ctx_t *ctx;    /* the listener's when accepted */
   tls_state_t state;
   bool required;
   bool reading; /* the owner wants data */
@@ -85,18 +85,18 @@ static void finish_user_write(tls_transport_t *tt, int status) {
 /* Sends what the engine has for the socket: tried at once, the rest
  * copied out and handed to one write. 0 or an error. */
 static int send_out(tls_transport_t *tt) {
-  if (tt->sock_writing || tt->tls == NULL)
+  if (tt->sock_writing || tt->tls == NULL || tt->closing)
     return 0;
   const char *p;
   size_t len;
-  tt_conn_pending_out(tt->tls, &p, &len);
+  ttls_conn_pending_out(tt->tls, &p, &len);
   if (len == 0)
     return 0;
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
   int n = transport_try_write(tt->inner, &b, 1);
   if (n < 0)
     return n;
-  tt_conn_consume_out(tt->tls, (size_t)n);
+  ttls_conn_consume_out(tt->tls, (size_t)n);
   len -= (size_t)n;
   if (len == 0)
     return 0;
@@ -108,7 +108,7 @@ static int send_out(tls_transport_t *tt) {
     tt->wcap = len;
   }
   memcpy(tt->wbuf, p + n, len);
-  tt_conn_consume_out(tt->tls, len);
+  ttls_conn_consume_out(tt->tls, len);
   tt->wlen = len;
   b = uv_buf_init(tt->wbuf, (unsigned)len);
   int rc = transport_write(tt->inner, &b, 1);
@@ -134,7 +134,7 @@ static void pump(tls_transport_t *tt) {
   if (tt->state != TLS_OPEN && tt->state != TLS_HANDSHAKE)
     return;
   if (tt->state == TLS_OPEN && tt->user_write && !tt->user_encrypted) {
-    int rc = tt_conn_writev(tt->tls, tt->held, tt->nheld);
+    int rc = ttls_conn_writev(tt->tls, tt->held, tt->nheld);
     if (rc < 0) {
       fail(tt, UV_EPROTO);
       return;
@@ -158,7 +158,7 @@ static int tls_try_write(transport_t *t, const uv_buf_t *bufs, unsigned n) {
     return UV_EPIPE;
   if (tt->state != TLS_OPEN || tt->sock_writing || tt->user_write)
     return 0;
-  int rc = tt_conn_writev(tt->tls, bufs, n);
+  int rc = ttls_conn_writev(tt->tls, bufs, n);
   if (rc < 0)
     return UV_EPROTO;
   /* All taken: what the socket does not take now waits here, at most
@@ -196,20 +196,20 @@ static void deliver(tls_transport_t *tt) {
       tt->base.cbs->on_error(tt->base.owner, UV_ENOBUFS);
       return;
     }
-    int n = tt_conn_read(tt->tls, b.base, b.len);
+    int n = ttls_conn_read(tt->tls, b.base, b.len);
     if (n > 0) {
       tt->base.cbs->on_data(tt->base.owner, (size_t)n);
       continue;
     }
-    if (n == TT_EAGAIN)
+    if (n == TTLS_EAGAIN)
       break;
-    if (n == TT_ECLOSED) {
+    if (n == TTLS_ECLOSED) {
       tt->base.cbs->on_error(tt->base.owner, UV_EOF);
       return;
     }
     char who[64];
     LOG(LOG_WARN, "%s: %s", peer_name(tt, who, sizeof who),
-        tt_conn_error(tt->tls));
+        ttls_conn_error(tt->tls));
     send_out(tt);
     fail(tt, UV_EPROTO);
     return;
@@ -218,15 +218,15 @@ static void deliver(tls_transport_t *tt) {
 }
 
 static void handshake(tls_transport_t *tt) {
-  int rc = tt_conn_handshake(tt->tls);
-  if (rc == TT_EAGAIN) {
+  int rc = ttls_conn_handshake(tt->tls);
+  if (rc == TTLS_EAGAIN) {
     pump(tt);
     return;
   }
   if (rc != 0) {
     char who[64];
     LOG(LOG_WARN, "%s: %s", peer_name(tt, who, sizeof who),
-        tt_conn_error(tt->tls));
+        ttls_conn_error(tt->tls));
     send_out(tt); /* the alert */
     fail(tt, UV_ECONNABORTED);
     return;
@@ -235,8 +235,8 @@ static void handshake(tls_transport_t *tt) {
   if (log_g_level >= LOG_DEBUG) {
     char who[64];
     LOG(LOG_DEBUG, "%s: TLS handshake done: %s %s",
-        peer_name(tt, who, sizeof who), tt_conn_version(tt->tls),
-        tt_conn_cipher(tt->tls));
+        peer_name(tt, who, sizeof who), ttls_conn_version(tt->tls),
+        ttls_conn_cipher(tt->tls));
   }
   pump(tt);
   deliver(tt);
@@ -282,7 +282,7 @@ static void go_plain(tls_transport_t *tt) {
 }
 
 static void start_tls(tls_transport_t *tt) {
-  int rc = tt_conn_create(&tt->tls, tt->ctx, NULL);
+  int rc = ttls_conn_create(&tt->tls, tt->ctx, NULL);
   if (rc != 0) {
     fail(tt, UV_ENOMEM);
     return;
@@ -300,7 +300,7 @@ static void on_inner_alloc(void *owner, uv_buf_t *buf) {
 static void on_inner_data(void *owner, size_t len) {
   tls_transport_t *tt = owner;
   if (tt->state == TLS_DETECT) {
-    if (tt_looks_like_tls(tt->rbuf.base, len)) {
+    if (ttls_looks_like_tls(tt->rbuf.base, len)) {
       start_tls(tt);
     } else if (tt->required) {
       refuse_plain(tt);
@@ -315,7 +315,7 @@ static void on_inner_data(void *owner, size_t len) {
     return;
   case TLS_HANDSHAKE:
   case TLS_OPEN:
-    if (tt_conn_feed(tt->tls, tt->rbuf.base, len) != 0) {
+    if (ttls_conn_feed(tt->tls, tt->rbuf.base, len) != 0) {
       fail(tt, UV_ENOMEM);
       return;
     }
@@ -380,8 +380,8 @@ static void maybe_free(tls_transport_t *tt) {
   finish_user_write(tt, UV_ECANCELED);
   if (tt->base.cbs != NULL)
     tt->base.cbs->on_closed(tt->base.owner);
-  tt_conn_destroy(tt->tls);
-  tt_ctx_unref(tt->ctx);
+  ttls_conn_destroy(tt->tls);
+  ttls_ctx_unref(tt->ctx);
   free(tt->wbuf);
   free(tt);
 }
@@ -448,11 +448,11 @@ static void tls_close(transport_t *t) {
   tls_transport_t *tt = tls_of(t);
   if (tt->closing)
     return;
-  tt->closing = true;
   if (tt->state == TLS_OPEN) {
-    tt_conn_shutdown(tt->tls); /* close_notify, if the socket takes it */
+    ttls_conn_shutdown(tt->tls); /* close_notify, if the socket takes it */
     send_out(tt);
   }
+  tt->closing = true;
   uv_close((uv_handle_t *)&tt->timer, on_timer_closed);
   transport_close(tt->inner);
 }
@@ -469,7 +469,7 @@ static size_t tls_unacked(transport_t *t) {
   if (tt->tls != NULL) {
     const char *p;
     size_t len;
-    tt_conn_pending_out(tt->tls, &p, &len);
+    ttls_conn_pending_out(tt->tls, &p, &len);
     n += len;
   }
   return n + tt->wlen;
@@ -479,7 +479,7 @@ static bool tls_connected(transport_t *t) {
   return transport_connected(tls_of(t)->inner);
 }
 
-static struct tt_conn *tls_session(transport_t *t) {
+static struct ttls_conn *tls_session(transport_t *t) {
   tls_transport_t *tt = tls_of(t);
   return tt->state == TLS_OPEN ? tt->tls : NULL;
 }
@@ -513,7 +513,7 @@ int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
   tt->base.ops = &tls_ops;
   tcp_transport_carries_tls(tt->inner);
   uv_mutex_lock(&l->lock);
-  tt->ctx = tt_ctx_ref(l->ctx);
+  tt->ctx = ttls_ctx_ref(l->ctx);
   tt->required = l->required;
   tt->detect_ms = l->detect_ms;
   uv_mutex_unlock(&l->lock);
@@ -529,16 +529,16 @@ int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
 
 /* ---- the listener ---------------------------------------------------- */
 
-static int make_ctx(const tls_listener_opts_t *o, tt_ctx_t **out, char *err,
+static int make_ctx(const tls_listener_opts_t *o, ttls_ctx_t **out, char *err,
                     size_t cap) {
-  tt_ctx_opts_t co = {
+  ttls_ctx_opts_t co = {
       .server = true,
       .cert_file = o->cert_file,
       .key_file = o->key_file,
       .ca_file = o->ca_file,
       .verify_peer = o->verify,
   };
-  return tt_ctx_create(out, &co, err, cap);
+  return ttls_ctx_create(out, &co, err, cap);
 }
 
 int tls_listener_create(tls_listener_t **out, const tls_listener_opts_t *o,
@@ -560,30 +560,30 @@ int tls_listener_create(tls_listener_t **out, const tls_listener_opts_t *o,
 
 int tls_listener_reload(tls_listener_t *l, const tls_listener_opts_t *o,
                         char *err, size_t cap) {
-  tt_ctx_t *next;
+  ttls_ctx_t *next;
   int rc = make_ctx(o, &next, err, cap);
   if (rc != 0)
     return rc;
   uv_mutex_lock(&l->lock);
-  tt_ctx_t *old = l->ctx;
+  ttls_ctx_t *old = l->ctx;
   l->ctx = next;
   l->required = o->required;
   l->detect_ms = o->detect_ms;
   uv_mutex_unlock(&l->lock);
-  tt_ctx_unref(old); /* open connections hold their own reference */
+  ttls_ctx_unref(old); /* open connections hold their own reference */
   return 0;
 }
 
 void tls_listener_subject(tls_listener_t *l, char *out, size_t cap) {
   uv_mutex_lock(&l->lock);
-  tt_ctx_subject(l->ctx, out, cap);
+  ttls_ctx_subject(l->ctx, out, cap);
   uv_mutex_unlock(&l->lock);
 }
 
 void tls_listener_destroy(tls_listener_t *l) {
   if (l == NULL)
     return;
-  tt_ctx_unref(l->ctx);
+  ttls_ctx_unref(l->ctx);
   uv_mutex_destroy(&l->lock);
   free(l);
 }

@@ -28,7 +28,7 @@
 
 #include "transport/transport.h"
 
-struct tt_conn;
+struct ttls_conn;
 
 /* One listener's TLS: its context (swapped by a reload) and policy. Safe
  * to open transports from several loops at once. */

@@ -27,7 +27,7 @@
 #include <uv.h>
 
 typedef struct transport transport_t;
-struct tt_conn;
+struct ttls_conn;
 
 typedef struct transport_cbs {
   void (*alloc)(void *owner, uv_buf_t *buf);
@@ -63,7 +63,7 @@ typedef struct transport_ops {
   bool (*connected)(transport_t *t);
   /* The connection's TLS session once its handshake is done (the peer's
    * certificate: tern_tls/tls.h); NULL for a transport without TLS. */
-  struct tt_conn *(*tls)(transport_t *t);
+  struct ttls_conn *(*tls)(transport_t *t);
 } transport_ops_t;
 
 struct transport {
@@ -112,7 +112,7 @@ static inline bool transport_connected(transport_t *t) {
   return t->ops->connected(t);
 }
 
-static inline struct tt_conn *transport_tls(transport_t *t) {
+static inline struct ttls_conn *transport_tls(transport_t *t) {
   return t->ops->tls != NULL ? t->ops->tls(t) : NULL;
 }
 

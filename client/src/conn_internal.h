@@ -197,8 +197,8 @@ struct tern_conn {
   tern__breaker_t *breaker; /* NULL when off */
 
   /* conn_tls.c: TLS, when the current server's URL is tls:// */
-  struct tt_ctx *tls_ctx; /* made at the first TLS attempt, kept */
-  struct tt_conn *tls;    /* this attempt's session; NULL: plaintext */
+  struct ttls_ctx *tls_ctx; /* made at the first TLS attempt, kept */
+  struct ttls_conn *tls;    /* this attempt's session; NULL: plaintext */
   char *tls_rbuf;         /* ciphertext reads */
   tp_buf_t tls_data;      /* the batch encrypted, in the write in flight */
   tp_buf_t tls_ctl;       /* the engine's own records on their way */

@@ -22,7 +22,7 @@
 
 static int make_ctx(tern_conn_t *c) {
   char why[TERN__ERRTEXT_MAX];
-  tt_ctx_opts_t o = {
+  ttls_ctx_opts_t o = {
       .server = false,
       .cert_file = c->opts.o.tls_cert_file,
       .key_file = c->opts.o.tls_key_file,
@@ -32,7 +32,7 @@ static int make_ctx(tern_conn_t *c) {
   if (c->tls_ctx != NULL) {
     return 0;
   }
-  if (tt_ctx_create(&c->tls_ctx, &o, why, sizeof(why)) != 0) {
+  if (ttls_ctx_create(&c->tls_ctx, &o, why, sizeof(why)) != 0) {
     tern__conn_set_error(c, why, strlen(why));
     return TERN_ETLS;
   }
@@ -61,14 +61,14 @@ static void send_ctl(tern_conn_t *c) {
       c->handles_closing) {
     return;
   }
-  tt_conn_pending_out(c->tls, &p, &len);
+  ttls_conn_pending_out(c->tls, &p, &len);
   if (len == 0) {
     return;
   }
   if (tp_buf_append(&c->tls_ctl, p, len) != 0) {
     return;
   }
-  tt_conn_consume_out(c->tls, len);
+  ttls_conn_consume_out(c->tls, len);
   b = uv_buf_init((char *)c->tls_ctl.data, (unsigned int)c->tls_ctl.len);
   if (uv_write(&c->tls_ctl_req, (uv_stream_t *)&c->tcp, &b, 1,
                on_ctl_written) == 0) {
@@ -95,15 +95,15 @@ int tern__tls_begin(tern_conn_t *c) {
   if (c->tls_rbuf == NULL && (c->tls_rbuf = malloc(TLS_READ_BUF)) == NULL) {
     return TERN_ENOMEM;
   }
-  if (tt_conn_create(&c->tls, c->tls_ctx, name) != 0) {
+  if (ttls_conn_create(&c->tls, c->tls_ctx, name) != 0) {
     tern__conn_set_error(c, "TLS: cannot start a session",
                          strlen("TLS: cannot start a session"));
     return TERN_ETLS;
   }
-  rc = tt_conn_handshake(c->tls); /* the ClientHello */
-  if (rc != TT_EAGAIN && rc != 0) {
-    tern__conn_set_error(c, tt_conn_error(c->tls),
-                         strlen(tt_conn_error(c->tls)));
+  rc = ttls_conn_handshake(c->tls); /* the ClientHello */
+  if (rc != TTLS_EAGAIN && rc != 0) {
+    tern__conn_set_error(c, ttls_conn_error(c->tls),
+                         strlen(ttls_conn_error(c->tls)));
     return TERN_ETLS;
   }
   send_ctl(c);
@@ -111,7 +111,7 @@ int tern__tls_begin(tern_conn_t *c) {
 }
 
 void tern__tls_end(tern_conn_t *c) {
-  tt_conn_destroy(c->tls);
+  ttls_conn_destroy(c->tls);
   c->tls = NULL;
   /* A write still on its way keeps its buffer until its callback. */
   if (!c->tls_ctl_writing) {
@@ -121,7 +121,7 @@ void tern__tls_end(tern_conn_t *c) {
 
 void tern__tls_free(tern_conn_t *c) {
   tern__tls_end(c);
-  tt_ctx_unref(c->tls_ctx);
+  ttls_ctx_unref(c->tls_ctx);
   c->tls_ctx = NULL;
   tp_buf_free(&c->tls_ctl);
   tp_buf_free(&c->tls_data);
@@ -130,7 +130,7 @@ void tern__tls_free(tern_conn_t *c) {
 }
 
 bool tern__tls_ready(const tern_conn_t *c) {
-  return c->tls == NULL || tt_conn_handshake_done(c->tls);
+  return c->tls == NULL || ttls_conn_handshake_done(c->tls);
 }
 
 void tern__tls_read_buf(tern_conn_t *c, uv_buf_t *buf) {
@@ -141,27 +141,27 @@ void tern__tls_read_buf(tern_conn_t *c, uv_buf_t *buf) {
 /* A failure of the session: the reason in words a user can act on. */
 static void tls_failed(tern_conn_t *c, int rc) {
   char text[TERN__ERRTEXT_MAX];
-  const char *why = tt_conn_error(c->tls);
-  if (rc == TT_ENOTTLS) {
+  const char *why = ttls_conn_error(c->tls);
+  if (rc == TTLS_ENOTTLS) {
     snprintf(text, sizeof(text),
              "TLS: the server did not answer in TLS (a plaintext port? "
              "use tern://): %s",
              why);
-  } else if (rc == TT_ECLOSED) {
+  } else if (rc == TTLS_ECLOSED) {
     snprintf(text, sizeof(text), "connection closed by the server");
   } else {
-    snprintf(text, sizeof(text), "%s", why[0] ? why : tt_strerror(rc));
+    snprintf(text, sizeof(text), "%s", why[0] ? why : ttls_strerror(rc));
   }
   tern__conn_set_error(c, text, strlen(text));
   send_ctl(c); /* an alert, if the engine has one */
-  tern__conn_fail(c, rc == TT_ECLOSED ? TERN_ECLOSED : TERN_ETLS);
+  tern__conn_fail(c, rc == TTLS_ECLOSED ? TERN_ECLOSED : TERN_ETLS);
 }
 
 bool tern__tls_pull(tern_conn_t *c) {
   uint8_t *p;
   size_t n;
   bool got = false;
-  while (c->tls != NULL && tt_conn_handshake_done(c->tls) && !c->paused &&
+  while (c->tls != NULL && ttls_conn_handshake_done(c->tls) && !c->paused &&
          (c->state == TERN__HANDSHAKE || c->state == TERN__CONNECTED ||
           c->state == TERN__CLOSING)) {
     int rc;
@@ -170,14 +170,14 @@ bool tern__tls_pull(tern_conn_t *c) {
       tern__conn_fail(c, TERN_ENOMEM);
       return got;
     }
-    rc = tt_conn_read(c->tls, p, n);
+    rc = ttls_conn_read(c->tls, p, n);
     if (rc > 0) {
       tp_reader_commit(c->reader, (size_t)rc);
       got = true;
       tern__conn_dispatch(c);
       continue;
     }
-    if (rc == TT_EAGAIN) {
+    if (rc == TTLS_EAGAIN) {
       break;
     }
     tls_failed(c, rc);
@@ -189,14 +189,14 @@ bool tern__tls_pull(tern_conn_t *c) {
 
 void tern__tls_received(tern_conn_t *c, const char *bytes, size_t n) {
   int rc;
-  if (tt_conn_feed(c->tls, bytes, n) != 0) {
+  if (ttls_conn_feed(c->tls, bytes, n) != 0) {
     tern__conn_set_error(c, "out of memory", strlen("out of memory"));
     tern__conn_fail(c, TERN_ENOMEM);
     return;
   }
-  if (!tt_conn_handshake_done(c->tls)) {
-    rc = tt_conn_handshake(c->tls);
-    if (rc == TT_EAGAIN) {
+  if (!ttls_conn_handshake_done(c->tls)) {
+    rc = ttls_conn_handshake(c->tls);
+    if (rc == TTLS_EAGAIN) {
       send_ctl(c);
       return;
     }
@@ -214,16 +214,16 @@ int tern__tls_encrypt(tern_conn_t *c, const tp_buf_t *plain, uv_buf_t *out) {
   uv_buf_t in = uv_buf_init((char *)plain->data, (unsigned int)plain->len);
   const char *p;
   size_t len;
-  int rc = tt_conn_writev(c->tls, &in, 1);
+  int rc = ttls_conn_writev(c->tls, &in, 1);
   if (rc < 0) {
     return TERN_ETLS;
   }
-  tt_conn_pending_out(c->tls, &p, &len);
+  ttls_conn_pending_out(c->tls, &p, &len);
   tp_buf_reset(&c->tls_data);
   if (tp_buf_append(&c->tls_data, p, len) != 0) {
     return TERN_ENOMEM;
   }
-  tt_conn_consume_out(c->tls, len);
+  ttls_conn_consume_out(c->tls, len);
   *out = uv_buf_init((char *)c->tls_data.data, (unsigned int)c->tls_data.len);
   return 0;
 }

@@ -19,18 +19,18 @@
 #include "tls_internal.h"
 
 /* A record's plaintext at most (TLS 1.2 and 1.3). */
-#define TT_RECORD 16384
+#define TTLS_RECORD 16384
 
-typedef struct tt_out {
+typedef struct ttls_out {
   char *p;
   size_t off, len, cap; /* pending bytes are p[off..len) */
-} tt_out_t;
+} ttls_out_t;
 
-struct tt_conn {
+struct ttls_conn {
   SSL *ssl;
   BIO *rbio;
-  tt_ctx_t *ctx;
-  tt_out_t out;
+  ttls_ctx_t *ctx;
+  ttls_out_t out;
   bool done;
   char err[200];
 };
@@ -38,7 +38,7 @@ struct tt_conn {
 /* ---- the output BIO ------------------------------------------------- */
 
 static int out_write(BIO *b, const char *data, int dlen) {
-  tt_out_t *o = BIO_get_data(b);
+  ttls_out_t *o = BIO_get_data(b);
   size_t n = (size_t)dlen;
   if (o->off > 0 && o->off == o->len)
     o->off = o->len = 0;
@@ -84,8 +84,8 @@ static int out_create(BIO *b) {
   return 1;
 }
 
-BIO_METHOD *tt_out_method_new(void);
-BIO_METHOD *tt_out_method_new(void) {
+BIO_METHOD *ttls_out_method_new(void);
+BIO_METHOD *ttls_out_method_new(void) {
   BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                                "tern TLS output");
   if (m == NULL)
@@ -103,11 +103,12 @@ static bool is_ip(const char *name) {
   return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
 }
 
-int tt_conn_create(tt_conn_t **out, tt_ctx_t *ctx, const char *server_name) {
+int ttls_conn_create(ttls_conn_t **out, ttls_ctx_t *ctx,
+                     const char *server_name) {
   ERR_clear_error();
-  tt_conn_t *c = calloc(1, sizeof *c);
+  ttls_conn_t *c = calloc(1, sizeof *c);
   if (c == NULL)
-    return TT_ENOMEM;
+    return TTLS_ENOMEM;
   c->ssl = SSL_new(ctx->ssl);
   c->rbio = BIO_new(BIO_s_mem());
   BIO *wbio = BIO_new(ctx->out_method);
@@ -117,13 +118,13 @@ int tt_conn_create(tt_conn_t **out, tt_ctx_t *ctx, const char *server_name) {
     SSL_free(c->ssl);
     free(c);
     ERR_clear_error();
-    return TT_ENOMEM;
+    return TTLS_ENOMEM;
   }
   /* An empty memory BIO asks to be retried rather than reporting EOF. */
   BIO_set_mem_eof_return(c->rbio, -1);
   BIO_set_data(wbio, &c->out);
   SSL_set_bio(c->ssl, c->rbio, wbio); /* the SSL owns both now */
-  c->ctx = tt_ctx_ref(ctx);
+  c->ctx = ttls_ctx_ref(ctx);
   if (ctx->server) {
     SSL_set_accept_state(c->ssl);
   } else {
@@ -137,9 +138,9 @@ int tt_conn_create(tt_conn_t **out, tt_ctx_t *ctx, const char *server_name) {
              SSL_set1_host(c->ssl, server_name) == 1;
       }
       if (!ok) {
-        tt_conn_destroy(c);
+        ttls_conn_destroy(c);
         ERR_clear_error();
-        return TT_EINVAL;
+        return TTLS_EINVAL;
       }
     } else if (server_name != NULL && !is_ip(server_name)) {
       SSL_set_tlsext_host_name(c->ssl, server_name);
@@ -149,22 +150,22 @@ int tt_conn_create(tt_conn_t **out, tt_ctx_t *ctx, const char *server_name) {
   return 0;
 }
 
-void tt_conn_destroy(tt_conn_t *c) {
+void ttls_conn_destroy(ttls_conn_t *c) {
   if (c == NULL)
     return;
   SSL_free(c->ssl); /* and its BIOs */
   free(c->out.p);
-  tt_ctx_unref(c->ctx);
+  ttls_ctx_unref(c->ctx);
   free(c);
 }
 
-int tt_conn_feed(tt_conn_t *c, const void *bytes, size_t len) {
+int ttls_conn_feed(ttls_conn_t *c, const void *bytes, size_t len) {
   while (len > 0) {
     int n = len > INT32_MAX ? INT32_MAX : (int)len;
     int w = BIO_write(c->rbio, bytes, n);
     if (w <= 0) {
       ERR_clear_error();
-      return TT_ENOMEM;
+      return TTLS_ENOMEM;
     }
     bytes = (const char *)bytes + w;
     len -= (size_t)w;
@@ -182,15 +183,15 @@ static bool not_tls_reason(unsigned long e) {
 }
 
 /* Turns a failed SSL call into an engine error (and a reason). */
-static int failed(tt_conn_t *c, int ret, const char *what) {
+static int failed(ttls_conn_t *c, int ret, const char *what) {
   int e = SSL_get_error(c->ssl, ret);
   switch (e) {
   case SSL_ERROR_WANT_READ:
   case SSL_ERROR_WANT_WRITE:
-    return TT_EAGAIN;
+    return TTLS_EAGAIN;
   case SSL_ERROR_ZERO_RETURN:
     snprintf(c->err, sizeof c->err, "the peer closed the TLS session");
-    return TT_ECLOSED;
+    return TTLS_ECLOSED;
   default:
     break;
   }
@@ -200,23 +201,23 @@ static int failed(tt_conn_t *c, int ret, const char *what) {
     snprintf(c->err, sizeof c->err, "%s: certificate verify failed: %s", what,
              X509_verify_cert_error_string(vr));
     ERR_clear_error();
-    return TT_EVERIFY;
+    return TTLS_EVERIFY;
   }
   if (first != 0 && ERR_GET_LIB(first) == ERR_LIB_SSL && !c->done &&
       not_tls_reason(first)) {
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s: not TLS: ", what);
-    tt_ssl_reason(c->err, sizeof c->err, prefix, "");
-    return TT_ENOTTLS;
+    ttls_ssl_reason(c->err, sizeof c->err, prefix, "");
+    return TTLS_ENOTTLS;
   }
   char prefix[64];
   snprintf(prefix, sizeof prefix, "%s: ", what);
-  tt_ssl_reason(c->err, sizeof c->err, prefix,
-                e == SSL_ERROR_SYSCALL ? "unexpected end" : "failed");
-  return c->done ? TT_EPROTO : TT_EHANDSHAKE;
+  ttls_ssl_reason(c->err, sizeof c->err, prefix,
+                  e == SSL_ERROR_SYSCALL ? "unexpected end" : "failed");
+  return c->done ? TTLS_EPROTO : TTLS_EHANDSHAKE;
 }
 
-int tt_conn_handshake(tt_conn_t *c) {
+int ttls_conn_handshake(ttls_conn_t *c) {
   if (c->done)
     return 0;
   ERR_clear_error();
@@ -228,13 +229,13 @@ int tt_conn_handshake(tt_conn_t *c) {
   return failed(c, ret, "TLS handshake");
 }
 
-bool tt_conn_handshake_done(const tt_conn_t *c) {
+bool ttls_conn_handshake_done(const ttls_conn_t *c) {
   return c->done;
 }
 
-int tt_conn_read(tt_conn_t *c, void *buf, size_t cap) {
+int ttls_conn_read(ttls_conn_t *c, void *buf, size_t cap) {
   if (cap == 0)
-    return TT_EINVAL;
+    return TTLS_EINVAL;
   if (cap > INT32_MAX)
     cap = INT32_MAX;
   ERR_clear_error();
@@ -247,11 +248,15 @@ int tt_conn_read(tt_conn_t *c, void *buf, size_t cap) {
   return failed(c, ret, c->done ? "TLS read" : "TLS handshake");
 }
 
-bool tt_conn_has_plaintext(tt_conn_t *c) {
+bool ttls_conn_has_plaintext(ttls_conn_t *c) {
   return SSL_pending(c->ssl) > 0;
 }
 
-static int write_all(tt_conn_t *c, const void *p, size_t len) {
+size_t ttls_conn_pending_in(ttls_conn_t *c) {
+  return BIO_ctrl_pending(c->rbio) + (size_t)SSL_pending(c->ssl);
+}
+
+static int write_all(ttls_conn_t *c, const void *p, size_t len) {
   ERR_clear_error();
   size_t n = 0;
   int ret = SSL_write_ex(c->ssl, p, len, &n);
@@ -260,16 +265,16 @@ static int write_all(tt_conn_t *c, const void *p, size_t len) {
   return failed(c, ret, "TLS write");
 }
 
-int tt_conn_writev(tt_conn_t *c, const uv_buf_t *bufs, unsigned n) {
-  char stage[TT_RECORD];
+int ttls_conn_writev(ttls_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+  char stage[TTLS_RECORD];
   size_t sl = 0, total = 0;
   for (unsigned i = 0; i < n; i++) {
     const char *p = bufs[i].base;
     size_t len = bufs[i].len;
     total += len;
     while (len > 0) {
-      if (sl == 0 && len >= TT_RECORD) { /* whole records from the buffer */
-        size_t whole = len - len % TT_RECORD;
+      if (sl == 0 && len >= TTLS_RECORD) { /* whole records from the buffer */
+        size_t whole = len - len % TTLS_RECORD;
         int rc = write_all(c, p, whole);
         if (rc != 0)
           return rc;
@@ -277,12 +282,12 @@ int tt_conn_writev(tt_conn_t *c, const uv_buf_t *bufs, unsigned n) {
         len -= whole;
         continue;
       }
-      size_t k = TT_RECORD - sl < len ? TT_RECORD - sl : len;
+      size_t k = TTLS_RECORD - sl < len ? TTLS_RECORD - sl : len;
       memcpy(stage + sl, p, k);
       sl += k;
       p += k;
       len -= k;
-      if (sl == TT_RECORD) {
+      if (sl == TTLS_RECORD) {
         int rc = write_all(c, stage, sl);
         if (rc != 0)
           return rc;
@@ -298,41 +303,41 @@ int tt_conn_writev(tt_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   return total > INT32_MAX ? INT32_MAX : (int)total;
 }
 
-void tt_conn_shutdown(tt_conn_t *c) {
+void ttls_conn_shutdown(ttls_conn_t *c) {
   ERR_clear_error();
   if (c->done)
     SSL_shutdown(c->ssl);
   ERR_clear_error();
 }
 
-void tt_conn_pending_out(tt_conn_t *c, const char **bytes, size_t *len) {
+void ttls_conn_pending_out(ttls_conn_t *c, const char **bytes, size_t *len) {
   *bytes = c->out.p + c->out.off;
   *len = c->out.len - c->out.off;
 }
 
-void tt_conn_consume_out(tt_conn_t *c, size_t n) {
+void ttls_conn_consume_out(ttls_conn_t *c, size_t n) {
   c->out.off += n;
   if (c->out.off >= c->out.len)
     c->out.off = c->out.len = 0;
 }
 
-const char *tt_conn_error(const tt_conn_t *c) {
+const char *ttls_conn_error(const ttls_conn_t *c) {
   return c->err;
 }
 
-const char *tt_conn_version(const tt_conn_t *c) {
+const char *ttls_conn_version(const ttls_conn_t *c) {
   return SSL_get_version(c->ssl);
 }
 
-const char *tt_conn_cipher(const tt_conn_t *c) {
+const char *ttls_conn_cipher(const ttls_conn_t *c) {
   return SSL_get_cipher_name(c->ssl);
 }
 
-bool tt_conn_resumed(const tt_conn_t *c) {
+bool ttls_conn_resumed(const ttls_conn_t *c) {
   return SSL_session_reused(c->ssl) == 1;
 }
 
-bool tt_conn_peer_subject(const tt_conn_t *c, char *out, size_t cap) {
+bool ttls_conn_peer_subject(const ttls_conn_t *c, char *out, size_t cap) {
   if (cap == 0)
     return false;
   out[0] = '\0';
@@ -385,7 +390,7 @@ static bool san_matches(const GENERAL_NAME *g, const char *san) {
   return type == GEN_URI ? memcmp(d, v, len) == 0 : strncasecmp(d, v, len) == 0;
 }
 
-bool tt_conn_peer_has_san(const tt_conn_t *c, const char *san) {
+bool ttls_conn_peer_has_san(const ttls_conn_t *c, const char *san) {
   X509 *x = SSL_get0_peer_certificate(c->ssl);
   if (x == NULL)
     return false;

@@ -11,18 +11,18 @@
 
 /* TLS 1.2's suites: forward secrecy and AEAD only (TLS 1.3's defaults
  * already are). */
-#define TT_CIPHERS_12                                                          \
+#define TTLS_CIPHERS_12                                                        \
   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                 \
   "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                 \
   "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 /* TLS 1.3's, AES-128 first (as fast as any where the CPU has AES
  * instructions, the strength NIST asks for). */
-#define TT_SUITES_13                                                           \
+#define TTLS_SUITES_13                                                         \
   "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
-void tt_ssl_reason(char *out, size_t cap, const char *prefix,
-                   const char *fallback) {
+void ttls_ssl_reason(char *out, size_t cap, const char *prefix,
+                     const char *fallback) {
   unsigned long e = ERR_get_error();
   char buf[256];
   if (e != 0)
@@ -31,58 +31,58 @@ void tt_ssl_reason(char *out, size_t cap, const char *prefix,
   ERR_clear_error();
 }
 
-static int fail(tt_ctx_t *c, char *err, size_t cap, const char *what,
+static int fail(ttls_ctx_t *c, char *err, size_t cap, const char *what,
                 const char *file) {
   char prefix[512];
   snprintf(prefix, sizeof prefix, "%s%s%s: ", what, file ? " " : "",
            file ? file : "");
   if (err != NULL && cap > 0)
-    tt_ssl_reason(err, cap, prefix, "failed");
+    ttls_ssl_reason(err, cap, prefix, "failed");
   else
     ERR_clear_error();
-  tt_ctx_unref(c);
-  return TT_ECONFIG;
+  ttls_ctx_unref(c);
+  return TTLS_ECONFIG;
 }
 
-BIO_METHOD *tt_out_method_new(void); /* conn.c */
+BIO_METHOD *ttls_out_method_new(void); /* conn.c */
 
-int tt_ctx_create(tt_ctx_t **out, const tt_ctx_opts_t *o, char *err,
-                  size_t cap) {
+int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
+                    size_t cap) {
   if (err != NULL && cap > 0)
     err[0] = '\0';
   if (o->server && (o->cert_file == NULL || o->key_file == NULL)) {
     if (err != NULL)
       snprintf(err, cap, "a TLS listener needs a certificate and a key");
-    return TT_ECONFIG;
+    return TTLS_ECONFIG;
   }
   if ((o->cert_file == NULL) != (o->key_file == NULL)) {
     if (err != NULL)
       snprintf(err, cap,
                "a TLS certificate needs its key and a key its "
                "certificate");
-    return TT_ECONFIG;
+    return TTLS_ECONFIG;
   }
   if (o->server && o->verify_peer && o->ca_file == NULL) {
     if (err != NULL)
       snprintf(err, cap, "checking client certificates needs a CA file");
-    return TT_ECONFIG;
+    return TTLS_ECONFIG;
   }
   ERR_clear_error();
-  tt_ctx_t *c = calloc(1, sizeof *c);
+  ttls_ctx_t *c = calloc(1, sizeof *c);
   if (c == NULL)
-    return TT_ENOMEM;
+    return TTLS_ENOMEM;
   atomic_init(&c->refs, 1);
   c->server = o->server;
   c->skip_verify = !o->server && o->insecure_skip_verify;
-  c->out_method = tt_out_method_new();
+  c->out_method = ttls_out_method_new();
   c->ssl = SSL_CTX_new(o->server ? TLS_server_method() : TLS_client_method());
   if (c->ssl == NULL || c->out_method == NULL)
     return fail(c, err, cap, "TLS context", NULL);
   SSL_CTX *s = c->ssl;
   SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
   SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  if (SSL_CTX_set_ciphersuites(s, TT_SUITES_13) != 1 ||
-      SSL_CTX_set_cipher_list(s, TT_CIPHERS_12) != 1)
+  if (SSL_CTX_set_ciphersuites(s, TTLS_SUITES_13) != 1 ||
+      SSL_CTX_set_cipher_list(s, TTLS_CIPHERS_12) != 1)
     return fail(c, err, cap, "TLS cipher list", NULL);
   /* Writes never wait on a socket (memory BIOs); keep the buffers of an
    * idle connection small. */
@@ -126,12 +126,12 @@ int tt_ctx_create(tt_ctx_t **out, const tt_ctx_opts_t *o, char *err,
   return 0;
 }
 
-tt_ctx_t *tt_ctx_ref(tt_ctx_t *ctx) {
+ttls_ctx_t *ttls_ctx_ref(ttls_ctx_t *ctx) {
   atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
   return ctx;
 }
 
-void tt_ctx_unref(tt_ctx_t *ctx) {
+void ttls_ctx_unref(ttls_ctx_t *ctx) {
   if (ctx == NULL ||
       atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
     return;
@@ -141,7 +141,7 @@ void tt_ctx_unref(tt_ctx_t *ctx) {
   free(ctx);
 }
 
-void tt_ctx_subject(const tt_ctx_t *ctx, char *out, size_t cap) {
+void ttls_ctx_subject(const ttls_ctx_t *ctx, char *out, size_t cap) {
   if (cap == 0)
     return;
   out[0] = '\0';

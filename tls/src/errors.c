@@ -3,13 +3,13 @@
  */
 #include "tern_tls/tls.h"
 
-const char *tt_strerror(int rc) {
+const char *ttls_strerror(int rc) {
   switch (rc) {
-#define TT_ERR_TEXT(name, val, msg)                                            \
+#define TTLS_ERR_TEXT(name, val, msg)                                          \
   case name:                                                                   \
     return msg;
-    TT_ERR_MAP(TT_ERR_TEXT)
-#undef TT_ERR_TEXT
+    TTLS_ERR_MAP(TTLS_ERR_TEXT)
+#undef TTLS_ERR_TEXT
   default:
     return "unknown TLS error";
   }

@@ -10,7 +10,7 @@
 
 #include "tern_tls/tls.h"
 
-struct tt_ctx {
+struct ttls_ctx {
   SSL_CTX *ssl;
   atomic_int refs;
   bool server;
@@ -22,7 +22,7 @@ struct tt_ctx {
 
 /* Writes OpenSSL's first queued error (or fallback) after prefix into
  * out, and empties the thread's error queue. */
-void tt_ssl_reason(char *out, size_t cap, const char *prefix,
-                   const char *fallback);
+void ttls_ssl_reason(char *out, size_t cap, const char *prefix,
+                     const char *fallback);
 
 #endif
