@@ -13,13 +13,7 @@
 #include "cli_proc.h"
 
 static const char *cert(const char *name) {
-  static char bufs[8][1024];
-  static int next;
-  const char *dir = getenv("TERN_TEST_CERTS");
-  cr_assert(dir != NULL, "TERN_TEST_CERTS is not set (ctest sets it)");
-  char *b = bufs[next++ % 8];
-  snprintf(b, 1024, "%s/%s", dir, name);
-  return b;
+  return tt_cert_path(name);
 }
 
 static void mtls_init(void) {

@@ -176,6 +176,16 @@ int tt_broker_start_opts(tt_broker_t *b, const tt_broker_opts_t *o,
   return start_child(b, NULL, o, extra);
 }
 
+const char *tt_cert_path(const char *name) {
+  static char bufs[8][1024];
+  static int next;
+  const char *dir = getenv("TERN_TEST_CERTS");
+  cr_assert(dir != NULL, "TERN_TEST_CERTS is not set (ctest sets it)");
+  char *b = bufs[next++ % 8];
+  snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+  return b;
+}
+
 const char *tt_tls_dir(void) {
   const char *d = getenv("TERN_TEST_TLS");
   return d != NULL && *d ? d : NULL;

@@ -61,6 +61,10 @@ void tt_fixture_stop(void);
 int tt_broker_wait(tt_broker_t *b);
 /* True while the child has not exited (does not reap a live child). */
 bool tt_broker_alive(const tt_broker_t *b);
+/* DIR/name in the test certificates (TERN_TEST_CERTS, made by the
+ * tls_certs fixture); cr_assert when the variable is not set. One of 8
+ * rotating static buffers. */
+const char *tt_cert_path(const char *name);
 /* The TLS certificate directory of TLS mode, or NULL (plaintext). */
 const char *tt_tls_dir(void);
 /* ternd's path: $TERND if set, else the build tree's ternd. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <tern/tern.h>
@@ -25,13 +26,7 @@
 #define WAIT_MS 10000
 
 static const char *cert(const char *name) {
-  static char bufs[8][1024];
-  static int next;
-  const char *dir = getenv("TERN_TEST_CERTS");
-  cr_assert(dir != NULL, "TERN_TEST_CERTS is not set (ctest sets it)");
-  char *b = bufs[next++ % 8];
-  snprintf(b, 1024, "%s/%s", dir, name);
-  return b;
+  return tt_cert_path(name);
 }
 
 static tt_broker_t broker;
@@ -520,5 +515,63 @@ Test(tls, async_pubsub_and_reconnect_over_tls) {
   tern_msg_release(m);
   tern_sub_destroy(sub);
   tern_client_close(cl);
+  stop();
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+/* Runs a shell command line; its exit status and first output bytes. */
+static int run(const char *cmd, char *out, size_t cap) {
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  size_t n = fread(out, 1, cap - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(tls, check_config_loads_the_files) {
+  char conf[] = "/tmp/tern-tls-check-XXXXXX";
+  int fd = mkstemp(conf);
+  cr_assert_geq(fd, 0);
+  FILE *f = fdopen(fd, "w");
+  fprintf(f, "tls_cert = %s\ntls_key = %s\ntls_verify = true\ntls_ca = %s\n",
+          cert("server.pem"), cert("server.key"), cert("ca.pem"));
+  fclose(f);
+  char cmd[2048], out[8192];
+  snprintf(cmd, sizeof cmd, "%s --check-config %s 2>&1", tt_ternd_path(), conf);
+  cr_expect_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "tls_verify = true") != NULL, "%s", out);
+  /* A key that is not the certificate's: refused, with the reason. */
+  f = fopen(conf, "w");
+  fprintf(f, "tls_cert = %s\ntls_key = %s\n", cert("server.pem"),
+          cert("client.key"));
+  fclose(f);
+  cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", out);
+  cr_expect(strstr(out, "mismatch") != NULL, "%s", out);
+  /* tls_verify without a CA to check with. */
+  f = fopen(conf, "w");
+  fprintf(f, "tls_cert = %s\ntls_key = %s\ntls_verify = yes\n",
+          cert("server.pem"), cert("server.key"));
+  fclose(f);
+  cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", out);
+  cr_expect(strstr(out, "tls_verify needs tls_ca") != NULL, "%s", out);
+  unlink(conf);
+}
+
+Test(tls, options_from_the_environment) {
+  setenv("TERN_TLS_CERT", cert("server.pem"), 1);
+  setenv("TERN_TLS_KEY", cert("server.key"), 1);
+  setenv("TERN_TLS_REQUIRED", "true", 1);
+  tt_broker_start(&broker, NULL);
+  unsetenv("TERN_TLS_CERT");
+  unsetenv("TERN_TLS_KEY");
+  unsetenv("TERN_TLS_REQUIRED");
+  tt_raw_t c;
+  tt_raw_attach(&c, tt_connect(broker.port));
+  tt_raw_expect_err(&c, 1, WAIT_MS);
+  tt_raw_close(&c);
+  tern_options_t o = tls_opts("localhost");
+  connect_expect(&o, 0, NULL);
   stop();
 }
