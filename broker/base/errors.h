@@ -8,7 +8,8 @@
  *   - libuv's (UV_E*: negated errno values, UV_EAI_* near -3000, down to
  *     UV_EOF = -4095), passed through from socket and timer calls;
  *   - the protocol library's (TP_E*, -10001..-10999, tern_proto/errors.h);
- *   - the broker's own below (TERND_E*, -30001..-30999).
+ *   - the broker's own below (TERND_E*, -30001..-30999);
+ *   - the TLS engine's (TTLS_E*, -40001..-40999, tern_tls/tls.h).
  * libtern's codes (-20001..-20999) are the client's and never reach here.
  */
 #ifndef TERND_ERRORS_H
@@ -35,7 +36,7 @@ static inline bool ternd_err_is(int rc) {
   return rc <= TERND_ERR_FIRST && rc >= TERND_ERR_LAST;
 }
 
-/* Text for 0, a TERND_E*, a TP_E* or a libuv code. Never NULL. */
+/* Text for 0, a TERND_E*, a TP_E*, a TTLS_E* or a libuv code. Never NULL. */
 const char *ternd_strerror(int rc);
 
 #endif

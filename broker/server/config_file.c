@@ -119,6 +119,42 @@ int config_read_file(config_t *cfg, const char *path, char *err,
   return -1;
 }
 
+/* The TLS options agree with each other; with load, the files are read
+ * too (--check-config; the server reads them when it starts or reloads). */
+static int check_tls(const config_t *cfg, bool load, char *err, size_t cap) {
+  if (cfg->tls_cert[0] == '\0') {
+    if (cfg->tls_key[0] || cfg->tls_ca[0] || cfg->tls_verify ||
+        cfg->tls_required) {
+      snprintf(err, cap,
+               "tls_key, tls_ca, tls_verify and tls_required need "
+               "tls_cert");
+      return -1;
+    }
+    return 0;
+  }
+  if (cfg->tls_key[0] == '\0') {
+    snprintf(err, cap, "tls_cert needs tls_key");
+    return -1;
+  }
+  if (cfg->tls_verify && cfg->tls_ca[0] == '\0') {
+    snprintf(err, cap,
+             "tls_verify needs tls_ca (the CAs that sign client "
+             "certificates)");
+    return -1;
+  }
+  if (!load)
+    return 0;
+  tls_listener_t *l;
+  char why[512];
+  tls_listener_opts_t o = config_tls_opts(cfg);
+  if (tls_listener_create(&l, &o, why, sizeof why) != 0) {
+    snprintf(err, cap, "%s", why);
+    return -1;
+  }
+  tls_listener_destroy(l);
+  return 0;
+}
+
 int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* First pass over the flags: the mode, the file's name, flag errors. */
   config_t probe;
@@ -145,5 +181,16 @@ int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* The flags parsed once already: this pass cannot fail. */
   mode = config_parse(cfg, argc, argv, out, err);
   snprintf(cfg->config_file, sizeof cfg->config_file, "%s", path);
+  if (check_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0) {
+    fprintf(err, "ternd: %s\n", why);
+    return CONFIG_EXIT_USAGE;
+  }
+  /* Secure by default: checked on the whole configuration, for a start,
+   * --check-config and a reload alike. */
+  if ((mode == CONFIG_RUN || mode == CONFIG_CHECK) &&
+      config_check_exposure(cfg, why, sizeof why) != 0) {
+    fprintf(err, "ternd: %s\n", why);
+    return CONFIG_EXIT_USAGE;
+  }
   return mode;
 }

@@ -11,6 +11,7 @@
 
 #include "base/errors.h"
 #include "base/log.h"
+#include "server/config_file.h"
 #include "server/http.h"
 #include "server/ops.h"
 #include "server/sdnotify.h"
@@ -21,6 +22,7 @@
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 
 /* Kept for reuse: enough for a busy loop turn, small next to the data.
  * One completed 1 MiB write releases ~40k small bodies at once. */
@@ -169,7 +171,9 @@ static void on_accept(fd_acceptor_t *a, int fd) {
     return;
   }
   transport_t *tr;
-  int rc = tcp_transport_open(srv->worker.loop, fd, &tr);
+  int rc = srv->tls != NULL
+               ? tls_transport_open(srv->worker.loop, fd, srv->tls, &tr)
+               : tcp_transport_open(srv->worker.loop, fd, &tr);
   if (rc == 0)
     rc = conn_accept(&srv->worker, tr);
   if (rc != 0)
@@ -214,14 +218,24 @@ static int start_monitoring(server_t *srv) {
         cfg->http_port, uv_strerror(rc));
     return rc;
   }
+  bool tls = http_tls(srv->http);
   LOG(LOG_INFO,
-      "monitoring on http://%s:%d/ (healthz, metrics, varz, "
-      "connz, subz)",
-      host, srv->http_port_bound);
-  if (!ops_is_loopback(host))
+      "monitoring on %s://%s:%d/%s (healthz, metrics, varz, "
+      "connz, subz); open to anyone: %s",
+      tls ? "https" : "http", host, srv->http_port_bound,
+      tls && !cfg->http_tls_required ? " and plain http" : "",
+      cfg->http_open_paths[0] ? cfg->http_open_paths : "none");
+  if (cfg->http_token[0] != '\0')
+    LOG(LOG_INFO, "monitoring: the other pages need the http_token");
+  else if (cfg->allow_anonymous && !config_is_loopback(host))
     LOG(LOG_WARN,
-        "the monitoring port %s:%d is not on loopback and has "
-        "no authentication",
+        "monitoring: no http_token and allow_anonymous: every page is "
+        "open to anyone who can reach %s:%d",
+        host, srv->http_port_bound);
+  else if (!config_is_loopback(host))
+    LOG(LOG_WARN,
+        "monitoring: no http_token on non-loopback %s:%d: the other pages "
+        "answer 403 (set http_token, or allow_anonymous to open them)",
         host, srv->http_port_bound);
   return 0;
 }
@@ -384,6 +398,13 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->worker.rx.tail_max = (size_t)srv->broker.cfg.max_inbound_total;
   if (rc == 0)
     rc = encode_hello(srv);
+  if (rc == 0 && srv->broker.cfg.tls_cert[0] != '\0') {
+    char why[512];
+    tls_listener_opts_t o = config_tls_opts(&srv->broker.cfg);
+    rc = tls_listener_create(&srv->tls, &o, why, sizeof why);
+    if (rc != 0)
+      LOG(LOG_ERROR, "TLS: %s", why);
+  }
   if (rc != 0)
     return rc;
 
@@ -445,6 +466,14 @@ int server_listen(server_t *srv) {
   srv->broker.cfg.port = port;
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s)", TERND_VERSION,
       srv->broker.cfg.host, port, srv->broker.server_id);
+  if (srv->tls != NULL) {
+    char subject[256];
+    tls_listener_subject(srv->tls, subject, sizeof subject);
+    LOG(LOG_INFO, "TLS on port %d as %s: %s%s", port, subject,
+        srv->broker.cfg.tls_required ? "plaintext refused"
+                                     : "plaintext also served",
+        srv->broker.cfg.tls_verify ? ", client certificates required" : "");
+  }
   /* The operator's side, in this order: reload and warnings, $SYS, then
    * the monitoring port (whose clients set_fd_budget counts). What was
    * started is stopped by finish_shutdown. */
@@ -485,6 +514,7 @@ void server_free(server_t *srv) {
   rx_shared_free(&srv->worker.rx);
   tp_buf_free(&srv->worker.scratch);
   tp_buf_free(&srv->err_no_fd);
+  tls_listener_destroy(srv->tls);
   free(srv->worker.ended);
   auth_verifier_free(srv->broker.auth);
   config_free(&srv->broker.cfg);

@@ -21,6 +21,7 @@ typedef struct server {
   worker_t worker; /* worker.broker and worker.server point back here */
 
   fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
+  struct tls_listener *tls; /* its TLS (transport/tls.h); NULL: none */
   uv_signal_t sigint, sigterm;
   bool listening;
   bool shutting_down;

@@ -419,6 +419,11 @@ static void client_free(tern_client_t *cl) {
 }
 
 int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
+  return tern_client_connect_why(out, opts, NULL, 0);
+}
+
+int tern_client_connect_why(tern_client_t **out, const tern_options_t *opts,
+                            char *why, size_t n) {
   tern_options_t o;
   tern_client_t *cl;
   int rc;
@@ -476,6 +481,9 @@ int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
   rc = cl->connect_status;
   uv_mutex_unlock(&cl->mu);
   if (rc != 0) {
+    if (why != NULL && n > 0) {
+      snprintf(why, n, "%s", cl->last_error);
+    }
     tern_client_close(cl);
     return rc;
   }

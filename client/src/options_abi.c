@@ -24,6 +24,12 @@ _Static_assert(offsetof(tern_options_t, status_cb) >= TERN__OPTIONS_SIZE_V0,
 _Static_assert(offsetof(tern_options_t, status_event_cb) >=
                    TERN__OPTIONS_SIZE_V0,
                "status_event_cb overlaps the first layout");
+_Static_assert(offsetof(tern_options_t, tls) >= TERN__OPTIONS_SIZE_V0,
+               "tls overlaps the first layout");
+_Static_assert(offsetof(tern_options_t, tls) >=
+                   offsetof(tern_options_t, status_event_cb) +
+                       sizeof(tern_status_event_cb),
+               "tls overlaps the layout with status_event_cb");
 _Static_assert(offsetof(tern_pub_opts_t, struct_size) == 0,
                "struct_size comes first");
 _Static_assert(

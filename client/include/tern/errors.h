@@ -50,7 +50,8 @@ extern "C" {
   X(STALE, -20017, "stale connection")                                         \
   X(BADURL, -20018, "malformed url")                                           \
   X(DISCONNECTED, -20019, "connection lost, reconnecting")                     \
-  X(BREAKER, -20020, "circuit breaker open for this topic")
+  X(BREAKER, -20020, "circuit breaker open for this topic")                    \
+  X(TLS, -20021, "TLS failed (handshake, certificate or configuration)")
 
 typedef enum tern_errno {
   TERN_OK = 0,
