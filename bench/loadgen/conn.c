@@ -137,13 +137,6 @@ static int skip_info_line(bench_conn_t *c, uint64_t deadline) {
   }
 }
 
-/* Records straight to the socket while it takes them (no copy). */
-static long direct_write(void *ctx, const char *bytes, size_t len) {
-  bench_conn_t *c = ctx;
-  ssize_t n = write(c->fd, bytes, len);
-  return n > 0 ? (long)n : 0;
-}
-
 static int tls_handshake(bench_conn_t *c, struct ttls_ctx *ctx,
                          const char *host, int timeout_ms) {
   uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -153,7 +146,6 @@ static int tls_handshake(bench_conn_t *c, struct ttls_ctx *ctx,
   if (ttls_conn_create(&c->tls, ctx, host) != 0) {
     return fail(c, "cannot start TLS");
   }
-  ttls_conn_set_direct(c->tls, direct_write, c);
   for (;;) {
     int rc = ttls_conn_handshake(c->tls);
     if (tls_send(c) != 0) {

@@ -281,24 +281,12 @@ static void go_plain(tls_transport_t *tt) {
   }
 }
 
-/* Records straight to the socket while it keeps up (no copy); the
- * engine keeps what it did not take. */
-static long direct_write(void *ctx, const char *bytes, size_t len) {
-  tls_transport_t *tt = ctx;
-  if (tt->closing || tt->sock_writing)
-    return 0;
-  uv_buf_t b = uv_buf_init((char *)bytes, (unsigned)len);
-  int n = transport_try_write(tt->inner, &b, 1);
-  return n > 0 ? n : 0;
-}
-
 static void start_tls(tls_transport_t *tt) {
   int rc = ttls_conn_create(&tt->tls, tt->ctx, NULL);
   if (rc != 0) {
     fail(tt, UV_ENOMEM);
     return;
   }
-  ttls_conn_set_direct(tt->tls, direct_write, tt);
   tt->state = TLS_HANDSHAKE;
   uv_timer_stop(&tt->timer);
 }

@@ -24,8 +24,6 @@
 typedef struct ttls_out {
   char *p;
   size_t off, len, cap; /* pending bytes are p[off..len) */
-  ttls_direct_fn direct; /* tried first while nothing is pending */
-  void *direct_ctx;
 } ttls_out_t;
 
 struct ttls_conn {
@@ -44,15 +42,6 @@ static int out_write(BIO *b, const char *data, int dlen) {
   size_t n = (size_t)dlen;
   if (o->off > 0 && o->off == o->len)
     o->off = o->len = 0;
-  if (o->direct != NULL && o->len == 0) {
-    long w = o->direct(o->direct_ctx, data, n);
-    if (w > 0) {
-      data += w;
-      n -= (size_t)w;
-      if (n == 0)
-        return dlen;
-    }
-  }
   if (o->len + n > o->cap) {
     if (o->off > 0) { /* room at the front first */
       memmove(o->p, o->p + o->off, o->len - o->off);
@@ -319,11 +308,6 @@ void ttls_conn_shutdown(ttls_conn_t *c) {
   if (c->done)
     SSL_shutdown(c->ssl);
   ERR_clear_error();
-}
-
-void ttls_conn_set_direct(ttls_conn_t *c, ttls_direct_fn write, void *ctx) {
-  c->out.direct = write;
-  c->out.direct_ctx = ctx;
 }
 
 void ttls_conn_pending_out(ttls_conn_t *c, const char **bytes, size_t *len) {

@@ -132,18 +132,6 @@ int ttls_conn_writev(ttls_conn_t *c, const uv_buf_t *bufs, unsigned n);
 /* Queues a close_notify alert. */
 void ttls_conn_shutdown(ttls_conn_t *c);
 
-/*
- * A socket writer to try first: while nothing waits in pending_out, each
- * record goes to write(ctx, bytes, len) as soon as it is made, and only
- * what it did not take (its return value: the bytes taken, 0 or negative
- * for none) is kept for pending_out. Saves copying every record once when
- * the socket keeps up. write must keep order with the caller's own writes
- * (uv_try_write does: it takes nothing while a uv_write is queued). NULL:
- * everything waits in pending_out.
- */
-typedef long (*ttls_direct_fn)(void *ctx, const char *bytes, size_t len);
-void ttls_conn_set_direct(ttls_conn_t *c, ttls_direct_fn write, void *ctx);
-
 /* The ciphertext waiting to go to the socket: valid until the next call
  * on c. len 0 when none. */
 void ttls_conn_pending_out(ttls_conn_t *c, const char **bytes, size_t *len);
