@@ -483,7 +483,7 @@ Test(tls, async_handshake_never_blocks_the_loop) {
   close(l);
 }
 
-Test(tls, async_pubsub_and_reconnect_over_tls) {
+Test(tls, pubsub_again_after_a_reconnect_over_tls) {
   start_tls("server", (const char *[]){"--tls-required", NULL});
   int port = broker.port;
   tern_options_t o = tls_opts("localhost");

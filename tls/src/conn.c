@@ -26,14 +26,79 @@ typedef struct ttls_out {
   size_t off, len, cap; /* pending bytes are p[off..len) */
 } ttls_out_t;
 
+/* What was fed and not read yet: in[off..len). OpenSSL's memory BIO
+ * would zero every byte it grows by and move what is left to the front
+ * on every write; this moves only when the room at the end runs out. */
+typedef struct ttls_in {
+  char *p;
+  size_t off, len, cap;
+} ttls_in_t;
+
 struct ttls_conn {
   SSL *ssl;
   BIO *rbio;
   ttls_ctx_t *ctx;
+  ttls_in_t in;
   ttls_out_t out;
   bool done;
   char err[200];
 };
+
+static int out_create(BIO *b);
+
+/* ---- the input BIO -------------------------------------------------- */
+
+static int in_read(BIO *b, char *out, int outl) {
+  ttls_in_t *in = BIO_get_data(b);
+  size_t n = in->len - in->off;
+  BIO_clear_retry_flags(b);
+  if (n == 0) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  if (n > (size_t)outl)
+    n = (size_t)outl;
+  memcpy(out, in->p + in->off, n);
+  in->off += n;
+  if (in->off == in->len)
+    in->off = in->len = 0;
+  return (int)n;
+}
+
+static long in_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)num;
+  (void)ptr;
+  ttls_in_t *in = BIO_get_data(b);
+  switch (cmd) {
+  case BIO_CTRL_PENDING:
+    return (long)(in->len - in->off);
+  case BIO_CTRL_FLUSH:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int in_feed(ttls_in_t *in, const void *bytes, size_t n) {
+  if (in->len + n > in->cap && in->off > 0) {
+    memmove(in->p, in->p + in->off, in->len - in->off);
+    in->len -= in->off;
+    in->off = 0;
+  }
+  if (in->len + n > in->cap) {
+    size_t cap = in->cap ? in->cap : 16384;
+    while (cap < in->len + n)
+      cap *= 2;
+    char *p = realloc(in->p, cap);
+    if (p == NULL)
+      return -1;
+    in->p = p;
+    in->cap = cap;
+  }
+  memcpy(in->p + in->len, bytes, n);
+  in->len += n;
+  return 0;
+}
 
 /* ---- the output BIO ------------------------------------------------- */
 
@@ -84,6 +149,18 @@ static int out_create(BIO *b) {
   return 1;
 }
 
+BIO_METHOD *ttls_in_method_new(void);
+BIO_METHOD *ttls_in_method_new(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "tern TLS input");
+  if (m == NULL)
+    return NULL;
+  BIO_meth_set_read(m, in_read);
+  BIO_meth_set_ctrl(m, in_ctrl);
+  BIO_meth_set_create(m, out_create);
+  return m;
+}
+
 BIO_METHOD *ttls_out_method_new(void);
 BIO_METHOD *ttls_out_method_new(void) {
   BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
@@ -110,7 +187,7 @@ int ttls_conn_create(ttls_conn_t **out, ttls_ctx_t *ctx,
   if (c == NULL)
     return TTLS_ENOMEM;
   c->ssl = SSL_new(ctx->ssl);
-  c->rbio = BIO_new(BIO_s_mem());
+  c->rbio = BIO_new(ctx->in_method);
   BIO *wbio = BIO_new(ctx->out_method);
   if (c->ssl == NULL || c->rbio == NULL || wbio == NULL) {
     BIO_free(c->rbio);
@@ -120,8 +197,7 @@ int ttls_conn_create(ttls_conn_t **out, ttls_ctx_t *ctx,
     ERR_clear_error();
     return TTLS_ENOMEM;
   }
-  /* An empty memory BIO asks to be retried rather than reporting EOF. */
-  BIO_set_mem_eof_return(c->rbio, -1);
+  BIO_set_data(c->rbio, &c->in);
   BIO_set_data(wbio, &c->out);
   SSL_set_bio(c->ssl, c->rbio, wbio); /* the SSL owns both now */
   c->ctx = ttls_ctx_ref(ctx);
@@ -154,23 +230,14 @@ void ttls_conn_destroy(ttls_conn_t *c) {
   if (c == NULL)
     return;
   SSL_free(c->ssl); /* and its BIOs */
+  free(c->in.p);
   free(c->out.p);
   ttls_ctx_unref(c->ctx);
   free(c);
 }
 
 int ttls_conn_feed(ttls_conn_t *c, const void *bytes, size_t len) {
-  while (len > 0) {
-    int n = len > INT32_MAX ? INT32_MAX : (int)len;
-    int w = BIO_write(c->rbio, bytes, n);
-    if (w <= 0) {
-      ERR_clear_error();
-      return TTLS_ENOMEM;
-    }
-    bytes = (const char *)bytes + w;
-    len -= (size_t)w;
-  }
-  return 0;
+  return in_feed(&c->in, bytes, len) == 0 ? 0 : TTLS_ENOMEM;
 }
 
 /* The first bytes of what the peer sent, when they plainly were no TLS
@@ -249,11 +316,13 @@ int ttls_conn_read(ttls_conn_t *c, void *buf, size_t cap) {
 }
 
 bool ttls_conn_has_plaintext(ttls_conn_t *c) {
-  return SSL_pending(c->ssl) > 0;
+  return SSL_has_pending(c->ssl) == 1;
 }
 
 size_t ttls_conn_pending_in(ttls_conn_t *c) {
-  return BIO_ctrl_pending(c->rbio) + (size_t)SSL_pending(c->ssl);
+  /* With read-ahead a record may wait undecrypted inside the SSL. */
+  size_t n = (c->in.len - c->in.off) + (size_t)SSL_pending(c->ssl);
+  return n == 0 && SSL_has_pending(c->ssl) ? 1 : n;
 }
 
 static int write_all(ttls_conn_t *c, const void *p, size_t len) {

@@ -45,6 +45,7 @@ static int fail(ttls_ctx_t *c, char *err, size_t cap, const char *what,
 }
 
 BIO_METHOD *ttls_out_method_new(void); /* conn.c */
+BIO_METHOD *ttls_in_method_new(void);  /* conn.c */
 
 int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
                     size_t cap) {
@@ -75,8 +76,9 @@ int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
   c->server = o->server;
   c->skip_verify = !o->server && o->insecure_skip_verify;
   c->out_method = ttls_out_method_new();
+  c->in_method = ttls_in_method_new();
   c->ssl = SSL_CTX_new(o->server ? TLS_server_method() : TLS_client_method());
-  if (c->ssl == NULL || c->out_method == NULL)
+  if (c->ssl == NULL || c->out_method == NULL || c->in_method == NULL)
     return fail(c, err, cap, "TLS context", NULL);
   SSL_CTX *s = c->ssl;
   SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
@@ -87,6 +89,9 @@ int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
   /* Writes never wait on a socket (memory BIOs); keep the buffers of an
    * idle connection small. */
   SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+  /* Whole records (several when they are there) per read from our input
+   * buffer, rather than a header and then a body. */
+  SSL_CTX_set_read_ahead(s, 1);
   if (o->cert_file != NULL) {
     if (SSL_CTX_use_certificate_chain_file(s, o->cert_file) != 1)
       return fail(c, err, cap, "TLS certificate", o->cert_file);
@@ -138,6 +143,8 @@ void ttls_ctx_unref(ttls_ctx_t *ctx) {
   SSL_CTX_free(ctx->ssl);
   if (ctx->out_method != NULL)
     BIO_meth_free(ctx->out_method);
+  if (ctx->in_method != NULL)
+    BIO_meth_free(ctx->in_method);
   free(ctx);
 }
 

@@ -18,6 +18,7 @@ struct ttls_ctx {
   /* The output BIO's method (conn.c): one per context, so the engine has
    * no global; connections hold the context, so it outlives their BIOs. */
   BIO_METHOD *out_method;
+  BIO_METHOD *in_method;
 };
 
 /* Writes OpenSSL's first queued error (or fallback) after prefix into
