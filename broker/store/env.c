@@ -48,7 +48,7 @@ void store__work_init(store_work_t *w, void (*run)(store_work_t *)) {
   w->run = run;
 }
 
-void store__work_queue(store_env_t *env, store_work_t *w) {
+void store__work_queue(struct store_env *env, store_work_t *w) {
   if (w->queued)
     return;
   w->queued = true;
@@ -56,13 +56,13 @@ void store__work_queue(store_env_t *env, store_work_t *w) {
   uv_cond_signal(&env->wake);
 }
 
-void store__work_wait(store_env_t *env, store_work_t *w) {
+void store__work_wait(struct store_env *env, store_work_t *w) {
   while (w->queued || w->busy)
     uv_cond_wait(&env->done, &env->mu);
 }
 
 static void sync_thread(void *arg) {
-  store_env_t *env = arg;
+  struct store_env *env = arg;
   uv_mutex_lock(&env->mu);
   for (;;) {
     /* Timed items that are due join the queue. */
@@ -99,8 +99,8 @@ static void sync_thread(void *arg) {
   uv_mutex_unlock(&env->mu);
 }
 
-int store_env_new(store_env_t **out) {
-  store_env_t *env = calloc(1, sizeof *env);
+int store__env_new(struct store_env **out) {
+  struct store_env *env = calloc(1, sizeof *env);
   if (!env)
     return UV_ENOMEM;
   int rc = uv_mutex_init(&env->mu);
@@ -127,7 +127,7 @@ int store_env_new(store_env_t **out) {
   return 0;
 }
 
-void store_env_free(store_env_t *env) {
+void store__env_free(struct store_env *env) {
   if (!env)
     return;
   uv_mutex_lock(&env->mu);

@@ -8,6 +8,9 @@
  * without the lock held; `run` takes the lock for what it shares with the
  * owner thread. `busy` is set while the item runs, so its owner can wait
  * for it (store_close, store_state_close) before freeing it.
+ *
+ * (struct store_env is store.h's store_env_t; this header does not include
+ * store.h, so that the log and the env are not a cycle of modules.)
  */
 #ifndef TERND_STORE_ENV_H
 #define TERND_STORE_ENV_H
@@ -17,7 +20,6 @@
 #include <uv.h>
 
 #include "base/list.h"
-#include "store/store.h"
 
 typedef struct store_work store_work_t;
 struct store_work {
@@ -38,11 +40,15 @@ struct store_env {
   bool stop;
 };
 
+/* store_env_new and store_env_free (store.h) are these. */
+int store__env_new(struct store_env **out);
+void store__env_free(struct store_env *env);
+
 void store__work_init(store_work_t *w, void (*run)(store_work_t *));
 /* Queues w and wakes the thread. env->mu held. */
-void store__work_queue(store_env_t *env, store_work_t *w);
+void store__work_queue(struct store_env *env, store_work_t *w);
 /* Waits until w is neither queued nor running. env->mu held. */
-void store__work_wait(store_env_t *env, store_work_t *w);
+void store__work_wait(struct store_env *env, store_work_t *w);
 /* Monotonic clock, ns. */
 int64_t store__mono_ns(void);
 /* Wall clock, ns since the epoch. */

@@ -108,6 +108,14 @@ struct store {
   _Atomic bool failed;
 };
 
+int store_env_new(store_env_t **out) {
+  return store__env_new(out);
+}
+
+void store_env_free(store_env_t *env) {
+  store__env_free(env);
+}
+
 void store_config_init(store_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->limits.discard = STORE_DISCARD_OLD;
