@@ -320,9 +320,10 @@ static void reap(store_t *st) {
   size_t j = 0;
   for (size_t i = 0; i < st->nsegs; i++) {
     seg_t *s = st->segs[i];
+    /* The head (nothing kept before it) may go: its tombstones remove
+     * records in it or before it. */
     if (i + 1 < st->nsegs && s->live == 0 &&
-        (s->max_target < st->segs[0]->first_seq ||
-         s->max_target < st->first_seq || i == 0)) {
+        (j == 0 || s->max_target < st->first_seq)) {
       char path[4096];
       seg_path(st, s->first_seq, "", path, sizeof path);
       close(s->fd);
@@ -962,7 +963,8 @@ static int list_segments(store_t *st, uint64_t **out, size_t *n) {
     free(v);
     return rc;
   }
-  qsort(v, nv, sizeof *v, cmp_u64);
+  if (nv > 1)
+    qsort(v, nv, sizeof *v, cmp_u64);
   *out = v;
   *n = nv;
   return 0;
