@@ -13,8 +13,11 @@
  * The time runs until the last record is stored under the policy (with
  * always: fdatasync'ed). Prints msgs/s, fsyncs' worth (stored callbacks),
  * and the disk bytes per record after close.
- * replay: reads every record of the log in DIR with one iterator.
- * open: opens the log in DIR (recovery scan, index rebuild) and closes it.
+ * replay: reads every record of the log in DIR with one iterator, or with
+ * ITERATORS (a fan-out: each reads every record; msgs/s counts them all).
+ * open: opens the log in DIR (recovery scan, index rebuild) and closes it;
+ * with "cold" after DIR, its files are first dropped from the page cache
+ * (posix_fadvise DONTNEED, after an fdatasync), so the scan reads the disk.
  * One JSON line each.
  */
 #include <inttypes.h>
@@ -28,6 +31,8 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <uv.h>
 
 #include "base/errors.h"
@@ -135,35 +140,67 @@ static int do_append(store_env_t *env, const char *dir, uint64_t count,
   return 0;
 }
 
-static int do_replay(store_env_t *env, const char *dir) {
+static int do_replay(store_env_t *env, const char *dir, int iters) {
   store_config_t cfg;
   store_config_init(&cfg);
   store_t *st;
   int rc = store_open(env, dir, &cfg, &st, NULL);
   if (rc)
     die("open", rc);
-  store_iter_t *it;
-  if ((rc = store_iter_open(st, 0, &it)) != 0)
-    die("iter", rc);
+  store_iter_t *it[64];
+  for (int i = 0; i < iters; i++)
+    if ((rc = store_iter_open(st, 0, &it[i])) != 0)
+      die("iter", rc);
   double t0 = now_s();
   store_msg_t m;
   uint64_t n = 0, bytes = 0;
-  while ((rc = store_iter_next(it, &m)) == 1) {
-    n++;
-    bytes += m.len;
+  /* Round robin, 64 records per iterator per turn: consumers at about the
+   * same place, as a fan-out reads. */
+  for (int live = iters; live > 0;) {
+    live = 0;
+    for (int i = 0; i < iters; i++) {
+      int k = 0;
+      while (k < 64 && (rc = store_iter_next(it[i], &m)) == 1) {
+        n++;
+        bytes += m.len;
+        k++;
+      }
+      if (rc < 0)
+        die("iter_next", rc);
+      live += k == 64;
+    }
   }
-  if (rc < 0)
-    die("iter_next", rc);
   double dt = now_s() - t0;
-  store_iter_close(it);
+  for (int i = 0; i < iters; i++)
+    store_iter_close(it[i]);
   store_close(st);
-  printf("{\"op\":\"replay\",\"count\":%" PRIu64 ",\"seconds\":%.3f,"
-         "\"msgs_per_s\":%.0f,\"payload_MB_per_s\":%.1f}\n",
-         n, dt, (double)n / dt, (double)bytes / dt / 1e6);
+  printf("{\"op\":\"replay\",\"iterators\":%d,\"count\":%" PRIu64
+         ",\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"payload_MB_per_s\":%.1f}\n",
+         iters, n, dt, (double)n / dt, (double)bytes / dt / 1e6);
   return 0;
 }
 
-static int do_open(store_env_t *env, const char *dir) {
+static void drop_cache(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *de;
+  char p[4096];
+  while ((de = readdir(d)) != NULL) {
+    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+      continue;
+    (void)fdatasync(fd);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+  }
+  closedir(d);
+}
+
+static int do_open(store_env_t *env, const char *dir, bool cold) {
+  if (cold)
+    drop_cache(dir);
   store_config_t cfg;
   store_config_init(&cfg);
   store_t *st;
@@ -174,9 +211,9 @@ static int do_open(store_env_t *env, const char *dir) {
   if (rc)
     die("open", rc);
   store_close(st);
-  printf("{\"op\":\"open\",\"records\":%" PRIu64 ",\"seconds\":%.3f,"
-         "\"records_per_s\":%.0f}\n",
-         rec.records, dt, (double)rec.records / dt);
+  printf("{\"op\":\"open\",\"cold\":%s,\"records\":%" PRIu64
+         ",\"seconds\":%.3f,\"records_per_s\":%.0f}\n",
+         cold ? "true" : "false", rec.records, dt, (double)rec.records / dt);
   return 0;
 }
 
@@ -185,8 +222,8 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: store_bench append DIR COUNT SIZE always|interval|never "
             "[BATCH [WINDOW]]\n"
-            "       store_bench replay DIR\n"
-            "       store_bench open DIR\n");
+            "       store_bench replay DIR [ITERATORS]\n"
+            "       store_bench open DIR [cold]\n");
     return 2;
   }
   store_env_t *env;
@@ -200,9 +237,10 @@ int main(int argc, char **argv) {
                    (uint32_t)strtoul(argv[4], NULL, 10), argv[5],
                    batch ? batch : 1, window ? window : 1);
   } else if (!strcmp(argv[1], "replay")) {
-    rc = do_replay(env, argv[2]);
+    int iters = argc > 3 ? atoi(argv[3]) : 1;
+    rc = do_replay(env, argv[2], iters < 1 ? 1 : iters > 64 ? 64 : iters);
   } else if (!strcmp(argv[1], "open")) {
-    rc = do_open(env, argv[2]);
+    rc = do_open(env, argv[2], argc > 3 && !strcmp(argv[3], "cold"));
   } else {
     fprintf(stderr, "store_bench: unknown command %s\n", argv[1]);
     rc = 2;
