@@ -354,11 +354,25 @@ static void enforce(store_t *st, topic_t *t) {
 
 /* ---- the write side ---- */
 
+/* The callbacks as the owner last configured them (any thread). */
+static void callbacks(store_t *st, store_stored_cb *stored,
+                      store_error_cb *error, void **ctx) {
+  uv_mutex_lock(&st->env->mu);
+  *stored = st->cfg.on_stored;
+  *error = st->cfg.on_error;
+  *ctx = st->cfg.ctx;
+  uv_mutex_unlock(&st->env->mu);
+}
+
 static void set_failed(store_t *st, int err) {
   if (atomic_exchange(&st->failed, true))
     return;
-  if (st->cfg.on_error)
-    st->cfg.on_error(st->cfg.ctx, st, err);
+  store_stored_cb stored;
+  store_error_cb error;
+  void *ctx;
+  callbacks(st, &stored, &error, &ctx);
+  if (error)
+    error(ctx, st, err);
 }
 
 int store_flush(store_t *st) {
@@ -636,6 +650,7 @@ static void log_run(store_work_t *w) {
   uint64_t gen = st->req_gen, target = st->target;
   int fd = st->sync_fd;
   bool interval = st->cfg.sync == STORE_SYNC_INTERVAL;
+  bool always = st->cfg.sync == STORE_SYNC_ALWAYS;
   if (interval) {
     uint64_t ms = st->cfg.sync_interval_ms ? st->cfg.sync_interval_ms : 1000;
     int64_t now = store__mono_ns();
@@ -671,11 +686,14 @@ static void log_run(store_work_t *w) {
   }
   if (advance) {
     atomic_store(&st->synced, target);
-    if (st->cfg.sync == STORE_SYNC_ALWAYS &&
-        target > atomic_load(&st->stored)) {
+    if (always && target > atomic_load(&st->stored)) {
       atomic_store(&st->stored, target);
-      if (st->cfg.on_stored)
-        st->cfg.on_stored(st->cfg.ctx, st, target);
+      store_stored_cb stored;
+      store_error_cb error;
+      void *ctx;
+      callbacks(st, &stored, &error, &ctx);
+      if (stored)
+        stored(ctx, st, target);
     }
   }
   uv_mutex_lock(&env->mu);
@@ -1140,7 +1158,7 @@ static void detach(store_t *st) {
 int store_close(store_t *st) {
   if (!st)
     return 0;
-  int rc = 0;
+  int rc = TERND_ESTORE_FAILED;
   if (!atomic_load(&st->failed)) {
     (void)append_purge_mark(st);
     rc = store_sync(st);

@@ -211,7 +211,8 @@ int store_open(store_env_t *env, const char *dir, const store_config_t *cfg,
                store_t **out, store_recovery_t *recovery);
 
 /* Writes what is buffered, fdatasyncs it (all policies), and frees the log.
- * Returns the first error met (the log is freed anyway). */
+ * Returns the first error met, TERND_ESTORE_FAILED for a failed log (the
+ * log is freed anyway). */
 int store_close(store_t *st);
 
 /* Closes the log and removes its directory and everything in it. */
