@@ -56,6 +56,7 @@ typedef struct seg {
   ent_t *ents;        /* ents[i] is sequence first_seq + i */
   size_t nents, cap;
   uint64_t live;
+  uint64_t live_bytes;
   uint64_t max_target; /* highest sequence a tombstone in it removes */
 } seg_t;
 
@@ -92,6 +93,7 @@ struct store {
   uint32_t *tfree;
   uint32_t nfree, freecap;
 
+  uint64_t epoch;   /* +1 at each compaction: iterators drop their block */
   uint8_t *scratch; /* store_get */
   size_t scap;
   size_t iters;
@@ -291,6 +293,7 @@ static bool del_seq(store_t *st, uint64_t seq) {
   topic_t *t = st->tby[e->topic];
   st->msgs--;
   st->bytes -= e->len;
+  s->live_bytes -= e->len;
   e->len = 0;
   if (--s->live == 0)
     st->reap = true;
@@ -623,6 +626,7 @@ int store_append(store_t *st, const store_rec_t *rec, uint64_t *seqp) {
     st->first_seq = seq;
   st->bytes += n;
   a->live++;
+  a->live_bytes += n;
   if (t->count++ == 0)
     t->first_seq = seq;
   t->last_seq = seq;
@@ -795,6 +799,7 @@ static int scan_record(void *ctx, const fmt_rec_t *r, size_t off) {
       st->first_seq = r->seq;
     st->bytes += r->len;
     s->live++;
+    s->live_bytes += r->len;
     if (t->count++ == 0)
       t->first_seq = r->seq;
     t->last_seq = r->seq;
@@ -952,7 +957,15 @@ static int list_segments(store_t *st, uint64_t **out, size_t *n) {
   int rc = 0;
   while ((de = readdir(d)) != NULL) {
     const char *name = de->d_name;
-    if (strlen(name) != 24 || strcmp(name + 20, ".seg") != 0)
+    size_t nl = strlen(name);
+    if (nl == 32 && strcmp(name + 20, ".seg.compact") == 0) {
+      /* A compaction the crash interrupted: the segment is intact. */
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", st->dir, name);
+      unlink(p);
+      continue;
+    }
+    if (nl != 24 || strcmp(name + 20, ".seg") != 0)
       continue;
     uint64_t x = 0;
     bool ok = true;
@@ -1366,6 +1379,7 @@ struct store_iter {
   uint8_t *buf;
   size_t cap;
   uint64_t bseg; /* first_seq of the segment the block is from, 0: none */
+  uint64_t epoch; /* the log's when the block was read */
   uint64_t boff;
   size_t blen;
 };
@@ -1430,8 +1444,8 @@ int store_iter_next(store_iter_t *it, store_msg_t *out) {
     }
     seq = s->first_seq + k;
     const ent_t *e = &s->ents[k];
-    if (it->bseg != s->first_seq || e->off < it->boff ||
-        e->off + e->len > it->boff + it->blen) {
+    if (it->bseg != s->first_seq || it->epoch != st->epoch ||
+        e->off < it->boff || e->off + e->len > it->boff + it->blen) {
       uint64_t total = s->size + (s == active(st) ? st->wlen : 0);
       size_t want = e->len > ITER_BLOCK ? e->len : ITER_BLOCK;
       if (e->off + want > total)
@@ -1448,6 +1462,7 @@ int store_iter_next(store_iter_t *it, store_msg_t *out) {
       if (rc != 0)
         return rc;
       it->bseg = s->first_seq;
+      it->epoch = st->epoch;
       it->boff = e->off;
       it->blen = want;
     }
@@ -1592,4 +1607,122 @@ int64_t store_expire(store_t *st, int64_t now_ns) {
   }
   reap(st);
   return n;
+}
+
+/* ---- compaction ---- */
+
+typedef struct compact_ctx {
+  const seg_t *s;
+  uint8_t *out;
+  size_t n;
+  uint32_t *newoff; /* by entry index */
+  bool damaged;
+} compact_ctx_t;
+
+static int compact_record(void *ctx, const fmt_rec_t *r, size_t off) {
+  compact_ctx_t *c = ctx;
+  const seg_t *s = c->s;
+  const uint8_t *rec = r->topic - FMT_REC_HDR;
+  if (r->kind == FMT_MSG) {
+    uint64_t k = r->seq - s->first_seq;
+    if (k >= s->nents || s->ents[k].len == 0)
+      return 0; /* dead: dropped */
+    if (s->ents[k].off != off + FMT_SEG_HDR || s->ents[k].len != r->len) {
+      c->damaged = true;
+      return 1;
+    }
+    c->newoff[k] = (uint32_t)c->n;
+  }
+  /* Messages alive, and every tombstone and purge record (they may
+   * remove records of earlier segments still on disk). */
+  memcpy(c->out + c->n, rec, r->len);
+  c->n += r->len;
+  return 0;
+}
+
+/* Rewrites sealed segment i without its dead records. */
+static int64_t compact_one(store_t *st, size_t i) {
+  seg_t *s = st->segs[i];
+  size_t size = (size_t)s->size;
+  uint8_t *in = malloc(size), *out = malloc(size);
+  uint32_t *newoff = calloc(s->nents ? s->nents : 1, sizeof *newoff);
+  int64_t rc = 0;
+  int fd = -1;
+  char path[4096], tmp[4096];
+  seg_path(st, s->first_seq, "", path, sizeof path);
+  seg_path(st, s->first_seq, ".compact", tmp, sizeof tmp);
+  if (!in || !out || !newoff) {
+    rc = UV_ENOMEM;
+    goto out;
+  }
+  if ((rc = read_bytes(st, s, 0, in, size)) != 0)
+    goto out;
+  uint64_t hfirst;
+  if (fmt_seg_header_decode(in, size, &hfirst) != 0 || hfirst != s->first_seq) {
+    rc = TERND_ESTORE_CORRUPT;
+    goto out;
+  }
+  memcpy(out, in, FMT_SEG_HDR);
+  compact_ctx_t c = {.s = s, .out = out, .n = FMT_SEG_HDR, .newoff = newoff};
+  fmt_scan_ops_t ops = {compact_record, NULL};
+  uint64_t last = s->first_seq - 1;
+  (void)fmt_scan(in + FMT_SEG_HDR, size - FMT_SEG_HDR, &last, &ops, &c);
+  /* Every live record must have been found where the index says. */
+  uint64_t kept = 0;
+  for (size_t k = 0; k < s->nents; k++)
+    kept += s->ents[k].len && newoff[k]; /* a kept one is past the header */
+  if (c.damaged || kept != s->live) {
+    rc = TERND_ESTORE_CORRUPT;
+    goto out;
+  }
+  fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = -errno;
+    goto out;
+  }
+  if ((rc = store__write_all(fd, out, c.n, 0)) != 0)
+    goto out;
+  if (fdatasync(fd) != 0 || rename(tmp, path) != 0) {
+    rc = -errno;
+    goto out;
+  }
+  (void)store__fsync_dir(st->dirfd);
+  close(s->fd);
+  s->fd = fd;
+  fd = -1;
+  for (size_t k = 0; k < s->nents; k++)
+    if (s->ents[k].len)
+      s->ents[k].off = newoff[k];
+  rc = (int64_t)(size - c.n);
+  s->size = c.n;
+  st->epoch++;
+out:
+  if (fd >= 0) {
+    close(fd);
+    unlink(tmp);
+  }
+  free(in);
+  free(out);
+  free(newoff);
+  return rc;
+}
+
+int64_t store_compact(store_t *st, uint64_t budget) {
+  if (atomic_load(&st->failed))
+    return TERND_ESTORE_FAILED;
+  int64_t freed = 0;
+  uint64_t copied = 0;
+  for (size_t i = 0; i + 1 < st->nsegs; i++) {
+    seg_t *s = st->segs[i];
+    if (s->size <= FMT_SEG_HDR || s->live_bytes * 2 >= s->size - FMT_SEG_HDR)
+      continue;
+    int64_t rc = compact_one(st, i);
+    if (rc < 0)
+      return freed ? freed : rc;
+    freed += rc;
+    copied += s->size;
+    if (copied >= budget)
+      break;
+  }
+  return freed;
 }

@@ -302,6 +302,18 @@ int store_delete(store_t *st, uint64_t seq);
 int store_purge(store_t *st, const char *topic, uint32_t topic_len,
                 uint64_t below_seq, uint64_t keep, uint64_t *purged);
 
+/* Rewrites sealed segments whose live records take less than half their
+ * file (a last-value store's or a deleted-from log's old segments, which a
+ * live record keeps on disk) without their dead records: copied to
+ * NAME.compact, fdatasync'ed, renamed over the segment. Runs on the
+ * calling thread and blocks (it reads and writes the segment and
+ * fdatasyncs): call it from a timer when the disk is worth it, or with a
+ * small segment_bytes. Stops once `budget` bytes were rewritten (0: after
+ * one segment). Returns the bytes freed, or a negative error
+ * (TERND_ESTORE_CORRUPT: a record no longer matches its checksum; that
+ * segment is left as it was). Iterators go on unaffected. */
+int64_t store_compact(store_t *st, uint64_t budget);
+
 /* Applies max_age at `now_ns` (0: now): removes the records older than
  * max_age_ms. The owner calls it from a timer (e.g. every second); returns
  * the count removed or a negative error. */

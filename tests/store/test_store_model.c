@@ -1,8 +1,8 @@
 /*
  * The stream store against a model: thousands of random operations
  * (appends on a few topics, deletes, purges by sequence, topic and keep,
- * age expiry, flushes, reopens) on small segments under random limits,
- * each followed by the same operation on a plain array of live records;
+ * age expiry, compactions, flushes, reopens) on small segments under random
+ * limits, each followed by the same operation on a plain array of live records;
  * after every step the log's figures, its records in order (through an
  * iterator), random reads and the last sequence of each topic must match
  * the model. A write failure is turned on in a second test with
@@ -214,6 +214,10 @@ static void run_model(unsigned seed, int steps) {
         }
         cr_assert_eq(n, want, "step %d expire", step);
       }
+    } else if (op < 90) {
+      int64_t freed = store_compact(st, rand() % 2 ? 0 : UINT64_MAX);
+      cr_assert_geq(freed, 0, "step %d compact: %s", step,
+                    ternd_strerror((int)freed));
     } else if (op < 95) {
       cr_assert_eq(store_flush(st), 0);
     } else {
