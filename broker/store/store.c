@@ -925,6 +925,9 @@ static int load_segment(store_t *st, uint64_t first, bool last,
       rec->corrupt_spans++;
       rec->corrupt_bytes += body - end;
     }
+  } else if (last) {
+    /* Space reserved ahead (fallocate) before a crash goes back. */
+    (void)ftruncate(fd, (off_t)size);
   }
   s->size = FMT_SEG_HDR + end;
   fd = -1; /* the segment's now */
