@@ -1381,7 +1381,7 @@ struct store_iter {
   uint64_t seq;
   uint8_t *buf;
   size_t cap;
-  uint64_t bseg; /* first_seq of the segment the block is from, 0: none */
+  uint64_t bseg;  /* first_seq of the segment the block is from, 0: none */
   uint64_t epoch; /* the log's when the block was read */
   uint64_t boff;
   size_t blen;
