@@ -1453,17 +1453,25 @@ int store_iter_next(store_iter_t *it, store_msg_t *out) {
       size_t want = e->len > ITER_BLOCK ? e->len : ITER_BLOCK;
       if (e->off + want > total)
         want = (size_t)(total - e->off);
+      /* On an error the iterator still moves past the record, so a loop
+       * that skips errors ends. */
       if (it->cap < want) {
         uint8_t *b = realloc(it->buf, want);
-        if (!b)
+        if (!b) {
+          it->seq = seq + 1;
           return UV_ENOMEM;
+        }
         it->buf = b;
         it->cap = want;
       }
       it->bseg = 0;
       int rc = read_bytes(st, s, e->off, it->buf, want);
-      if (rc != 0)
+      if (rc != 0 && want > e->len) /* the block, no: the record alone */
+        rc = read_bytes(st, s, e->off, it->buf, want = e->len);
+      if (rc != 0) {
+        it->seq = seq + 1;
         return rc;
+      }
       it->bseg = s->first_seq;
       it->epoch = st->epoch;
       it->boff = e->off;

@@ -274,8 +274,9 @@ int store_seq_for_time(store_t *st, int64_t time_ns, uint64_t *seq);
  * closed before the log. */
 int store_iter_open(store_t *st, uint64_t start_seq, store_iter_t **out);
 /* 1 and *out filled, 0 at the end (nothing more now), or a negative error
- * (TERND_ESTORE_CORRUPT: the record at store_iter_seq() failed its
- * checksum; the next call goes on past it). */
+ * for a record that could not be read (TERND_ESTORE_CORRUPT: it failed its
+ * checksum; or an I/O error, UV_ENOMEM): the iterator has moved past it,
+ * so the next call goes on with the following record. */
 int store_iter_next(store_iter_t *it, store_msg_t *out);
 /* The sequence the next store_iter_next starts from. */
 uint64_t store_iter_seq(const store_iter_t *it);
