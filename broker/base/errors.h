@@ -23,7 +23,14 @@
 /* X(NAME, value, message). */
 #define TERND_ERR_MAP(X)                                                       \
   X(TERND_ERETAINED_TOPICS, -30001, "too many retained topics")                \
-  X(TERND_ERETAINED_BYTES, -30002, "too many retained bytes")
+  X(TERND_ERETAINED_BYTES, -30002, "too many retained bytes")                  \
+  X(TERND_ESTORE_FULL, -30101, "stream store full (discard new)")              \
+  X(TERND_ESTORE_TOOBIG, -30102, "record too large for the stream store")      \
+  X(TERND_ESTORE_NOTFOUND, -30103, "no such record in the stream store")       \
+  X(TERND_ESTORE_CORRUPT, -30104, "corrupt record in the stream store")        \
+  X(TERND_ESTORE_FORMAT, -30105, "unknown stream store format or version")     \
+  X(TERND_ESTORE_FAILED, -30106, "stream store failed after an I/O error")     \
+  X(TERND_ESTORE_LOCKED, -30107, "stream store directory in use")
 
 typedef enum ternd_err {
 #define TERND_ERR_ENUM(name, val, msg) name = (val),
