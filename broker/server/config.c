@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "session/auth.h"
+#include "stream/stream_def.h"
 #include "tern_proto/frame.h"
 
 void config_defaults(config_t *cfg) {
@@ -58,6 +59,8 @@ void config_defaults(config_t *cfg) {
 void config_free(config_t *cfg) {
   auth_db_unref(cfg->users);
   cfg->users = NULL;
+  stream_defs_free(cfg->streams);
+  cfg->streams = NULL;
 }
 
 static void usage(FILE *out) {
@@ -137,6 +140,9 @@ static void usage(FILE *out) {
       "  --auth-cache-ttl-ms MS   for this long (600000)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
+      "  --data-dir DIR           keep durable streams (and retained "
+      "messages) under DIR,\n"
+      "                           \"\" = streams off (\"\")\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -232,6 +238,7 @@ static const opt_spec_t opts[] = {
     OPT(auth_cache_ttl_ms, K_U64, 1, 86400000),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT_FLAG(config_file, K_PATH, 0, 0),
+    OPT(data_dir, K_PATH, 0, 0),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -384,6 +391,8 @@ void config_print(const config_t *cfg, FILE *out) {
     }
   }
   auth_db_print(cfg->users, out);
+  for (size_t i = 0; cfg->streams != NULL && i < cfg->streams->n; i++)
+    stream_def_print(&cfg->streams->v[i], out);
 }
 
 /* Flags that select a mode rather than set an option. */

@@ -18,6 +18,7 @@
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"
+#include "stream/stream_def.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "transport/tcp.h"
@@ -354,6 +355,9 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->hello_update = server_hello_update;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
+  /* ... and its own stream definitions. */
+  if (stream_defs_copy(&srv->broker.cfg.streams, cfg->streams) != 0)
+    return TP_ENOMEM;
   snprintf(srv->broker.server_name, sizeof srv->broker.server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
