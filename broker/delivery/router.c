@@ -405,6 +405,8 @@ bool router_has_room(worker_t *w, const char *to, size_t len) {
   const sublist_result_t *res = NULL;
   if (sublist_match(w->broker->index, to, len, &res) != 0)
     return false;
+  if (res->nplain == 0 && res->ngroups == 0)
+    return false;
   for (size_t i = 0; i < res->nplain; i++) {
     sub_t *s = res->plain[i];
     if (s->policy == TP_OVERFLOW_BLOCK && sub_is_full(s))

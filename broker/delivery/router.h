@@ -41,8 +41,8 @@ int router_publish(struct worker *w, struct endpoint *publisher,
  */
 int router_publish_as(struct worker *w, const char *to, size_t len,
                       const tp_pub_t *pub, uint64_t *receivers, bool *full);
-/* False while a `block` subscription of topic `to` (or every member of a
- * group) is full: the streams' pacing of a push consumer. */
+/* True when topic `to` has a subscription and no `block` one (or every
+ * member of a group) is full: the streams' pacing of a push consumer. */
 bool router_has_room(struct worker *w, const char *to, size_t len);
 
 /*

@@ -19,6 +19,7 @@
 #include "session/conn.h"
 #include "session/pressure.h"
 #include "stream/stream_def.h"
+#include "stream/streams.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "transport/tcp.h"
@@ -259,6 +260,8 @@ static void finish_shutdown(server_t *srv) {
   http_stop(srv->http);
   srv->http = NULL;
   sysevents_stop(srv);
+  streams_close(srv->streams);
+  srv->streams = NULL;
 }
 
 void server_shutdown(server_t *srv) {
@@ -422,6 +425,17 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
                        srv->broker.cfg.max_retained_bytes);
   if (rc != 0)
     return rc;
+  if (srv->broker.cfg.data_dir[0] != '\0') {
+    /* Durable streams, on this (the first) loop. */
+    char why[600];
+    rc = streams_open(&srv->streams, &srv->worker, srv->broker.cfg.data_dir,
+                      srv->broker.cfg.streams, sysevents_stream, srv, why,
+                      sizeof why);
+    if (rc != 0) {
+      LOG(LOG_ERROR, "streams: %s", why);
+      return rc;
+    }
+  }
   uv_prepare_start(&srv->worker.before_sleep, on_before_sleep);
   uint64_t every = srv->broker.cfg.stall_timeout_ms / 4;
   if (srv->broker.cfg.frame_timeout_ms > 0 &&
