@@ -352,6 +352,9 @@ void consumer_free(consumer_t *c, bool remove) {
   free(c);
 }
 
+static void advise_max_deliver(consumer_t *c, const pend_t *p);
+static void pend_remove(consumer_t *c, size_t i);
+
 /* ---- pull requests ---- */
 
 int consumer_pull(consumer_t *c, const char *reply, size_t rlen, uint64_t batch,
@@ -384,6 +387,18 @@ static void pull_pop(consumer_t *c, size_t i) {
 }
 
 void consumer_tick(consumer_t *c, uint64_t now) {
+  /* Due messages that had all their deliveries go now, pulled or not. */
+  if (c->max_deliver > 0) {
+    for (size_t i = 0; i < c->npend;) {
+      pend_t *p = &c->pend[i];
+      if (p->due_ms <= now && p->deliveries >= c->max_deliver) {
+        advise_max_deliver(c, p);
+        pend_remove(c, i);
+      } else {
+        i++;
+      }
+    }
+  }
   for (size_t i = 0; i < c->npulls;) {
     pull_req_t *p = &c->pulls[i];
     if (p->expires_ms != 0 && p->expires_ms <= now) {

@@ -875,6 +875,8 @@ static void api(streams_t *s, const tp_pub_t *pub, const char *to) {
       api_stream_create(s, to, c, cn, pub, is(b, bn, "UPDATE"));
       return;
     }
+    if (!is(b, bn, "INFO") && !is(b, bn, "DELETE") && !is(b, bn, "PURGE"))
+      goto bad;
     stream_t *st = find_stream(s, c, cn);
     if (st == NULL) {
       reply_error(s, to, 404, "stream not found", NULL);
@@ -907,7 +909,8 @@ static void api(streams_t *s, const tp_pub_t *pub, const char *to) {
     return;
   }
   if (is(a, an, "CONSUMER")) {
-    if (!hc)
+    if (!hc || !(is(b, bn, "CREATE") || is(b, bn, "LIST") ||
+                 is(b, bn, "INFO") || is(b, bn, "NEXT") || is(b, bn, "DELETE")))
       goto bad;
     stream_t *st = find_stream(s, c, cn);
     if (st == NULL) {
