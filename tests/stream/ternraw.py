@@ -92,6 +92,7 @@ class Broker:
 class Client:
     def __init__(self, port, user=None, password=None, echo=True):
         self.sock = socket.create_connection(("127.0.0.1", port), 10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.sid = 0
         self.inbox_n = 0

@@ -355,3 +355,48 @@ def test_streams_off_without_a_data_dir():
         assert f[1] == 3
     finally:
         b.stop()
+
+
+def test_disk_full_refuses_publishes_and_corrupts_nothing():
+    d = tempfile.mkdtemp(prefix="tern-streams-tmpfs-")
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", d],
+                       capture_output=True)
+    if m.returncode != 0:
+        os.rmdir(d)
+        pytest.skip("cannot mount a small tmpfs (needs root): %s"
+                    % m.stderr.decode().strip())
+    try:
+        b = Broker(data_dir=d)
+        try:
+            c = Client(b.port)
+            assert "stream" in c.stream_create("FULL", topics=["full.>"])
+            stored = []
+            refused = None
+            for i in range(20000):
+                r = c.publish_acked("full.x", b"%06d" % i + b"x" * 1000)
+                if "error" in r:
+                    refused = r
+                    break
+                stored.append(r["seq"])
+            assert refused is not None, "never refused on a 4 MiB disk"
+            assert refused["error"]["code"] == 507
+            assert "disk full" in refused["error"]["message"]
+            # Without a reply: ERR 13, and the connection goes on.
+            c.pub("full.x", b"y" * 1000)
+            f = c.next(want=ERR)
+            assert f[1] == 13 and "disk full" in f[2]
+            c.barrier()
+            assert c.stream_info("FULL")["stream"]["state"]["msgs"] == len(stored)
+            # Room again: a purge frees the segments, publishes go on.
+            assert c.request("$TS.API.STREAM.PURGE.FULL")["purged"] == len(stored)
+            r = c.publish_acked("full.x", b"after")
+            assert r.get("seq") == stored[-1] + 1, r
+            b.restart()
+            c = Client(b.port)
+            st = c.stream_info("FULL")["stream"]["state"]
+            assert st["msgs"] == 1 and st["last_seq"] == stored[-1] + 1
+        finally:
+            b.stop()
+    finally:
+        subprocess.run(["umount", d])
+        os.rmdir(d)
