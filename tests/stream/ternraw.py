@@ -112,6 +112,10 @@ class Client:
     def close(self):
         self.sock.close()
 
+    def __del__(self):
+        if hasattr(self, "sock"):
+            self.sock.close()
+
     def send(self, arr):
         b = msgpack.packb(arr, use_bin_type=True)
         self.sock.sendall(struct.pack(">I", len(b)) + b)
