@@ -42,6 +42,11 @@ typedef struct streams {
   tp_buf_t scratch; /* encoding replies */
   tp_buf_t rec;     /* encoding records */
   uint64_t api_requests, api_errors;
+  /* Retained messages kept across restarts (data_dir/retained): the last
+   * record of each topic, with its expiry. */
+  store_t *retained;
+  bool retained_dirty;
+  uint64_t retained_restored;
 } streams_t;
 
 /* A publish waiting for its record to be stored before its ack. */

@@ -1000,6 +1000,101 @@ static void ack(streams_t *s, const tp_pub_t *pub) {
   }
 }
 
+/* ---- retained messages on disk ---- */
+
+/* A retained PUB (or its deletion) to the retained log: [expiry unix ms,
+ * u64 LE, 0 = none][reply length u16 LE][reply][record]. */
+static void retained_capture(streams_t *s, const tp_pub_t *pub) {
+  if (pub->payload.len == 0) {
+    int rc =
+        store_purge(s->retained, pub->topic.ptr, pub->topic.len, 0, 0, NULL);
+    if (rc != 0 && rc != TERND_ESTORE_NOTFOUND)
+      LOG(LOG_WARN, "retained: cannot delete on disk: %s", ternd_strerror(rc));
+    s->retained_dirty = true;
+    return;
+  }
+  uint64_t expiry = 0;
+  if (pub->ttl_ms > 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    expiry = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+             pub->ttl_ms;
+  }
+  tp_buf_t *b = &s->scratch;
+  if (rec_encode(&s->rec, &pub->headers, pub->payload.ptr, pub->payload.len) !=
+      0)
+    return;
+  tp_buf_reset(b);
+  uint32_t rl = pub->reply.ptr ? pub->reply.len : 0;
+  if (tp_buf_reserve(b, 10 + rl + s->rec.len) != 0)
+    return;
+  for (int i = 0; i < 8; i++)
+    b->data[b->len++] = (uint8_t)(expiry >> (8 * i));
+  b->data[b->len++] = (uint8_t)rl;
+  b->data[b->len++] = (uint8_t)(rl >> 8);
+  if (rl > 0)
+    memcpy(b->data + b->len, pub->reply.ptr, rl);
+  b->len += rl;
+  memcpy(b->data + b->len, s->rec.data, s->rec.len);
+  b->len += s->rec.len;
+  store_rec_t r = {.topic = pub->topic.ptr,
+                   .topic_len = pub->topic.len,
+                   .data = b->data,
+                   .len = (uint32_t)b->len};
+  int rc = store_append(s->retained, &r, NULL);
+  if (rc != 0)
+    LOG(LOG_WARN, "retained: cannot keep %.*s on disk: %s", (int)pub->topic.len,
+        pub->topic.ptr, ternd_strerror(rc));
+  s->retained_dirty = true;
+}
+
+/* Puts every retained message of the log back in the broker's store with
+ * what is left of its TTL. */
+static void retained_restore(streams_t *s) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  store_iter_t *it;
+  if (store_iter_open(s->retained, 0, &it) != 0)
+    return;
+  store_msg_t m;
+  int rc;
+  while ((rc = store_iter_next(it, &m)) != 0) {
+    if (rc < 0 || m.len < 10)
+      continue;
+    uint64_t expiry = 0;
+    for (int i = 0; i < 8; i++)
+      expiry |= (uint64_t)m.data[i] << (8 * i);
+    uint32_t rl = (uint32_t)m.data[8] | ((uint32_t)m.data[9] << 8);
+    if (rl > m.len - 10)
+      continue;
+    if (expiry != 0 && expiry <= now)
+      continue;
+    tp_pub_t pub;
+    memset(&pub, 0, sizeof pub);
+    const uint8_t *payload;
+    size_t plen;
+    if (rec_decode(m.data + 10 + rl, m.len - 10 - rl, &pub.headers, &payload,
+                   &plen) != 0 ||
+        plen == 0)
+      continue;
+    pub.topic.ptr = m.topic;
+    pub.topic.len = m.topic_len;
+    pub.payload.ptr = payload;
+    pub.payload.len = (uint32_t)plen;
+    if (rl > 0) {
+      pub.reply.ptr = (const char *)m.data + 10;
+      pub.reply.len = rl;
+    }
+    pub.retain = true;
+    pub.ttl_ms = expiry ? expiry - now : 0;
+    const char *msg = NULL;
+    if (router_retain(s->w, &pub, &msg) == 0)
+      s->retained_restored++;
+  }
+  store_iter_close(it);
+}
+
 /* The router's publish hook (delivery/worker.h). */
 static bool on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
                        const tp_pub_t *pub) {
@@ -1020,6 +1115,8 @@ static bool on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
     }
     return true;
   }
+  if (pub->retain && s->retained != NULL && publisher != NULL)
+    retained_capture(s, pub);
   if (s->n == 0 || publisher == NULL)
     return false;
   stream_t *st = stream_for(s, pub->topic.ptr, pub->topic.len);
@@ -1037,6 +1134,10 @@ static void noop_idle(uv_idle_t *h) {
 static void on_turn(uv_check_t *h) {
   streams_t *s = h->data;
   bool more = false;
+  if (s->retained_dirty) {
+    s->retained_dirty = false;
+    store_flush(s->retained);
+  }
   for (size_t i = 0; i < s->n; i++) {
     stream_t *st = s->v[i];
     if (st->dirty) {
@@ -1128,6 +1229,31 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
   s->stored.data = s->turn.data = s->spin.data = s->tick.data = s;
   s->handles_open = 4;
   *out = s;
+
+  /* Retained messages: the last of each topic, synced every second. */
+  {
+    char rdir[1200];
+    snprintf(rdir, sizeof rdir, "%s/retained", data_dir);
+    store_config_t rc_cfg;
+    store_config_init(&rc_cfg);
+    rc_cfg.limits.max_msgs_per_topic = 1;
+    rc_cfg.limits.max_msg_size =
+        (uint32_t)(w->broker->cfg.max_payload + 128 * 1024);
+    rc_cfg.sync = STORE_SYNC_INTERVAL;
+    rc_cfg.sync_interval_ms = 1000;
+    rc = store_open(s->env, rdir, &rc_cfg, &s->retained, NULL);
+    if (rc != 0) {
+      snprintf(why, whylen, "cannot open the retained store %s: %s", rdir,
+               ternd_strerror(rc));
+      streams_close(s);
+      *out = NULL;
+      return rc;
+    }
+    retained_restore(s);
+    if (s->retained_restored > 0)
+      LOG(LOG_INFO, "retained: %" PRIu64 " messages restored from %s",
+          s->retained_restored, rdir);
+  }
 
   /* What the data directory holds. */
   DIR *d = opendir(s->dir);
@@ -1232,6 +1358,10 @@ void streams_close(streams_t *s) {
     stream_free(s->v[i], false);
   }
   s->n = 0;
+  if (s->retained != NULL) {
+    store_close(s->retained);
+    s->retained = NULL;
+  }
   store_env_free(s->env);
   s->env = NULL;
   uv_close((uv_handle_t *)&s->stored, on_handle_closed);

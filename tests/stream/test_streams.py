@@ -400,3 +400,31 @@ def test_disk_full_refuses_publishes_and_corrupts_nothing():
     finally:
         subprocess.run(["umount", d])
         os.rmdir(d)
+
+
+def test_retained_messages_survive_restart_with_their_ttl(broker):
+    c = Client(broker.port)
+    def retain(topic, payload, ttl_ms=0):
+        o = {"retain": True}
+        if ttl_ms:
+            o["ttl_ms"] = ttl_ms
+        c.send([3, topic, payload, o])
+    retain("ret.keep", b"kept")
+    retain("ret.long", b"long", ttl_ms=3600000)
+    retain("ret.short", b"short", ttl_ms=300)
+    retain("ret.gone", b"gone")
+    retain("ret.gone", b"")  # deleted
+    retain("ret.keep", b"kept2")  # replaced
+    c.barrier()
+    time.sleep(0.4)
+    broker.restart()
+    c = Client(broker.port)
+    sid = c.sub("ret.*")
+    got = {}
+    while True:
+        f = c.msg(sid, 1.0)
+        if f is None:
+            break
+        assert f[4]["retained"] is True
+        got[f[2]] = f[3]
+    assert got == {"ret.keep": b"kept2", "ret.long": b"long"}
