@@ -384,10 +384,17 @@ int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
   w->stats.msgs_in++;
   w->stats.bytes_in += pub->payload.len;
   const publish_hook_t *hook = &w->broker->publish_hook;
-  if (hook->on_publish != NULL &&
-      hook->on_publish(hook->ctx, w, publisher, pub))
+  int kept = hook->on_publish != NULL
+                 ? hook->on_publish(hook->ctx, w, publisher, pub)
+                 : PUBLISH_HOOK_NONE;
+  if (kept == PUBLISH_HOOK_TAKEN) {
+    *receivers = 1;
     return 0;
-  return publish_to(w, publisher, pub, pub->topic, receivers);
+  }
+  int rc = publish_to(w, publisher, pub, pub->topic, receivers);
+  if (kept == PUBLISH_HOOK_KEPT)
+    (*receivers)++;
+  return rc;
 }
 
 int router_publish_as(worker_t *w, const char *to, size_t len,

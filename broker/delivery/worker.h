@@ -90,11 +90,15 @@ typedef struct conn_events {
  * the streams. Topics starting with `prefix` ("$TS.", the stream API and
  * acknowledgements) pass router_check although they begin with '$'.
  */
+enum { PUBLISH_HOOK_NONE = 0, PUBLISH_HOOK_KEPT = 1, PUBLISH_HOOK_TAKEN = 2 };
 typedef struct publish_hook {
-  /* True when the PUB was the hook's own (an API request, an ack): it is
-   * then not routed. publisher is NULL for the server's own messages. */
-  bool (*on_publish)(void *ctx, struct worker *w, struct endpoint *publisher,
-                     const tp_pub_t *pub);
+  /* PUBLISH_HOOK_NONE: not the hook's; PUBLISH_HOOK_KEPT: stored (a
+   * stream captured it) and routed on; PUBLISH_HOOK_TAKEN: the hook's own
+   * (an API request, an ack, a duplicate), not routed. Either of the last
+   * two counts the hook as one receiver (a request's PUBACK must not say
+   * "no responders"). publisher is NULL for the server's own messages. */
+  int (*on_publish)(void *ctx, struct worker *w, struct endpoint *publisher,
+                    const tp_pub_t *pub);
   const char *prefix;
   size_t prefix_len;
   void *ctx;

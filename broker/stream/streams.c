@@ -1096,8 +1096,8 @@ static void retained_restore(streams_t *s) {
 }
 
 /* The router's publish hook (delivery/worker.h). */
-static bool on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
-                       const tp_pub_t *pub) {
+static int on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
+                      const tp_pub_t *pub) {
   streams_t *s = ctx;
   (void)w; /* one loop today: the streams' own (see README.md) */
   if (pub->topic.len > 4 && pub->topic.ptr[0] == '$' &&
@@ -1105,7 +1105,7 @@ static bool on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
     if (pub->topic.len > strlen(API_PREFIX) &&
         memcmp(pub->topic.ptr, API_PREFIX, strlen(API_PREFIX)) == 0) {
       if (pub->reply.ptr == NULL)
-        return true; /* nobody to answer */
+        return PUBLISH_HOOK_TAKEN; /* nobody to answer */
       char to[1100];
       snprintf(to, sizeof to, "%.*s", (int)pub->reply.len, pub->reply.ptr);
       api(s, pub, to);
@@ -1113,16 +1113,16 @@ static bool on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
                memcmp(pub->topic.ptr, ACK_PREFIX, strlen(ACK_PREFIX)) == 0) {
       ack(s, pub);
     }
-    return true;
+    return PUBLISH_HOOK_TAKEN;
   }
   if (pub->retain && s->retained != NULL && publisher != NULL)
     retained_capture(s, pub);
   if (s->n == 0 || publisher == NULL)
-    return false;
+    return PUBLISH_HOOK_NONE;
   stream_t *st = stream_for(s, pub->topic.ptr, pub->topic.len);
   if (st == NULL)
-    return false;
-  return !capture(st, publisher, pub);
+    return PUBLISH_HOOK_NONE;
+  return capture(st, publisher, pub) ? PUBLISH_HOOK_KEPT : PUBLISH_HOOK_TAKEN;
 }
 
 /* ---- the loop ---- */

@@ -50,7 +50,10 @@ extern "C" {
   X(STALE, -20017, "stale connection")                                         \
   X(BADURL, -20018, "malformed url")                                           \
   X(DISCONNECTED, -20019, "connection lost, reconnecting")                     \
-  X(BREAKER, -20020, "circuit breaker open for this topic")
+  X(BREAKER, -20020, "circuit breaker open for this topic")                    \
+  X(NOTFOUND, -20021, "no such stream or consumer")                            \
+  X(EXISTS, -20022, "the stream exists with another definition")               \
+  X(FULL, -20023, "stream or disk full: message not stored")
 
 typedef enum tern_errno {
   TERN_OK = 0,
