@@ -74,7 +74,9 @@ stop_servers() {
 
 declare -A R
 add() { R["$1|$2"]+="$3 "; }
-sb() { timeout 600 "$SB" "$@" | awk '/^RESULT/ {print $2}'; }
+# Each row from a quiet disk: what the row before wrote is on disk first
+# (the same for the three servers).
+sb() { sync; timeout 600 "$SB" "$@" | awk '/^RESULT/ {print $2}'; }
 
 for run in $(seq "$RUNS"); do
   echo "run-streams: run $run of $RUNS" >&2

@@ -280,7 +280,11 @@ static void store_cfg(const stream_t *st, store_config_t *cfg) {
               : st->def.sync == STREAM_SYNC_INTERVAL ? STORE_SYNC_INTERVAL
                                                      : STORE_SYNC_NEVER;
   cfg->sync_interval_ms = (uint32_t)st->def.sync_interval_ms;
-  cfg->on_stored = on_stored;
+  /* With interval and never, a record is stored once store_flush wrote it,
+   * on this thread: on_turn sends the acks right after the flush, so the
+   * callback (an eventfd write and one more loop turn per flush) is only
+   * for `always`, whose sync thread says when. */
+  cfg->on_stored = st->def.sync == STREAM_SYNC_ALWAYS ? on_stored : NULL;
   cfg->on_error = on_store_error;
   cfg->ctx = st->owner;
 }
