@@ -1265,7 +1265,7 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
   while (d != NULL && (e = readdir(d)) != NULL) {
     if (!stream_name_valid(e->d_name, strlen(e->d_name)))
       continue;
-    char sdir[1200];
+    char sdir[1400];
     snprintf(sdir, sizeof sdir, "%s/%s", s->dir, e->d_name);
     store_state_t *ds = NULL;
     uint8_t *data = NULL;
