@@ -320,9 +320,10 @@ static void reap(store_t *st) {
   size_t j = 0;
   for (size_t i = 0; i < st->nsegs; i++) {
     seg_t *s = st->segs[i];
+    /* The head (nothing kept before it) may go: its tombstones remove
+     * records in it or before it. */
     if (i + 1 < st->nsegs && s->live == 0 &&
-        (s->max_target < st->segs[0]->first_seq ||
-         s->max_target < st->first_seq || i == 0)) {
+        (j == 0 || s->max_target < st->first_seq)) {
       char path[4096];
       seg_path(st, s->first_seq, "", path, sizeof path);
       close(s->fd);
@@ -353,11 +354,25 @@ static void enforce(store_t *st, topic_t *t) {
 
 /* ---- the write side ---- */
 
+/* The callbacks as the owner last configured them (any thread). */
+static void callbacks(store_t *st, store_stored_cb *stored,
+                      store_error_cb *error, void **ctx) {
+  uv_mutex_lock(&st->env->mu);
+  *stored = st->cfg.on_stored;
+  *error = st->cfg.on_error;
+  *ctx = st->cfg.ctx;
+  uv_mutex_unlock(&st->env->mu);
+}
+
 static void set_failed(store_t *st, int err) {
   if (atomic_exchange(&st->failed, true))
     return;
-  if (st->cfg.on_error)
-    st->cfg.on_error(st->cfg.ctx, st, err);
+  store_stored_cb stored;
+  store_error_cb error;
+  void *ctx;
+  callbacks(st, &stored, &error, &ctx);
+  if (error)
+    error(ctx, st, err);
 }
 
 int store_flush(store_t *st) {
@@ -635,6 +650,7 @@ static void log_run(store_work_t *w) {
   uint64_t gen = st->req_gen, target = st->target;
   int fd = st->sync_fd;
   bool interval = st->cfg.sync == STORE_SYNC_INTERVAL;
+  bool always = st->cfg.sync == STORE_SYNC_ALWAYS;
   if (interval) {
     uint64_t ms = st->cfg.sync_interval_ms ? st->cfg.sync_interval_ms : 1000;
     int64_t now = store__mono_ns();
@@ -670,11 +686,14 @@ static void log_run(store_work_t *w) {
   }
   if (advance) {
     atomic_store(&st->synced, target);
-    if (st->cfg.sync == STORE_SYNC_ALWAYS &&
-        target > atomic_load(&st->stored)) {
+    if (always && target > atomic_load(&st->stored)) {
       atomic_store(&st->stored, target);
-      if (st->cfg.on_stored)
-        st->cfg.on_stored(st->cfg.ctx, st, target);
+      store_stored_cb stored;
+      store_error_cb error;
+      void *ctx;
+      callbacks(st, &stored, &error, &ctx);
+      if (stored)
+        stored(ctx, st, target);
     }
   }
   uv_mutex_lock(&env->mu);
@@ -962,7 +981,8 @@ static int list_segments(store_t *st, uint64_t **out, size_t *n) {
     free(v);
     return rc;
   }
-  qsort(v, nv, sizeof *v, cmp_u64);
+  if (nv > 1)
+    qsort(v, nv, sizeof *v, cmp_u64);
   *out = v;
   *n = nv;
   return 0;
@@ -1138,7 +1158,7 @@ static void detach(store_t *st) {
 int store_close(store_t *st) {
   if (!st)
     return 0;
-  int rc = 0;
+  int rc = TERND_ESTORE_FAILED;
   if (!atomic_load(&st->failed)) {
     (void)append_purge_mark(st);
     rc = store_sync(st);

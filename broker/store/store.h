@@ -51,16 +51,16 @@
  * uv_async_send is both. Acks never wait on the loop: the loop never
  * fsyncs.
  *
- * Write errors. A write() that fails (EIO, or ENOSPC where fallocate is
- * not supported) drops the records that were not written: the file is cut
- * back to its last complete record, the log's last sequence goes back to
- * the last written one (those sequences will be given again), and
- * store_flush (or the store_append that wrote) returns the error. The
- * owner then refuses (nacks) every publish whose sequence is above
- * store_last_seq(). A failed fdatasync cannot be retried safely (the
- * kernel may have dropped the dirty pages): the log turns failed, every
- * later append returns TERND_ESTORE_FAILED, `on_error` is called (on the
- * sync thread), and only reopening the directory (recovery) clears it.
+ * Write errors. A write() or an fdatasync() that fails (EIO; ENOSPC only
+ * where fallocate is not supported) turns the log failed: the records not
+ * yet stored are never acknowledged (store_stored_seq() stays below
+ * them), every later append returns TERND_ESTORE_FAILED, `on_error` is
+ * called once (on the thread that met the error), reads go on. A failed
+ * fdatasync cannot be retried safely (the kernel may have dropped the
+ * dirty pages), so nothing is retried: close the log and open it again,
+ * and recovery keeps every complete record that reached the file. The
+ * owner refuses (nacks) every publish whose sequence is above
+ * store_stored_seq().
  *
  * Disk full. store_append returns UV_ENOSPC when the space for its record
  * cannot be reserved; the log is unchanged and usable, and appends
@@ -122,8 +122,8 @@ typedef struct store_limits {
  * INTERVAL, NEVER: inside store_flush on the owner's thread). Must be
  * thread-safe and must not call back into the store: uv_async_send. */
 typedef void (*store_stored_cb)(void *ctx, store_t *st, uint64_t stored_seq);
-/* Called once when the log turns failed (an fdatasync failed), on the sync
- * thread. Same rules as store_stored_cb. */
+/* Called once when the log turns failed (a write or an fdatasync failed),
+ * on the thread that met the error. Same rules as store_stored_cb. */
 typedef void (*store_error_cb)(void *ctx, store_t *st, int err);
 
 typedef struct store_config {
@@ -211,7 +211,8 @@ int store_open(store_env_t *env, const char *dir, const store_config_t *cfg,
                store_t **out, store_recovery_t *recovery);
 
 /* Writes what is buffered, fdatasyncs it (all policies), and frees the log.
- * Returns the first error met (the log is freed anyway). */
+ * Returns the first error met, TERND_ESTORE_FAILED for a failed log (the
+ * log is freed anyway). */
 int store_close(store_t *st);
 
 /* Closes the log and removes its directory and everything in it. */
@@ -229,8 +230,10 @@ int store_reconfigure(store_t *st, const store_config_t *cfg);
  * TERND_ESTORE_TOOBIG (payload over max_msg_size, topic or id too long,
  * empty topic), TERND_ESTORE_FULL (a limit reached with discard new),
  * UV_ENOSPC (disk full; nothing changed), TERND_ESTORE_FAILED, or the
- * error of a write it made (see "Write errors"). With discard old, the
- * limits remove the oldest records here (whole segments are unlinked). */
+ * error of the write it made past the buffer's size (the record was
+ * appended, *seq is set, the log is failed: see "Write errors"). With
+ * discard old, the limits remove the oldest records here (whole segments
+ * are unlinked). */
 int store_append(store_t *st, const store_rec_t *rec, uint64_t *seq);
 
 /* Writes the buffered records with one write() and, with ALWAYS, hands the
