@@ -36,8 +36,9 @@ class Broker:
         args = [self.ternd, "--port", str(port), "--http-port", "-1",
                 "--ready-fd", str(w), "--data-dir", self.data_dir,
                 "--log-level", "warn"] + self.extra
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, pass_fds=(w,), env=self.env,
-                                     stderr=subprocess.PIPE)
+                                     stderr=self.log)
         os.close(w)
         line = b""
         ready, _, _ = select.select([r], [], [], 30)
@@ -45,16 +46,27 @@ class Broker:
             line = os.read(r, 64)
         os.close(r)
         if not line:
-            err = self.proc.stderr.read().decode(errors="replace")
             self.proc.wait()
-            raise RuntimeError("ternd did not start: " + err)
+            raise RuntimeError("ternd did not start: " + self.log_text())
         ports = line.split()
         self.port, self.http_port = int(ports[0]), int(ports[1])
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def check_log(self):
+        """Sanitizer reports (an ASan build) fail the test."""
+        text = self.log_text()
+        self.log.close()
+        for bad in ("Sanitizer", "runtime error:"):
+            assert bad not in text, "ternd reported:\n" + text
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+            self.check_log()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -63,8 +75,8 @@ class Broker:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self.proc:
-            self.proc.stderr.close()
+                return
+            self.check_log()
 
     def restart(self):
         self.stop()
