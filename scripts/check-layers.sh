@@ -47,6 +47,7 @@ LAYERS = {
     "delivery": 3,   # interest, routing, pending accounting, policies
     "transport": 3,  # a connection's bytes in and out, timers, close
     "session": 4,    # the client protocol's frame handlers, logins
+    "stream": 4,     # durable streams and consumers (beside the session)
     "server": 5,     # listeners, workers, config, signals, HTTP, $SYS
 }
 files = []

@@ -71,9 +71,15 @@ typedef struct config {
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */
   struct auth_db *users;
+  /* Durable streams (issue 19): where they are kept ("" = streams off)
+   * and the [stream NAME] sections of the file (stream/stream_def.h;
+   * owned, NULL = none). */
+  char data_dir[1024];
+  struct stream_defs *streams;
 } config_t;
 
 struct auth_db;
+struct stream_defs;
 
 /* Fills cfg with the defaults. */
 void config_defaults(config_t *cfg);

@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "session/auth.h"
+#include "stream/stream_def.h"
 #include "tern_proto/frame.h"
 
 void config_defaults(config_t *cfg) {
@@ -62,6 +63,8 @@ void config_defaults(config_t *cfg) {
 void config_free(config_t *cfg) {
   auth_db_unref(cfg->users);
   cfg->users = NULL;
+  stream_defs_free(cfg->streams);
+  cfg->streams = NULL;
 }
 
 static void usage(FILE *out) {
@@ -173,6 +176,9 @@ static void usage(FILE *out) {
       "client's first\n"
       "                           byte before it takes it for plaintext "
       "(300)\n"
+      "  --data-dir DIR           keep durable streams (and retained "
+      "messages) under DIR,\n"
+      "                           \"\" = streams off (\"\")\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -293,6 +299,7 @@ static const opt_spec_t opts[] = {
     OPT(tls_verify, K_BOOL, 0, 0),
     OPT(tls_required, K_BOOL, 0, 0),
     OPT(tls_detect_ms, K_U64, 1, 60000),
+    OPT(data_dir, K_PATH, 0, 0),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -306,7 +313,7 @@ static const opt_spec_t *find_opt(const char *key) {
 
 /* The pages of the monitoring port (server/http.c serves them). */
 static const char *const http_pages[] = {"/healthz", "/metrics", "/varz",
-                                         "/connz", "/subz"};
+                                         "/connz",   "/subz",    "/streamz"};
 
 /* Calls fn for each entry of a comma-separated list (spaces trimmed, empty
  * entries skipped); stops at the first nonzero result and returns it. */
@@ -394,7 +401,7 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     if (strlen(val) < o->size && each_path(val, page_known, NULL) != 0) {
       snprintf(err, errlen,
                "invalid value for %s: '%s' (expected pages from /healthz, "
-               "/metrics, /varz, /connz, /subz, separated by commas)",
+               "/metrics, /varz, /connz, /subz, /streamz, separated by commas)",
                key, val);
       return -1;
     }
@@ -503,6 +510,8 @@ void config_print(const config_t *cfg, FILE *out) {
     }
   }
   auth_db_print(cfg->users, out);
+  for (size_t i = 0; cfg->streams != NULL && i < cfg->streams->n; i++)
+    stream_def_print(&cfg->streams->v[i], out);
 }
 
 /* Flags that select a mode rather than set an option. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "session/auth.h"
+#include "stream/stream_def.h"
 
 typedef struct file_ctx {
   config_t *cfg;
@@ -80,8 +81,27 @@ static int on_entry(void *user, const char *section, const char *name,
     }
     return 1;
   }
+  if (strncmp(section, "stream ", 7) == 0) {
+    const char *sname = section + 7;
+    while (*sname == ' ')
+      sname++;
+    if (!stream_name_valid(sname, strlen(sname))) {
+      snprintf(why, sizeof why,
+               "invalid stream name '%s' (1 to 64 of A-Z a-z 0-9 _ -)", sname);
+      note_error(ctx, why);
+      return 0;
+    }
+    stream_def_t *d = stream_defs_get(&ctx->cfg->streams, sname);
+    if (d == NULL || stream_def_set(d, name, value, why, sizeof why) != 0) {
+      note_error(ctx, d == NULL ? "out of memory" : why);
+      return 0;
+    }
+    return 1;
+  }
   snprintf(why, sizeof why,
-           "unknown section [%s] (expected [server] or [user NAME])", section);
+           "unknown section [%s] (expected [server], [user NAME] or [stream "
+           "NAME])",
+           section);
   note_error(ctx, why);
   return 0;
 }
@@ -101,6 +121,12 @@ int config_read_file(config_t *cfg, const char *path, char *err,
     if (auth_db_validate(cfg->users, why, sizeof why) != 0) {
       snprintf(err, errlen, "%s: %s", path, why);
       return -1;
+    }
+    for (size_t i = 0; cfg->streams != NULL && i < cfg->streams->n; i++) {
+      if (stream_def_validate(&cfg->streams->v[i], why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+      }
     }
     return 0;
   }

@@ -19,6 +19,8 @@
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"
+#include "stream/stream_def.h"
+#include "stream/streams.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "transport/tcp.h"
@@ -272,6 +274,8 @@ static void finish_shutdown(server_t *srv) {
   http_stop(srv->http);
   srv->http = NULL;
   sysevents_stop(srv);
+  streams_close(srv->streams);
+  srv->streams = NULL;
 }
 
 void server_shutdown(server_t *srv) {
@@ -368,6 +372,9 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->hello_update = server_hello_update;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
+  /* ... and its own stream definitions. */
+  if (stream_defs_copy(&srv->broker.cfg.streams, cfg->streams) != 0)
+    return TP_ENOMEM;
   snprintf(srv->broker.server_name, sizeof srv->broker.server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
@@ -439,6 +446,17 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
                        srv->broker.cfg.max_retained_bytes);
   if (rc != 0)
     return rc;
+  if (srv->broker.cfg.data_dir[0] != '\0') {
+    /* Durable streams, on this (the first) loop. */
+    char why[600];
+    rc = streams_open(&srv->streams, &srv->worker, srv->broker.cfg.data_dir,
+                      srv->broker.cfg.streams, sysevents_stream, srv, why,
+                      sizeof why);
+    if (rc != 0) {
+      LOG(LOG_ERROR, "streams: %s", why);
+      return rc;
+    }
+  }
   uv_prepare_start(&srv->worker.before_sleep, on_before_sleep);
   uint64_t every = srv->broker.cfg.stall_timeout_ms / 4;
   if (srv->broker.cfg.frame_timeout_ms > 0 &&

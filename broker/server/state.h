@@ -43,6 +43,8 @@ typedef struct server {
   /* Set by server_init: encodes HELLO again (a reload changed whether
    * credentials are asked for). 0 or TP_ENOMEM. */
   int (*hello_update)(struct server *srv);
+  /* Durable streams (stream/streams.h); NULL without a data_dir. */
+  struct streams *streams;
 } server_t;
 
 #endif

@@ -208,8 +208,9 @@ static int exec(tern_client_t *cl, tern__cmd_t *cmd, bool closing) {
       cmd->po.ack_cb_data = cmd;
     }
     if (cmd->kind == TERN__CMD_REQ) {
-      rc = tern_conn_request(c, cmd->topic, cmd->payload, cmd->len,
-                             cmd->timeout_ms, on_cmd_reply, cmd);
+      rc =
+          tern__conn_request_hdrs(c, cmd->topic, cmd->payload, cmd->len,
+                                  &cmd->po, cmd->timeout_ms, on_cmd_reply, cmd);
     } else {
       rc = tern_conn_publish(c, cmd->topic, cmd->payload, cmd->len, &cmd->po);
     }
@@ -627,6 +628,14 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
 int tern_client_request(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len, int timeout_ms,
                         tern_msg_t **reply) {
+  return tern__client_request_hdrs(cl, topic, payload, len, NULL, timeout_ms,
+                                   reply);
+}
+
+int tern__client_request_hdrs(tern_client_t *cl, const char *topic,
+                              const void *payload, size_t len,
+                              const tern_pub_opts_t *hdrs, int timeout_ms,
+                              tern_msg_t **reply) {
   tern__pub_t p;
   tern__cmd_t *cmd;
   int rc = check_pub(cl, &p, topic, payload, len, NULL);
@@ -638,7 +647,7 @@ int tern_client_request(tern_client_t *cl, const char *topic,
     return TERN_EINVAL;
   }
   *reply = NULL;
-  cmd = cmd_pub_create(TERN__CMD_REQ, topic, payload, len, NULL);
+  cmd = cmd_pub_create(TERN__CMD_REQ, topic, payload, len, hdrs);
   if (cmd == NULL) {
     return TERN_ENOMEM;
   }

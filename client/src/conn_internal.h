@@ -280,6 +280,13 @@ void tern__pub_done(tern__pub_t *p);
 int tern__conn_send(tern_conn_t *c, const tp_frame_t *f);
 /* tern_conn_publish, plus: req_ack asks for a PUBACK routed to request
  * req_n instead of opts->ack_cb. */
+/* tern_conn_request with the headers of hdrs (NULL: none; only its
+ * header_* fields are read): the stream API's Tern-Msg-Id. */
+int tern__conn_request_hdrs(tern_conn_t *c, const char *topic,
+                            const void *payload, size_t len,
+                            const tern_pub_opts_t *hdrs, uint32_t timeout_ms,
+                            tern_reply_cb cb, void *cb_data);
+
 int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
                        size_t len, const tern_pub_opts_t *opts, bool req_ack,
                        uint64_t req_n);

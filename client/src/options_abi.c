@@ -113,3 +113,36 @@ int tern__sub_opts_import(tern_sub_opts_t *dst, const tern_sub_opts_t *src) {
   memset(dst, 0, sizeof(*dst));
   return import(dst, sizeof(*dst), src, TERN__SUB_OPTS_SIZE_V0);
 }
+
+_Static_assert(offsetof(tern_stream_config_t, struct_size) == 0,
+               "struct_size comes first");
+_Static_assert(sizeof(tern_stream_config_t) == TERN__STREAM_CONFIG_SIZE_V0,
+               "a field was appended: assert its offset >= the v0 size");
+_Static_assert(offsetof(tern_consumer_config_t, struct_size) == 0,
+               "struct_size comes first");
+_Static_assert(sizeof(tern_consumer_config_t) == TERN__CONSUMER_CONFIG_SIZE_V0,
+               "a field was appended: assert its offset >= the v0 size");
+
+int tern_stream_config_init_sized(tern_stream_config_t *o, size_t size) {
+  tern_stream_config_t d;
+  memset(&d, 0, sizeof(d));
+  return init_sized(o, size, &d, sizeof(d), TERN__STREAM_CONFIG_SIZE_V0);
+}
+
+int tern_consumer_config_init_sized(tern_consumer_config_t *o, size_t size) {
+  tern_consumer_config_t d;
+  memset(&d, 0, sizeof(d));
+  return init_sized(o, size, &d, sizeof(d), TERN__CONSUMER_CONFIG_SIZE_V0);
+}
+
+int tern__stream_config_import(tern_stream_config_t *dst,
+                               const tern_stream_config_t *src) {
+  memset(dst, 0, sizeof(*dst));
+  return import(dst, sizeof(*dst), src, TERN__STREAM_CONFIG_SIZE_V0);
+}
+
+int tern__consumer_config_import(tern_consumer_config_t *dst,
+                                 const tern_consumer_config_t *src) {
+  memset(dst, 0, sizeof(*dst));
+  return import(dst, sizeof(*dst), src, TERN__CONSUMER_CONFIG_SIZE_V0);
+}
