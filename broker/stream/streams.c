@@ -1175,15 +1175,17 @@ static void on_tick(uv_timer_t *t) {
       consumer_trim(c, first);
       consumer_tick(c, now);
       consumer_save(c);
+      /* A push consumer is active while its topic has a subscriber with
+       * room (one that stays full is closed by the stall timeout). */
+      bool room =
+          c->push != NULL && router_has_room(s->w, c->push, strlen(c->push));
+      if (room)
+        c->last_active_ms = now;
       if (!c->durable && c->npulls == 0 &&
-          c->last_active_ms + c->inactive_ms <= now &&
-          (c->push == NULL ||
-           !router_has_room(s->w, c->push, strlen(c->push)))) {
+          c->last_active_ms + c->inactive_ms <= now) {
         consumer_remove(st, c, false);
         continue;
       }
-      if (c->push != NULL)
-        c->last_active_ms = now;
       j++;
     }
   }

@@ -462,3 +462,40 @@ def test_cli_stream_pub_consume(broker):
     run("stream", "rm", "CLI")
     r = run("stream", "info", "CLI", check=False)
     assert r.returncode == 1 and b"not found" in r.stderr
+
+
+def test_ephemeral_push_consumer_without_subscriber_is_removed(broker):
+    # An ephemeral push consumer whose subscribers went away is removed
+    # after inactive_ms, as a pull one is (it used to be kept forever: each
+    # tick counted it active).
+    c = Client(broker.port)
+    c.stream_create("EPH", topics=["eph.>"], sync="never")
+    c.publish_acked("eph.x", b"one")
+    r = Client(broker.port)
+    sid = r.sub("deliver.eph")
+    name = c.consumer_create("EPH", push="deliver.eph", ack="none",
+                             inactive_ms=200)["consumer"]["name"]
+    assert r.msg(sid) is not None
+    r.close()
+    c.barrier()
+    deadline = time.monotonic() + 20
+    left = None
+    while time.monotonic() < deadline:
+        left = [x["name"] for x in
+                c.request("$TS.API.CONSUMER.LIST.EPH")["consumers"]]
+        if name not in left:
+            break
+        time.sleep(0.1)
+    assert name not in left
+    # One with a subscriber stays.
+    r = Client(broker.port)
+    r.sub("deliver.eph2")
+    r.barrier()
+    name2 = c.consumer_create("EPH", push="deliver.eph2", ack="none",
+                              inactive_ms=200)["consumer"]["name"]
+    for _ in range(10):  # ten ticks at least
+        time.sleep(0.1)
+        c.barrier()
+    left = [x["name"] for x in
+            c.request("$TS.API.CONSUMER.LIST.EPH")["consumers"]]
+    assert name2 in left
