@@ -499,3 +499,33 @@ def test_ephemeral_push_consumer_without_subscriber_is_removed(broker):
     left = [x["name"] for x in
             c.request("$TS.API.CONSUMER.LIST.EPH")["consumers"]]
     assert name2 in left
+
+
+def test_cli_consume_push_with_ack(broker):
+    tern = os.environ.get("TERN", "build/bin/tern")
+    srv = ["-s", "127.0.0.1:%d" % broker.port]
+
+    def run(*args):
+        r = subprocess.run([tern] + srv + list(args), capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    c = Client(broker.port)
+    c.stream_create("PS", topics=["ps.*"], sync="never")
+    for i in range(3):
+        c.publish_acked("ps.a", b"m%d" % i)
+    # Ephemeral, to a random inbox.
+    assert run("consume", "PS", "--push", "--wait", "300") == b"m0\nm1\nm2\n"
+    # A durable acked through push: the next one finds nothing left.
+    assert run("consume", "PS", "--push", "--durable", "w", "--ack",
+               "--wait", "300") == b"m0\nm1\nm2\n"
+    info = c.request("$TS.API.CONSUMER.INFO.PS.w")["consumer"]
+    assert info["config"]["push"] == "_INBOX.push.PS.w"
+    assert run("consume", "PS", "--push", "--durable", "w", "--ack",
+               "--wait", "300") == b""
+    assert c.request("$TS.API.CONSUMER.INFO.PS.w")["consumer"][
+        "ack_pending"] == 0
+    c.publish_acked("ps.b", b"m3")
+    assert run("consume", "PS", "--push", "--durable", "w", "--count", "1",
+               "--ack") == b"m3\n"
