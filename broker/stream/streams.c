@@ -30,6 +30,11 @@
 /* Consumer messages per consumer per loop turn. */
 #define PUMP_BUDGET 256
 #define TICK_MS 100
+/* Last-value logs (max_msgs_per_topic, retained messages) are compacted
+ * once a second: one segment whose live records take less than half of it
+ * per log and run (store_compact), so a cold key does not keep a whole
+ * segment of superseded values. */
+#define COMPACT_TICKS 10
 
 /* ---- helpers ---- */
 
@@ -280,6 +285,7 @@ static void store_cfg(const stream_t *st, store_config_t *cfg) {
               : st->def.sync == STREAM_SYNC_INTERVAL ? STORE_SYNC_INTERVAL
                                                      : STORE_SYNC_NEVER;
   cfg->sync_interval_ms = (uint32_t)st->def.sync_interval_ms;
+  cfg->segment_bytes = st->owner->segment_bytes;
   /* With interval and never, a record is stored once store_flush wrote it,
    * on this thread: on_turn sends the acks right after the flush, so the
    * callback (an eventfd write and one more loop turn per flush) is only
@@ -1161,9 +1167,32 @@ static void on_turn(uv_check_t *h) {
     uv_idle_stop(&s->spin);
 }
 
+static void compact(streams_t *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    stream_t *st = s->v[i];
+    if (st->def.max_msgs_per_topic == 0)
+      continue;
+    int64_t freed = store_compact(st->log, 0);
+    if (freed < 0)
+      LOG(LOG_WARN, "stream %s: compaction failed: %s", st->def.name,
+          ternd_strerror((int)freed));
+    else if (freed > 0)
+      LOG(LOG_DEBUG, "stream %s: compaction freed %" PRId64 " bytes",
+          st->def.name, freed);
+  }
+  if (s->retained != NULL) {
+    int64_t freed = store_compact(s->retained, 0);
+    if (freed < 0)
+      LOG(LOG_WARN, "retained: compaction failed: %s",
+          ternd_strerror((int)freed));
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   streams_t *s = t->data;
   uint64_t now = uv_now(s->w->loop);
+  if (++s->ticks % COMPACT_TICKS == 0)
+    compact(s);
   for (size_t i = 0; i < s->n; i++) {
     stream_t *st = s->v[i];
     dedup_forget_old(st, now);
@@ -1211,6 +1240,10 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
     return TP_ENOMEM;
   }
   s->w = w;
+  /* Small segments for the tests of compaction and segment removal. */
+  const char *sb = getenv("TERN_STREAM_SEGMENT_BYTES");
+  if (sb != NULL)
+    s->segment_bytes = strtoull(sb, NULL, 10);
   s->advise = advise;
   s->advise_ctx = advise_ctx;
   tp_buf_init(&s->scratch);
@@ -1247,6 +1280,7 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
         (uint32_t)(w->broker->cfg.max_payload + 128 * 1024);
     rc_cfg.sync = STORE_SYNC_INTERVAL;
     rc_cfg.sync_interval_ms = 1000;
+    rc_cfg.segment_bytes = s->segment_bytes;
     rc = store_open(s->env, rdir, &rc_cfg, &s->retained, NULL);
     if (rc != 0) {
       snprintf(why, whylen, "cannot open the retained store %s: %s", rdir,

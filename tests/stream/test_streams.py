@@ -529,3 +529,33 @@ def test_cli_consume_push_with_ack(broker):
     c.publish_acked("ps.b", b"m3")
     assert run("consume", "PS", "--push", "--durable", "w", "--count", "1",
                "--ack") == b"m3\n"
+
+
+def test_last_value_stream_compacted_from_a_timer():
+    # A cold key among superseded values of a hot one: its segment is
+    # rewritten to little more than that one record, by the broker's own
+    # timer (TERN_STREAM_SEGMENT_BYTES gives the test small segments).
+    env = dict(os.environ, TERN_STREAM_SEGMENT_BYTES="32768")
+    b = Broker(env=env)
+    try:
+        c = Client(b.port)
+        c.stream_create("LV", topics=["lv.*"], max_msgs_per_topic=1,
+                        sync="never")
+        c.publish_acked("lv.cold", b"c" * 100)
+        for i in range(2000):
+            c.pub("lv.hot", b"%05d" % i + b"h" * 95)
+        assert c.publish_acked("lv.hot", b"last")["seq"] == 2002
+        logdir = os.path.join(b.data_dir, "streams", "LV", "log")
+        first = os.path.join(logdir, "%020d.seg" % 1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and os.path.getsize(first) > 1024:
+            time.sleep(0.1)
+        assert os.path.getsize(first) <= 1024, os.listdir(logdir)
+        got = c.fetch("LV", c.consumer_create("LV")["consumer"]["name"], 2)
+        assert [m[1] for m in got] == [b"c" * 100, b"last"]
+        b.restart()
+        c = Client(b.port)
+        got = c.fetch("LV", c.consumer_create("LV")["consumer"]["name"], 2)
+        assert [m[1] for m in got] == [b"c" * 100, b"last"]
+    finally:
+        b.close()
