@@ -1230,6 +1230,121 @@ static void on_handle_closed(uv_handle_t *h) {
   }
 }
 
+static bool defs_same(const stream_def_t *a, const stream_def_t *b) {
+  tp_buf_t x, y;
+  tp_buf_init(&x);
+  tp_buf_init(&y);
+  bool same = stream_def_encode(a, &x) == 0 && stream_def_encode(b, &y) == 0 &&
+              x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+  tp_buf_free(&x);
+  tp_buf_free(&y);
+  return same;
+}
+
+/*
+ * The streams of the configuration file: each is created, or brought to
+ * the file's definition. At start a failure stops the broker (why set);
+ * at a reload it is logged and the stream is left as it was. A stream no
+ * longer in the file is kept as it is, capturing, like one made through
+ * the API (deleting data is for the API: `tern stream rm`).
+ */
+static int apply_defs(streams_t *s, const stream_defs_t *defs, bool at_start,
+                      char *why, size_t whylen) {
+  const char *when = at_start ? "" : "reload: ";
+  bool *keep = calloc(s->n + 1, sizeof *keep);
+  if (keep == NULL) {
+    snprintf(why, whylen, "out of memory");
+    return TP_ENOMEM;
+  }
+  size_t n0 = s->n;
+  for (size_t i = 0; defs != NULL && i < defs->n; i++) {
+    const stream_def_t *def = &defs->v[i];
+    const char *which = NULL;
+    const stream_t *o = overlapping(s, def, &which);
+    if (o != NULL) {
+      snprintf(why, whylen, "stream %s: topic %s overlaps stream %s's",
+               def->name, which, o->def.name);
+      if (at_start) {
+        free(keep);
+        return TP_EINVAL;
+      }
+      LOG(LOG_ERROR, "reload: %s; stream %s is left as it was", why, def->name);
+      o = find_stream(s, def->name, strlen(def->name));
+      for (size_t k = 0; o != NULL && k < n0; k++)
+        keep[k] |= s->v[k] == o;
+      continue;
+    }
+    stream_t *st = find_stream(s, def->name, strlen(def->name));
+    if (st != NULL) {
+      for (size_t k = 0; k < n0; k++)
+        keep[k] |= s->v[k] == st;
+      st->declared = true;
+      if (defs_same(&st->def, def))
+        continue;
+      stream_def_t prev = st->def;
+      if (stream_def_copy(&st->def, def) != 0) {
+        st->def = prev;
+        LOG(LOG_ERROR, "%sstream %s: out of memory, left as it was", when,
+            def->name);
+        continue;
+      }
+      store_config_t cfg;
+      store_cfg(st, &cfg);
+      int rc = store_reconfigure(st->log, &cfg);
+      if (rc == 0)
+        rc = save_def(st);
+      if (rc != 0) {
+        stream_def_free(&st->def);
+        st->def = prev;
+        store_cfg(st, &cfg);
+        store_reconfigure(st->log, &cfg);
+        LOG(LOG_ERROR, "%sstream %s: cannot update: %s; left as it was", when,
+            def->name, ternd_strerror(rc));
+        continue;
+      }
+      stream_def_free(&prev);
+      LOG(LOG_INFO, "stream %s updated from the configuration", def->name);
+    } else {
+      int rc = stream_open(s, def, false, &st, why, whylen);
+      if (rc == 0 && registry_add(s, st) != 0) {
+        stream_free(st, true);
+        rc = TP_ENOMEM;
+        snprintf(why, whylen, "out of memory");
+      }
+      if (rc != 0) {
+        if (at_start) {
+          free(keep);
+          return rc;
+        }
+        LOG(LOG_ERROR, "reload: stream %s cannot be created: %s", def->name,
+            why);
+        continue;
+      }
+      st->declared = true;
+      LOG(LOG_INFO, "stream %s created from the configuration", def->name);
+    }
+  }
+  for (size_t k = 0; k < n0; k++) {
+    stream_t *st = s->v[k];
+    if (st->declared && !keep[k]) {
+      st->declared = false;
+      LOG(LOG_WARN,
+          "%sstream %s is no longer in the configuration: it is kept, and "
+          "goes on capturing, until deleted (tern stream rm %s)",
+          when, st->def.name, st->def.name);
+    }
+  }
+  free(keep);
+  return 0;
+}
+
+int streams_reload(streams_t *s, const stream_defs_t *defs) {
+  char why[400];
+  if (s == NULL || s->closing)
+    return 0;
+  return apply_defs(s, defs, false, why, sizeof why);
+}
+
 int streams_open(streams_t **out, worker_t *w, const char *data_dir,
                  const stream_defs_t *defs, streams_advise_cb advise,
                  void *advise_ctx, char *why, size_t whylen) {
@@ -1342,43 +1457,11 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
     closedir(d);
 
   /* Declared in the configuration file: created, or brought to it. */
-  for (size_t i = 0; defs != NULL && i < defs->n; i++) {
-    const stream_def_t *def = &defs->v[i];
-    const char *which = NULL;
-    const stream_t *o = overlapping(s, def, &which);
-    if (o != NULL) {
-      snprintf(why, whylen, "stream %s: topic %s overlaps stream %s's",
-               def->name, which, o->def.name);
-      streams_close(s);
-      *out = NULL;
-      return TP_EINVAL;
-    }
-    stream_t *st = find_stream(s, def->name, strlen(def->name));
-    if (st != NULL) {
-      stream_def_t prev = st->def;
-      if (stream_def_copy(&st->def, def) != 0) {
-        st->def = prev;
-        continue;
-      }
-      stream_def_free(&prev);
-      store_config_t cfg;
-      store_cfg(st, &cfg);
-      store_reconfigure(st->log, &cfg);
-      save_def(st);
-    } else {
-      rc = stream_open(s, def, false, &st, why, whylen);
-      if (rc == 0 && registry_add(s, st) != 0) {
-        stream_free(st, true);
-        rc = TP_ENOMEM;
-      }
-      if (rc != 0) {
-        streams_close(s);
-        *out = NULL;
-        return rc;
-      }
-      LOG(LOG_INFO, "stream %s created from the configuration", def->name);
-    }
-    st->declared = true;
+  rc = apply_defs(s, defs, true, why, whylen);
+  if (rc != 0) {
+    streams_close(s);
+    *out = NULL;
+    return rc;
   }
   uv_check_start(&s->turn, on_turn);
   uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
