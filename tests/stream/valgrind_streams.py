@@ -25,6 +25,7 @@ def stop_clean(b):
     b.proc.send_signal(signal.SIGTERM)
     rc = b.proc.wait(300)
     text = b.log_text()
+    b.log.close()
     assert rc == 0, "ternd under valgrind exited %d:\n%s" % (rc, text)
 
 
@@ -112,4 +113,6 @@ def test_streams_clean_under_memcheck():
         if b.proc.poll() is None:
             b.proc.kill()
             b.proc.wait()
+        if not b.log.closed:
+            b.log.close()
         subprocess.run(["rm", "-rf", d])
