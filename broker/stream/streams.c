@@ -54,26 +54,6 @@ static int mkdirs(const char *path) {
   return 0;
 }
 
-/* Whether some topic matches both patterns. */
-static bool patterns_overlap(const char *a, const char *b) {
-  tp_token_iter_t ia, ib;
-  tp_token_iter_init(&ia, a, strlen(a));
-  tp_token_iter_init(&ib, b, strlen(b));
-  for (;;) {
-    const char *ta, *tb;
-    size_t la, lb;
-    int ha = tp_token_next(&ia, &ta, &la), hb = tp_token_next(&ib, &tb, &lb);
-    if (!ha || !hb)
-      return !ha && !hb;
-    if ((la == 1 && ta[0] == '>') || (lb == 1 && tb[0] == '>'))
-      return true;
-    if ((la == 1 && ta[0] == '*') || (lb == 1 && tb[0] == '*'))
-      continue;
-    if (la != lb || memcmp(ta, tb, la) != 0)
-      return false;
-  }
-}
-
 static stream_t *find_stream(streams_t *s, const char *name, size_t len) {
   for (size_t i = 0; i < s->n; i++)
     if (strlen(s->v[i]->def.name) == len &&
@@ -411,7 +391,7 @@ static const stream_t *overlapping(streams_t *s, const stream_def_t *d,
       continue;
     for (size_t a = 0; a < d->ntopics; a++)
       for (size_t b = 0; b < o->def.ntopics; b++)
-        if (patterns_overlap(d->topics[a], o->def.topics[b])) {
+        if (stream_patterns_overlap(d->topics[a], o->def.topics[b])) {
           *which = d->topics[a];
           return o;
         }

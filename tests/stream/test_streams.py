@@ -573,11 +573,13 @@ def test_streams_reloaded_on_sighup():
         c = Client(b.port)
         assert c.stream_info("A")["stream"]["config"]["max_msgs"] == 5
         c.publish_acked("gone.x", b"1")
-        # Changed, added, removed, and one that overlaps A (refused alone).
+        c.stream_create("API", topics=["api.>"])
+        # Changed, added, removed, and one that overlaps the API's stream
+        # (refused alone).
         with open(conf, "w") as f:
             f.write("[stream A]\ntopics = a.>, aa.*\nmax_msgs = 3\n"
                     "[stream B]\ntopics = b.>\nsync = never\n"
-                    "[stream BAD]\ntopics = a.x\n")
+                    "[stream BAD]\ntopics = api.x\n")
         b.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -596,8 +598,24 @@ def test_streams_reloaded_on_sighup():
             c.publish_acked("aa.y", b"%d" % i)
         assert c.stream_info("A")["stream"]["state"]["msgs"] == 3
         assert c.request("$TS.API.STREAM.DELETE.GONE") == {"ok": True}
-        # The new definitions hold after a restart (an overlap in the file
-        # stops a start: BAD goes).
+        # Two streams of the file that overlap: the whole file is refused
+        # (by --check-config too), and nothing changes.
+        with open(conf + ".overlap", "w") as f:
+            f.write("[stream A]\ntopics = a.>\n[stream A2]\ntopics = a.b\n")
+        ternd = os.environ.get("TERND", "build/broker/ternd")
+        out = subprocess.run([ternd, "--check-config", conf + ".overlap"],
+                             capture_output=True)
+        assert out.returncode == 2 and b"overlaps" in out.stderr, out.stderr
+        os.replace(conf + ".overlap", conf)
+        b.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "reload failed" not in b.log_text():
+            assert time.monotonic() < deadline, b.log_text()
+            time.sleep(0.05)
+        assert c.stream_info("A2")["error"]["code"] == 404
+        assert c.stream_info("A")["stream"]["config"]["max_msgs"] == 3
+        # The new definitions hold after a restart (an overlap with the
+        # API's stream would stop a start: BAD goes).
         with open(conf, "w") as f:
             f.write("[stream A]\ntopics = a.>, aa.*\nmax_msgs = 3\n"
                     "[stream B]\ntopics = b.>\nsync = never\n")
