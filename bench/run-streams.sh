@@ -17,7 +17,7 @@
 # timer). A tern row with sync=always (fsync before the ack, group commit)
 # is added for reference.
 #
-# Environment: BUILD=build RUNS=3 FILL=1000000 PUBN=200000 PUB1N=10000
+# Environment: BUILD=build RUNS=3 FILL=1000000 PUBN=200000 PUB1N=20000
 #              PORT_BASE=28000
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,7 +26,7 @@ BUILD=${BUILD:-build}
 RUNS=${RUNS:-3}
 FILL=${FILL:-1000000}
 PUBN=${PUBN:-200000}
-PUB1N=${PUB1N:-10000}
+PUB1N=${PUB1N:-20000}
 PORT_BASE=${PORT_BASE:-28000}
 if [[ "${1:-}" == "--quick" ]]; then
   RUNS=1 FILL=100000 PUBN=50000 PUB1N=2000
@@ -78,27 +78,41 @@ add() { R["$1|$2"]+="$3 "; }
 # (the same for the three servers).
 sb() { sync; timeout 600 "$SB" "$@" | awk '/^RESULT/ {print $2}'; }
 
+SERVERS=(tern nats redis)
 for run in $(seq "$RUNS"); do
   echo "run-streams: run $run of $RUNS" >&2
   start_servers "$run"
   d=$TMP/run$run
-  for s in tern nats redis; do
-    p=${PORT[$s]}
-    # The FILL stream first, alone on its server's disk.
-    add "$s" fill "$(sb "$s" pub "$p" "$FILL" 16 256 FILL)"
-    sleep 1.2 # one sync interval: what is on disk is the stream
+  # The servers take turns row by row, in an order that rotates from run
+  # to run, so a burst of load on this shared machine does not fall on
+  # one server's rows only.
+  order=()
+  for k in 0 1 2; do order+=("${SERVERS[$(((run - 1 + k) % 3))]}"); done
+  # The FILL stream first, alone on its server's disk.
+  for s in "${order[@]}"; do
+    add "$s" fill "$(sb "$s" pub "${PORT[$s]}" "$FILL" 16 256 FILL)"
+  done
+  sleep 1.2 # one sync interval: what is on disk is the stream
+  for s in "${order[@]}"; do
     case $s in
     tern) bytes=$(du -sb "$d/tern/streams/FILL/log" | cut -f1) ;;
     nats) bytes=$(du -sb "$d/nats/jetstream/\$G/streams/FILL" | cut -f1) ;;
     redis) bytes=$(du -sb "$d/redis" | cut -f1) ;;
     esac
     add "$s" disk "$((bytes / FILL))"
-    add "$s" replay "$(sb "$s" replay "$p" "$FILL" 16 1 FILL)"
-    add "$s" fanout "$(sb "$s" fanout "$p" "$FILL" 16 1 FILL)"
-    add "$s" pub16w "$(sb "$s" pub "$p" "$PUBN" 16 256 P16W)"
-    add "$s" pub16s "$(sb "$s" pub "$p" "$PUB1N" 16 1 P16S)"
-    add "$s" pub1kw "$(sb "$s" pub "$p" "$PUBN" 1024 256 P1KW)"
-    add "$s" pub1ks "$(sb "$s" pub "$p" "$PUB1N" 1024 1 P1KS)"
+  done
+  for row in replay fanout pub16w pub16s pub1kw pub1ks; do
+    for s in "${order[@]}"; do
+      p=${PORT[$s]}
+      case $row in
+      replay) add "$s" replay "$(sb "$s" replay "$p" "$FILL" 16 1 FILL)" ;;
+      fanout) add "$s" fanout "$(sb "$s" fanout "$p" "$FILL" 16 1 FILL)" ;;
+      pub16w) add "$s" pub16w "$(sb "$s" pub "$p" "$PUBN" 16 256 P16W)" ;;
+      pub16s) add "$s" pub16s "$(sb "$s" pub "$p" "$PUB1N" 16 1 P16S)" ;;
+      pub1kw) add "$s" pub1kw "$(sb "$s" pub "$p" "$PUBN" 1024 256 P1KW)" ;;
+      pub1ks) add "$s" pub1ks "$(sb "$s" pub "$p" "$PUB1N" 1024 1 P1KS)" ;;
+      esac
+    done
   done
   add tern pub16w_always "$(TB_SYNC=always sb tern pub "${PORT[tern]}" "$PUBN" 16 256 A16W)"
   add tern pub16s_always "$(TB_SYNC=always sb tern pub "${PORT[tern]}" "$PUB1N" 16 1 A16S)"
@@ -133,3 +147,9 @@ echo "| disk bytes per stored 16 B message (lower is better) | $t | $n | $r | $(
 echo
 echo "tern with sync=always (fsync before each ack, group commit): 16 B 256 outstanding $(m tern pub16w_always) msgs/s,"
 echo "16 B one at a time $(m tern pub16s_always) msgs/s, 1 KiB 256 outstanding $(m tern pub1kw_always) msgs/s."
+echo
+echo "Each run's figures (run 1 first; the servers' order rotates from run to run):"
+echo
+for key in pub16w pub16s pub1kw pub1ks replay fanout; do
+  echo "- $key: tern ${R[tern|$key]:-}/ JetStream ${R[nats|$key]:-}/ Redis ${R[redis|$key]:-}"
+done

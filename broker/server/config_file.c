@@ -122,11 +122,9 @@ int config_read_file(config_t *cfg, const char *path, char *err,
       snprintf(err, errlen, "%s: %s", path, why);
       return -1;
     }
-    for (size_t i = 0; cfg->streams != NULL && i < cfg->streams->n; i++) {
-      if (stream_def_validate(&cfg->streams->v[i], why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s: %s", path, why);
-        return -1;
-      }
+    if (stream_defs_validate(cfg->streams, why, sizeof why) != 0) {
+      snprintf(err, errlen, "%s: %s", path, why);
+      return -1;
     }
     return 0;
   }

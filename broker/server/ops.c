@@ -16,6 +16,7 @@
 #include "server/sysevents.h"
 #include "session/auth.h"
 #include "session/conn.h"
+#include "stream/streams.h"
 #include "transport/tls.h"
 
 static void on_sighup(uv_signal_t *h, int signum) {
@@ -183,6 +184,14 @@ int ops_reload(server_t *srv) {
   cur->auth_cache_size = next.auth_cache_size;
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
   conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
+  /* Streams of the file: created or updated (stream/streams.h). */
+  if (strcmp(next.data_dir, cur->data_dir) != 0)
+    LOG(LOG_WARN, "reload: data_dir needs a restart; the old one stays");
+  if (srv->streams != NULL)
+    streams_reload(srv->streams, next.streams);
+  stream_defs_free(cur->streams);
+  cur->streams = next.streams;
+  next.streams = NULL;
   reload_tls(srv, &next);
   if (srv->http != NULL)
     http_reload_tls(srv->http); /* the certificate reload_tls took */

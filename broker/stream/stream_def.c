@@ -171,6 +171,43 @@ int stream_def_set(stream_def_t *d, const char *key, const char *val, char *why,
   return -1;
 }
 
+/* Whether some topic matches both patterns. */
+bool stream_patterns_overlap(const char *a, const char *b) {
+  tp_token_iter_t ia, ib;
+  tp_token_iter_init(&ia, a, strlen(a));
+  tp_token_iter_init(&ib, b, strlen(b));
+  for (;;) {
+    const char *ta, *tb;
+    size_t la, lb;
+    int ha = tp_token_next(&ia, &ta, &la), hb = tp_token_next(&ib, &tb, &lb);
+    if (!ha || !hb)
+      return !ha && !hb;
+    if ((la == 1 && ta[0] == '>') || (lb == 1 && tb[0] == '>'))
+      return true;
+    if ((la == 1 && ta[0] == '*') || (lb == 1 && tb[0] == '*'))
+      continue;
+    if (la != lb || memcmp(ta, tb, la) != 0)
+      return false;
+  }
+}
+
+int stream_defs_validate(const stream_defs_t *defs, char *why, size_t whylen) {
+  for (size_t i = 0; defs != NULL && i < defs->n; i++) {
+    const stream_def_t *d = &defs->v[i];
+    if (stream_def_validate(d, why, whylen) != 0)
+      return -1;
+    for (size_t k = 0; k < i; k++)
+      for (size_t a = 0; a < d->ntopics; a++)
+        for (size_t b = 0; b < defs->v[k].ntopics; b++)
+          if (stream_patterns_overlap(d->topics[a], defs->v[k].topics[b])) {
+            snprintf(why, whylen, "stream %s: topic %s overlaps stream %s's",
+                     d->name, d->topics[a], defs->v[k].name);
+            return -1;
+          }
+  }
+  return 0;
+}
+
 int stream_def_validate(const stream_def_t *d, char *why, size_t whylen) {
   if (!stream_name_valid(d->name, strlen(d->name))) {
     snprintf(why, whylen,

@@ -75,5 +75,10 @@ stream_def_t *stream_defs_get(stream_defs_t **defs, const char *name);
 void stream_defs_free(stream_defs_t *defs);
 /* A deep copy (NULL stays NULL). 0 or TP_ENOMEM. */
 int stream_defs_copy(stream_defs_t **dst, const stream_defs_t *src);
+/* Each definition valid, and no two with overlapping topics (what would
+ * stop a start): 0, or -1 with why set. */
+int stream_defs_validate(const stream_defs_t *defs, char *why, size_t whylen);
+/* Whether some topic matches both patterns. */
+bool stream_patterns_overlap(const char *a, const char *b);
 
 #endif

@@ -35,6 +35,8 @@ typedef struct streams {
   uv_check_t turn;   /* after each poll: flush logs, pump consumers */
   uv_idle_t spin;    /* keeps the loop turning while consumers have work */
   uv_timer_t tick;   /* ack waits, pull expiry, age limits, dedup */
+  uint32_t ticks;    /* compaction runs every COMPACT_TICKS */
+  uint64_t segment_bytes; /* TERN_STREAM_SEGMENT_BYTES (tests), else 0 */
   int handles_open;
   bool closing;
   streams_advise_fn advise;

@@ -30,6 +30,11 @@
 /* Consumer messages per consumer per loop turn. */
 #define PUMP_BUDGET 256
 #define TICK_MS 100
+/* Last-value logs (max_msgs_per_topic, retained messages) are compacted
+ * once a second: one segment whose live records take less than half of it
+ * per log and run (store_compact), so a cold key does not keep a whole
+ * segment of superseded values. */
+#define COMPACT_TICKS 10
 
 /* ---- helpers ---- */
 
@@ -47,26 +52,6 @@ static int mkdirs(const char *path) {
   if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
     return -errno;
   return 0;
-}
-
-/* Whether some topic matches both patterns. */
-static bool patterns_overlap(const char *a, const char *b) {
-  tp_token_iter_t ia, ib;
-  tp_token_iter_init(&ia, a, strlen(a));
-  tp_token_iter_init(&ib, b, strlen(b));
-  for (;;) {
-    const char *ta, *tb;
-    size_t la, lb;
-    int ha = tp_token_next(&ia, &ta, &la), hb = tp_token_next(&ib, &tb, &lb);
-    if (!ha || !hb)
-      return !ha && !hb;
-    if ((la == 1 && ta[0] == '>') || (lb == 1 && tb[0] == '>'))
-      return true;
-    if ((la == 1 && ta[0] == '*') || (lb == 1 && tb[0] == '*'))
-      continue;
-    if (la != lb || memcmp(ta, tb, la) != 0)
-      return false;
-  }
 }
 
 static stream_t *find_stream(streams_t *s, const char *name, size_t len) {
@@ -280,6 +265,7 @@ static void store_cfg(const stream_t *st, store_config_t *cfg) {
               : st->def.sync == STREAM_SYNC_INTERVAL ? STORE_SYNC_INTERVAL
                                                      : STORE_SYNC_NEVER;
   cfg->sync_interval_ms = (uint32_t)st->def.sync_interval_ms;
+  cfg->segment_bytes = st->owner->segment_bytes;
   /* With interval and never, a record is stored once store_flush wrote it,
    * on this thread: on_turn sends the acks right after the flush, so the
    * callback (an eventfd write and one more loop turn per flush) is only
@@ -405,7 +391,7 @@ static const stream_t *overlapping(streams_t *s, const stream_def_t *d,
       continue;
     for (size_t a = 0; a < d->ntopics; a++)
       for (size_t b = 0; b < o->def.ntopics; b++)
-        if (patterns_overlap(d->topics[a], o->def.topics[b])) {
+        if (stream_patterns_overlap(d->topics[a], o->def.topics[b])) {
           *which = d->topics[a];
           return o;
         }
@@ -1161,9 +1147,32 @@ static void on_turn(uv_check_t *h) {
     uv_idle_stop(&s->spin);
 }
 
+static void compact(streams_t *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    stream_t *st = s->v[i];
+    if (st->def.max_msgs_per_topic == 0)
+      continue;
+    int64_t freed = store_compact(st->log, 0);
+    if (freed < 0)
+      LOG(LOG_WARN, "stream %s: compaction failed: %s", st->def.name,
+          ternd_strerror((int)freed));
+    else if (freed > 0)
+      LOG(LOG_DEBUG, "stream %s: compaction freed %" PRId64 " bytes",
+          st->def.name, freed);
+  }
+  if (s->retained != NULL) {
+    int64_t freed = store_compact(s->retained, 0);
+    if (freed < 0)
+      LOG(LOG_WARN, "retained: compaction failed: %s",
+          ternd_strerror((int)freed));
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   streams_t *s = t->data;
   uint64_t now = uv_now(s->w->loop);
+  if (++s->ticks % COMPACT_TICKS == 0)
+    compact(s);
   for (size_t i = 0; i < s->n; i++) {
     stream_t *st = s->v[i];
     dedup_forget_old(st, now);
@@ -1175,15 +1184,17 @@ static void on_tick(uv_timer_t *t) {
       consumer_trim(c, first);
       consumer_tick(c, now);
       consumer_save(c);
+      /* A push consumer is active while its topic has a subscriber with
+       * room (one that stays full is closed by the stall timeout). */
+      bool room =
+          c->push != NULL && router_has_room(s->w, c->push, strlen(c->push));
+      if (room)
+        c->last_active_ms = now;
       if (!c->durable && c->npulls == 0 &&
-          c->last_active_ms + c->inactive_ms <= now &&
-          (c->push == NULL ||
-           !router_has_room(s->w, c->push, strlen(c->push)))) {
+          c->last_active_ms + c->inactive_ms <= now) {
         consumer_remove(st, c, false);
         continue;
       }
-      if (c->push != NULL)
-        c->last_active_ms = now;
       j++;
     }
   }
@@ -1199,6 +1210,121 @@ static void on_handle_closed(uv_handle_t *h) {
   }
 }
 
+static bool defs_same(const stream_def_t *a, const stream_def_t *b) {
+  tp_buf_t x, y;
+  tp_buf_init(&x);
+  tp_buf_init(&y);
+  bool same = stream_def_encode(a, &x) == 0 && stream_def_encode(b, &y) == 0 &&
+              x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+  tp_buf_free(&x);
+  tp_buf_free(&y);
+  return same;
+}
+
+/*
+ * The streams of the configuration file: each is created, or brought to
+ * the file's definition. At start a failure stops the broker (why set);
+ * at a reload it is logged and the stream is left as it was. A stream no
+ * longer in the file is kept as it is, capturing, like one made through
+ * the API (deleting data is for the API: `tern stream rm`).
+ */
+static int apply_defs(streams_t *s, const stream_defs_t *defs, bool at_start,
+                      char *why, size_t whylen) {
+  const char *when = at_start ? "" : "reload: ";
+  bool *keep = calloc(s->n + 1, sizeof *keep);
+  if (keep == NULL) {
+    snprintf(why, whylen, "out of memory");
+    return TP_ENOMEM;
+  }
+  size_t n0 = s->n;
+  for (size_t i = 0; defs != NULL && i < defs->n; i++) {
+    const stream_def_t *def = &defs->v[i];
+    const char *which = NULL;
+    const stream_t *o = overlapping(s, def, &which);
+    if (o != NULL) {
+      snprintf(why, whylen, "stream %s: topic %s overlaps stream %s's",
+               def->name, which, o->def.name);
+      if (at_start) {
+        free(keep);
+        return TP_EINVAL;
+      }
+      LOG(LOG_ERROR, "reload: %s; stream %s is left as it was", why, def->name);
+      o = find_stream(s, def->name, strlen(def->name));
+      for (size_t k = 0; o != NULL && k < n0; k++)
+        keep[k] |= s->v[k] == o;
+      continue;
+    }
+    stream_t *st = find_stream(s, def->name, strlen(def->name));
+    if (st != NULL) {
+      for (size_t k = 0; k < n0; k++)
+        keep[k] |= s->v[k] == st;
+      st->declared = true;
+      if (defs_same(&st->def, def))
+        continue;
+      stream_def_t prev = st->def;
+      if (stream_def_copy(&st->def, def) != 0) {
+        st->def = prev;
+        LOG(LOG_ERROR, "%sstream %s: out of memory, left as it was", when,
+            def->name);
+        continue;
+      }
+      store_config_t cfg;
+      store_cfg(st, &cfg);
+      int rc = store_reconfigure(st->log, &cfg);
+      if (rc == 0)
+        rc = save_def(st);
+      if (rc != 0) {
+        stream_def_free(&st->def);
+        st->def = prev;
+        store_cfg(st, &cfg);
+        store_reconfigure(st->log, &cfg);
+        LOG(LOG_ERROR, "%sstream %s: cannot update: %s; left as it was", when,
+            def->name, ternd_strerror(rc));
+        continue;
+      }
+      stream_def_free(&prev);
+      LOG(LOG_INFO, "stream %s updated from the configuration", def->name);
+    } else {
+      int rc = stream_open(s, def, false, &st, why, whylen);
+      if (rc == 0 && registry_add(s, st) != 0) {
+        stream_free(st, true);
+        rc = TP_ENOMEM;
+        snprintf(why, whylen, "out of memory");
+      }
+      if (rc != 0) {
+        if (at_start) {
+          free(keep);
+          return rc;
+        }
+        LOG(LOG_ERROR, "reload: stream %s cannot be created: %s", def->name,
+            why);
+        continue;
+      }
+      st->declared = true;
+      LOG(LOG_INFO, "stream %s created from the configuration", def->name);
+    }
+  }
+  for (size_t k = 0; k < n0; k++) {
+    stream_t *st = s->v[k];
+    if (st->declared && !keep[k]) {
+      st->declared = false;
+      LOG(LOG_WARN,
+          "%sstream %s is no longer in the configuration: it is kept, and "
+          "goes on capturing, until deleted (tern stream rm %s)",
+          when, st->def.name, st->def.name);
+    }
+  }
+  free(keep);
+  return 0;
+}
+
+int streams_reload(streams_t *s, const stream_defs_t *defs) {
+  char why[400];
+  if (s == NULL || s->closing)
+    return 0;
+  return apply_defs(s, defs, false, why, sizeof why);
+}
+
 int streams_open(streams_t **out, worker_t *w, const char *data_dir,
                  const stream_defs_t *defs, streams_advise_cb advise,
                  void *advise_ctx, char *why, size_t whylen) {
@@ -1209,6 +1335,10 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
     return TP_ENOMEM;
   }
   s->w = w;
+  /* Small segments for the tests of compaction and segment removal. */
+  const char *sb = getenv("TERN_STREAM_SEGMENT_BYTES");
+  if (sb != NULL)
+    s->segment_bytes = strtoull(sb, NULL, 10);
   s->advise = advise;
   s->advise_ctx = advise_ctx;
   tp_buf_init(&s->scratch);
@@ -1245,6 +1375,7 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
         (uint32_t)(w->broker->cfg.max_payload + 128 * 1024);
     rc_cfg.sync = STORE_SYNC_INTERVAL;
     rc_cfg.sync_interval_ms = 1000;
+    rc_cfg.segment_bytes = s->segment_bytes;
     rc = store_open(s->env, rdir, &rc_cfg, &s->retained, NULL);
     if (rc != 0) {
       snprintf(why, whylen, "cannot open the retained store %s: %s", rdir,
@@ -1306,43 +1437,11 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
     closedir(d);
 
   /* Declared in the configuration file: created, or brought to it. */
-  for (size_t i = 0; defs != NULL && i < defs->n; i++) {
-    const stream_def_t *def = &defs->v[i];
-    const char *which = NULL;
-    const stream_t *o = overlapping(s, def, &which);
-    if (o != NULL) {
-      snprintf(why, whylen, "stream %s: topic %s overlaps stream %s's",
-               def->name, which, o->def.name);
-      streams_close(s);
-      *out = NULL;
-      return TP_EINVAL;
-    }
-    stream_t *st = find_stream(s, def->name, strlen(def->name));
-    if (st != NULL) {
-      stream_def_t prev = st->def;
-      if (stream_def_copy(&st->def, def) != 0) {
-        st->def = prev;
-        continue;
-      }
-      stream_def_free(&prev);
-      store_config_t cfg;
-      store_cfg(st, &cfg);
-      store_reconfigure(st->log, &cfg);
-      save_def(st);
-    } else {
-      rc = stream_open(s, def, false, &st, why, whylen);
-      if (rc == 0 && registry_add(s, st) != 0) {
-        stream_free(st, true);
-        rc = TP_ENOMEM;
-      }
-      if (rc != 0) {
-        streams_close(s);
-        *out = NULL;
-        return rc;
-      }
-      LOG(LOG_INFO, "stream %s created from the configuration", def->name);
-    }
-    st->declared = true;
+  rc = apply_defs(s, defs, true, why, whylen);
+  if (rc != 0) {
+    streams_close(s);
+    *out = NULL;
+    return rc;
   }
   uv_check_start(&s->turn, on_turn);
   uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);

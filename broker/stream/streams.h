@@ -30,6 +30,13 @@ typedef void (*streams_advise_cb)(void *ctx, const char *topic,
 int streams_open(struct streams **out, worker_t *w, const char *data_dir,
                  const stream_defs_t *defs, streams_advise_cb advise,
                  void *advise_ctx, char *why, size_t whylen);
+/*
+ * A configuration reload (SIGHUP): the streams of defs are created or
+ * brought to their definition, each on its own (one that fails is logged
+ * and left as it was); a stream no longer in defs is kept, capturing, as
+ * if made through the API. 0 or TP_ENOMEM.
+ */
+int streams_reload(struct streams *s, const stream_defs_t *defs);
 /* Unregisters the hook, closes every log (writing what is buffered) and
  * the loop handles; the memory goes once they are closed (uv_run). */
 void streams_close(struct streams *s);

@@ -1,6 +1,7 @@
 /*
- * tern consume: reads a stream through a consumer (pull) and prints each
- * message's payload, optionally acknowledging it.
+ * tern consume: reads a stream through a consumer (pull, or push to a
+ * subscription) and prints each message's payload, optionally
+ * acknowledging it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@ enum {
   OPT_COUNT,
   OPT_FOLLOW,
   OPT_WAIT,
+  OPT_PUSH,
+  OPT_PUSH_TO,
+  OPT_QUEUE,
 };
 
 static const cli_opt_t consume_opts[] = {
@@ -44,7 +48,17 @@ static const cli_opt_t consume_opts[] = {
     {"follow", 'f', false, OPT_FOLLOW, NULL,
      "keep waiting for new messages (default: stop when none is left)"},
     {"wait", 0, true, OPT_WAIT, "MS",
-     "how long one pull waits for messages (default 1000)"},
+     "how long one pull (or, with --push, the subscription) waits for "
+     "messages (default 1000)"},
+    {"push", 0, false, OPT_PUSH, NULL,
+     "a push consumer: the broker delivers to a subscription of ours "
+     "(paced by it) instead of answering pull requests"},
+    {"push-to", 0, true, OPT_PUSH_TO, "TOPIC",
+     "with --push: the topic it delivers to (default _INBOX.push.STREAM."
+     "DURABLE, or a random inbox)"},
+    {"queue", 0, true, OPT_QUEUE, "GROUP",
+     "with --push: subscribe in queue group GROUP (default: the durable's "
+     "name, so its clients share the messages)"},
     {0},
 };
 
@@ -53,8 +67,9 @@ static const cli_command_info_t consume_info = {
     .usage = "consume [options] STREAM",
     .summary = "Prints the payload of each message of STREAM (one per line)\n"
                "through an ephemeral consumer, or the durable one --durable\n"
-               "names, pulling --pull messages at a time. Without --follow\n"
-               "it stops once a pull finds nothing new.",
+               "names, pulling --pull messages at a time (or, with --push,\n"
+               "delivered to a subscription). Without --follow it stops\n"
+               "once nothing new comes within --wait.",
     .opts = consume_opts,
     .min_pos = 1,
     .max_pos = 1,
@@ -62,8 +77,8 @@ static const cli_command_info_t consume_info = {
 
 typedef struct consume_args {
   uint64_t pull, count, wait_ms, start_seq;
-  bool ack, follow;
-  const char *durable;
+  bool ack, follow, push;
+  const char *durable, *push_to, *queue;
   tern_deliver_t deliver;
 } consume_args_t;
 
@@ -87,6 +102,16 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
   case OPT_FOLLOW:
     a->follow = true;
     return 0;
+  case OPT_PUSH:
+    a->push = true;
+    return 0;
+  case OPT_PUSH_TO:
+    a->push = true;
+    a->push_to = value;
+    return 0;
+  case OPT_QUEUE:
+    a->queue = value;
+    return 0;
   case OPT_DURABLE:
     a->durable = value;
     return 0;
@@ -105,6 +130,63 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
   }
 }
 
+/* Prints m's payload and acks it (with --ack). 0, -1 (stdout), or an ack
+ * error. */
+static int print_one(const consume_args_t *a, tern_client_t *cl,
+                     tern_msg_t *m) {
+  size_t len = tern_msg_len(m);
+  if (fwrite(tern_msg_data(m), 1, len, stdout) != len ||
+      fputc('\n', stdout) == EOF) {
+    cli_error(CMD, "writing stdout: %s", strerror(errno));
+    return -1;
+  }
+  return a->ack ? tern_client_ack(cl, m) : 0;
+}
+
+/* --push: the consumer delivers to our subscription. */
+static int run_push(const consume_args_t *a, tern_client_t *cl,
+                    const char *stream, const tern_consumer_config_t *cc) {
+  char err[256] = "";
+  tern_sub_t *sub = NULL;
+  const char *queue = a->queue != NULL ? a->queue : a->durable;
+  int rc = tern_client_consumer_subscribe(cl, stream, a->durable, cc,
+                                          a->push_to, queue, &sub, NULL, 0,
+                                          TIMEOUT_MS, err, sizeof err);
+  if (rc != 0) {
+    cli_error(CMD, "cannot read stream %s: %s%s%s", stream, tern_strerror(rc),
+              err[0] ? ": " : "", err);
+    return rc;
+  }
+  uint64_t got = 0;
+  while (a->count == 0 || got < a->count) {
+    tern_msg_t *m = NULL;
+    rc = tern_sub_next(sub, (int)a->wait_ms, &m);
+    if (rc == TERN_ETIMEOUT) {
+      fflush(stdout);
+      rc = 0;
+      if (!a->follow)
+        break;
+      continue;
+    }
+    if (rc != 0)
+      break;
+    rc = print_one(a, cl, m);
+    tern_msg_release(m);
+    got++;
+    if (rc != 0)
+      break;
+    if (tern_sub_pending(sub) == 0)
+      fflush(stdout);
+  }
+  fflush(stdout);
+  if (rc == 0 && a->ack)
+    rc = tern_client_flush(cl, TIMEOUT_MS);
+  tern_sub_destroy(sub);
+  if (rc != 0 && rc != -1)
+    cli_report(CMD, cl, "consume failed", rc);
+  return rc;
+}
+
 static int run(const consume_args_t *a, const cli_common_t *common,
                const char *stream) {
   tern_options_t o;
@@ -118,6 +200,11 @@ static int run(const consume_args_t *a, const cli_common_t *common,
   tern_consumer_config_init(&cc);
   cc.deliver = a->deliver;
   cc.opt_start_seq = a->start_seq;
+  if (a->push) {
+    int rc = run_push(a, cl, stream, &cc);
+    tern_client_close(cl);
+    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+  }
   int rc = tern_client_consumer_add(cl, stream, a->durable, &cc, name,
                                     sizeof name, TIMEOUT_MS, err, sizeof err);
   if (rc != 0) {
@@ -134,14 +221,8 @@ static int run(const consume_args_t *a, const cli_common_t *common,
       want = (size_t)(a->count - got);
     rc = tern_client_fetch(cl, stream, name, want, (int)a->wait_ms, msgs, &n);
     for (size_t i = 0; i < n; i++) {
-      size_t len = tern_msg_len(msgs[i]);
-      if (rc == 0 && (fwrite(tern_msg_data(msgs[i]), 1, len, stdout) != len ||
-                      fputc('\n', stdout) == EOF)) {
-        cli_error(CMD, "writing stdout: %s", strerror(errno));
-        rc = -1;
-      }
-      if (rc == 0 && a->ack)
-        rc = tern_client_ack(cl, msgs[i]);
+      if (rc == 0)
+        rc = print_one(a, cl, msgs[i]);
       tern_msg_release(msgs[i]);
     }
     fflush(stdout);

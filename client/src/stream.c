@@ -361,6 +361,53 @@ int tern_client_consumer_add(tern_client_t *cl, const char *stream,
   return rc;
 }
 
+int tern_client_consumer_subscribe(tern_client_t *cl, const char *stream,
+                                   const char *durable,
+                                   const tern_consumer_config_t *c,
+                                   const char *deliver, const char *queue,
+                                   tern_sub_t **sub, char *name, size_t namelen,
+                                   int timeout_ms, char *err, size_t errlen) {
+  if (cl == NULL || stream == NULL || sub == NULL)
+    return TERN_EINVAL;
+  *sub = NULL;
+  char topic[256];
+  if (deliver == NULL && durable != NULL) {
+    snprintf(topic, sizeof topic, "_INBOX.push.%s.%s", stream, durable);
+  } else if (deliver == NULL) {
+    uint8_t rnd[8];
+    uint64_t t = uv_hrtime();
+    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0)
+      memcpy(rnd, &t, sizeof rnd);
+    snprintf(topic, sizeof topic,
+             "_INBOX.push.%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+  } else {
+    snprintf(topic, sizeof topic, "%s", deliver);
+  }
+  tern_consumer_config_t cc;
+  tern_consumer_config_init(&cc);
+  if (c != NULL)
+    memcpy(&cc, c, c->struct_size < sizeof cc ? c->struct_size : sizeof cc);
+  cc.struct_size = sizeof cc;
+  cc.push = topic;
+  tern_sub_opts_t so;
+  tern_sub_opts_init(&so);
+  so.queue = queue;
+  so.overflow = TERN_OVERFLOW_BLOCK;
+  int rc = tern_client_subscribe(cl, sub, topic, &so);
+  if (rc != 0) {
+    *sub = NULL;
+    return rc;
+  }
+  rc = tern_client_consumer_add(cl, stream, durable, &cc, name, namelen,
+                                timeout_ms, err, errlen);
+  if (rc != 0) {
+    tern_sub_destroy(*sub);
+    *sub = NULL;
+  }
+  return rc;
+}
+
 int tern_client_fetch(tern_client_t *cl, const char *stream,
                       const char *consumer, size_t batch, int expires_ms,
                       tern_msg_t **msgs, size_t *n) {

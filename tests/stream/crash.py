@@ -3,6 +3,13 @@ moments during a stream of acknowledged publishes (sync always), restart
 it on the same data directory, go on; at the end every acknowledged
 message must be in the stream, in order, once, and no record corrupt.
 
+What it proves: the log, its recovery of a torn tail, de-duplication and
+the acks. What it does not: the fsync. A SIGKILL leaves the kernel's page
+cache in place, so what ternd wrote reaches the disk anyway and sync
+`never` passes this test too. A power-loss check (dm-flakey dropping
+unsynced writes, or a FUSE file system that forgets them, comparing sync
+always with never) needs device-mapper, which this machine's kernel lacks.
+
     crash.py [--rounds N] [--window W] [--seed S]
 """
 import argparse

@@ -21,19 +21,21 @@ class Broker:
     """ternd on ephemeral ports with --data-dir; restartable on the same
     directory."""
 
-    def __init__(self, data_dir=None, extra=(), env=None):
+    def __init__(self, data_dir=None, extra=(), env=None, wrapper=()):
         self.ternd = os.environ.get("TERND", "build/broker/ternd")
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="tern-streams-")
         self.extra = list(extra)
         self.env = env
+        self.wrapper = list(wrapper)  # e.g. valgrind and its options
         self.proc = None
         self.port = self.http_port = 0
         self.start()
 
     def start(self, port=0):
         r, w = os.pipe()
-        args = [self.ternd, "--port", str(port), "--http-port", "-1",
+        args = self.wrapper + [self.ternd, "--port", str(port),
+                               "--http-port", "-1",
                 "--ready-fd", str(w), "--data-dir", self.data_dir,
                 "--log-level", "warn"] + self.extra
         self.log = tempfile.TemporaryFile()
@@ -41,7 +43,7 @@ class Broker:
                                      stderr=self.log)
         os.close(w)
         line = b""
-        ready, _, _ = select.select([r], [], [], 30)
+        ready, _, _ = select.select([r], [], [], 300 if self.wrapper else 30)
         if ready:
             line = os.read(r, 64)
         os.close(r)

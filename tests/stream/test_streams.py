@@ -462,3 +462,167 @@ def test_cli_stream_pub_consume(broker):
     run("stream", "rm", "CLI")
     r = run("stream", "info", "CLI", check=False)
     assert r.returncode == 1 and b"not found" in r.stderr
+
+
+def test_ephemeral_push_consumer_without_subscriber_is_removed(broker):
+    # An ephemeral push consumer whose subscribers went away is removed
+    # after inactive_ms, as a pull one is (it used to be kept forever: each
+    # tick counted it active).
+    c = Client(broker.port)
+    c.stream_create("EPH", topics=["eph.>"], sync="never")
+    c.publish_acked("eph.x", b"one")
+    r = Client(broker.port)
+    sid = r.sub("deliver.eph")
+    name = c.consumer_create("EPH", push="deliver.eph", ack="none",
+                             inactive_ms=200)["consumer"]["name"]
+    assert r.msg(sid) is not None
+    r.close()
+    c.barrier()
+    deadline = time.monotonic() + 20
+    left = None
+    while time.monotonic() < deadline:
+        left = [x["name"] for x in
+                c.request("$TS.API.CONSUMER.LIST.EPH")["consumers"]]
+        if name not in left:
+            break
+        time.sleep(0.1)
+    assert name not in left
+    # One with a subscriber stays.
+    r = Client(broker.port)
+    r.sub("deliver.eph2")
+    r.barrier()
+    name2 = c.consumer_create("EPH", push="deliver.eph2", ack="none",
+                              inactive_ms=200)["consumer"]["name"]
+    for _ in range(10):  # ten ticks at least
+        time.sleep(0.1)
+        c.barrier()
+    left = [x["name"] for x in
+            c.request("$TS.API.CONSUMER.LIST.EPH")["consumers"]]
+    assert name2 in left
+
+
+def test_cli_consume_push_with_ack(broker):
+    tern = os.environ.get("TERN", "build/bin/tern")
+    srv = ["-s", "127.0.0.1:%d" % broker.port]
+
+    def run(*args):
+        r = subprocess.run([tern] + srv + list(args), capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    c = Client(broker.port)
+    c.stream_create("PS", topics=["ps.*"], sync="never")
+    for i in range(3):
+        c.publish_acked("ps.a", b"m%d" % i)
+    # Ephemeral, to a random inbox.
+    assert run("consume", "PS", "--push", "--wait", "300") == b"m0\nm1\nm2\n"
+    # A durable acked through push: the next one finds nothing left.
+    assert run("consume", "PS", "--push", "--durable", "w", "--ack",
+               "--wait", "300") == b"m0\nm1\nm2\n"
+    info = c.request("$TS.API.CONSUMER.INFO.PS.w")["consumer"]
+    assert info["config"]["push"] == "_INBOX.push.PS.w"
+    assert run("consume", "PS", "--push", "--durable", "w", "--ack",
+               "--wait", "300") == b""
+    assert c.request("$TS.API.CONSUMER.INFO.PS.w")["consumer"][
+        "ack_pending"] == 0
+    c.publish_acked("ps.b", b"m3")
+    assert run("consume", "PS", "--push", "--durable", "w", "--count", "1",
+               "--ack") == b"m3\n"
+
+
+def test_last_value_stream_compacted_from_a_timer():
+    # A cold key among superseded values of a hot one: its segment is
+    # rewritten to little more than that one record, by the broker's own
+    # timer (TERN_STREAM_SEGMENT_BYTES gives the test small segments).
+    env = dict(os.environ, TERN_STREAM_SEGMENT_BYTES="32768")
+    b = Broker(env=env)
+    try:
+        c = Client(b.port)
+        c.stream_create("LV", topics=["lv.*"], max_msgs_per_topic=1,
+                        sync="never")
+        c.publish_acked("lv.cold", b"c" * 100)
+        for i in range(2000):
+            c.pub("lv.hot", b"%05d" % i + b"h" * 95)
+        assert c.publish_acked("lv.hot", b"last")["seq"] == 2002
+        logdir = os.path.join(b.data_dir, "streams", "LV", "log")
+        first = os.path.join(logdir, "%020d.seg" % 1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and os.path.getsize(first) > 1024:
+            time.sleep(0.1)
+        assert os.path.getsize(first) <= 1024, os.listdir(logdir)
+        got = c.fetch("LV", c.consumer_create("LV")["consumer"]["name"], 2)
+        assert [m[1] for m in got] == [b"c" * 100, b"last"]
+        b.restart()
+        c = Client(b.port)
+        got = c.fetch("LV", c.consumer_create("LV")["consumer"]["name"], 2)
+        assert [m[1] for m in got] == [b"c" * 100, b"last"]
+    finally:
+        b.close()
+
+
+def test_streams_reloaded_on_sighup():
+    import signal
+    d = tempfile.mkdtemp(prefix="tern-streams-hup-")
+    conf = os.path.join(d, "t.conf")
+    with open(conf, "w") as f:
+        f.write("[stream A]\ntopics = a.>\nmax_msgs = 5\n"
+                "[stream GONE]\ntopics = gone.>\n")
+    b = Broker(extra=["--config", conf])
+    try:
+        c = Client(b.port)
+        assert c.stream_info("A")["stream"]["config"]["max_msgs"] == 5
+        c.publish_acked("gone.x", b"1")
+        c.stream_create("API", topics=["api.>"])
+        # Changed, added, removed, and one that overlaps the API's stream
+        # (refused alone).
+        with open(conf, "w") as f:
+            f.write("[stream A]\ntopics = a.>, aa.*\nmax_msgs = 3\n"
+                    "[stream B]\ntopics = b.>\nsync = never\n"
+                    "[stream BAD]\ntopics = api.x\n")
+        b.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            c.barrier()
+            if "stream" in c.stream_info("B"):
+                break
+            time.sleep(0.05)
+        a = c.stream_info("A")["stream"]["config"]
+        assert a["max_msgs"] == 3 and a["topics"] == ["a.>", "aa.*"]
+        assert c.stream_info("B")["stream"]["config"]["sync"] == "never"
+        assert c.stream_info("BAD")["error"]["code"] == 404
+        assert "overlaps" in b.log_text()
+        # GONE is kept, and still captures, until deleted through the API.
+        assert c.publish_acked("gone.x", b"2")["seq"] == 2
+        for i in range(5):
+            c.publish_acked("aa.y", b"%d" % i)
+        assert c.stream_info("A")["stream"]["state"]["msgs"] == 3
+        assert c.request("$TS.API.STREAM.DELETE.GONE") == {"ok": True}
+        # Two streams of the file that overlap: the whole file is refused
+        # (by --check-config too), and nothing changes.
+        with open(conf + ".overlap", "w") as f:
+            f.write("[stream A]\ntopics = a.>\n[stream A2]\ntopics = a.b\n")
+        ternd = os.environ.get("TERND", "build/broker/ternd")
+        out = subprocess.run([ternd, "--check-config", conf + ".overlap"],
+                             capture_output=True)
+        assert out.returncode == 2 and b"overlaps" in out.stderr, out.stderr
+        os.replace(conf + ".overlap", conf)
+        b.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "reload failed" not in b.log_text():
+            assert time.monotonic() < deadline, b.log_text()
+            time.sleep(0.05)
+        assert c.stream_info("A2")["error"]["code"] == 404
+        assert c.stream_info("A")["stream"]["config"]["max_msgs"] == 3
+        # The new definitions hold after a restart (an overlap with the
+        # API's stream would stop a start: BAD goes).
+        with open(conf, "w") as f:
+            f.write("[stream A]\ntopics = a.>, aa.*\nmax_msgs = 3\n"
+                    "[stream B]\ntopics = b.>\nsync = never\n")
+        b.restart()
+        c = Client(b.port)
+        assert c.stream_info("A")["stream"]["config"]["max_msgs"] == 3
+        assert "stream" in c.stream_info("B")
+        assert c.stream_info("GONE")["error"]["code"] == 404
+    finally:
+        b.close()

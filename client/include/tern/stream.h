@@ -153,6 +153,25 @@ TERN_EXTERN int tern_client_fetch(tern_client_t *cl, const char *stream,
                                   const char *consumer, size_t batch,
                                   int expires_ms, tern_msg_t **msgs, size_t *n);
 
+/*
+ * A push consumer read through a subscription: subscribes to deliver (a
+ * `block` subscription, so a reader that stops reading stops the
+ * consumer; in queue group `queue` when not NULL, so several clients share
+ * one durable), waits until the broker has it, then creates the consumer
+ * with c's settings and push = deliver (durable when durable is not
+ * NULL). deliver NULL: "_INBOX.push.<stream>.<durable>" for a durable (the
+ * same for every client of it), a random inbox for an ephemeral one.
+ * Messages come with tern_sub_next; ack them with tern_client_ack. *sub is
+ * the caller's (tern_sub_destroy); name (may be NULL) gets the consumer's
+ * name. 0, or the subscribe or request errors (the subscription is then
+ * gone).
+ */
+TERN_EXTERN int tern_client_consumer_subscribe(
+    tern_client_t *cl, const char *stream, const char *durable,
+    const tern_consumer_config_t *c, const char *deliver, const char *queue,
+    tern_sub_t **sub, char *name, size_t namelen, int timeout_ms, char *err,
+    size_t errlen);
+
 /* Acks of a consumer's message m (its reply topic): done, deliver again
  * (after delay_ms), still working (ack wait restarts), never again. */
 TERN_EXTERN int tern_client_ack(tern_client_t *cl, const tern_msg_t *m);
