@@ -199,7 +199,8 @@ struct tern_conn {
   /* conn_tls.c: TLS, when the current server's URL is tls:// */
   struct ttls_ctx *tls_ctx; /* made at the first TLS attempt, kept */
   struct ttls_conn *tls;    /* this attempt's session; NULL: plaintext */
-  char *tls_rbuf;         /* ciphertext reads */
+  char *tls_rbuf;           /* the room of the read in flight (engine's) */
+  char *tls_spare;          /* reads while the engine's input is not empty */
   tp_buf_t tls_data;      /* the batch encrypted, in the write in flight */
   tp_buf_t tls_ctl;       /* the engine's own records on their way */
   uv_write_t tls_ctl_req;

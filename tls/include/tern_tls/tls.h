@@ -108,6 +108,16 @@ void ttls_conn_destroy(ttls_conn_t *c);
 
 /* Ciphertext from the socket. 0 or TTLS_ENOMEM. */
 int ttls_conn_feed(ttls_conn_t *c, const void *bytes, size_t len);
+/*
+ * Ciphertext without a copy: room for at least min bytes at the end of
+ * the connection's input (*p, *n bytes of it), for the socket to read
+ * into; ttls_conn_feed_commit(c, k) then counts the k bytes that came.
+ * The room is valid until the next call on c. 0, TTLS_ENOMEM, or
+ * TTLS_EAGAIN when making the room would mean moving bytes that wait
+ * (then read elsewhere and ttls_conn_feed them).
+ */
+int ttls_conn_feed_space(ttls_conn_t *c, size_t min, char **p, size_t *n);
+void ttls_conn_feed_commit(ttls_conn_t *c, size_t n);
 /* Advances the handshake: 0 when it is done (also when it already was),
  * TTLS_EAGAIN when it waits for the peer, or an error (the reason in
  * ttls_conn_error; the alert for the peer is in pending_out). */
@@ -125,7 +135,8 @@ bool ttls_conn_has_plaintext(ttls_conn_t *c);
 size_t ttls_conn_pending_in(ttls_conn_t *c);
 /*
  * Encrypts all of bufs, packing small buffers into full records (16 KiB)
- * rather than one record per buffer. The ciphertext waits in
+ * rather than one record per buffer; a buffer of 4 KiB or more is sealed
+ * from where it is, without a copy of the engine's. The ciphertext waits in
  * pending_out. Returns the plaintext bytes taken (all) or an error.
  */
 int ttls_conn_writev(ttls_conn_t *c, const uv_buf_t *bufs, unsigned n);
