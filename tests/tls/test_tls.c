@@ -575,3 +575,43 @@ Test(tls, options_from_the_environment) {
   connect_expect(&o, 0, NULL);
   stop();
 }
+
+/* ---- resumption --------------------------------------------------------- */
+
+/* `tern bench --connects N --tls-resume` against the broker: the count of
+ * connections that resumed the TLS session of the one before. */
+static long bench_resumed(int n, const char *extra) {
+  char cli[1024], cmd[4096], out[8192];
+  snprintf(cli, sizeof cli, "%s", tt_ternd_path());
+  size_t len = strlen(cli);
+  cr_assert(len > 1 && cli[len - 1] == 'd', "%s", cli);
+  cli[len - 1] = '\0'; /* bin/ternd -> bin/tern */
+  snprintf(cmd, sizeof cmd,
+           "%s bench -s localhost:%d --tls-ca %s %s --pub 1 --connects %d "
+           "--tls-resume --json 2>&1",
+           cli, broker.port, cert("ca.pem"), extra, n);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  const char *r = strstr(out, "\"resumed\":");
+  cr_assert_not_null(r, "%s", out);
+  return strtol(r + strlen("\"resumed\":"), NULL, 10);
+}
+
+Test(tls, sessions_resume_with_tickets) {
+  start_tls("server", (const char *[]){"--tls-required", NULL});
+  /* The first connection makes a full handshake, every later one offers
+   * the ticket of the one before and resumes. */
+  cr_expect_eq(bench_resumed(5, ""), 4);
+  stop();
+}
+
+Test(tls, a_resumed_session_keeps_its_client_certificate_user) {
+  /* Mutual TLS alone logs in (no credentials in CONNECT): a resumed
+   * session must still carry the certificate, or the login fails. */
+  start_with_users("[user orders-service]\n"
+                   "cert_subject = CN=orders-service,O=tern-test\n");
+  char extra[2048];
+  snprintf(extra, sizeof extra, "--tls-cert %s --tls-key %s",
+           cert("client.pem"), cert("client.key"));
+  cr_expect_eq(bench_resumed(4, extra), 3);
+  stop();
+}

@@ -441,6 +441,28 @@ bool ttls_conn_resumed(const ttls_conn_t *c) {
   return SSL_session_reused(c->ssl) == 1;
 }
 
+ttls_session_t *ttls_conn_session(ttls_conn_t *c) {
+  /* A copy: OpenSSL 3.0 marks the connection's own session not resumable
+   * when the connection is freed without a close_notify sent. */
+  SSL_SESSION *s = SSL_get0_session(c->ssl);
+  s = s != NULL && SSL_SESSION_is_resumable(s) == 1 ? SSL_SESSION_dup(s) : NULL;
+  ERR_clear_error();
+  return (ttls_session_t *)s;
+}
+
+int ttls_conn_resume(ttls_conn_t *c, ttls_session_t *s) {
+  if (s == NULL || c->ctx->server ||
+      SSL_SESSION_is_resumable((SSL_SESSION *)s) != 1)
+    return TTLS_EINVAL;
+  int ok = SSL_set_session(c->ssl, (SSL_SESSION *)s);
+  ERR_clear_error();
+  return ok == 1 ? 0 : TTLS_EINVAL;
+}
+
+void ttls_session_free(ttls_session_t *s) {
+  SSL_SESSION_free((SSL_SESSION *)s);
+}
+
 bool ttls_conn_peer_subject(const ttls_conn_t *c, char *out, size_t cap) {
   if (cap == 0)
     return false;

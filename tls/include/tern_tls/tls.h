@@ -77,6 +77,8 @@ typedef struct ttls_ctx_opts {
   /* Client only: accept any server certificate and name. For tests and
    * emergencies; the name says what it costs. */
   bool insecure_skip_verify;
+  /* Server only: issue no session tickets (no resumption). */
+  bool no_tickets;
 } ttls_ctx_opts_t;
 
 /*
@@ -156,6 +158,20 @@ const char *ttls_conn_version(const ttls_conn_t *c);
 const char *ttls_conn_cipher(const ttls_conn_t *c);
 /* Was the session resumed (a ticket)? */
 bool ttls_conn_resumed(const ttls_conn_t *c);
+
+/*
+ * Resumption (client side). A session a server gave a ticket for, to
+ * offer on the next connection to the same server: an abbreviated
+ * handshake (no certificate sent or checked again, no signature). The
+ * ticket may arrive after the handshake (TLS 1.3), so take it late (at
+ * close). NULL when there is none to resume.
+ */
+typedef struct ttls_session ttls_session_t;
+ttls_session_t *ttls_conn_session(ttls_conn_t *c);
+/* Offers s on c (before its first ttls_conn_handshake); c takes its own
+ * reference. 0 or TTLS_EINVAL. */
+int ttls_conn_resume(ttls_conn_t *c, ttls_session_t *s);
+void ttls_session_free(ttls_session_t *s);
 
 /* The peer's certificate (verified; only when the peer sent one): its
  * subject in RFC 2253 form ("CN=orders-service,O=tern-test"). Returns
