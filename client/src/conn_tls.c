@@ -99,6 +99,11 @@ int tern__tls_begin(tern_conn_t *c) {
                          strlen("TLS: cannot start a session"));
     return TERN_ETLS;
   }
+  if (c->tls_session != NULL && c->tls_session_server == c->server_idx) {
+    /* Resumption: an abbreviated handshake; a server that refuses the
+     * ticket (restarted, reloaded) makes a full one. */
+    (void)ttls_conn_resume(c->tls, c->tls_session);
+  }
   rc = ttls_conn_handshake(c->tls); /* the ClientHello */
   if (rc != TTLS_EAGAIN && rc != 0) {
     tern__conn_set_error(c, ttls_conn_error(c->tls),
@@ -110,6 +115,14 @@ int tern__tls_begin(tern_conn_t *c) {
 }
 
 void tern__tls_end(tern_conn_t *c) {
+  if (c->tls != NULL && ttls_conn_handshake_done(c->tls)) {
+    ttls_session_t *s = ttls_conn_session(c->tls);
+    if (s != NULL) {
+      ttls_session_free(c->tls_session);
+      c->tls_session = s;
+      c->tls_session_server = c->server_idx;
+    }
+  }
   ttls_conn_destroy(c->tls);
   c->tls = NULL;
   c->tls_rbuf = NULL;
@@ -127,6 +140,16 @@ void tern__tls_free(tern_conn_t *c) {
   tp_buf_free(&c->tls_data);
   free(c->tls_spare);
   c->tls_spare = NULL;
+  ttls_session_free(c->tls_session);
+  c->tls_session = NULL;
+}
+
+void tern__tls_close_notify(tern_conn_t *c) {
+  if (c->tls == NULL || !ttls_conn_handshake_done(c->tls)) {
+    return;
+  }
+  ttls_conn_shutdown(c->tls);
+  send_ctl(c);
 }
 
 bool tern__tls_ready(const tern_conn_t *c) {
