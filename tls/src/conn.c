@@ -26,6 +26,10 @@ typedef struct ttls_out {
   size_t off, len, cap; /* pending bytes are p[off..len) */
 } ttls_out_t;
 
+/* Input buffers of connections that last read less are freed once read
+ * (in_read). */
+#define TTLS_IN_KEEP 4096
+
 /* What was fed and not read yet: in[off..len). OpenSSL's memory BIO
  * would zero every byte it grows by and move what is left to the front
  * on every write; this moves only when the room at the end runs out. */
@@ -60,8 +64,17 @@ static int in_read(BIO *b, char *out, int outl) {
     n = (size_t)outl;
   memcpy(out, in->p + in->off, n);
   in->off += n;
-  if (in->off == in->len)
+  if (in->off == in->len) {
+    /* Drained. A connection that brought little this time is likely
+     * idle: it holds no buffer (the socket's next read makes one); a busy
+     * one keeps its buffer for the next read. */
+    if (in->len < TTLS_IN_KEEP) {
+      free(in->p);
+      in->p = NULL;
+      in->cap = 0;
+    }
     in->off = in->len = 0;
+  }
   return (int)n;
 }
 
