@@ -218,6 +218,11 @@ static void deliver(tls_transport_t *tt) {
       break;
     }
     if (n == TTLS_ECLOSED) {
+      if (log_g_level >= LOG_DEBUG) {
+        char who[64];
+        LOG(LOG_DEBUG, "%s: TLS close_notify from the peer",
+            peer_name(tt, who, sizeof who));
+      }
       tt->base.cbs->on_error(tt->base.owner, UV_EOF);
       return;
     }
@@ -248,9 +253,10 @@ static void handshake(tls_transport_t *tt) {
   tt->state = TLS_OPEN;
   if (log_g_level >= LOG_DEBUG) {
     char who[64];
-    LOG(LOG_DEBUG, "%s: TLS handshake done: %s %s",
+    LOG(LOG_DEBUG, "%s: TLS handshake done: %s %s%s",
         peer_name(tt, who, sizeof who), ttls_conn_version(tt->tls),
-        ttls_conn_cipher(tt->tls));
+        ttls_conn_cipher(tt->tls),
+        ttls_conn_resumed(tt->tls) ? " (resumed)" : "");
   }
   pump(tt);
   deliver(tt);
@@ -541,6 +547,17 @@ static const transport_ops_t tls_ops = {
     .connected = tls_connected,
     .tls = tls_session,
 };
+
+bool tls_transport_info(transport_t *t, tls_info_t *out) {
+  struct ttls_conn *s = t != NULL ? transport_tls(t) : NULL;
+  if (s == NULL)
+    return false;
+  out->version = ttls_conn_version(s);
+  out->cipher = ttls_conn_cipher(s);
+  out->resumed = ttls_conn_resumed(s);
+  ttls_conn_peer_subject(s, out->client_subject, sizeof out->client_subject);
+  return true;
+}
 
 int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
                        transport_t **out) {

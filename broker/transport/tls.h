@@ -55,6 +55,19 @@ void tls_listener_destroy(tls_listener_t *l);
 /* The server certificate's subject (for the startup log). */
 void tls_listener_subject(tls_listener_t *l, char *out, size_t cap);
 
+/* What /connz shows of a connection's TLS. */
+typedef struct tls_info {
+  const char *version; /* "TLSv1.3" */
+  const char *cipher;  /* "TLS_AES_128_GCM_SHA256" */
+  bool resumed;        /* an abbreviated handshake (a ticket) */
+  /* The verified client certificate's subject (RFC 2253), "" without. */
+  char client_subject[256];
+} tls_info_t;
+
+/* Fills out for a transport whose TLS handshake is done; false for a
+ * plaintext one or one still in its handshake. */
+bool tls_transport_info(transport_t *t, tls_info_t *out);
+
 /* Wraps an accepted socket fd (owned from here on, closed on failure). */
 int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
                        transport_t **out);
