@@ -615,3 +615,58 @@ Test(tls, a_resumed_session_keeps_its_client_certificate_user) {
   cr_expect_eq(bench_resumed(4, extra), 3);
   stop();
 }
+
+/* ---- /connz and close_notify -------------------------------------------- */
+
+Test(tls, connz_shows_each_connections_tls) {
+  start_tls("server",
+            (const char *[]){"--tls-verify", "--tls-ca", cert("ca.pem"),
+                             "--http-port", "-1", NULL});
+  cr_assert_gt(broker.http_port, 0);
+  tern_options_t o = tls_opts("localhost");
+  o.tls_cert_file = cert("client.pem");
+  o.tls_key_file = cert("client.key");
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
+  char cmd[512], out[16384];
+  snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/connz",
+           broker.http_port);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "\"tls\":{\"version\":\"TLSv1.3\",\"cipher\":\"TLS_"
+                        "AES_128_GCM_SHA256\",\"resumed\":false,"
+                        "\"client_subject\":\"CN=orders-service,O=tern-"
+                        "test\"}") != NULL,
+            "%s", out);
+  tern_client_close(cl);
+  /* A plaintext connection: tls null. */
+  tt_raw_t c;
+  tt_raw_open(&c, broker.port, true, false, false);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "\"tls\":null") != NULL, "%s", out);
+  tt_raw_close(&c);
+  stop();
+}
+
+Test(tls, libtern_sends_close_notify_on_close) {
+  char log[] = "/tmp/tern-tls-log-XXXXXX";
+  int lfd = mkstemp(log);
+  cr_assert_geq(lfd, 0);
+  tt_broker_opts_t bo = {.stderr_fd = lfd};
+  char pem[1024], key[1024];
+  snprintf(pem, sizeof pem, "%s", cert("server.pem"));
+  snprintf(key, sizeof key, "%s", cert("server.key"));
+  tt_broker_start_opts(&broker, &bo,
+                       (const char *[]){"--tls-cert", pem, "--tls-key", key,
+                                        "--tls-required", "--log-level",
+                                        "debug", NULL});
+  tern_options_t o = tls_opts("localhost");
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
+  tern_client_close(cl);
+  wait_log(log, "TLS close_notify from the peer", 1);
+  stop();
+  close(lfd);
+  unlink(log);
+}
