@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,6 +667,68 @@ Test(tls, libtern_sends_close_notify_on_close) {
   cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
   tern_client_close(cl);
   wait_log(log, "TLS close_notify from the peer", 1);
+  stop();
+  close(lfd);
+  unlink(log);
+}
+
+/* ---- libtern resumes across a reconnect ------------------------------------
+ */
+
+static atomic_int g_disconnects, g_connects;
+
+static void count_status(tern_conn_t *c, tern_status_t s, int reason,
+                         void *data) {
+  (void)c;
+  (void)reason;
+  (void)data;
+  if (s == TERN_STATUS_DISCONNECTED)
+    atomic_fetch_add(&g_disconnects, 1);
+  if (s == TERN_STATUS_CONNECTED)
+    atomic_fetch_add(&g_connects, 1);
+}
+
+static void wait_count(atomic_int *n, int want) {
+  int64_t end = tt_now_ms() + WAIT_MS;
+  while (atomic_load(n) < want) {
+    cr_assert_lt(tt_now_ms(), end, "count %d, wanted %d", atomic_load(n), want);
+    usleep(10000);
+  }
+}
+
+Test(tls, libtern_resumes_its_session_after_a_reconnect) {
+  char log[] = "/tmp/tern-tls-log-XXXXXX";
+  int lfd = mkstemp(log);
+  cr_assert_geq(lfd, 0);
+  tt_broker_opts_t bo = {.stderr_fd = lfd};
+  char pem[1024], key[1024];
+  snprintf(pem, sizeof pem, "%s", cert("server.pem"));
+  snprintf(key, sizeof key, "%s", cert("server.key"));
+  tt_broker_start_opts(&broker, &bo,
+                       (const char *[]){"--tls-cert", pem, "--tls-key", key,
+                                        "--tls-required", "--log-level",
+                                        "debug", NULL});
+  atomic_store(&g_disconnects, 0);
+  atomic_store(&g_connects, 0);
+  tern_options_t o = tls_opts("localhost");
+  o.reconnect = true;
+  o.reconnect_initial_ms = 20;
+  o.reconnect_max_ms = 100;
+  o.heartbeat_ms = 100; /* a stopped broker is dead after 200 ms */
+  o.status_cb = count_status;
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0); /* the ticket came */
+  /* The same broker (same ticket keys) goes silent and comes back: the
+   * client gives the connection up and reconnects, offering its ticket. */
+  kill(broker.pid, SIGSTOP);
+  wait_count(&g_disconnects, 1);
+  kill(broker.pid, SIGCONT);
+  wait_count(&g_connects, 2);
+  wait_log(log, "TLS handshake done: TLSv1.3 TLS_AES_128_GCM_SHA256 (resumed)",
+           1);
+  pubsub_roundtrip(cl, "after.resume");
+  tern_client_close(cl);
   stop();
   close(lfd);
   unlink(log);
