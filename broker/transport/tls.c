@@ -598,6 +598,8 @@ static int make_ctx(const tls_listener_opts_t *o, ttls_ctx_t **out, char *err,
       .key_file = o->key_file,
       .ca_file = o->ca_file,
       .verify_peer = o->verify,
+      .ciphers = o->ciphers,
+      .ciphersuites = o->ciphersuites,
   };
   return ttls_ctx_create(out, &co, err, cap);
 }

@@ -39,6 +39,9 @@ typedef struct tls_listener_opts {
   const char *ca_file;              /* NULL: none */
   bool verify;   /* client certificates required and checked */
   bool required; /* plaintext clients refused */
+  /* OpenSSL's TLS 1.2 cipher list and TLS 1.3 suites; NULL: the engine's
+   * policy (tern_tls/tls.h). */
+  const char *ciphers, *ciphersuites;
   uint64_t detect_ms;
 } tls_listener_opts_t;
 

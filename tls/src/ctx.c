@@ -83,9 +83,12 @@ int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
   SSL_CTX *s = c->ssl;
   SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
   SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  if (SSL_CTX_set_ciphersuites(s, TTLS_SUITES_13) != 1 ||
-      SSL_CTX_set_cipher_list(s, TTLS_CIPHERS_12) != 1)
-    return fail(c, err, cap, "TLS cipher list", NULL);
+  if (SSL_CTX_set_ciphersuites(s, o->ciphersuites ? o->ciphersuites
+                                                  : TTLS_SUITES_13) != 1)
+    return fail(c, err, cap, "TLS 1.3 cipher suites", o->ciphersuites);
+  if (SSL_CTX_set_cipher_list(s, o->ciphers ? o->ciphers : TTLS_CIPHERS_12) !=
+      1)
+    return fail(c, err, cap, "TLS 1.2 cipher list", o->ciphers);
   /* Writes never wait on a socket (memory BIOs); keep the buffers of an
    * idle connection small. */
   SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);

@@ -79,6 +79,12 @@ typedef struct ttls_ctx_opts {
   bool insecure_skip_verify;
   /* Server only: issue no session tickets (no resumption). */
   bool no_tickets;
+  /* OpenSSL's lists, NULL for the engine's policy: TLS 1.2 ciphers
+   * ("ECDHE-ECDSA-AES128-GCM-SHA256:..."), TLS 1.3 suites
+   * ("TLS_AES_128_GCM_SHA256:..."). A list none of whose names OpenSSL
+   * knows is TTLS_ECONFIG. */
+  const char *ciphers;
+  const char *ciphersuites;
 } ttls_ctx_opts_t;
 
 /*
