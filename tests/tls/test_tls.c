@@ -733,3 +733,32 @@ Test(tls, libtern_resumes_its_session_after_a_reconnect) {
   close(lfd);
   unlink(log);
 }
+
+/* ---- cipher policy ----------------------------------------------------------
+ */
+
+Test(tls, cipher_suites_from_the_configuration) {
+  /* --check-config loads them: a list OpenSSL knows nothing of is refused. */
+  char cmd[4096], out[8192];
+  snprintf(cmd, sizeof cmd,
+           "%s --check-config /dev/null --tls-cert %s --tls-key %s "
+           "--tls-ciphersuites TLS_NO_SUCH_SUITE 2>&1",
+           tt_ternd_path(), cert("server.pem"), cert("server.key"));
+  cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", out);
+  cr_expect(strstr(out, "TLS 1.3 cipher suites") != NULL, "%s", out);
+  /* Served: the only suite the broker allows is the one agreed. */
+  start_tls("server", (const char *[]){"--tls-required", "--tls-ciphersuites",
+                                       "TLS_CHACHA20_POLY1305_SHA256",
+                                       "--http-port", "-1", NULL});
+  tern_options_t o = tls_opts("localhost");
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
+  snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/connz",
+           broker.http_port);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "\"cipher\":\"TLS_CHACHA20_POLY1305_SHA256\"") != NULL,
+            "%s", out);
+  tern_client_close(cl);
+  stop();
+}
