@@ -286,9 +286,17 @@ static long tls_read(bench_conn_t *c) {
       return fail(c, n == TTLS_ECLOSED ? "connection closed by the server"
                                        : ttls_conn_error(c->tls));
     }
-    ssize_t r = read(c->fd, buf, sizeof(buf));
+    /* Straight into the engine when it holds nothing (no copy), else
+     * beside it. */
+    char *room;
+    size_t nroom;
+    bool direct = ttls_conn_feed_space(c->tls, sizeof(buf), &room, &nroom) == 0;
+    ssize_t r =
+        direct ? read(c->fd, room, nroom) : read(c->fd, buf, sizeof(buf));
     if (r > 0) {
-      if (ttls_conn_feed(c->tls, buf, (size_t)r) != 0) {
+      if (direct) {
+        ttls_conn_feed_commit(c->tls, (size_t)r);
+      } else if (ttls_conn_feed(c->tls, buf, (size_t)r) != 0) {
         return fail(c, "out of memory");
       }
       continue;
