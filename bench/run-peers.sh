@@ -26,7 +26,9 @@
 #                        checking them (--tls-ca); brokers default to "tern nats";
 #                        the scenarios are 1->1 and connect+close (a new
 #                        connection, the handshake, CONNECT, ping/pong, close:
-#                        CONNECTS per run, CONNECT_CLIENTS at once)
+#                        CONNECTS per run, CONNECT_CLIENTS at once), and the
+#                        same resuming the previous connection's TLS session
+#                        (a ticket: no certificate, no signature)
 #
 # TLS and plaintext side by side, the issue-16 table:
 #   BUILD=build RUNS=5 SIZES="16 1024" TLS=1 bench/run-peers.sh
@@ -156,6 +158,7 @@ if [[ -n $TLS ]]; then
   SCENARIOS=(
     "pubsub 1->1|--pub 1 --sub 1|sub.msgs_per_s sub.mb_per_s|tern nats"
     "connect+close|--pub $CONNECT_CLIENTS --connects $CONNECTS|connects_per_sec|tern nats"
+    "connect+close resumed|--pub $CONNECT_CLIENTS --connects $CONNECTS --tls-resume|connects_per_sec|tern nats"
   )
   RATES=""
 fi

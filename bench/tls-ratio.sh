@@ -2,7 +2,9 @@
 # tls-ratio.sh: tern's own TLS throughput against its plaintext throughput,
 # 1->1 at one payload size, runs interleaved (plaintext, TLS, plaintext, ...)
 # so that both see the same moments of a shared machine; prints each run's
-# MB/s, the medians and TLS/plaintext.
+# MB/s, the medians and TLS/plaintext, and the CPU seconds spent per GB
+# moved (ternd plus the load generator, user + system; and ternd's share):
+# on a shared, noisy machine the steadier figure.
 #
 #   BUILD=build RUNS=7 SIZE=1024 MSGS=300000 bench/tls-ratio.sh
 #
@@ -34,15 +36,34 @@ PIDS+=($!)
 for f in p1 p2; do
   for _ in $(seq 1 100); do [[ -s $TMP/$f ]] && break; sleep 0.05; done
 done
-run() { "$BUILD/bin/tern" bench "$@" --pub 1 --sub 1 --size "$SIZE" --msgs "$MSGS" --json | jq '.sub.mb_per_s'; }
-plain=() tls=()
+# CPU ticks (user + system) a process has used.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+# One run against the ternd with pid $1: "MB/s CPU-s/GB".
+run() {
+  local pid=$1 t0 t1 out
+  shift
+  t0=$(ticks "$pid")
+  out=$(/usr/bin/time -f '%U %S' -o "$TMP/time" "$BUILD/bin/tern" bench "$@" \
+    --pub 1 --sub 1 --size "$SIZE" --msgs "$MSGS" --json | jq '.sub.mb_per_s')
+  t1=$(ticks "$pid")
+  awk -v mb="$out" -v d=$((t1 - t0)) -v hz="$HZ" -v gb="$(awk -v m="$MSGS" -v s="$SIZE" 'BEGIN {print m * s / 1e9}')" \
+    '{printf "%s %.2f %.2f\n", mb, (d / hz + $1 + $2) / gb, d / hz / gb}' "$TMP/time"
+}
+plain=() tls=() plain_cpu=() tls_cpu=() plain_d=() tls_d=()
 for _ in $(seq 1 "$RUNS"); do
-  plain+=("$(run -s "127.0.0.1:$P1")")
-  tls+=("$(run -s "127.0.0.1:$P2" --tls-ca "$TMP/ca.pem")")
+  read -r mb cpu d < <(run "${PIDS[0]}" -s "127.0.0.1:$P1")
+  plain+=("$mb") plain_cpu+=("$cpu") plain_d+=("$d")
+  read -r mb cpu d < <(run "${PIDS[1]}" -s "127.0.0.1:$P2" --tls-ca "$TMP/ca.pem")
+  tls+=("$mb") tls_cpu+=("$cpu") tls_d+=("$d")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 mp=$(median "${plain[@]}") mt=$(median "${tls[@]}")
 echo "plaintext MB/s: ${plain[*]} (median $mp)"
 echo "TLS MB/s:       ${tls[*]} (median $mt)"
 awk -v a="$mt" -v b="$mp" 'BEGIN { printf "TLS/plaintext: %.2f\n", a / b }'
+cp=$(median "${plain_cpu[@]}") ct=$(median "${tls_cpu[@]}")
+echo "plaintext CPU-s/GB: ${plain_cpu[*]} (median $cp)"
+echo "TLS CPU-s/GB:       ${tls_cpu[*]} (median $ct)"
+echo "  of which ternd:   plaintext $(median "${plain_d[@]}"), TLS $(median "${tls_d[@]}")"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

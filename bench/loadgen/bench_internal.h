@@ -25,6 +25,7 @@ typedef struct bench_worker {
   bool started;
   bench_conn_t conn;
   uint64_t msgs;      /* sent (pub) or received (sub) */
+  uint64_t resumed;   /* handshake mode: TLS sessions resumed */
   uint64_t bytes;     /* payload bytes of those */
   uint64_t t_last;    /* ns: publisher's closing pong / last message received */
   bench_hist_t *hist; /* latency samples, NULL when not measured */

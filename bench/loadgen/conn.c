@@ -146,6 +146,10 @@ static int tls_handshake(bench_conn_t *c, struct ttls_ctx *ctx,
   if (ttls_conn_create(&c->tls, ctx, host) != 0) {
     return fail(c, "cannot start TLS");
   }
+  if (c->resume != NULL) {
+    ttls_conn_resume(c->tls, c->resume); /* refused: a full handshake */
+    c->resume = NULL;
+  }
   for (;;) {
     int rc = ttls_conn_handshake(c->tls);
     if (tls_send(c) != 0) {
@@ -176,7 +180,24 @@ static int tls_handshake(bench_conn_t *c, struct ttls_ctx *ctx,
 int bench_conn_open(bench_conn_t *c, const bench_adapter_t *ad,
                     const char *host, int port, const char *client_id,
                     int timeout_ms, struct ttls_ctx *tls) {
+  return bench_conn_open_resume(c, ad, host, port, client_id, timeout_ms, tls,
+                                NULL);
+}
+
+struct ttls_session *bench_conn_session(bench_conn_t *c) {
+  return c->tls != NULL ? ttls_conn_session(c->tls) : NULL;
+}
+
+bool bench_conn_resumed(const bench_conn_t *c) {
+  return c->tls != NULL && ttls_conn_resumed(c->tls);
+}
+
+int bench_conn_open_resume(bench_conn_t *c, const bench_adapter_t *ad,
+                           const char *host, int port, const char *client_id,
+                           int timeout_ms, struct ttls_ctx *tls,
+                           struct ttls_session *resume) {
   memset(c, 0, sizeof(*c));
+  c->resume = resume;
   c->fd = -1;
   c->ad = ad;
   c->in_cap = IN_INITIAL;
@@ -265,9 +286,17 @@ static long tls_read(bench_conn_t *c) {
       return fail(c, n == TTLS_ECLOSED ? "connection closed by the server"
                                        : ttls_conn_error(c->tls));
     }
-    ssize_t r = read(c->fd, buf, sizeof(buf));
+    /* Straight into the engine when it holds nothing (no copy), else
+     * beside it. */
+    char *room;
+    size_t nroom;
+    bool direct = ttls_conn_feed_space(c->tls, sizeof(buf), &room, &nroom) == 0;
+    ssize_t r =
+        direct ? read(c->fd, room, nroom) : read(c->fd, buf, sizeof(buf));
     if (r > 0) {
-      if (ttls_conn_feed(c->tls, buf, (size_t)r) != 0) {
+      if (direct) {
+        ttls_conn_feed_commit(c->tls, (size_t)r);
+      } else if (ttls_conn_feed(c->tls, buf, (size_t)r) != 0) {
         return fail(c, "out of memory");
       }
       continue;

@@ -18,11 +18,13 @@
 
 struct ttls_ctx;
 struct ttls_conn;
+struct ttls_session;
 
 typedef struct bench_conn {
   int fd;
   struct ttls_conn *tls; /* NULL: plaintext */
   size_t tls_pending;    /* ciphertext the socket has not taken yet */
+  struct ttls_session *resume; /* offered by bench_conn_open_resume */
   const bench_adapter_t *ad;
   void *state; /* the adapter's parser state */
   uint8_t *in; /* owned */
@@ -41,6 +43,17 @@ typedef struct bench_conn {
 int bench_conn_open(bench_conn_t *c, const bench_adapter_t *ad,
                     const char *host, int port, const char *client_id,
                     int timeout_ms, struct ttls_ctx *tls);
+/* bench_conn_open offering resume (a session of an earlier connection
+ * to the same server; NULL: none) for an abbreviated TLS handshake. */
+int bench_conn_open_resume(bench_conn_t *c, const bench_adapter_t *ad,
+                           const char *host, int port, const char *client_id,
+                           int timeout_ms, struct ttls_ctx *tls,
+                           struct ttls_session *resume);
+/* After an open over TLS: the session to resume next time (NULL: none;
+ * the caller frees it with ttls_session_free); and whether this one was
+ * resumed. */
+struct ttls_session *bench_conn_session(bench_conn_t *c);
+bool bench_conn_resumed(const bench_conn_t *c);
 /* Closes the socket and frees the buffers. Safe on a failed open. */
 void bench_conn_close(bench_conn_t *c);
 

@@ -47,6 +47,9 @@ typedef struct bench_opts {
    * (TCP, TLS when on, CONNECT, ping/pong, close), nothing is published;
    * the report is connections per second. 0: off. */
   uint64_t connects;
+  /* Handshake mode over TLS: each connection offers the session (ticket)
+   * of the one before (TLS resumption). */
+  bool tls_resume;
 } bench_opts_t;
 
 /* Fills o with the defaults: tern on 127.0.0.1:7421, one publisher, no

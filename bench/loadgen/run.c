@@ -59,27 +59,30 @@ static int connect_run(bench_run_t *run) {
   pthread_barrier_wait(&run->ready);
   run->start_ns = bench_now_ns();
   pthread_barrier_wait(&run->go);
-  uint64_t done = 0;
+  uint64_t done = 0, resumed = 0;
   for (int i = 0; i < o->pubs; i++) {
     pthread_join(run->pubs[i].thread, NULL);
     done += run->pubs[i].msgs;
+    resumed += run->pubs[i].resumed;
   }
   double secs = (double)(bench_now_ns() - run->start_ns) / 1e9;
   int rc =
       atomic_load(&run->abort) != 0 || done != o->connects * (uint64_t)o->pubs;
   if (o->json) {
     printf("{\"broker\":\"%s\",\"tls\":%s,\"connects\":%llu,"
+           "\"resumed\":%llu,"
            "\"seconds\":%.3f,\"connects_per_sec\":%.0f,\"lost\":%llu,"
            "\"failed_clients\":%d}\n",
            o->ad->name, o->tls ? "true" : "false", (unsigned long long)done,
-           secs, secs > 0 ? (double)done / secs : 0.0,
+           (unsigned long long)resumed, secs,
+           secs > 0 ? (double)done / secs : 0.0,
            (unsigned long long)(o->connects * (uint64_t)o->pubs - done), rc);
   } else {
     printf("%s%s: %llu connections (connect%s, CONNECT, ping/pong, close) "
-           "in %.3f s: %.0f/s\n",
+           "in %.3f s: %.0f/s (%llu TLS sessions resumed)\n",
            o->ad->name, o->tls ? " over TLS" : "", (unsigned long long)done,
            o->tls ? ", TLS handshake" : "", secs,
-           secs > 0 ? (double)done / secs : 0.0);
+           secs > 0 ? (double)done / secs : 0.0, (unsigned long long)resumed);
   }
   fflush(stdout);
   pthread_barrier_destroy(&run->ready);

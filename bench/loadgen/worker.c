@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench_internal.h"
+#include "tern_tls/tls.h"
 
 /* Unwritten bytes above which a publisher waits instead of encoding more. */
 #define OUT_HIGH_WATER (4u * 1024u * 1024u)
@@ -404,16 +405,30 @@ void *bench_connect_thread(void *arg) {
   if (!meet(w)) {
     return NULL;
   }
+  ttls_session_t *sess = NULL;
   for (uint64_t i = 0; i < o->connects; i++) {
-    if (bench_conn_open(&w->conn, o->ad, o->host, o->port, id, o->timeout_ms,
-                        w->run->tls) != 0) {
+    if (bench_conn_open_resume(&w->conn, o->ad, o->host, o->port, id,
+                               o->timeout_ms, w->run->tls, sess) != 0) {
       worker_fail(w, w->conn.err);
       bench_conn_close(&w->conn);
       break;
     }
+    if (o->tls_resume) {
+      if (bench_conn_resumed(&w->conn)) {
+        w->resumed++;
+      }
+      /* The newest ticket (TLS 1.3 sends it after the handshake; it has
+       * come by the pong). */
+      ttls_session_t *next = bench_conn_session(&w->conn);
+      if (next != NULL) {
+        ttls_session_free(sess);
+        sess = next;
+      }
+    }
     bench_conn_close(&w->conn);
     w->msgs++;
   }
+  ttls_session_free(sess);
   uint64_t now = bench_now_ns();
   atomic_store(&w->run->pubs_done_ns, now);
   return NULL;

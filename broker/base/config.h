@@ -68,6 +68,8 @@ typedef struct config {
   bool tls_verify;        /* client certificates required (mutual TLS) */
   bool tls_required;      /* plaintext clients refused */
   uint64_t tls_detect_ms; /* wait for a first byte before HELLO */
+  char tls_ciphers[512];  /* TLS 1.2 cipher list, "" = the default */
+  char tls_ciphersuites[256]; /* TLS 1.3 suites, "" = the default */
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */
   struct auth_db *users;

@@ -176,6 +176,11 @@ static void usage(FILE *out) {
       "client's first\n"
       "                           byte before it takes it for plaintext "
       "(300)\n"
+      "  --tls-ciphers LIST       TLS 1.2 ciphers, OpenSSL's syntax (ECDHE "
+      "with AEAD)\n"
+      "  --tls-ciphersuites LIST  TLS 1.3 suites, OpenSSL's syntax (AES-128-"
+      "GCM,\n"
+      "                           AES-256-GCM, ChaCha20-Poly1305)\n"
       "  --data-dir DIR           keep durable streams (and retained "
       "messages) under DIR,\n"
       "                           \"\" = streams off (\"\")\n"
@@ -299,6 +304,8 @@ static const opt_spec_t opts[] = {
     OPT(tls_verify, K_BOOL, 0, 0),
     OPT(tls_required, K_BOOL, 0, 0),
     OPT(tls_detect_ms, K_U64, 1, 60000),
+    OPT(tls_ciphers, K_PATH, 0, 0),
+    OPT(tls_ciphersuites, K_PATH, 0, 0),
     OPT(data_dir, K_PATH, 0, 0),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

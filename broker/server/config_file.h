@@ -35,6 +35,8 @@ static inline tls_listener_opts_t config_tls_opts(const config_t *cfg) {
       .verify = cfg->tls_verify,
       .required = cfg->tls_required,
       .detect_ms = cfg->tls_detect_ms,
+      .ciphers = cfg->tls_ciphers[0] ? cfg->tls_ciphers : NULL,
+      .ciphersuites = cfg->tls_ciphersuites[0] ? cfg->tls_ciphersuites : NULL,
   };
   return o;
 }

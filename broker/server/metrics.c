@@ -22,6 +22,7 @@
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "tern_proto/topic.h"
+#include "transport/tls.h"
 
 /* printf onto the end of a buffer. */
 __attribute__((format(printf, 2, 3))) static int put(tp_buf_t *b,
@@ -736,13 +737,27 @@ static int put_conn(tp_buf_t *b, conn_t *c, bool first) {
             ",\"state\":\"%s\",\"subscriptions\":%zu,\"in_msgs\":%llu,"
             "\"in_bytes\":%llu,\"out_msgs\":%llu,\"out_bytes\":%llu,"
             "\"pending_bytes\":%llu,\"pending_msgs\":%llu,"
-            "\"dropped\":%llu,\"blocked\":%s}",
+            "\"dropped\":%llu,\"blocked\":%s",
             state_name(c->state), nsubs, (unsigned long long)c->msgs_in,
             (unsigned long long)c->bytes_in,
             (unsigned long long)c->out.msgs_written,
             (unsigned long long)c->out.bytes_written,
             (unsigned long long)c->out.bytes, (unsigned long long)pending_msgs,
             (unsigned long long)dropped, c->nblocked > 0 ? "true" : "false");
+  tls_info_t ti;
+  if (tls_transport_info(c->tr, &ti)) {
+    rc |= put(b, ",\"tls\":{\"version\":");
+    rc |= json_cstr(b, ti.version);
+    rc |= put(b, ",\"cipher\":");
+    rc |= json_cstr(b, ti.cipher);
+    rc |= put(b, ",\"resumed\":%s,\"client_subject\":",
+              ti.resumed ? "true" : "false");
+    rc |= json_cstr(b, ti.client_subject[0] ? ti.client_subject : NULL);
+    rc |= put(b, "}");
+  } else {
+    rc |= put(b, ",\"tls\":null");
+  }
+  rc |= put(b, "}");
   return rc;
 }
 

@@ -98,6 +98,9 @@ static void reload_tls(server_t *srv, const config_t *next) {
   cur->tls_verify = next->tls_verify;
   cur->tls_required = next->tls_required;
   cur->tls_detect_ms = next->tls_detect_ms;
+  snprintf(cur->tls_ciphers, sizeof cur->tls_ciphers, "%s", next->tls_ciphers);
+  snprintf(cur->tls_ciphersuites, sizeof cur->tls_ciphersuites, "%s",
+           next->tls_ciphersuites);
   char subject[256];
   tls_listener_subject(srv->tls, subject, sizeof subject);
   LOG(LOG_INFO, "reload: TLS certificate %s (%s) loaded for new connections",

@@ -36,11 +36,15 @@ typedef struct tls_transport {
   ttls_ctx_t *ctx;    /* the listener's when accepted */
   tls_state_t state;
   bool required;
-  bool reading; /* the owner wants data */
+  bool reading;       /* the owner wants data */
+  bool inner_reading; /* the socket is read */
   bool closing;
   int handles_open;
   uint64_t detect_ms;
-  uv_buf_t rbuf; /* where the inner transport reads (the owner's buffer) */
+  /* Where the inner transport reads: the owner's buffer before TLS is
+   * known, then the engine's input itself (no copy), rbuf_engine. */
+  uv_buf_t rbuf;
+  bool rbuf_engine;
   /* The owner's write, held until it is encrypted and sent (or, plain,
    * until the inner write is done). */
   bool user_write;
@@ -201,9 +205,24 @@ static void deliver(tls_transport_t *tt) {
       tt->base.cbs->on_data(tt->base.owner, (size_t)n);
       continue;
     }
-    if (n == TTLS_EAGAIN)
+    if (n == TTLS_EAGAIN) {
+      /* Drained: now the socket again (see tls_start_read). */
+      if (!tt->inner_reading) {
+        int rc = transport_start_read(tt->inner);
+        if (rc != 0) {
+          tt->base.cbs->on_error(tt->base.owner, rc);
+          return;
+        }
+        tt->inner_reading = true;
+      }
       break;
+    }
     if (n == TTLS_ECLOSED) {
+      if (log_g_level >= LOG_DEBUG) {
+        char who[64];
+        LOG(LOG_DEBUG, "%s: TLS close_notify from the peer",
+            peer_name(tt, who, sizeof who));
+      }
       tt->base.cbs->on_error(tt->base.owner, UV_EOF);
       return;
     }
@@ -234,9 +253,10 @@ static void handshake(tls_transport_t *tt) {
   tt->state = TLS_OPEN;
   if (log_g_level >= LOG_DEBUG) {
     char who[64];
-    LOG(LOG_DEBUG, "%s: TLS handshake done: %s %s",
+    LOG(LOG_DEBUG, "%s: TLS handshake done: %s %s%s",
         peer_name(tt, who, sizeof who), ttls_conn_version(tt->tls),
-        ttls_conn_cipher(tt->tls));
+        ttls_conn_cipher(tt->tls),
+        ttls_conn_resumed(tt->tls) ? " (resumed)" : "");
   }
   pump(tt);
   deliver(tt);
@@ -291,10 +311,25 @@ static void start_tls(tls_transport_t *tt) {
   uv_timer_stop(&tt->timer);
 }
 
+/* Ciphertext is read straight into the engine, at least this much room
+ * (a whole record and its header) per read. */
+#define TLS_READ_MIN (16u * 1024u + 512u)
+
 static void on_inner_alloc(void *owner, uv_buf_t *buf) {
   tls_transport_t *tt = owner;
+  char *p;
+  size_t n;
+  if ((tt->state == TLS_HANDSHAKE || tt->state == TLS_OPEN) &&
+      tt->tls != NULL &&
+      ttls_conn_feed_space(tt->tls, TLS_READ_MIN, &p, &n) == 0) {
+    *buf = uv_buf_init(p, n > UINT32_MAX ? UINT32_MAX : (unsigned)n);
+    tt->rbuf = *buf;
+    tt->rbuf_engine = true;
+    return;
+  }
   tt->base.cbs->alloc(tt->base.owner, buf);
   tt->rbuf = *buf;
+  tt->rbuf_engine = false;
 }
 
 static void on_inner_data(void *owner, size_t len) {
@@ -315,7 +350,9 @@ static void on_inner_data(void *owner, size_t len) {
     return;
   case TLS_HANDSHAKE:
   case TLS_OPEN:
-    if (ttls_conn_feed(tt->tls, tt->rbuf.base, len) != 0) {
+    if (tt->rbuf_engine) {
+      ttls_conn_feed_commit(tt->tls, len);
+    } else if (ttls_conn_feed(tt->tls, tt->rbuf.base, len) != 0) {
       fail(tt, UV_ENOMEM);
       return;
     }
@@ -422,10 +459,22 @@ static void on_timer(uv_timer_t *h) {
 static int tls_start_read(transport_t *t) {
   tls_transport_t *tt = tls_of(t);
   tt->reading = true;
-  /* Records already in the engine arrive with no socket event. */
+  /* Records already in the engine arrive with no socket event; the socket
+   * is read again only once they are delivered, so what the owner has not
+   * taken yet never grows past one read (a publisher the session holds
+   * back stays held back in its socket, as over TCP, not in the engine). */
+  if (tt->state == TLS_OPEN && tt->tls != NULL &&
+      ttls_conn_pending_in(tt->tls) > 0) {
+    uv_timer_start(&tt->timer, on_timer, 0, 0);
+    return 0;
+  }
   if (tt->state == TLS_OPEN)
     uv_timer_start(&tt->timer, on_timer, 0, 0);
-  return transport_start_read(tt->inner);
+  if (tt->inner_reading)
+    return 0;
+  int rc = transport_start_read(tt->inner);
+  tt->inner_reading = rc == 0;
+  return rc;
 }
 
 static void tls_stop_read(transport_t *t) {
@@ -433,6 +482,7 @@ static void tls_stop_read(transport_t *t) {
   tt->reading = false;
   if (tt->state == TLS_OPEN)
     uv_timer_stop(&tt->timer);
+  tt->inner_reading = false;
   transport_stop_read(tt->inner);
 }
 
@@ -498,6 +548,17 @@ static const transport_ops_t tls_ops = {
     .tls = tls_session,
 };
 
+bool tls_transport_info(transport_t *t, tls_info_t *out) {
+  struct ttls_conn *s = t != NULL ? transport_tls(t) : NULL;
+  if (s == NULL)
+    return false;
+  out->version = ttls_conn_version(s);
+  out->cipher = ttls_conn_cipher(s);
+  out->resumed = ttls_conn_resumed(s);
+  ttls_conn_peer_subject(s, out->client_subject, sizeof out->client_subject);
+  return true;
+}
+
 int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
                        transport_t **out) {
   tls_transport_t *tt = calloc(1, sizeof *tt);
@@ -537,6 +598,8 @@ static int make_ctx(const tls_listener_opts_t *o, ttls_ctx_t **out, char *err,
       .key_file = o->key_file,
       .ca_file = o->ca_file,
       .verify_peer = o->verify,
+      .ciphers = o->ciphers,
+      .ciphersuites = o->ciphersuites,
   };
   return ttls_ctx_create(out, &co, err, cap);
 }

@@ -39,6 +39,9 @@ typedef struct tls_listener_opts {
   const char *ca_file;              /* NULL: none */
   bool verify;   /* client certificates required and checked */
   bool required; /* plaintext clients refused */
+  /* OpenSSL's TLS 1.2 cipher list and TLS 1.3 suites; NULL: the engine's
+   * policy (tern_tls/tls.h). */
+  const char *ciphers, *ciphersuites;
   uint64_t detect_ms;
 } tls_listener_opts_t;
 
@@ -54,6 +57,19 @@ int tls_listener_reload(tls_listener_t *l, const tls_listener_opts_t *o,
 void tls_listener_destroy(tls_listener_t *l);
 /* The server certificate's subject (for the startup log). */
 void tls_listener_subject(tls_listener_t *l, char *out, size_t cap);
+
+/* What /connz shows of a connection's TLS. */
+typedef struct tls_info {
+  const char *version; /* "TLSv1.3" */
+  const char *cipher;  /* "TLS_AES_128_GCM_SHA256" */
+  bool resumed;        /* an abbreviated handshake (a ticket) */
+  /* The verified client certificate's subject (RFC 2253), "" without. */
+  char client_subject[256];
+} tls_info_t;
+
+/* Fills out for a transport whose TLS handshake is done; false for a
+ * plaintext one or one still in its handshake. */
+bool tls_transport_info(transport_t *t, tls_info_t *out);
 
 /* Wraps an accepted socket fd (owned from here on, closed on failure). */
 int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,

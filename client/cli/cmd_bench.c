@@ -32,7 +32,8 @@ enum {
   OPT_TLS_CA,
   OPT_TLS_CERT,
   OPT_TLS_KEY,
-  OPT_CONNECTS
+  OPT_CONNECTS,
+  OPT_TLS_RESUME
 };
 
 static const cli_opt_t bench_opts[] = {
@@ -68,6 +69,9 @@ static const cli_opt_t bench_opts[] = {
     {"connects", 0, true, OPT_CONNECTS, "N",
      "each publisher connects (TLS handshake, CONNECT, ping/pong) and closes "
      "N times: connections per second, nothing published"},
+    {"tls-resume", 0, false, OPT_TLS_RESUME, NULL,
+     "with --connects over TLS: resume the previous connection's TLS session "
+     "(ticket) rather than a full handshake"},
     {"help", 'h', false, CLI_OPT_HELP, NULL, "show this help and exit"},
     {0},
 };
@@ -214,6 +218,9 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
     break;
   case OPT_TLS_KEY:
     o->tls_key = value;
+    break;
+  case OPT_TLS_RESUME:
+    o->tls_resume = true;
     break;
   case OPT_CONNECTS:
     if ((rc = count_opt("--connects", value, 1, 100000000, &v)) == 0) {

@@ -199,7 +199,12 @@ struct tern_conn {
   /* conn_tls.c: TLS, when the current server's URL is tls:// */
   struct ttls_ctx *tls_ctx; /* made at the first TLS attempt, kept */
   struct ttls_conn *tls;    /* this attempt's session; NULL: plaintext */
-  char *tls_rbuf;         /* ciphertext reads */
+  char *tls_rbuf;           /* the room of the read in flight (engine's) */
+  char *tls_spare;          /* reads while the engine's input is not empty */
+  /* The last TLS session (ticket) the server gave, offered again on the
+   * next connect to the same server (servers[tls_session_server]). */
+  struct ttls_session *tls_session;
+  size_t tls_session_server;
   tp_buf_t tls_data;      /* the batch encrypted, in the write in flight */
   tp_buf_t tls_ctl;       /* the engine's own records on their way */
   uv_write_t tls_ctl_req;
@@ -397,6 +402,9 @@ void tern__tls_end(tern_conn_t *c);
 void tern__tls_free(tern_conn_t *c);
 /* No TLS, or its handshake is done: the batch may be written. */
 bool tern__tls_ready(const tern_conn_t *c);
+/* Closing: queues the TLS close_notify and starts its write (before the
+ * socket is shut down). */
+void tern__tls_close_notify(tern_conn_t *c);
 /* Where the socket reads ciphertext. */
 void tern__tls_read_buf(tern_conn_t *c, uv_buf_t *buf);
 /* Ciphertext arrived: advance the handshake, hand frames to dispatch. */

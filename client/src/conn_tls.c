@@ -18,7 +18,9 @@
 #include "conn_internal.h"
 #include "tern_tls/tls.h"
 
-#define TLS_READ_BUF (64u * 1024u)
+/* Ciphertext is read straight into the engine's input, at least this
+ * much room (a whole record and its header) per read. */
+#define TLS_READ_MIN (16u * 1024u + 512u)
 
 static int make_ctx(tern_conn_t *c) {
   char why[TERN__ERRTEXT_MAX];
@@ -92,13 +94,15 @@ int tern__tls_begin(tern_conn_t *c) {
   }
   name =
       c->opts.o.tls_server_name != NULL ? c->opts.o.tls_server_name : s->host;
-  if (c->tls_rbuf == NULL && (c->tls_rbuf = malloc(TLS_READ_BUF)) == NULL) {
-    return TERN_ENOMEM;
-  }
   if (ttls_conn_create(&c->tls, c->tls_ctx, name) != 0) {
     tern__conn_set_error(c, "TLS: cannot start a session",
                          strlen("TLS: cannot start a session"));
     return TERN_ETLS;
+  }
+  if (c->tls_session != NULL && c->tls_session_server == c->server_idx) {
+    /* Resumption: an abbreviated handshake; a server that refuses the
+     * ticket (restarted, reloaded) makes a full one. */
+    (void)ttls_conn_resume(c->tls, c->tls_session);
   }
   rc = ttls_conn_handshake(c->tls); /* the ClientHello */
   if (rc != TTLS_EAGAIN && rc != 0) {
@@ -111,8 +115,17 @@ int tern__tls_begin(tern_conn_t *c) {
 }
 
 void tern__tls_end(tern_conn_t *c) {
+  if (c->tls != NULL && ttls_conn_handshake_done(c->tls)) {
+    ttls_session_t *s = ttls_conn_session(c->tls);
+    if (s != NULL) {
+      ttls_session_free(c->tls_session);
+      c->tls_session = s;
+      c->tls_session_server = c->server_idx;
+    }
+  }
   ttls_conn_destroy(c->tls);
   c->tls = NULL;
+  c->tls_rbuf = NULL;
   /* A write still on its way keeps its buffer until its callback. */
   if (!c->tls_ctl_writing) {
     tp_buf_reset(&c->tls_ctl);
@@ -125,8 +138,18 @@ void tern__tls_free(tern_conn_t *c) {
   c->tls_ctx = NULL;
   tp_buf_free(&c->tls_ctl);
   tp_buf_free(&c->tls_data);
-  free(c->tls_rbuf);
-  c->tls_rbuf = NULL;
+  free(c->tls_spare);
+  c->tls_spare = NULL;
+  ttls_session_free(c->tls_session);
+  c->tls_session = NULL;
+}
+
+void tern__tls_close_notify(tern_conn_t *c) {
+  if (c->tls == NULL || !ttls_conn_handshake_done(c->tls)) {
+    return;
+  }
+  ttls_conn_shutdown(c->tls);
+  send_ctl(c);
 }
 
 bool tern__tls_ready(const tern_conn_t *c) {
@@ -134,8 +157,27 @@ bool tern__tls_ready(const tern_conn_t *c) {
 }
 
 void tern__tls_read_buf(tern_conn_t *c, uv_buf_t *buf) {
-  buf->base = c->tls_rbuf;
-  buf->len = TLS_READ_BUF;
+  char *p;
+  size_t n;
+  int rc = ttls_conn_feed_space(c->tls, TLS_READ_MIN, &p, &n);
+  if (rc == TTLS_EAGAIN) { /* bytes wait in the engine: read beside */
+    if (c->tls_spare == NULL && (c->tls_spare = malloc(TLS_READ_MIN)) == NULL) {
+      rc = TTLS_ENOMEM;
+    } else {
+      p = c->tls_spare;
+      n = TLS_READ_MIN;
+      rc = 0;
+    }
+  }
+  if (rc != 0) {
+    buf->base = NULL; /* libuv reports UV_ENOBUFS to on_read */
+    buf->len = 0;
+    c->tls_rbuf = NULL;
+    return;
+  }
+  buf->base = p;
+  buf->len = n;
+  c->tls_rbuf = p == c->tls_spare ? NULL : p;
 }
 
 /* A failure of the session: the reason in words a user can act on. */
@@ -189,7 +231,10 @@ bool tern__tls_pull(tern_conn_t *c) {
 
 void tern__tls_received(tern_conn_t *c, const char *bytes, size_t n) {
   int rc;
-  if (ttls_conn_feed(c->tls, bytes, n) != 0) {
+  if (bytes == c->tls_rbuf) { /* read into the engine's room */
+    c->tls_rbuf = NULL;
+    ttls_conn_feed_commit(c->tls, n);
+  } else if (ttls_conn_feed(c->tls, bytes, n) != 0) {
     tern__conn_set_error(c, "out of memory", strlen("out of memory"));
     tern__conn_fail(c, TERN_ENOMEM);
     return;

@@ -123,6 +123,7 @@ void tern__conn_close_step(tern_conn_t *c) {
   if (c->pending.len > 0 && start_write(c) == 0) {
     return;
   }
+  tern__tls_close_notify(c); /* written before the shutdown */
   c->shutdown_req.data = c;
   if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
     c->shutting_down = true;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,5 +574,191 @@ Test(tls, options_from_the_environment) {
   tt_raw_close(&c);
   tern_options_t o = tls_opts("localhost");
   connect_expect(&o, 0, NULL);
+  stop();
+}
+
+/* ---- resumption --------------------------------------------------------- */
+
+/* `tern bench --connects N --tls-resume` against the broker: the count of
+ * connections that resumed the TLS session of the one before. */
+static long bench_resumed(int n, const char *extra) {
+  char cli[1024], cmd[4096], out[8192];
+  snprintf(cli, sizeof cli, "%s", tt_ternd_path());
+  size_t len = strlen(cli);
+  cr_assert(len > 1 && cli[len - 1] == 'd', "%s", cli);
+  cli[len - 1] = '\0'; /* bin/ternd -> bin/tern */
+  snprintf(cmd, sizeof cmd,
+           "%s bench -s localhost:%d --tls-ca %s %s --pub 1 --connects %d "
+           "--tls-resume --json 2>&1",
+           cli, broker.port, cert("ca.pem"), extra, n);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  const char *r = strstr(out, "\"resumed\":");
+  cr_assert_not_null(r, "%s", out);
+  return strtol(r + strlen("\"resumed\":"), NULL, 10);
+}
+
+Test(tls, sessions_resume_with_tickets) {
+  start_tls("server", (const char *[]){"--tls-required", NULL});
+  /* The first connection makes a full handshake, every later one offers
+   * the ticket of the one before and resumes. */
+  cr_expect_eq(bench_resumed(5, ""), 4);
+  stop();
+}
+
+Test(tls, a_resumed_session_keeps_its_client_certificate_user) {
+  /* Mutual TLS alone logs in (no credentials in CONNECT): a resumed
+   * session must still carry the certificate, or the login fails. */
+  start_with_users("[user orders-service]\n"
+                   "cert_subject = CN=orders-service,O=tern-test\n");
+  char extra[2048];
+  snprintf(extra, sizeof extra, "--tls-cert %s --tls-key %s",
+           cert("client.pem"), cert("client.key"));
+  cr_expect_eq(bench_resumed(4, extra), 3);
+  stop();
+}
+
+/* ---- /connz and close_notify -------------------------------------------- */
+
+Test(tls, connz_shows_each_connections_tls) {
+  start_tls("server",
+            (const char *[]){"--tls-verify", "--tls-ca", cert("ca.pem"),
+                             "--http-port", "-1", NULL});
+  cr_assert_gt(broker.http_port, 0);
+  tern_options_t o = tls_opts("localhost");
+  o.tls_cert_file = cert("client.pem");
+  o.tls_key_file = cert("client.key");
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
+  char cmd[512], out[16384];
+  snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/connz",
+           broker.http_port);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "\"tls\":{\"version\":\"TLSv1.3\",\"cipher\":\"TLS_"
+                        "AES_128_GCM_SHA256\",\"resumed\":false,"
+                        "\"client_subject\":\"CN=orders-service,O=tern-"
+                        "test\"}") != NULL,
+            "%s", out);
+  tern_client_close(cl);
+  /* A plaintext connection: tls null. */
+  tt_raw_t c;
+  tt_raw_open(&c, broker.port, true, false, false);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "\"tls\":null") != NULL, "%s", out);
+  tt_raw_close(&c);
+  stop();
+}
+
+Test(tls, libtern_sends_close_notify_on_close) {
+  char log[] = "/tmp/tern-tls-log-XXXXXX";
+  int lfd = mkstemp(log);
+  cr_assert_geq(lfd, 0);
+  tt_broker_opts_t bo = {.stderr_fd = lfd};
+  char pem[1024], key[1024];
+  snprintf(pem, sizeof pem, "%s", cert("server.pem"));
+  snprintf(key, sizeof key, "%s", cert("server.key"));
+  tt_broker_start_opts(&broker, &bo,
+                       (const char *[]){"--tls-cert", pem, "--tls-key", key,
+                                        "--tls-required", "--log-level",
+                                        "debug", NULL});
+  tern_options_t o = tls_opts("localhost");
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
+  tern_client_close(cl);
+  wait_log(log, "TLS close_notify from the peer", 1);
+  stop();
+  close(lfd);
+  unlink(log);
+}
+
+/* ---- libtern resumes across a reconnect ------------------------------------
+ */
+
+static atomic_int g_disconnects, g_connects;
+
+static void count_status(tern_conn_t *c, tern_status_t s, int reason,
+                         void *data) {
+  (void)c;
+  (void)reason;
+  (void)data;
+  if (s == TERN_STATUS_DISCONNECTED)
+    atomic_fetch_add(&g_disconnects, 1);
+  if (s == TERN_STATUS_CONNECTED)
+    atomic_fetch_add(&g_connects, 1);
+}
+
+static void wait_count(atomic_int *n, int want) {
+  int64_t end = tt_now_ms() + WAIT_MS;
+  while (atomic_load(n) < want) {
+    cr_assert_lt(tt_now_ms(), end, "count %d, wanted %d", atomic_load(n), want);
+    usleep(10000);
+  }
+}
+
+Test(tls, libtern_resumes_its_session_after_a_reconnect) {
+  char log[] = "/tmp/tern-tls-log-XXXXXX";
+  int lfd = mkstemp(log);
+  cr_assert_geq(lfd, 0);
+  tt_broker_opts_t bo = {.stderr_fd = lfd};
+  char pem[1024], key[1024];
+  snprintf(pem, sizeof pem, "%s", cert("server.pem"));
+  snprintf(key, sizeof key, "%s", cert("server.key"));
+  tt_broker_start_opts(&broker, &bo,
+                       (const char *[]){"--tls-cert", pem, "--tls-key", key,
+                                        "--tls-required", "--log-level",
+                                        "debug", NULL});
+  atomic_store(&g_disconnects, 0);
+  atomic_store(&g_connects, 0);
+  tern_options_t o = tls_opts("localhost");
+  o.reconnect = true;
+  o.reconnect_initial_ms = 20;
+  o.reconnect_max_ms = 100;
+  o.heartbeat_ms = 100; /* a stopped broker is dead after 200 ms */
+  o.status_cb = count_status;
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0); /* the ticket came */
+  /* The same broker (same ticket keys) goes silent and comes back: the
+   * client gives the connection up and reconnects, offering its ticket. */
+  kill(broker.pid, SIGSTOP);
+  wait_count(&g_disconnects, 1);
+  kill(broker.pid, SIGCONT);
+  wait_count(&g_connects, 2);
+  wait_log(log, "TLS handshake done: TLSv1.3 TLS_AES_128_GCM_SHA256 (resumed)",
+           1);
+  pubsub_roundtrip(cl, "after.resume");
+  tern_client_close(cl);
+  stop();
+  close(lfd);
+  unlink(log);
+}
+
+/* ---- cipher policy ----------------------------------------------------------
+ */
+
+Test(tls, cipher_suites_from_the_configuration) {
+  /* --check-config loads them: a list OpenSSL knows nothing of is refused. */
+  char cmd[4096], out[8192];
+  snprintf(cmd, sizeof cmd,
+           "%s --check-config /dev/null --tls-cert %s --tls-key %s "
+           "--tls-ciphersuites TLS_NO_SUCH_SUITE 2>&1",
+           tt_ternd_path(), cert("server.pem"), cert("server.key"));
+  cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", out);
+  cr_expect(strstr(out, "TLS 1.3 cipher suites") != NULL, "%s", out);
+  /* Served: the only suite the broker allows is the one agreed. */
+  start_tls("server", (const char *[]){"--tls-required", "--tls-ciphersuites",
+                                       "TLS_CHACHA20_POLY1305_SHA256",
+                                       "--http-port", "-1", NULL});
+  tern_options_t o = tls_opts("localhost");
+  tern_client_t *cl;
+  connect_expect(&o, 0, &cl);
+  cr_assert_eq(tern_client_flush(cl, WAIT_MS), 0);
+  snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/connz",
+           broker.http_port);
+  cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+  cr_expect(strstr(out, "\"cipher\":\"TLS_CHACHA20_POLY1305_SHA256\"") != NULL,
+            "%s", out);
+  tern_client_close(cl);
   stop();
 }

@@ -26,6 +26,10 @@ typedef struct ttls_out {
   size_t off, len, cap; /* pending bytes are p[off..len) */
 } ttls_out_t;
 
+/* Input buffers of connections that last read less are freed once read
+ * (in_read). */
+#define TTLS_IN_KEEP 4096
+
 /* What was fed and not read yet: in[off..len). OpenSSL's memory BIO
  * would zero every byte it grows by and move what is left to the front
  * on every write; this moves only when the room at the end runs out. */
@@ -60,8 +64,17 @@ static int in_read(BIO *b, char *out, int outl) {
     n = (size_t)outl;
   memcpy(out, in->p + in->off, n);
   in->off += n;
-  if (in->off == in->len)
+  if (in->off == in->len) {
+    /* Drained. A connection that brought little this time is likely
+     * idle: it holds no buffer (the socket's next read makes one); a busy
+     * one keeps its buffer for the next read. */
+    if (in->len < TTLS_IN_KEEP) {
+      free(in->p);
+      in->p = NULL;
+      in->cap = 0;
+    }
     in->off = in->len = 0;
+  }
   return (int)n;
 }
 
@@ -79,7 +92,9 @@ static long in_ctrl(BIO *b, int cmd, long num, void *ptr) {
   }
 }
 
-static int in_feed(ttls_in_t *in, const void *bytes, size_t n) {
+/* Room for n more bytes at the end of in (moving what is left to the
+ * front first). 0 or -1. */
+static int in_room(ttls_in_t *in, size_t n) {
   if (in->len + n > in->cap && in->off > 0) {
     memmove(in->p, in->p + in->off, in->len - in->off);
     in->len -= in->off;
@@ -95,6 +110,12 @@ static int in_feed(ttls_in_t *in, const void *bytes, size_t n) {
     in->p = p;
     in->cap = cap;
   }
+  return 0;
+}
+
+static int in_feed(ttls_in_t *in, const void *bytes, size_t n) {
+  if (in_room(in, n) != 0)
+    return -1;
   memcpy(in->p + in->len, bytes, n);
   in->len += n;
   return 0;
@@ -240,6 +261,30 @@ int ttls_conn_feed(ttls_conn_t *c, const void *bytes, size_t len) {
   return in_feed(&c->in, bytes, len) == 0 ? 0 : TTLS_ENOMEM;
 }
 
+int ttls_conn_feed_space(ttls_conn_t *c, size_t min, char **p, size_t *n) {
+  ttls_in_t *in = &c->in;
+  if (min == 0)
+    min = 1;
+  if (in->off == in->len)
+    in->off = in->len = 0;
+  if (in->cap - in->len < min) {
+    /* Moving what waits to make room would be the copy this saves. */
+    if (in->len > 0)
+      return TTLS_EAGAIN;
+    if (in_room(in, min) != 0)
+      return TTLS_ENOMEM;
+  }
+  *p = c->in.p + c->in.len;
+  *n = c->in.cap - c->in.len;
+  return 0;
+}
+
+void ttls_conn_feed_commit(ttls_conn_t *c, size_t n) {
+  if (n > c->in.cap - c->in.len)
+    n = c->in.cap - c->in.len;
+  c->in.len += n;
+}
+
 /* The first bytes of what the peer sent, when they plainly were no TLS
  * record: OpenSSL's reasons for a record that is not one. */
 static bool not_tls_reason(unsigned long e) {
@@ -334,6 +379,12 @@ static int write_all(ttls_conn_t *c, const void *p, size_t len) {
   return failed(c, ret, "TLS write");
 }
 
+/* A buffer at least this long, met with nothing staged, is sealed
+ * straight from where it is (records of up to 16 KiB, the last one
+ * shorter) rather than copied into the stage first: the broker's output
+ * queue hands over chunks of nearly 16 KiB. */
+#define TTLS_DIRECT_MIN 4096
+
 int ttls_conn_writev(ttls_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   char stage[TTLS_RECORD];
   size_t sl = 0, total = 0;
@@ -342,14 +393,11 @@ int ttls_conn_writev(ttls_conn_t *c, const uv_buf_t *bufs, unsigned n) {
     size_t len = bufs[i].len;
     total += len;
     while (len > 0) {
-      if (sl == 0 && len >= TTLS_RECORD) { /* whole records from the buffer */
-        size_t whole = len - len % TTLS_RECORD;
-        int rc = write_all(c, p, whole);
+      if (sl == 0 && len >= TTLS_DIRECT_MIN) { /* no copy of ours */
+        int rc = write_all(c, p, len);
         if (rc != 0)
           return rc;
-        p += whole;
-        len -= whole;
-        continue;
+        break;
       }
       size_t k = TTLS_RECORD - sl < len ? TTLS_RECORD - sl : len;
       memcpy(stage + sl, p, k);
@@ -404,6 +452,28 @@ const char *ttls_conn_cipher(const ttls_conn_t *c) {
 
 bool ttls_conn_resumed(const ttls_conn_t *c) {
   return SSL_session_reused(c->ssl) == 1;
+}
+
+ttls_session_t *ttls_conn_session(ttls_conn_t *c) {
+  /* A copy: OpenSSL 3.0 marks the connection's own session not resumable
+   * when the connection is freed without a close_notify sent. */
+  SSL_SESSION *s = SSL_get0_session(c->ssl);
+  s = s != NULL && SSL_SESSION_is_resumable(s) == 1 ? SSL_SESSION_dup(s) : NULL;
+  ERR_clear_error();
+  return (ttls_session_t *)s;
+}
+
+int ttls_conn_resume(ttls_conn_t *c, ttls_session_t *s) {
+  if (s == NULL || c->ctx->server ||
+      SSL_SESSION_is_resumable((SSL_SESSION *)s) != 1)
+    return TTLS_EINVAL;
+  int ok = SSL_set_session(c->ssl, (SSL_SESSION *)s);
+  ERR_clear_error();
+  return ok == 1 ? 0 : TTLS_EINVAL;
+}
+
+void ttls_session_free(ttls_session_t *s) {
+  SSL_SESSION_free((SSL_SESSION *)s);
 }
 
 bool ttls_conn_peer_subject(const ttls_conn_t *c, char *out, size_t cap) {

@@ -83,9 +83,12 @@ int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
   SSL_CTX *s = c->ssl;
   SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
   SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  if (SSL_CTX_set_ciphersuites(s, TTLS_SUITES_13) != 1 ||
-      SSL_CTX_set_cipher_list(s, TTLS_CIPHERS_12) != 1)
-    return fail(c, err, cap, "TLS cipher list", NULL);
+  if (SSL_CTX_set_ciphersuites(s, o->ciphersuites ? o->ciphersuites
+                                                  : TTLS_SUITES_13) != 1)
+    return fail(c, err, cap, "TLS 1.3 cipher suites", o->ciphersuites);
+  if (SSL_CTX_set_cipher_list(s, o->ciphers ? o->ciphers : TTLS_CIPHERS_12) !=
+      1)
+    return fail(c, err, cap, "TLS 1.2 cipher list", o->ciphers);
   /* Writes never wait on a socket (memory BIOs); keep the buffers of an
    * idle connection small. */
   SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
@@ -108,11 +111,22 @@ int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
     SSL_CTX_set_default_verify_paths(s);
   }
   if (o->server) {
-    /* No resumption: no shared session cache between the loops, no
-     * tickets to mint on every handshake (clients reconnect rarely). */
+    /* Resumption by stateless tickets (one per full handshake), sealed
+     * with keys of this context: nothing shared between the loops but the
+     * context, no server-side cache; a reload makes new keys, so tickets
+     * from before it make full handshakes. */
     SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(s, 0);
-    SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
+    if (o->no_tickets) {
+      SSL_CTX_set_num_tickets(s, 0);
+      SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
+    } else {
+      SSL_CTX_set_num_tickets(s, 1);
+    }
+    /* A resumed session keeps the client certificate it was made with;
+     * OpenSSL resumes one with verification on only in the context it was
+     * made in. */
+    static const unsigned char sid_ctx[] = "tern";
+    SSL_CTX_set_session_id_context(s, sid_ctx, sizeof sid_ctx - 1);
     if (o->verify_peer) {
       STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca_file);
       if (names != NULL)
@@ -125,6 +139,10 @@ int ttls_ctx_create(ttls_ctx_t **out, const ttls_ctx_opts_t *o, char *err,
   } else {
     SSL_CTX_set_verify(s, c->skip_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
                        NULL);
+    /* Sessions to resume are kept by the caller (ttls_conn_session), not
+     * in a cache of the context's. */
+    SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_CLIENT |
+                                          SSL_SESS_CACHE_NO_INTERNAL_STORE);
   }
   ERR_clear_error();
   *out = c;

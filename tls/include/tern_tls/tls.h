@@ -77,6 +77,14 @@ typedef struct ttls_ctx_opts {
   /* Client only: accept any server certificate and name. For tests and
    * emergencies; the name says what it costs. */
   bool insecure_skip_verify;
+  /* Server only: issue no session tickets (no resumption). */
+  bool no_tickets;
+  /* OpenSSL's lists, NULL for the engine's policy: TLS 1.2 ciphers
+   * ("ECDHE-ECDSA-AES128-GCM-SHA256:..."), TLS 1.3 suites
+   * ("TLS_AES_128_GCM_SHA256:..."). A list none of whose names OpenSSL
+   * knows is TTLS_ECONFIG. */
+  const char *ciphers;
+  const char *ciphersuites;
 } ttls_ctx_opts_t;
 
 /*
@@ -108,6 +116,16 @@ void ttls_conn_destroy(ttls_conn_t *c);
 
 /* Ciphertext from the socket. 0 or TTLS_ENOMEM. */
 int ttls_conn_feed(ttls_conn_t *c, const void *bytes, size_t len);
+/*
+ * Ciphertext without a copy: room for at least min bytes at the end of
+ * the connection's input (*p, *n bytes of it), for the socket to read
+ * into; ttls_conn_feed_commit(c, k) then counts the k bytes that came.
+ * The room is valid until the next call on c. 0, TTLS_ENOMEM, or
+ * TTLS_EAGAIN when making the room would mean moving bytes that wait
+ * (then read elsewhere and ttls_conn_feed them).
+ */
+int ttls_conn_feed_space(ttls_conn_t *c, size_t min, char **p, size_t *n);
+void ttls_conn_feed_commit(ttls_conn_t *c, size_t n);
 /* Advances the handshake: 0 when it is done (also when it already was),
  * TTLS_EAGAIN when it waits for the peer, or an error (the reason in
  * ttls_conn_error; the alert for the peer is in pending_out). */
@@ -125,7 +143,8 @@ bool ttls_conn_has_plaintext(ttls_conn_t *c);
 size_t ttls_conn_pending_in(ttls_conn_t *c);
 /*
  * Encrypts all of bufs, packing small buffers into full records (16 KiB)
- * rather than one record per buffer. The ciphertext waits in
+ * rather than one record per buffer; a buffer of 4 KiB or more is sealed
+ * from where it is, without a copy of the engine's. The ciphertext waits in
  * pending_out. Returns the plaintext bytes taken (all) or an error.
  */
 int ttls_conn_writev(ttls_conn_t *c, const uv_buf_t *bufs, unsigned n);
@@ -145,6 +164,20 @@ const char *ttls_conn_version(const ttls_conn_t *c);
 const char *ttls_conn_cipher(const ttls_conn_t *c);
 /* Was the session resumed (a ticket)? */
 bool ttls_conn_resumed(const ttls_conn_t *c);
+
+/*
+ * Resumption (client side). A session a server gave a ticket for, to
+ * offer on the next connection to the same server: an abbreviated
+ * handshake (no certificate sent or checked again, no signature). The
+ * ticket may arrive after the handshake (TLS 1.3), so take it late (at
+ * close). NULL when there is none to resume.
+ */
+typedef struct ttls_session ttls_session_t;
+ttls_session_t *ttls_conn_session(ttls_conn_t *c);
+/* Offers s on c (before its first ttls_conn_handshake); c takes its own
+ * reference. 0 or TTLS_EINVAL. */
+int ttls_conn_resume(ttls_conn_t *c, ttls_session_t *s);
+void ttls_session_free(ttls_session_t *s);
 
 /* The peer's certificate (verified; only when the peer sent one): its
  * subject in RFC 2253 form ("CN=orders-service,O=tern-test"). Returns
