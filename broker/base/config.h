@@ -52,6 +52,7 @@ typedef struct config {
   uint64_t auth_cache_size;     /* verified logins remembered; 0 = none */
   uint64_t auth_cache_ttl_ms;   /* ... for this long */
   uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
+  int workers; /* event loops (threads); 0: one per CPU the process may use */
   char config_file[1024];       /* --config FILE, "" = none */
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */

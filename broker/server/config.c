@@ -48,6 +48,7 @@ void config_defaults(config_t *cfg) {
   cfg->http_max_clients = 256;
   cfg->http_port = TERND_DEFAULT_HTTP_PORT;
   cfg->sys_interval_ms = 10000;
+  cfg->workers = 1;
   cfg->auth_queue = 32;
   cfg->auth_fail_limit = 10;
   cfg->auth_fail_window_ms = 60000;
@@ -137,6 +138,11 @@ static void usage(FILE *out) {
       "  --auth-cache-ttl-ms MS   for this long (600000)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
+      "  --workers N              event loops, one thread each (0 = one per "
+      "CPU\n"
+      "                           the process may use, from its affinity and "
+      "cgroup\n"
+      "                           CPU quota, at most 64; 1 = a single loop)\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -231,6 +237,7 @@ static const opt_spec_t opts[] = {
     OPT(auth_cache_size, K_U64, 0, 1000000),
     OPT(auth_cache_ttl_ms, K_U64, 1, 86400000),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
+    OPT(workers, K_INT, 0, 64),
     OPT_FLAG(config_file, K_PATH, 0, 0),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

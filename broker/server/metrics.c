@@ -231,8 +231,8 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
                "PUBs allowed only as replies (allow_responses).",
                srv->broker.ops.resp_allowed);
   auth_stats_t as = {0};
-  if (srv->broker.auth != NULL)
-    auth_verifier_stats(srv->broker.auth, &as);
+  if (srv->worker.auth != NULL)
+    auth_verifier_stats(srv->worker.auth, &as);
   rc |= metric(b, "tern_auth_hashes_total", "counter",
                "Password hashes computed (unknown users too).", as.hashes);
   rc |= metric(b, "tern_auth_cache_hits_total", "counter",

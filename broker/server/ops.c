@@ -69,6 +69,8 @@ static void log_lines(log_level_t level, char *text) {
     LOG(level, "reload: %s", line);
 }
 
+static int apply(server_t *srv, config_t *nextp);
+
 int ops_reload(server_t *srv) {
   config_t next;
   char *errtext = NULL;
@@ -89,7 +91,19 @@ int ops_reload(server_t *srv) {
     return -1;
   }
   free(errtext);
+  /* Every other worker reads the configuration: they wait while it
+   * changes. */
+  srv->pause_others(srv);
+  int rc = apply(srv, &next);
+  srv->resume_others(srv);
+  config_free(&next);
+  sysevents_reload(srv, rc == 0);
+  return rc;
+}
 
+/* Applies a configuration that loaded (the other workers paused). */
+static int apply(server_t *srv, config_t *nextp) {
+  config_t next = *nextp;
   config_t *cur = &srv->broker.cfg;
   /* What only a restart can change. */
   if (strcmp(next.host, cur->host) != 0 ||
@@ -132,14 +146,14 @@ int ops_reload(server_t *srv) {
   cur->auth_fail_window_ms = next.auth_fail_window_ms;
   cur->auth_cache_size = next.auth_cache_size;
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
-  conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
+  for (int i = 0; i < srv->broker.nworkers; i++)
+    conn_auth_reconfigure(srv->broker.workers[i]); /* forgets logins */
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
   if (required != was_required && srv->hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");
   LOG(LOG_INFO, "reload done: log level %s, %zu users%s",
       log_level_name(cur->log_level), cur->users ? cur->users->n : 0,
       cur->auth_token[0] ? ", token set" : "");
-  config_free(&next);
-  sysevents_reload(srv, 1);
+  nextp->users = NULL; /* taken */
   return 0;
 }

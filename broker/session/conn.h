@@ -77,6 +77,10 @@ typedef struct conn {
   /* Subscriptions this connection (as a publisher) is blocked on. */
   sub_t **blocked_on;
   size_t nblocked, blocked_cap;
+  /* ... and those of other loops (never dereferenced here: named only). */
+  remote_waiter_t *rblocked; /* conn_id holds the sub pointer's bits */
+  sub_t **rblocked_sub;
+  size_t nrblocked, rblocked_cap;
 
   /* Heartbeats. */
   int pings_out; /* PINGs sent since the client was last heard */
@@ -134,6 +138,18 @@ void conn_init_endpoint(conn_t *c);
 void conn_teardown(conn_t *c);
 void conn_flush(conn_t *c);
 void conn_resume(conn_t *c);
+
+/* Whether c, as a publisher, waits on any subscription of any loop. */
+static inline bool conn_is_blocked(const conn_t *c) {
+  return c->nblocked > 0 || c->nrblocked > 0;
+}
+
+/* Several loops: what other loops tell this one (delivery/handoff.h). A
+ * subscription of theirs blocks or no longer blocks a publisher here; a
+ * publisher of theirs blocked on a subscription here is gone. */
+void conn_handoff_block(worker_t *w, const handoff_item_t *it);
+void conn_handoff_unblock(worker_t *w, const handoff_item_t *it);
+void conn_handoff_forget(worker_t *w, const handoff_item_t *it);
 
 /* c (a publisher) is now blocked by s; it stops reading after the frame
  * it is handling. 0 or TP_ENOMEM. */

@@ -182,10 +182,10 @@ static void limits_of(const config_t *cfg, auth_limits_t *lim) {
 }
 
 void conn_auth_reconfigure(worker_t *w) {
-  if (w->broker->auth != NULL) {
+  if (w->auth != NULL) {
     auth_limits_t lim;
     limits_of(&w->broker->cfg, &lim);
-    auth_verifier_configure(w->broker->auth, &lim);
+    auth_verifier_configure(w->auth, &lim);
   }
 }
 
@@ -216,7 +216,7 @@ static void log_busy(worker_t *w) {
   logged = true;
   last_ms = now;
   auth_stats_t st;
-  auth_verifier_stats(w->broker->auth, &st);
+  auth_verifier_stats(w->auth, &st);
   LOG(LOG_WARN,
       "login queue full (%llu waiting): CONNECTs refused with ERR 11, %llu "
       "so far",
@@ -292,10 +292,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
     refuse(c, TP_WIRE_AUTH, "NUL byte in credentials", false);
     return 0;
   }
-  if (w->broker->auth == NULL) {
+  if (w->auth == NULL) {
     auth_limits_t lim;
     limits_of(&w->broker->cfg, &lim);
-    if (auth_verifier_create(w->loop, &lim, &w->broker->auth) != 0)
+    if (auth_verifier_create(w->loop, &lim, &w->auth) != 0)
       return -1;
   }
   struct sockaddr_storage peer;
@@ -303,10 +303,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   const auth_user_t *user = NULL;
   c->authenticating = true;
   auth_start_t r = auth_verify_start(
-      w->broker->auth, &c->auth_job, w->broker->cfg.users,
-      w->broker->cfg.auth_token, req->user.ptr, req->user.len, req->pass.ptr,
-      req->pass.len, req->token.ptr, req->token.len, have_peer ? &peer : NULL,
-      &user, on_verdict, still_there, c);
+      w->auth, &c->auth_job, w->broker->cfg.users, w->broker->cfg.auth_token,
+      req->user.ptr, req->user.len, req->pass.ptr, req->pass.len,
+      req->token.ptr, req->token.len, have_peer ? &peer : NULL, &user,
+      on_verdict, still_there, c);
   if (r == AUTH_PENDING) {
     /* The queue is bounded, so the wait is: a login waiting behind
      * others' hashes must not time out for it. */

@@ -210,6 +210,12 @@ static int start_child(tt_broker_t *b, const char *const *wrapper,
   const char *level = getenv("TERND_LOG_LEVEL");
   argv[argc++] = "--log-level";
   argv[argc++] = level && *level ? level : "warn";
+  /* One event loop unless the run asks for more (TERND_TEST_WORKERS: the
+   * suite's second registration runs every test with 4); a test's own
+   * --workers comes later and wins. */
+  const char *workers = getenv("TERND_TEST_WORKERS");
+  argv[argc++] = "--workers";
+  argv[argc++] = workers && *workers ? workers : "1";
   for (size_t i = 0; extra && extra[i]; i++) {
     cr_assert_lt(argc, (size_t)MAX_ARGS - 1, "too many ternd arguments");
     argv[argc++] = extra[i];
