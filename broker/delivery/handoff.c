@@ -10,6 +10,7 @@
 #include "data/msgbuf.h"
 #include "delivery/endpoint.h"
 #include "tern_proto/errors.h"
+#include "tern_proto/frame.h"
 
 int handoff_init(worker_t *w, uv_async_cb wake_cb) {
   int n = w->broker->nworkers;
@@ -75,6 +76,35 @@ static handoff_item_t *push(worker_t *w, int to) {
   return it;
 }
 
+/* A message for s, a `block` subscription of loop `to`: counted in
+ * flight; the publisher stops here when s would now be full. */
+static void count_blocking(worker_t *from, int to, sub_t *s,
+                           endpoint_t *publisher, msgbuf_t *body) {
+  uint64_t bytes = body->bytes.len + HANDOFF_HEAD_BYTES;
+  uint64_t m = atomic_fetch_add_explicit(&s->x_inflight_msgs, 1,
+                                         memory_order_relaxed) +
+               1;
+  uint64_t b = atomic_fetch_add_explicit(&s->x_inflight_bytes, bytes,
+                                         memory_order_relaxed) +
+               bytes;
+  m += atomic_load_explicit(&s->x_pending_msgs, memory_order_relaxed);
+  b += atomic_load_explicit(&s->x_pending_bytes, memory_order_relaxed);
+  if (m < s->max_msgs && b < s->max_bytes)
+    return;
+  if (from->sub_env.block_remote != NULL &&
+      from->sub_env.block_remote(publisher->owner, s, to) == 1) {
+    handoff_item_t *it = push(from, to);
+    if (it == NULL)
+      return;
+    it->kind = HANDOFF_WAIT;
+    it->from = (uint8_t)from->wid;
+    it->s = s;
+    it->body = NULL;
+    it->conn_id = publisher->id;
+    it->reply_off = it->reply_len = 0;
+  }
+}
+
 bool handoff_hand_over(worker_t *from, sub_t *s, endpoint_t *publisher,
                        msgbuf_t *body, const tp_str_t *reply) {
   worker_t *owner = s->env->worker;
@@ -87,6 +117,8 @@ bool handoff_hand_over(worker_t *from, sub_t *s, endpoint_t *publisher,
   it->s = s;
   it->body = body;
   it->conn_id = publisher != NULL ? publisher->id : 0;
+  if (publisher != NULL)
+    publisher->handed_to |= 1ull << owner->wid;
   it->reply_off = it->reply_len = 0;
   if (reply != NULL && reply->len > 0) {
     /* Where the reply topic sits in the encoded body, for the owner's
@@ -108,6 +140,8 @@ bool handoff_hand_over(worker_t *from, sub_t *s, endpoint_t *publisher,
   /* Visible at once (the owner may retire s as soon as the walk lets go
    * of the index, and frees it after its next drain: that drain must see
    * this); the owner is woken once per turn, in handoff_flush. */
+  if (s->policy == TP_OVERFLOW_BLOCK && publisher != NULL)
+    count_blocking(from, owner->wid, s, publisher, body);
   atomic_store_explicit(&from->out[owner->wid].published,
                         from->out[owner->wid].tail, memory_order_release);
   return true;
@@ -177,6 +211,16 @@ void handoff_drain(worker_t *w, const handoff_ops_t *ops) {
         break;
       case HANDOFF_FORGET:
         ops->forget(w, it);
+        break;
+      case HANDOFF_WAIT:
+        ops->wait(w, it);
+        break;
+      case HANDOFF_FENCE:
+        /* Everything before it is taken (queued here): answer. */
+        handoff_notice(w, it->from, HANDOFF_FENCE_ACK, NULL, it->conn_id);
+        break;
+      case HANDOFF_FENCE_ACK:
+        ops->fence_ack(w, it);
         break;
       default:
         break;

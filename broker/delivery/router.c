@@ -375,6 +375,16 @@ static sub_t *pick_member_multi(const sublist_group_t *g,
   return fallback;
 }
 
+/* What publishers of other loops see of s (a block subscription). */
+static inline void show_pending(worker_t *w, sub_t *s) {
+  atomic_store_explicit(&s->x_pending_msgs, s->q.pending_msgs,
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->x_pending_bytes, s->q.pending_bytes,
+                        memory_order_relaxed);
+  if (!list_linked(&s->xpend_link))
+    list_insert_tail(&w->xpend_subs, &s->xpend_link);
+}
+
 /* A group member of this loop queued a message: other loops see whether
  * it is full (cleared by router_refresh_groups once it drains). */
 static inline void note_group_fill(worker_t *w, sub_t *s) {
@@ -385,6 +395,13 @@ static inline void note_group_fill(worker_t *w, sub_t *s) {
 }
 
 void router_refresh_groups(worker_t *w) {
+  for (list_node_t *n = w->xpend_subs.next; n != &w->xpend_subs;) {
+    sub_t *s = LIST_ENTRY(n, sub_t, xpend_link);
+    n = n->next;
+    show_pending(w, s);
+    if (s->q.pending_msgs == 0)
+      list_remove(&s->xpend_link);
+  }
   for (list_node_t *n = w->full_groups.next; n != &w->full_groups;) {
     sub_t *s = LIST_ENTRY(n, sub_t, full_link);
     n = n->next;
@@ -489,8 +506,25 @@ static msgbuf_t *local_copy(worker_t *w, msgbuf_t *src) {
   return b;
 }
 
+void router_take_wait(worker_t *w, const handoff_item_t *it) {
+  sub_t *s = it->s;
+  /* Everything the publisher sent before is taken: is s still full? */
+  if (!s->dead && sub_is_full(s) &&
+      sub_add_remote_waiter(s, it->from, it->conn_id) >= 0) {
+    w->stats.publisher_blocks++;
+    return;
+  }
+  handoff_notice(w, it->from, HANDOFF_UNBLOCK, s, it->conn_id);
+}
+
 void router_take_handed(worker_t *w, const handoff_item_t *it) {
   sub_t *s = it->s;
+  if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0) {
+    atomic_fetch_sub_explicit(&s->x_inflight_msgs, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->x_inflight_bytes,
+                              it->body->bytes.len + HANDOFF_HEAD_BYTES,
+                              memory_order_relaxed);
+  }
   if (s->dead || !eligible(s, NULL))
     return;
   msgbuf_t *body = local_copy(w, it->body);
@@ -506,6 +540,8 @@ void router_take_handed(worker_t *w, const handoff_item_t *it) {
     ep->ops->note_request(ep, (const char *)body->bytes.data + it->reply_off,
                           it->reply_len);
   /* The publisher is on another loop: it waits there until s drains. */
+  if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0)
+    show_pending(w, s);
   if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0 &&
       sub_full_budget(s, budget)) {
     int added = sub_add_remote_waiter(s, it->from, it->conn_id);

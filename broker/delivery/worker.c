@@ -16,6 +16,7 @@ void worker_init(worker_t *w, broker_t *b, uv_loop_t *loop) {
   list_init(&w->partial_list);
   list_init(&w->graveyard);
   list_init(&w->full_groups);
+  list_init(&w->xpend_subs);
   w->sub_env.loop = loop;
   w->sub_env.stalled = &w->stalled_subs;
   w->sub_env.worker = w;

@@ -122,6 +122,7 @@ typedef struct broker {
   uv_mutex_t retained_lock;
   msgbuf_pool_t *retained_bufs;
   _Atomic uint64_t nlive; /* HANDSHAKE or ACTIVE connections, all loops */
+  _Atomic uint64_t next_conn_id; /* connection ids, unique over the loops */
 } broker_t;
 
 /* True when other loops own subscriptions too. */
@@ -183,6 +184,7 @@ typedef struct worker {
   uv_async_t wake;         /* another loop published to this one */
   list_node_t graveyard;   /* subscriptions freed once every queue drained */
   list_node_t full_groups; /* queue-group members marked full (sub.h) */
+  list_node_t xpend_subs;  /* block subscriptions other loops hand to */
   struct msgbuf *xcopy_src, *xcopy; /* the last body copied from another loop */
   struct msgbuf *hello;             /* this loop's HELLO; NULL: broker->hello */
   bool stopping;

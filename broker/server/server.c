@@ -45,6 +45,8 @@ static const handoff_ops_t handoff_ops = {
     .block = conn_handoff_block,
     .unblock = conn_handoff_unblock,
     .forget = conn_handoff_forget,
+    .wait = router_take_wait,
+    .fence_ack = conn_handoff_fence_ack,
 };
 
 static void on_before_sleep(uv_prepare_t *p) {
@@ -396,9 +398,16 @@ static void goaway_all(worker_t *w) {
 /* A pause asked by worker 0 (pause_others): wait here until it ends. */
 static void pause_here(server_t *srv) {
   uv_mutex_lock(&srv->pause_lock);
+  if (!atomic_load(&srv->pause_req)) {
+    uv_mutex_unlock(&srv->pause_lock);
+    return;
+  }
+  /* Until this pause ends, not the next one (which may start before this
+   * worker runs again: it gets its own wake-up). */
+  uint64_t gen = srv->pause_gen;
   srv->paused++;
   uv_cond_broadcast(&srv->pause_cv);
-  while (atomic_load(&srv->pause_req))
+  while (srv->pause_gen == gen)
     uv_cond_wait(&srv->pause_cv, &srv->pause_lock);
   uv_mutex_unlock(&srv->pause_lock);
 }
@@ -424,6 +433,7 @@ static void resume_others(server_t *srv) {
     return;
   uv_mutex_lock(&srv->pause_lock);
   atomic_store(&srv->pause_req, false);
+  srv->pause_gen++;
   uv_cond_broadcast(&srv->pause_cv);
   uv_mutex_unlock(&srv->pause_lock);
 }
@@ -633,6 +643,7 @@ static int worker_setup(server_t *srv, worker_t *w, int wid, uv_loop_t *loop) {
   if (broker_multi(&srv->broker)) {
     w->sub_env.hand_over = handoff_hand_over;
     w->sub_env.unblock_remote = handoff_unblock_remote;
+    w->sub_env.block_remote = conn_block_remote;
     w->gate_own = srv->broker.gate;
     w->gate = &w->gate_own;
     if (hashmap_create(&w->conn_by_id, 0) != 0 ||

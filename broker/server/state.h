@@ -43,6 +43,7 @@ typedef struct server {
   uv_cond_t pause_cv;
   _Atomic bool pause_req;
   int paused;
+  uint64_t pause_gen; /* pauses ended so far */
 
   fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
   uv_signal_t sigint, sigterm;
