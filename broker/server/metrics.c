@@ -123,7 +123,7 @@ static uint64_t sum_rx(const server_t *srv, bool cap) {
 static size_t index_count(const server_t *srv) {
   return srv->broker.replicas != NULL
              ? sublist_count(srv->broker.replicas[0].index)
-             : index_count(srv);
+             : sublist_count(srv->broker.index);
 }
 
 /* Every connection of every worker: FOR_EACH_CONN(srv, c) { ... } */
