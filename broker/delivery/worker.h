@@ -90,8 +90,7 @@ typedef struct conn_events {
 /*
  * What the whole broker shares, however many event loops it runs:
  * configuration, the subject index (written only through
- * delivery/interest.h), the retained store, auth, the global pending gate
- * and the operations counters.
+ * delivery/interest.h), the retained store, auth, the global pending gate.
  */
 /* One loop's copy of the subject index when several loops run: every
  * subscribe writes every replica (interest.h), a publish matches its own
@@ -110,7 +109,6 @@ typedef struct broker {
   sublist_t *index;
   retained_t *retained; /* last-value cache per topic */
   pending_gate_t gate;  /* max_pending_total and memory pressure */
-  server_ops_stats_t ops;
 
   /* Several loops (--workers N > 1); with one, none of this is used and
    * the broker is the single-loop broker exactly. */
@@ -123,6 +121,7 @@ typedef struct broker {
   msgbuf_pool_t *retained_bufs;
   _Atomic uint64_t nlive; /* HANDSHAKE or ACTIVE connections, all loops */
   _Atomic uint64_t next_conn_id; /* connection ids, unique over the loops */
+  _Atomic size_t rx_tails;       /* every loop's read tails (readbuf.h) */
 } broker_t;
 
 /* True when other loops own subscriptions too. */
@@ -169,6 +168,7 @@ typedef struct worker {
   size_t nended, ended_cap;
 
   server_stats_t stats;
+  server_ops_stats_t ops; /* operations counters (summed like stats) */
 
   /* With several loops. */
   int wid;              /* 0 .. nworkers-1 */

@@ -76,6 +76,32 @@ static void sum_stats(const server_t *srv, server_stats_t *out) {
   }
 }
 
+/* The operations counters added up over the workers. */
+static void sum_ops(const server_t *srv, server_ops_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t *o = (uint64_t *)out;
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    const uint64_t *x = (const uint64_t *)&srv->workers[i]->ops;
+    for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
+      o[k] += x[k];
+  }
+}
+
+/* The login verifiers' counters added up over the workers. */
+static void sum_auth(const server_t *srv, auth_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    if (srv->workers[i]->auth == NULL)
+      continue;
+    auth_stats_t a;
+    auth_verifier_stats(srv->workers[i]->auth, &a);
+    uint64_t *o = (uint64_t *)out;
+    const uint64_t *x = (const uint64_t *)&a;
+    for (size_t k = 0; k < sizeof a / sizeof(uint64_t); k++)
+      o[k] += x[k];
+  }
+}
+
 /* The gate's limits and its counters added up over the workers. */
 static void sum_gate(const server_t *srv, pending_gate_t *out) {
   *out = srv->broker.gate;
@@ -115,7 +141,8 @@ static size_t sum_nconns(const server_t *srv) {
 static uint64_t sum_rx(const server_t *srv, bool cap) {
   uint64_t n = 0;
   for (int i = 0; i < srv->broker.nworkers; i++)
-    n += cap ? srv->workers[i]->rx.tail_max : srv->workers[i]->rx.tail_bytes;
+    n += cap ? (i == 0 ? srv->workers[i]->rx.tail_max : 0)
+             : srv->workers[i]->rx.tail_bytes;
   return n;
 }
 
@@ -141,8 +168,10 @@ typedef struct walk {
 
 static void walk_conns(server_t *srv, walk_t *w) {
   memset(w, 0, sizeof *w);
-  w->bytes_out = srv->broker.ops.closed_bytes_out;
-  w->msgs_out = srv->broker.ops.closed_msgs_out;
+  server_ops_stats_t ops;
+  sum_ops(srv, &ops);
+  w->bytes_out = ops.closed_bytes_out;
+  w->msgs_out = ops.closed_msgs_out;
   FOR_EACH_CONN(srv, c) {
     w->pending_bytes += c->out.bytes;
     w->bytes_out += c->out.bytes_written;
@@ -215,6 +244,8 @@ static int pressure_metrics(server_t *srv, tp_buf_t *b) {
 }
 
 int metrics_prometheus(server_t *srv, tp_buf_t *b) {
+  server_ops_stats_t ops;
+  sum_ops(srv, &ops);
   walk_t w;
   walk_conns(srv, &w);
   server_stats_t sts;
@@ -289,22 +320,20 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= metric(b, "tern_retained_expired_total", "counter",
                "Retained messages removed by their ttl.", rs.expired);
   rc |= metric(b, "tern_auth_failures_total", "counter",
-               "CONNECTs refused (ERR 2).", srv->broker.ops.auth_failures);
+               "CONNECTs refused (ERR 2).", ops.auth_failures);
   rc |= put(b,
             "# HELP tern_permission_denials_total PUB and SUB refused by "
             "the user's permissions (ERR 3).\n# TYPE "
             "tern_permission_denials_total counter\n"
             "tern_permission_denials_total{op=\"pub\"} %llu\n"
             "tern_permission_denials_total{op=\"sub\"} %llu\n",
-            (unsigned long long)(srv->broker.ops.perm_denials -
-                                 srv->broker.ops.perm_denials_sub),
-            (unsigned long long)srv->broker.ops.perm_denials_sub);
+            (unsigned long long)(ops.perm_denials - ops.perm_denials_sub),
+            (unsigned long long)ops.perm_denials_sub);
   rc |= metric(b, "tern_response_publishes_total", "counter",
                "PUBs allowed only as replies (allow_responses).",
-               srv->broker.ops.resp_allowed);
-  auth_stats_t as = {0};
-  if (srv->worker.auth != NULL)
-    auth_verifier_stats(srv->worker.auth, &as);
+               ops.resp_allowed);
+  auth_stats_t as;
+  sum_auth(srv, &as);
   rc |= metric(b, "tern_auth_hashes_total", "counter",
                "Password hashes computed (unknown users too).", as.hashes);
   rc |= metric(b, "tern_auth_cache_hits_total", "counter",
@@ -337,6 +366,8 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
 }
 
 int metrics_varz(server_t *srv, tp_buf_t *b) {
+  server_ops_stats_t ops;
+  sum_ops(srv, &ops);
   walk_t w;
   walk_conns(srv, &w);
   server_stats_t sts;
@@ -366,10 +397,10 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       "\"max_pending_total\":%llu,\"pressure_drops\":%llu,"
       "\"pressure_disconnects\":%llu,\"auth_failures\":%llu,"
       "\"permission_denials\":%llu,",
-      sum_nlive(srv), (unsigned long long)st->conns_accepted,
-      index_count(srv), (unsigned long long)st->msgs_in,
-      (unsigned long long)st->bytes_in, (unsigned long long)st->msgs_out,
-      (unsigned long long)w.bytes_out, (unsigned long long)st->msgs_dropped,
+      sum_nlive(srv), (unsigned long long)st->conns_accepted, index_count(srv),
+      (unsigned long long)st->msgs_in, (unsigned long long)st->bytes_in,
+      (unsigned long long)st->msgs_out, (unsigned long long)w.bytes_out,
+      (unsigned long long)st->msgs_dropped,
       (unsigned long long)st->slow_consumers,
       (unsigned long long)st->stale_conns,
       (unsigned long long)st->publisher_blocks,
@@ -378,9 +409,8 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       (unsigned long long)gs.high,
       (unsigned long long)(gs.drops[TP_OVERFLOW_DROP_OLDEST] +
                            gs.drops[TP_OVERFLOW_DROP_NEWEST]),
-      (unsigned long long)gs.disconnects,
-      (unsigned long long)srv->broker.ops.auth_failures,
-      (unsigned long long)srv->broker.ops.perm_denials);
+      (unsigned long long)gs.disconnects, (unsigned long long)ops.auth_failures,
+      (unsigned long long)ops.perm_denials);
   rc |= put(b,
             "\"config\":{\"max_payload\":%llu,\"max_connections\":%llu,"
             "\"max_subs\":%llu,\"max_pending_msgs\":%llu,"
@@ -633,6 +663,8 @@ static uint64_t sort_key(int sort, const conn_t *c) {
     return c->out.bytes_written;
   case SORT_BYTES_FROM:
     return c->bytes_in;
+  case SORT_CID:
+    return 0; /* then by cid, ascending */
   default:
     return c->id;
   }

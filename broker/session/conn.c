@@ -298,8 +298,8 @@ static void close_transport(conn_t *c) {
            "closed: %llu frames in, %llu msgs out",
            (unsigned long long)c->frames_in,
            (unsigned long long)c->out.msgs_written);
-  c->w->broker->ops.closed_bytes_out += c->out.bytes_written;
-  c->w->broker->ops.closed_msgs_out += c->out.msgs_written;
+  c->w->ops.closed_bytes_out += c->out.bytes_written;
+  c->w->ops.closed_msgs_out += c->out.msgs_written;
   if (c->was_active)
     CONN_EVENT(c->w, disconnected, c);
   transport_close(c->tr);

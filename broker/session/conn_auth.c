@@ -40,9 +40,9 @@ bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len) {
   worker_t *w = c->w;
   uint64_t now = uv_now(w->loop);
   int n = len > INT32_MAX ? INT32_MAX : (int)len;
-  w->broker->ops.perm_denials++;
+  w->ops.perm_denials++;
   if (sub)
-    w->broker->ops.perm_denials_sub++;
+    w->ops.perm_denials_sub++;
   snprintf(denial_text, sizeof denial_text, "permission denied: %s '%.*s'",
            sub ? "subscribe to" : "publish to", n, topic);
   if (c->deny_logged_ms != 0 &&
@@ -160,7 +160,7 @@ static bool resp_take(conn_t *c, const char *topic, size_t len) {
     return false;
   if (--e->left == 0)
     resp_drop(r, e);
-  c->w->broker->ops.resp_allowed++;
+  c->w->ops.resp_allowed++;
   return true;
 }
 
@@ -198,7 +198,7 @@ void conn_auth_reconfigure(worker_t *w) {
 static void refuse(conn_t *c, int code, const char *why, bool quiet) {
   worker_t *w = c->w;
   if (code == TP_WIRE_AUTH)
-    w->broker->ops.auth_failures++;
+    w->ops.auth_failures++;
   LOG_CONN(quiet ? LOG_DEBUG : LOG_WARN, c->id, c->addr, c->name,
            "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
            log_field(c->auth_user), why);
