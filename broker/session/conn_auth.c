@@ -16,7 +16,7 @@
 /* Denials logged per connection: one line per this many milliseconds. */
 #define DENY_LOG_INTERVAL_MS 1000
 
-static char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
+static _Thread_local char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
 
 /* Says how many denials were not logged since the last line, if any. */
 static void log_suppressed(conn_t *c) {
@@ -208,8 +208,8 @@ static void refuse(conn_t *c, int code, const char *why, bool quiet) {
 }
 
 static void log_busy(worker_t *w) {
-  static uint64_t last_ms;
-  static bool logged;
+  static _Thread_local uint64_t last_ms; /* per worker */
+  static _Thread_local bool logged;
   uint64_t now = uv_now(w->loop);
   if (logged && now - last_ms < 10000)
     return;
