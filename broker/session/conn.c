@@ -264,6 +264,7 @@ void conn_teardown(conn_t *c) {
     handoff_notice(w, c->rblocked[i].wid, HANDOFF_FORGET, c->rblocked_sub[i],
                    c->id);
   c->nrblocked = 0;
+  c->nheld = c->fences;
 }
 
 static void on_closed(void *owner) {
@@ -403,6 +404,7 @@ int conn_block_on(conn_t *c, sub_t *s) {
     c->blocked_cap = cap;
   }
   c->blocked_on[c->nblocked++] = s;
+  c->nheld++;
   return 0;
 }
 
@@ -410,6 +412,7 @@ void conn_unblock(conn_t *c, sub_t *s) {
   for (size_t i = 0; i < c->nblocked; i++) {
     if (c->blocked_on[i] == s) {
       c->blocked_on[i] = c->blocked_on[--c->nblocked];
+      c->nheld--;
       break;
     }
   }
@@ -444,6 +447,7 @@ int conn_block_remote(conn_t *c, sub_t *s, int wid) {
   }
   c->rblocked[c->nrblocked] = (remote_waiter_t){c->id, wid};
   c->rblocked_sub[c->nrblocked++] = s;
+  c->nheld++;
   return 1;
 }
 
@@ -464,7 +468,10 @@ void conn_handoff_block(worker_t *w, const handoff_item_t *it) {
 
 void conn_handoff_fence_ack(worker_t *w, const handoff_item_t *it) {
   conn_t *c = conn_by_id(w, it->conn_id);
-  if (c == NULL || c->fences == 0 || --c->fences > 0)
+  if (c == NULL || c->fences == 0)
+    return;
+  c->nheld--;
+  if (--c->fences > 0)
     return;
   if (c->state == CONN_ACTIVE) {
     send_small(c, FRAME_PONG, sizeof FRAME_PONG);
@@ -482,6 +489,7 @@ void conn_handoff_unblock(worker_t *w, const handoff_item_t *it) {
       c->nrblocked--;
       c->rblocked[i] = c->rblocked[c->nrblocked];
       c->rblocked_sub[i] = c->rblocked_sub[c->nrblocked];
+      c->nheld--;
       break;
     }
   }
@@ -716,6 +724,7 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
         if (to & 1) {
           handoff_notice(c->w, i, HANDOFF_FENCE, NULL, c->id);
           c->fences++;
+          c->nheld++;
         }
       }
       break;

@@ -84,6 +84,8 @@ typedef struct conn {
   size_t nrblocked, rblocked_cap;
   /* A PING waits for this many loops to take what it handed them. */
   unsigned fences;
+  /* nblocked + nrblocked + fences: what holds it, in one test. */
+  size_t nheld;
 
   /* Heartbeats. */
   int pings_out; /* PINGs sent since the client was last heard */
@@ -144,7 +146,7 @@ void conn_resume(conn_t *c);
 
 /* Whether c, as a publisher, waits on any subscription of any loop. */
 static inline bool conn_is_blocked(const conn_t *c) {
-  return c->nblocked > 0 || c->nrblocked > 0 || c->fences > 0;
+  return c->nheld > 0;
 }
 
 /* Several loops: what other loops tell this one (delivery/handoff.h). A
