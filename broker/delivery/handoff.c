@@ -76,20 +76,22 @@ static handoff_item_t *push(worker_t *w, int to) {
   return it;
 }
 
-/* A message for s, a `block` subscription of loop `to`: counted in
- * flight; the publisher stops here when s would now be full. */
+/* A message for s, a `block` subscription of loop `to`: the publisher
+ * stops here when what `to` holds for s (as of its last turn) and what
+ * this loop handed to `to` and `to` has not taken yet (every item in the
+ * queue counted as one for s: an upper bound, no shared counter to write
+ * per message) reach a limit. */
 static void count_blocking(worker_t *from, int to, sub_t *s,
                            endpoint_t *publisher, msgbuf_t *body) {
-  uint64_t bytes = body->bytes.len + HANDOFF_HEAD_BYTES;
-  uint64_t m = atomic_fetch_add_explicit(&s->x_inflight_msgs, 1,
-                                         memory_order_relaxed) +
-               1;
-  uint64_t b = atomic_fetch_add_explicit(&s->x_inflight_bytes, bytes,
-                                         memory_order_relaxed) +
-               bytes;
-  m += atomic_load_explicit(&s->x_pending_msgs, memory_order_relaxed);
-  b += atomic_load_explicit(&s->x_pending_bytes, memory_order_relaxed);
-  if (m < s->max_msgs && b < s->max_bytes)
+  spsc_t *q = &from->out[to];
+  uint64_t inflight =
+      q->tail - atomic_load_explicit(&q->consumed, memory_order_relaxed);
+  uint64_t m =
+      atomic_load_explicit(&s->x_pending_msgs, memory_order_relaxed) + inflight;
+  if (m < s->max_msgs &&
+      atomic_load_explicit(&s->x_pending_bytes, memory_order_relaxed) +
+              inflight * (body->bytes.len + HANDOFF_HEAD_BYTES) <
+          s->max_bytes)
     return;
   if (from->sub_env.block_remote != NULL &&
       from->sub_env.block_remote(publisher->owner, s, to) == 1) {

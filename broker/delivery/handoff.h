@@ -18,14 +18,15 @@
  * to has taken them (FENCE, FENCE_ACK): PONG stays the barrier it is
  * with one loop.
  *
- * Flow control: A counts what it handed to a `block` subscription and B
- * has not taken (x_inflight) on top of what B holds (x_pending, as of B's
- * last turn): when that reaches a limit, A stops the publisher there and
+ * Flow control: A counts what it handed to B and B has not taken (its
+ * queue's length, an upper bound for any one subscription) on top of what
+ * B holds for the subscription (x_pending, as of B's last turn): when that
+ * reaches a limit, A stops the publisher there and
  * then (as one loop would) and sends WAIT; B, having taken everything
  * before it, records the waiter if the subscription is still full, or
- * answers UNBLOCK at once. Besides, B finds a `block` subscription full with a message from
- * A's publisher P: B records (A, P) as a waiter and sends BLOCK; A stops
- * reading P. When the subscription drains, goes or its subscriber closes,
+ * answers UNBLOCK at once. Besides, B finds a `block` subscription full with a
+ * message from A's publisher P: B records (A, P) as a waiter and sends BLOCK; A
+ * stops reading P. When the subscription drains, goes or its subscriber closes,
  * B sends UNBLOCK; A resumes P. When P closes first, A sends FORGET and B
  * drops the waiter (so the stall timeout does not close a subscriber for
  * a publisher that is gone).

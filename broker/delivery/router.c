@@ -488,6 +488,12 @@ static int publish_multi(worker_t *w, endpoint_t *publisher,
   return 0;
 }
 
+/* Several loops: the pending bytes of all of them, the others' as of this
+ * loop's last turn (worker.h). */
+static inline uint64_t pending_now(const worker_t *w) {
+  return outq_pool_pending_bytes(w->entries) + w->pending_others;
+}
+
 /* A copy of another loop's body in this loop's pool (one per message and
  * loop: consecutive items for the same body share it). */
 static msgbuf_t *local_copy(worker_t *w, msgbuf_t *src) {
@@ -521,20 +527,24 @@ void router_take_wait(worker_t *w, const handoff_item_t *it) {
 
 void router_take_handed(worker_t *w, const handoff_item_t *it) {
   sub_t *s = it->s;
-  if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0) {
-    atomic_fetch_sub_explicit(&s->x_inflight_msgs, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->x_inflight_bytes,
-                              it->body->bytes.len + HANDOFF_HEAD_BYTES,
-                              memory_order_relaxed);
-  }
   if (s->dead || !eligible(s, NULL))
     return;
-  msgbuf_t *body = local_copy(w, it->body);
-  if (body == NULL)
+  /* A small MSG is copied into this loop's chunks as on one loop: the
+   * other loop's body is only read (its reference is the other loop's,
+   * dropped once this loop is past the item). One the queue keeps by
+   * reference is first copied into a body of this loop. */
+  msgbuf_t *body = it->body;
+  uint64_t bytes = body->bytes.len + TP_MSG_HEAD_MAX;
+  bool copied =
+      bytes > OUTQ_CHUNK_MSG_MAX || s->policy == TP_OVERFLOW_DROP_OLDEST;
+  if (copied && (body = local_copy(w, it->body)) == NULL)
     return;
-  uint64_t budget = pending_gate_budget(w->gate, worker_pending_total(w));
+  uint64_t budget = pending_gate_budget(w->gate, pending_now(w));
   w->nended = 0;
-  if (!deliver_here(w, NULL, s, body, budget))
+  s->out->copy_pool = w->bufs;
+  bool queued = deliver_here(w, NULL, s, body, budget);
+  s->out->copy_pool = NULL;
+  if (!queued)
     return;
   note_group_fill(w, s);
   endpoint_t *ep = s->ep;

@@ -61,8 +61,6 @@ sub_t *sub_create(struct conn *conn, struct endpoint *ep, outq_t *out,
   list_init(&s->full_link);
   list_init(&s->xpend_link);
   atomic_init(&s->x_full, false);
-  atomic_init(&s->x_inflight_msgs, 0);
-  atomic_init(&s->x_inflight_bytes, 0);
   atomic_init(&s->x_pending_msgs, 0);
   atomic_init(&s->x_pending_bytes, 0);
   return s;

@@ -119,11 +119,10 @@ typedef struct sub {
    * members that are not full); in the worker's full_groups while set. */
   atomic_bool x_full;
   list_node_t full_link;
-  /* A `block` subscription as publishers of other loops see it: what they
-   * handed over and this loop has not taken yet, and what this loop holds
-   * (as of its last turn). A publisher there stops as soon as the two
-   * reach a limit, as it would here. */
-  _Atomic uint64_t x_inflight_msgs, x_inflight_bytes;
+  /* A `block` subscription as publishers of other loops see it: what this
+   * loop holds (as of its last turn). A publisher there stops as soon as
+   * this and what it handed over and this loop has not taken yet reach a
+   * limit, as it would here (delivery/handoff.h). */
   _Atomic uint64_t x_pending_msgs, x_pending_bytes;
   list_node_t xpend_link; /* in the worker's xpend_subs while they move */
 

@@ -175,6 +175,7 @@ typedef struct worker {
   pending_gate_t *gate; /* &broker->gate with one loop, else gate_own */
   pending_gate_t gate_own;
   _Atomic uint64_t pending_shared; /* this loop's pending bytes, for others */
+  uint64_t pending_others;         /* theirs, as of this loop's last turn */
   struct auth_verifier *auth;      /* made at the first login (conn_auth.c) */
   hashmap_t *conn_by_id; /* id -> conn, for notices from other loops */
   hashmap_t *live_subs;  /* sub pointer -> sub, for the same */

@@ -84,6 +84,8 @@ static void on_before_sleep(uv_prepare_t *p) {
     atomic_store_explicit(&w->pending_shared,
                           outq_pool_pending_bytes(w->entries),
                           memory_order_relaxed);
+    w->pending_others =
+        worker_pending_total(w) - outq_pool_pending_bytes(w->entries);
     handoff_flush(w);
   }
   /* Work left for the next turn must not wait for an unrelated event. */
