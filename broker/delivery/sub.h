@@ -115,6 +115,8 @@ typedef struct sub {
    * still name it has been drained (delivery/handoff.h). */
   bool dead;
   list_node_t grave_link;
+  struct sub *self; /* = this: its key in the worker's live_subs (the map
+                       keeps a pointer to the key, not a copy) */
   /* A queue-group member's fullness as other loops see it (they pick
    * members that are not full); in the worker's full_groups while set. */
   atomic_bool x_full;
