@@ -16,7 +16,8 @@ int handoff_init(worker_t *w, uv_async_cb wake_cb) {
   int n = w->broker->nworkers;
   w->out = calloc((size_t)n, sizeof *w->out);
   w->out_dirty = calloc((size_t)n, sizeof *w->out_dirty);
-  if (w->out == NULL || w->out_dirty == NULL)
+  w->grave_marks = calloc((size_t)n, sizeof *w->grave_marks);
+  if (w->out == NULL || w->out_dirty == NULL || w->grave_marks == NULL)
     return TP_ENOMEM;
   for (int i = 0; i < n; i++) {
     if (spsc_init(&w->out[i], sizeof(handoff_item_t)) != 0)
@@ -58,10 +59,13 @@ void handoff_free(worker_t *w) {
   free(w->out_dirty);
   w->out = NULL;
   list_node_t *n;
-  while ((n = list_first(&w->graveyard)) != NULL) {
+  while ((n = list_first(&w->graveyard)) != NULL ||
+         (n = list_first(&w->grave_closing)) != NULL) {
     list_remove(n);
     free(LIST_ENTRY(n, sub_t, grave_link));
   }
+  free(w->grave_marks);
+  w->grave_marks = NULL;
   if (w->xcopy != NULL)
     msgbuf_unref(w->xcopy);
   w->xcopy = NULL;
@@ -187,10 +191,47 @@ void handoff_flush(worker_t *w) {
   }
 }
 
+/* Every queue into w is past the marks taken when the closing generation
+ * of retired subscriptions closed. */
+static bool past_marks(worker_t *w) {
+  broker_t *b = w->broker;
+  for (int i = 0; i < b->nworkers; i++) {
+    if (i != w->wid &&
+        spsc_head(&b->workers[i]->out[w->wid]) < w->grave_marks[i])
+      return false;
+  }
+  return true;
+}
+
+/* Subscriptions retired in two generations: the closing one is freed once
+ * every queue into w is past the items that existed when it closed (no
+ * item naming them can come later: they were out of every index); then
+ * the open one closes, with the marks of now. */
+static void bury_due(worker_t *w) {
+  broker_t *b = w->broker;
+  if (!list_empty(&w->grave_closing) && past_marks(w)) {
+    list_node_t *n;
+    while ((n = list_first(&w->grave_closing)) != NULL) {
+      list_remove(n);
+      free(LIST_ENTRY(n, sub_t, grave_link));
+    }
+  }
+  if (list_empty(&w->grave_closing) && !list_empty(&w->graveyard)) {
+    list_node_t open;
+    list_move_all(&open, &w->graveyard);
+    list_node_t *n;
+    while ((n = list_first(&open)) != NULL) {
+      list_remove(n);
+      list_insert_tail(&w->grave_closing, n);
+    }
+    for (int i = 0; i < b->nworkers; i++) {
+      if (i != w->wid)
+        w->grave_marks[i] = spsc_written(&b->workers[i]->out[w->wid]);
+    }
+  }
+}
+
 void handoff_drain(worker_t *w, const handoff_ops_t *ops) {
-  /* Retired before this drain: every item naming them is visible now. */
-  list_node_t grave;
-  list_move_all(&grave, &w->graveyard);
   broker_t *b = w->broker;
   for (int i = 0; i < b->nworkers; i++) {
     if (i == w->wid)
@@ -232,11 +273,7 @@ void handoff_drain(worker_t *w, const handoff_ops_t *ops) {
     if (any)
       spsc_consumed(q);
   }
-  list_node_t *n;
-  while ((n = list_first(&grave)) != NULL) {
-    list_remove(n);
-    free(LIST_ENTRY(n, sub_t, grave_link));
-  }
+  bury_due(w);
 }
 
 void handoff_bury(worker_t *w, sub_t *s) {

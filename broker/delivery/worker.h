@@ -183,7 +183,10 @@ typedef struct worker {
   bool *out_dirty;       /* [nworkers]: pushed since the last flush */
   bool out_any;
   uv_async_t wake;         /* another loop published to this one */
-  list_node_t graveyard;   /* subscriptions freed once every queue drained */
+  list_node_t graveyard;   /* retired subscriptions (handoff.c) ... */
+  list_node_t grave_closing; /* ... and those freed once the queues into
+                                this loop are past grave_marks */
+  uint64_t *grave_marks;     /* [nworkers] */
   list_node_t full_groups; /* queue-group members marked full (sub.h) */
   list_node_t xpend_subs;  /* block subscriptions other loops hand to */
   struct msgbuf *xcopy_src, *xcopy; /* the last body copied from another loop */
