@@ -39,6 +39,14 @@ typedef struct bench_opts {
   bool json;
   int timeout_ms; /* for setup, and for the tail after publishers finish */
   size_t batch;   /* bytes per write() in throughput mode */
+  /* TLS (tern: from the first byte; nats: after INFO, as nats-server
+   * 2.9 asks). tls_ca NULL: the system's CAs. */
+  bool tls;
+  const char *tls_ca, *tls_cert, *tls_key;
+  /* Handshake mode: each publisher opens and closes this many connections
+   * (TCP, TLS when on, CONNECT, ping/pong, close), nothing is published;
+   * the report is connections per second. 0: off. */
+  uint64_t connects;
 } bench_opts_t;
 
 /* Fills o with the defaults: tern on 127.0.0.1:7421, one publisher, no

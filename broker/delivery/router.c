@@ -39,7 +39,10 @@ int router_check(const worker_t *w, const tp_pub_t *pub, const char **msg) {
     *msg = "invalid topic";
     return TP_WIRE_INVALID_TOPIC;
   }
-  if (tp_topic_is_system(pub->topic.ptr, pub->topic.len)) {
+  const publish_hook_t *hook = &w->broker->publish_hook;
+  if (tp_topic_is_system(pub->topic.ptr, pub->topic.len) &&
+      !(hook->prefix != NULL && pub->topic.len > hook->prefix_len &&
+        memcmp(pub->topic.ptr, hook->prefix, hook->prefix_len) == 0)) {
     *msg = "permission denied: topics starting with '$' belong to the server";
     return TP_WIRE_PERMISSION;
   }
@@ -463,11 +466,12 @@ static void remove_ended(worker_t *w) {
 /* router_publish with several loops: this loop's replica of the index,
  * held while the walk uses its result. */
 static int publish_multi(worker_t *w, endpoint_t *publisher,
-                         const tp_pub_t *pub, uint64_t *receivers) {
+                         const tp_pub_t *pub, const tp_str_t to,
+                         uint64_t *receivers) {
   index_replica_t *r = &w->broker->replicas[w->wid];
   uv_mutex_lock(&r->lock);
   const sublist_result_t *res = NULL;
-  int rc = sublist_match(r->index, pub->topic.ptr, pub->topic.len, &res);
+  int rc = sublist_match(r->index, to.ptr, to.len, &res);
   if (rc != 0 || (res->nplain == 0 && res->ngroups == 0)) {
     uv_mutex_unlock(&r->lock);
     return rc;
@@ -567,19 +571,14 @@ void router_take_handed(worker_t *w, const handoff_item_t *it) {
   remove_ended(w);
 }
 
-int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
-                   uint64_t *receivers) {
-  *receivers = 0;
-  if (broker_multi(w->broker)) {
-    w->stats.msgs_in++;
-    w->stats.bytes_in += pub->payload.len;
-    return publish_multi(w, publisher, pub, receivers);
-  }
-  w->stats.msgs_in++;
-  w->stats.bytes_in += pub->payload.len;
+/* The fan-out of pub to the subscriptions of topic `to` (pub's own topic
+ * but for router_publish_as). */
+static int publish_to(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
+                      const tp_str_t to, uint64_t *receivers) {
+  if (broker_multi(w->broker))
+    return publish_multi(w, publisher, pub, to, receivers);
   const sublist_result_t *res = NULL;
-  int rc =
-      sublist_match(w->broker->index, pub->topic.ptr, pub->topic.len, &res);
+  int rc = sublist_match(w->broker->index, to.ptr, to.len, &res);
   if (rc != 0)
     return rc;
   if (res->nplain == 0 && res->ngroups == 0)
@@ -612,6 +611,60 @@ int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
   w->nended = 0;
   *receivers = n;
   return 0;
+}
+
+int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
+                   uint64_t *receivers) {
+  *receivers = 0;
+  w->stats.msgs_in++;
+  w->stats.bytes_in += pub->payload.len;
+  const publish_hook_t *hook = &w->broker->publish_hook;
+  int kept = hook->on_publish != NULL
+                 ? hook->on_publish(hook->ctx, w, publisher, pub)
+                 : PUBLISH_HOOK_NONE;
+  if (kept == PUBLISH_HOOK_TAKEN) {
+    *receivers = 1;
+    return 0;
+  }
+  int rc = publish_to(w, publisher, pub, pub->topic, receivers);
+  if (kept == PUBLISH_HOOK_KEPT)
+    (*receivers)++;
+  return rc;
+}
+
+int router_publish_as(worker_t *w, const char *to, size_t len,
+                      const tp_pub_t *pub, uint64_t *receivers, bool *full) {
+  *receivers = 0;
+  *full = false;
+  tp_str_t t = {to, (uint32_t)len};
+  int rc = publish_to(w, NULL, pub, t, receivers);
+  if (rc == 0)
+    *full = !router_has_room(w, to, len);
+  return rc;
+}
+
+bool router_has_room(worker_t *w, const char *to, size_t len) {
+  const sublist_result_t *res = NULL;
+  if (sublist_match(w->broker->index, to, len, &res) != 0)
+    return false;
+  if (res->nplain == 0 && res->ngroups == 0)
+    return false;
+  for (size_t i = 0; i < res->nplain; i++) {
+    sub_t *s = res->plain[i];
+    if (s->policy == TP_OVERFLOW_BLOCK && sub_is_full(s))
+      return false;
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    const sublist_group_t *g = &res->groups[i];
+    bool room = false;
+    for (size_t j = 0; j < g->nmembers && !room; j++) {
+      sub_t *s = g->members[j];
+      room = s->policy != TP_OVERFLOW_BLOCK || !sub_is_full(s);
+    }
+    if (!room && g->nmembers > 0)
+      return false;
+  }
+  return true;
 }
 
 /* The retained body of pub (NULL: delete) from pool. 0 or TP_ENOMEM. */

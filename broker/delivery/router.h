@@ -6,6 +6,7 @@
 #ifndef TERND_ROUTER_H
 #define TERND_ROUTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tern_proto/frame.h"
@@ -30,6 +31,19 @@ int router_check(const struct worker *w, const tp_pub_t *pub, const char **msg);
  */
 int router_publish(struct worker *w, struct endpoint *publisher,
                    const tp_pub_t *pub, uint64_t *receivers);
+
+/*
+ * The streams' delivery (stream/): pub (its topic, payload, reply,
+ * headers) goes to the subscriptions of topic `to` instead of pub's own,
+ * as a server message (never blocking anyone, no publish hook). *full is
+ * set when a `block` subscription it reached is now full (the consumer
+ * then waits: router_has_room). 0 or TP_ENOMEM.
+ */
+int router_publish_as(struct worker *w, const char *to, size_t len,
+                      const tp_pub_t *pub, uint64_t *receivers, bool *full);
+/* True when topic `to` has a subscription and no `block` one (or every
+ * member of a group) is full: the streams' pacing of a push consumer. */
+bool router_has_room(struct worker *w, const char *to, size_t len);
 
 /*
  * A PUB with `retain`: stores (or, with an empty payload, deletes) the

@@ -26,6 +26,7 @@
 #include "tern_proto/buf.h"
 
 struct conn;
+struct endpoint;
 struct server;
 struct worker;
 
@@ -88,6 +89,28 @@ typedef struct conn_events {
   } while (0)
 
 /*
+ * What sees every PUB before its fan-out: the durable streams (stream/,
+ * above; set by the server once they are open, else all NULL). The
+ * router calls on_publish on the loop that read the PUB; with several
+ * loops the streams' own hook hands the message to the loop that owns
+ * the streams. Topics starting with `prefix` ("$TS.", the stream API and
+ * acknowledgements) pass router_check although they begin with '$'.
+ */
+enum { PUBLISH_HOOK_NONE = 0, PUBLISH_HOOK_KEPT = 1, PUBLISH_HOOK_TAKEN = 2 };
+typedef struct publish_hook {
+  /* PUBLISH_HOOK_NONE: not the hook's; PUBLISH_HOOK_KEPT: stored (a
+   * stream captured it) and routed on; PUBLISH_HOOK_TAKEN: the hook's own
+   * (an API request, an ack, a duplicate), not routed. Either of the last
+   * two counts the hook as one receiver (a request's PUBACK must not say
+   * "no responders"). publisher is NULL for the server's own messages. */
+  int (*on_publish)(void *ctx, struct worker *w, struct endpoint *publisher,
+                    const tp_pub_t *pub);
+  const char *prefix;
+  size_t prefix_len;
+  void *ctx;
+} publish_hook_t;
+
+/*
  * What the whole broker shares, however many event loops it runs:
  * configuration, the subject index (written only through
  * delivery/interest.h), the retained store, auth, the global pending gate.
@@ -122,6 +145,7 @@ typedef struct broker {
   _Atomic uint64_t nlive; /* HANDSHAKE or ACTIVE connections, all loops */
   _Atomic uint64_t next_conn_id; /* connection ids, unique over the loops */
   _Atomic size_t rx_tails;       /* every loop's read tails (readbuf.h) */
+  publish_hook_t publish_hook;   /* durable streams (issue 19) */
 } broker_t;
 
 /* True when other loops own subscriptions too. */

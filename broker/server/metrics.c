@@ -18,6 +18,7 @@
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"
+#include "stream/streams.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "tern_proto/topic.h"
@@ -358,11 +359,21 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
             "# HELP tern_uptime_seconds Seconds since ternd started.\n"
             "# TYPE tern_uptime_seconds gauge\ntern_uptime_seconds %.3f\n",
             uptime_s(srv));
+  if (srv->streams != NULL && streams_metrics(srv->streams, b) != 0)
+    rc = -1;
   rc |= put(b,
             "# HELP tern_info Static facts about this server.\n# TYPE "
             "tern_info gauge\ntern_info{version=\"%s\",server_id=\"%s\"} 1\n",
             TERND_VERSION, srv->broker.server_id);
   return rc == 0 ? 0 : -1;
+}
+
+int metrics_streamz(server_t *srv, tp_buf_t *b) {
+  if (srv->streams == NULL) {
+    const char *off = "{\"streams\":[],\"enabled\":false}\n";
+    return tp_buf_append(b, off, strlen(off)) == 0 ? 0 : -1;
+  }
+  return streams_json(srv->streams, b) == 0 ? 0 : -1;
 }
 
 int metrics_varz(server_t *srv, tp_buf_t *b) {

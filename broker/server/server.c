@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "delivery/handoff.h"
 #include "delivery/router.h"
+#include "server/config_file.h"
 #include "server/cpus.h"
 #include "server/http.h"
 #include "server/ops.h"
@@ -21,9 +22,12 @@
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"
+#include "stream/stream_def.h"
+#include "stream/streams.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 
 /* Kept for reuse: enough for a busy loop turn, small next to the data.
  * One completed 1 MiB write releases ~40k small bodies at once. */
@@ -192,10 +196,13 @@ static void on_refuse(fd_acceptor_t *a, int fd) {
 }
 
 /* The one place an accepted descriptor becomes a connection of worker w,
- * on w's loop: the transport is chosen here (plain TCP today). */
+ * on w's loop: the transport is chosen here (TLS when the listener has a
+ * certificate, whatever the worker). */
 static void open_conn(worker_t *w, int fd) {
+  server_t *srv = w->server;
   transport_t *tr;
-  int rc = tcp_transport_open(w->loop, fd, &tr);
+  int rc = srv->tls != NULL ? tls_transport_open(w->loop, fd, srv->tls, &tr)
+                            : tcp_transport_open(w->loop, fd, &tr);
   if (rc == 0)
     rc = conn_accept(w, tr);
   if (rc != 0)
@@ -289,14 +296,24 @@ static int start_monitoring(server_t *srv) {
         cfg->http_port, uv_strerror(rc));
     return rc;
   }
+  bool tls = http_tls(srv->http);
   LOG(LOG_INFO,
-      "monitoring on http://%s:%d/ (healthz, metrics, varz, "
-      "connz, subz)",
-      host, srv->http_port_bound);
-  if (!ops_is_loopback(host))
+      "monitoring on %s://%s:%d/%s (healthz, metrics, varz, "
+      "connz, subz); open to anyone: %s",
+      tls ? "https" : "http", host, srv->http_port_bound,
+      tls && !cfg->http_tls_required ? " and plain http" : "",
+      cfg->http_open_paths[0] ? cfg->http_open_paths : "none");
+  if (cfg->http_token[0] != '\0')
+    LOG(LOG_INFO, "monitoring: the other pages need the http_token");
+  else if (cfg->allow_anonymous && !config_is_loopback(host))
     LOG(LOG_WARN,
-        "the monitoring port %s:%d is not on loopback and has "
-        "no authentication",
+        "monitoring: no http_token and allow_anonymous: every page is "
+        "open to anyone who can reach %s:%d",
+        host, srv->http_port_bound);
+  else if (!config_is_loopback(host))
+    LOG(LOG_WARN,
+        "monitoring: no http_token on non-loopback %s:%d: the other pages "
+        "answer 403 (set http_token, or allow_anonymous to open them)",
         host, srv->http_port_bound);
   return 0;
 }
@@ -343,6 +360,8 @@ static void finish_shutdown(server_t *srv) {
   http_stop(srv->http);
   srv->http = NULL;
   sysevents_stop(srv);
+  streams_close(srv->streams);
+  srv->streams = NULL;
 }
 
 /* ---- several workers: shutdown, pauses, wake-ups ----------------------- */
@@ -711,6 +730,9 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->resume_others = resume_others;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
+  /* ... and its own stream definitions. */
+  if (stream_defs_copy(&srv->broker.cfg.streams, cfg->streams) != 0)
+    return TP_ENOMEM;
   snprintf(srv->broker.server_name, sizeof srv->broker.server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
@@ -772,6 +794,13 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   rc = encode_hello(srv);
   if (rc == 0 && n > 1)
     rc = copy_hello(srv);
+  if (rc == 0 && srv->broker.cfg.tls_cert[0] != '\0') {
+    char why[512];
+    tls_listener_opts_t o = config_tls_opts(&srv->broker.cfg);
+    rc = tls_listener_create(&srv->tls, &o, why, sizeof why);
+    if (rc != 0)
+      LOG(LOG_ERROR, "TLS: %s", why);
+  }
   if (rc != 0)
     return rc;
 
@@ -802,6 +831,17 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
     return rc;
   if (n > 1)
     retained_share(srv->broker.retained);
+  if (srv->broker.cfg.data_dir[0] != '\0') {
+    /* Durable streams, on this (the first) loop. */
+    char why[600];
+    rc = streams_open(&srv->streams, &srv->worker, srv->broker.cfg.data_dir,
+                      srv->broker.cfg.streams, sysevents_stream, srv, why,
+                      sizeof why);
+    if (rc != 0) {
+      LOG(LOG_ERROR, "streams: %s", why);
+      return rc;
+    }
+  }
   uv_signal_start(&srv->sigint, on_signal, SIGINT);
   uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
   return 0;
@@ -820,6 +860,14 @@ int server_listen(server_t *srv) {
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s, %d worker%s)",
       TERND_VERSION, srv->broker.cfg.host, port, srv->broker.server_id,
       srv->broker.nworkers, srv->broker.nworkers > 1 ? "s" : "");
+  if (srv->tls != NULL) {
+    char subject[256];
+    tls_listener_subject(srv->tls, subject, sizeof subject);
+    LOG(LOG_INFO, "TLS on port %d as %s: %s%s", port, subject,
+        srv->broker.cfg.tls_required ? "plaintext refused"
+                                     : "plaintext also served",
+        srv->broker.cfg.tls_verify ? ", client certificates required" : "");
+  }
   /* The operator's side, in this order: reload and warnings, $SYS, then
    * the monitoring port (whose clients set_fd_budget counts). What was
    * started is stopped by finish_shutdown. */
@@ -918,5 +966,6 @@ void server_free(server_t *srv) {
   free(srv->threads);
   free(srv->drained_flag);
   tp_buf_free(&srv->err_no_fd);
+  tls_listener_destroy(srv->tls);
   config_free(&srv->broker.cfg);
 }

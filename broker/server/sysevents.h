@@ -12,6 +12,8 @@
 #ifndef TERND_SYSEVENTS_H
 #define TERND_SYSEVENTS_H
 
+#include <stddef.h>
+
 struct conn;
 struct server;
 
@@ -27,5 +29,9 @@ void sysevents_auth_failure(struct server *srv, struct conn *c);
 /* $SYS.server.reload {"ok":bool}: tells operators (and tests) that a
  * SIGHUP has been handled. */
 void sysevents_reload(struct server *srv, int ok);
+/* A streams advisory ($SYS.stream.full, $SYS.stream.consumer.
+ * max_deliveries): topic (static) and its JSON body. srv is a server_t. */
+void sysevents_stream(void *srv, const char *topic, const char *json,
+                      size_t len);
 
 #endif

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "data/hashmap.h"
 #include "tern_proto/errors.h"
+#include "tern_tls/tls.h"
 
 /* Denials logged per connection: one line per this many milliseconds. */
 #define DENY_LOG_INTERVAL_MS 1000
@@ -280,8 +281,38 @@ static bool has_nul(tp_str_t s) {
   return s.ptr != NULL && memchr(s.ptr, '\0', s.len) != NULL;
 }
 
+static bool peer_has_san(void *ctx, const char *san) {
+  return ttls_conn_peer_has_san(ctx, san);
+}
+
+/* Mutual TLS and no credentials: the user the verified client certificate
+ * is bound to (cert_subject, cert_san), or NULL. */
+static const auth_user_t *cert_user(conn_t *c, const tp_connect_t *req) {
+  struct ttls_conn *tls = transport_tls(c->tr);
+  char subject[512];
+  if (tls == NULL || !c->w->broker->cfg.tls_verify || req->user.ptr != NULL ||
+      req->pass.ptr != NULL || req->token.ptr != NULL ||
+      !ttls_conn_peer_subject(tls, subject, sizeof subject))
+    return NULL;
+  return auth_db_find_cert(c->w->broker->cfg.users, subject, peer_has_san, tls);
+}
+
 int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   worker_t *w = c->w;
+  const auth_user_t *bound = cert_user(c, req);
+  if (bound != NULL) {
+    c->auth_user = strdup(bound->name);
+    if (c->auth_user == NULL)
+      return -1;
+    LOG_CONN(LOG_DEBUG, c->id, c->addr, c->name,
+             "client certificate logs in as %s", log_field(bound->name));
+    if (grant(c, w->broker->cfg.users, bound) == 0) {
+      conn_connected(c);
+      if (!list_linked(&c->resume_link))
+        list_insert_tail(&w->resume_list, &c->resume_link);
+    }
+    return 0;
+  }
   if (req->user.ptr != NULL) {
     c->auth_user = strndup(req->user.ptr, req->user.len);
     if (c->auth_user == NULL)
