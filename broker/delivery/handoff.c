@@ -32,7 +32,7 @@ int handoff_init(worker_t *w, uv_async_cb wake_cb) {
 static void drop_item(void *item, void *ud) {
   (void)ud;
   handoff_item_t *it = item;
-  if (it->kind == HANDOFF_MSG)
+  if (it->kind == HANDOFF_MSG || it->kind == HANDOFF_ERR)
     msgbuf_unref(it->body);
 }
 
@@ -168,6 +168,26 @@ void handoff_notice(worker_t *w, int to, int kind, sub_t *s, uint64_t conn_id) {
   it->reply_off = it->reply_len = 0;
 }
 
+void handoff_err(worker_t *w, int to, uint64_t conn_id, const char *text) {
+  msgbuf_t *b = msgbuf_get(w->bufs);
+  if (b == NULL || tp_buf_append(&b->bytes, text, strlen(text) + 1) != 0) {
+    if (b != NULL)
+      msgbuf_unref(b);
+    return;
+  }
+  handoff_item_t *it = push(w, to);
+  if (it == NULL) {
+    msgbuf_unref(b);
+    return;
+  }
+  it->kind = HANDOFF_ERR;
+  it->from = (uint8_t)w->wid;
+  it->s = NULL;
+  it->body = b;
+  it->conn_id = conn_id;
+  it->reply_off = it->reply_len = 0;
+}
+
 void handoff_unblock_remote(sub_t *s, int wid, uint64_t conn_id) {
   handoff_notice(s->env->worker, wid, HANDOFF_UNBLOCK, s, conn_id);
 }
@@ -264,6 +284,9 @@ void handoff_drain(worker_t *w, const handoff_ops_t *ops) {
         break;
       case HANDOFF_FENCE_ACK:
         ops->fence_ack(w, it);
+        break;
+      case HANDOFF_ERR:
+        ops->err(w, it);
         break;
       default:
         break;

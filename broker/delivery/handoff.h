@@ -46,14 +46,16 @@
 #include "delivery/worker.h"
 
 enum {
-  HANDOFF_MSG = 1, /* body for s, from publisher conn_id (0: the server) */
-  HANDOFF_BLOCK,   /* s blocks conn_id (to the publisher's loop) */
-  HANDOFF_UNBLOCK, /* s no longer blocks conn_id (to the publisher's loop) */
-  HANDOFF_FORGET,  /* conn_id closed: not a waiter of s (to s's loop) */
-  HANDOFF_WAIT,    /* conn_id stopped for s: unblock it when s drains */
-  HANDOFF_FENCE,   /* conn_id sent PING: answer once everything before it
-                      is taken (to each loop it handed messages to) */
-  HANDOFF_FENCE_ACK /* ... taken (to the publisher's loop) */
+  HANDOFF_MSG = 1,   /* body for s, from publisher conn_id (0: the server) */
+  HANDOFF_BLOCK,     /* s blocks conn_id (to the publisher's loop) */
+  HANDOFF_UNBLOCK,   /* s no longer blocks conn_id (to the publisher's loop) */
+  HANDOFF_FORGET,    /* conn_id closed: not a waiter of s (to s's loop) */
+  HANDOFF_WAIT,      /* conn_id stopped for s: unblock it when s drains */
+  HANDOFF_FENCE,     /* conn_id sent PING: answer once everything before it
+                        is taken (to each loop it handed messages to) */
+  HANDOFF_FENCE_ACK, /* ... taken (to the publisher's loop) */
+  HANDOFF_ERR        /* ERR 13 to conn_id, its text in body (to its loop): a
+                        stream refused what it published on another loop */
 };
 
 /* A MSG's head beside its body, as counted against max_bytes (about). */
@@ -76,6 +78,7 @@ typedef struct handoff_ops {
   void (*forget)(worker_t *w, const handoff_item_t *it);
   void (*wait)(worker_t *w, const handoff_item_t *it);
   void (*fence_ack)(worker_t *w, const handoff_item_t *it);
+  void (*err)(worker_t *w, const handoff_item_t *it);
 } handoff_ops_t;
 
 /* w's queues to every other loop and its wake-up handle (on w's loop),
@@ -93,6 +96,10 @@ bool handoff_hand_over(worker_t *from, sub_t *s, struct endpoint *publisher,
 void handoff_unblock_remote(sub_t *s, int wid, uint64_t conn_id);
 /* A control notice from w to loop `to`. */
 void handoff_notice(worker_t *w, int to, int kind, sub_t *s, uint64_t conn_id);
+
+/* ERR 13 with text (NUL-terminated in a body of w's) to connection
+ * conn_id of loop `to`. */
+void handoff_err(worker_t *w, int to, uint64_t conn_id, const char *text);
 
 /* Before w sleeps: makes the turn's items visible and wakes their loops;
  * drops the body references of what other loops are done with. */
