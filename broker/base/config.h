@@ -60,6 +60,7 @@ typedef struct config {
   char http_open_paths[128];    /* monitoring pages never asking for it */
   bool http_tls_required;       /* with TLS: the monitoring port refuses HTTP */
   uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
+  int workers; /* event loops (threads); 0: one per CPU the process may use */
   char config_file[1024];       /* --config FILE, "" = none */
   /* TLS on the client port (transport/tls.h): on when tls_cert is set. */
   char tls_cert[1024];    /* PEM certificate chain, "" = no TLS */

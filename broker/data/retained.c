@@ -22,6 +22,7 @@ typedef struct rnode {
 
 struct retained {
   uv_timer_t *timer;
+  bool shared; /* several loops: no timer, the callers lock (retained.h) */
   rnode_t root;
   uint64_t max_topics, max_bytes;
   uint64_t topics, bytes, nodes, expired;
@@ -101,6 +102,8 @@ static void on_expiry(uv_timer_t *t);
 
 /* One timer for the whole store, armed for the earliest deadline. */
 static void rearm(retained_t *r) {
+  if (r->shared)
+    return; /* expired by retained_expire and before each match */
   if (r->nheap == 0) {
     uv_timer_stop(r->timer);
     return;
@@ -189,16 +192,32 @@ static void drop_message(retained_t *r, rnode_t *n) {
   n->body = NULL;
 }
 
-static void on_expiry(uv_timer_t *t) {
-  retained_t *r = t->data;
-  uint64_t now = uv_now(t->loop);
+static void expire_due(retained_t *r, uint64_t now) {
   while (r->nheap > 0 && r->heap[0]->deadline <= now) {
     rnode_t *n = r->heap[0];
     drop_message(r, n);
     r->expired++;
     prune(r, n);
   }
+}
+
+static void on_expiry(uv_timer_t *t) {
+  retained_t *r = t->data;
+  expire_due(r, uv_now(t->loop));
   rearm(r);
+}
+
+/* The store's clock: its loop's, or with several loops the process's. */
+static uint64_t now_ms(const retained_t *r) {
+  return r->shared ? uv_hrtime() / 1000000u : uv_now(r->timer->loop);
+}
+
+void retained_share(retained_t *r) {
+  r->shared = true;
+}
+
+void retained_expire(retained_t *r) {
+  expire_due(r, now_ms(r));
 }
 
 /* ---- the API ------------------------------------------------------------ */
@@ -275,7 +294,7 @@ int retained_put(retained_t *r, const char *topic, size_t tlen, msgbuf_t *body,
     return rc;
   }
   if (ttl_ms > 0) {
-    n->deadline = uv_now(r->timer->loop) + ttl_ms;
+    n->deadline = now_ms(r) + ttl_ms;
     if (heap_update(r, n) != 0) {
       /* Without a heap slot it could never expire: refuse it. */
       msgbuf_unref(body);
@@ -362,6 +381,8 @@ static void walk(walk_t *w, const rnode_t *n, const char *p, size_t len) {
 
 uint64_t retained_match(retained_t *r, const char *pattern, size_t plen,
                         retained_visit_fn visit, void *ud) {
+  if (r->shared)
+    retained_expire(r);
   walk_t w = {visit, ud, 1};
   if (plen > 0 && r->topics > 0)
     walk(&w, &r->root, pattern, plen);

@@ -37,6 +37,15 @@ typedef struct retained retained_t;
  */
 int retained_create(retained_t **out, uv_timer_t *timer, uint64_t max_topics,
                     uint64_t max_bytes);
+/*
+ * Several loops share the store: from now on it never touches its timer;
+ * its clock is the process's (uv_hrtime), expired messages are removed
+ * before each match and by retained_expire. Every call is then made under
+ * the caller's lock.
+ */
+void retained_share(retained_t *r);
+/* Removes the messages whose ttl has passed. */
+void retained_expire(retained_t *r);
 /* Frees every node and releases every body. */
 void retained_destroy(retained_t *r);
 

@@ -48,7 +48,11 @@ typedef struct endpoint {
   bool active;             /* takes messages: logged in, not closing */
   bool echo;               /* gets its own messages */
   bool notes_requests;     /* call ops->note_request (allow_responses) */
-  uint64_t id;             /* for log lines */
+  uint64_t id;             /* for log lines; names it to other loops */
+  /* Several loops: the loops (a bit each) this endpoint's messages were
+   * handed to since its last PING, whose PONG waits until they have taken
+   * them (delivery/handoff.h). */
+  uint64_t handed_to;
   const char *addr;        /* "ip:port" of the peer, for log lines */
 } endpoint_t;
 

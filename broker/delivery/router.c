@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "data/outq.h"
 #include "delivery/endpoint.h"
+#include "delivery/handoff.h"
 #include "delivery/sub.h"
 #include "delivery/worker.h"
 #include "tern_proto/errors.h"
@@ -83,7 +84,7 @@ static void count_drop(worker_t *w, sub_t *s, bool pressure) {
   w->stats.msgs_dropped++;
   w->stats.drops_by_policy[s->policy & 7]++;
   if (pressure)
-    w->broker->gate.drops[s->policy & 7]++;
+    w->gate->drops[s->policy & 7]++;
 }
 
 /*
@@ -157,7 +158,7 @@ static bool make_room(worker_t *w, sub_t *s, uint64_t bytes, uint64_t budget) {
   case TP_OVERFLOW_DISCONNECT:
     w->stats.slow_consumers++;
     if (!sub_would_overflow(s, bytes)) {
-      w->broker->gate.disconnects++;
+      w->gate->disconnects++;
       LOG(LOG_INFO,
           "conn %llu (%s): sid %llu holds %llu bytes, over its share under "
           "memory pressure, closing as a slow consumer",
@@ -217,7 +218,7 @@ deliver_here(worker_t *w, endpoint_t *publisher, sub_t *s, msgbuf_t *body,
     if (!publisher->ops->is_blocked(publisher)) {
       w->stats.publisher_blocks++;
       if (!sub_is_full(s))
-        w->broker->gate.pauses++;
+        w->gate->pauses++;
     }
     sub_add_waiter(s, publisher->owner);
   }
@@ -229,10 +230,10 @@ deliver_here(worker_t *w, endpoint_t *publisher, sub_t *s, msgbuf_t *body,
 /* Deliver there: s belongs to another owner (another loop), which queues
  * body and applies s's policy itself, through what that owner registered
  * (sub_env_t.hand_over). True when handed over. */
-static bool deliver_there(endpoint_t *publisher, sub_t *s, msgbuf_t *body) {
+static bool deliver_there(worker_t *w, endpoint_t *publisher, sub_t *s,
+                          msgbuf_t *body, const tp_str_t *reply) {
   return s->env->hand_over != NULL &&
-         s->env->hand_over(s, publisher != NULL ? publisher->owner : NULL,
-                           body);
+         s->env->hand_over(w, s, publisher, body, reply);
 }
 
 /* Every delivery: here when this loop owns s, else handed to its owner.
@@ -243,7 +244,7 @@ static inline __attribute__((always_inline)) bool
 deliver(worker_t *w, const sub_env_t *here, endpoint_t *publisher, sub_t *s,
         msgbuf_t *body, uint64_t budget) {
   if (here != NULL && __builtin_expect(s->env != here, 0))
-    return deliver_there(publisher, s, body);
+    return deliver_there(w, publisher, s, body, NULL);
   return deliver_here(w, publisher, s, body, budget);
 }
 
@@ -290,8 +291,10 @@ static sub_t *pick_member(const sublist_group_t *g,
   return fallback;
 }
 
-/* Encodes the shared MSG body for pub. NULL when out of memory. */
-static msgbuf_t *encode_body(worker_t *w, const tp_pub_t *pub) {
+/* Encodes the shared MSG body for pub. NULL when out of memory. Inlined:
+ * it is most of the single loop's publish. */
+static inline __attribute__((always_inline)) msgbuf_t *
+encode_body(worker_t *w, const tp_pub_t *pub) {
   msgbuf_t *body = msgbuf_get(w->bufs);
   if (body == NULL)
     return NULL;
@@ -338,10 +341,243 @@ fan_out(worker_t *w, const sub_env_t *here, endpoint_t *publisher,
   return n;
 }
 
+/*
+ * Several loops: one member of a queue group, as pick_member, where a
+ * member of another loop is judged by what its loop last said (x_full);
+ * whether it still takes messages at all is its own loop's decision.
+ */
+static sub_t *pick_member_multi(const sublist_group_t *g,
+                                const endpoint_t *publisher,
+                                const sub_env_t *here) {
+  size_t n = g->nmembers;
+  if (n == 0)
+    return NULL;
+  size_t start = *g->cursor % n;
+  sub_t *fallback = NULL;
+  size_t fallback_at = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t at = (start + i) % n;
+    sub_t *s = g->members[at];
+    bool full;
+    if (s->env == here) {
+      if (!eligible(s, publisher))
+        continue;
+      full = sub_is_full(s);
+    } else {
+      full = atomic_load_explicit(&s->x_full, memory_order_relaxed);
+    }
+    if (!full) {
+      *g->cursor = (uint32_t)(at + 1);
+      return s;
+    }
+    if (fallback == NULL) {
+      fallback = s;
+      fallback_at = at;
+    }
+  }
+  if (fallback != NULL)
+    *g->cursor = (uint32_t)(fallback_at + 1);
+  return fallback;
+}
+
+/* What publishers of other loops see of s (a block subscription). */
+static inline void show_pending(worker_t *w, sub_t *s) {
+  atomic_store_explicit(&s->x_pending_msgs, s->q.pending_msgs,
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->x_pending_bytes, s->q.pending_bytes,
+                        memory_order_relaxed);
+  if (!list_linked(&s->xpend_link))
+    list_insert_tail(&w->xpend_subs, &s->xpend_link);
+}
+
+/* A group member of this loop queued a message: other loops see whether
+ * it is full (cleared by router_refresh_groups once it drains). */
+static inline void note_group_fill(worker_t *w, sub_t *s) {
+  if (s->queue != NULL && sub_is_full(s) && !list_linked(&s->full_link)) {
+    atomic_store_explicit(&s->x_full, true, memory_order_relaxed);
+    list_insert_tail(&w->full_groups, &s->full_link);
+  }
+}
+
+void router_refresh_groups(worker_t *w) {
+  for (list_node_t *n = w->xpend_subs.next; n != &w->xpend_subs;) {
+    sub_t *s = LIST_ENTRY(n, sub_t, xpend_link);
+    n = n->next;
+    show_pending(w, s);
+    if (s->q.pending_msgs == 0)
+      list_remove(&s->xpend_link);
+  }
+  for (list_node_t *n = w->full_groups.next; n != &w->full_groups;) {
+    sub_t *s = LIST_ENTRY(n, sub_t, full_link);
+    n = n->next;
+    if (!sub_is_full(s)) {
+      atomic_store_explicit(&s->x_full, false, memory_order_relaxed);
+      list_remove(&s->full_link);
+    }
+  }
+}
+
+/* Several loops: the walk, with each subscription of another loop handed
+ * to it (which decides its eligibility and policy there). */
+static uint64_t fan_out_multi(worker_t *w, endpoint_t *publisher,
+                              const sublist_result_t *res, msgbuf_t *body,
+                              const tp_str_t *reply, uint64_t budget) {
+  const sub_env_t *here = &w->sub_env;
+  uint64_t n = 0;
+  for (size_t i = 0; i < res->nplain; i++) {
+    sub_t *s = res->plain[i];
+    if (s->env != here) {
+      if (s->ep != publisher && deliver_there(w, publisher, s, body, reply))
+        n++;
+      continue;
+    }
+    if (eligible(s, publisher) && deliver_here(w, publisher, s, body, budget)) {
+      n++;
+      note_group_fill(w, s);
+      if (reply != NULL && s->ep->notes_requests)
+        s->ep->ops->note_request(s->ep, reply->ptr, reply->len);
+    }
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    sub_t *s = pick_member_multi(&res->groups[i], publisher, here);
+    if (s == NULL)
+      continue;
+    if (s->env != here) {
+      if (deliver_there(w, publisher, s, body, reply))
+        n++;
+      continue;
+    }
+    if (deliver_here(w, publisher, s, body, budget)) {
+      n++;
+      note_group_fill(w, s);
+      if (reply != NULL && s->ep->notes_requests)
+        s->ep->ops->note_request(s->ep, reply->ptr, reply->len);
+    }
+  }
+  return n;
+}
+
+static void remove_ended(worker_t *w) {
+  for (size_t i = 0; i < w->nended; i++)
+    w->ended[i]->ep->ops->remove_sub(w->ended[i]->ep, w->ended[i]);
+  w->nended = 0;
+}
+
+/* router_publish with several loops: this loop's replica of the index,
+ * held while the walk uses its result. */
+static int publish_multi(worker_t *w, endpoint_t *publisher,
+                         const tp_pub_t *pub, const tp_str_t to,
+                         uint64_t *receivers) {
+  index_replica_t *r = &w->broker->replicas[w->wid];
+  uv_mutex_lock(&r->lock);
+  const sublist_result_t *res = NULL;
+  int rc = sublist_match(r->index, to.ptr, to.len, &res);
+  if (rc != 0 || (res->nplain == 0 && res->ngroups == 0)) {
+    uv_mutex_unlock(&r->lock);
+    return rc;
+  }
+  msgbuf_t *body = encode_body(w, pub);
+  if (body == NULL) {
+    uv_mutex_unlock(&r->lock);
+    return TP_ENOMEM;
+  }
+  uint64_t budget = pending_gate_budget(w->gate, worker_pending_total(w));
+  w->nended = 0;
+  *receivers =
+      fan_out_multi(w, publisher, res, body,
+                    pub->reply.ptr != NULL ? &pub->reply : NULL, budget);
+  uv_mutex_unlock(&r->lock);
+  msgbuf_unref(body);
+  remove_ended(w);
+  return 0;
+}
+
+/* Several loops: the pending bytes of all of them, the others' as of this
+ * loop's last turn (worker.h). */
+static inline uint64_t pending_now(const worker_t *w) {
+  return outq_pool_pending_bytes(w->entries) + w->pending_others;
+}
+
+/* A copy of another loop's body in this loop's pool (one per message and
+ * loop: consecutive items for the same body share it). */
+static msgbuf_t *local_copy(worker_t *w, msgbuf_t *src) {
+  if (w->xcopy_src == src && w->xcopy != NULL)
+    return w->xcopy;
+  msgbuf_t *b = msgbuf_get(w->bufs);
+  if (b == NULL)
+    return NULL;
+  if (tp_buf_append(&b->bytes, src->bytes.data, src->bytes.len) != 0) {
+    msgbuf_unref(b);
+    return NULL;
+  }
+  b->has_opts = src->has_opts;
+  if (w->xcopy != NULL)
+    msgbuf_unref(w->xcopy);
+  w->xcopy = b;
+  w->xcopy_src = src;
+  return b;
+}
+
+void router_take_wait(worker_t *w, const handoff_item_t *it) {
+  sub_t *s = it->s;
+  /* Everything the publisher sent before is taken: is s still full? */
+  if (!s->dead && sub_is_full(s) &&
+      sub_add_remote_waiter(s, it->from, it->conn_id) >= 0) {
+    w->stats.publisher_blocks++;
+    return;
+  }
+  handoff_notice(w, it->from, HANDOFF_UNBLOCK, s, it->conn_id);
+}
+
+void router_take_handed(worker_t *w, const handoff_item_t *it) {
+  sub_t *s = it->s;
+  if (s->dead || !eligible(s, NULL))
+    return;
+  /* A small MSG is copied into this loop's chunks as on one loop: the
+   * other loop's body is only read (its reference is the other loop's,
+   * dropped once this loop is past the item). One the queue keeps by
+   * reference is first copied into a body of this loop. */
+  msgbuf_t *body = it->body;
+  uint64_t bytes = body->bytes.len + TP_MSG_HEAD_MAX;
+  bool copied =
+      bytes > OUTQ_CHUNK_MSG_MAX || s->policy == TP_OVERFLOW_DROP_OLDEST;
+  if (copied && (body = local_copy(w, it->body)) == NULL)
+    return;
+  uint64_t budget = pending_gate_budget(w->gate, pending_now(w));
+  w->nended = 0;
+  s->out->copy_pool = w->bufs;
+  bool queued = deliver_here(w, NULL, s, body, budget);
+  s->out->copy_pool = NULL;
+  if (!queued)
+    return;
+  note_group_fill(w, s);
+  endpoint_t *ep = s->ep;
+  if (it->reply_len > 0 && ep->notes_requests)
+    ep->ops->note_request(ep, (const char *)body->bytes.data + it->reply_off,
+                          it->reply_len);
+  /* The publisher is on another loop: it waits there until s drains (a
+   * server message's loop, the streams', may wait for room too). */
+  if (s->policy == TP_OVERFLOW_BLOCK)
+    show_pending(w, s);
+  if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0 &&
+      sub_full_budget(s, budget)) {
+    int added = sub_add_remote_waiter(s, it->from, it->conn_id);
+    if (added == 1) {
+      w->stats.publisher_blocks++;
+      if (!sub_is_full(s))
+        w->gate->pauses++;
+      handoff_notice(w, it->from, HANDOFF_BLOCK, s, it->conn_id);
+    }
+  }
+  remove_ended(w);
+}
+
 /* The fan-out of pub to the subscriptions of topic `to` (pub's own topic
  * but for router_publish_as). */
 static int publish_to(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
                       const tp_str_t to, uint64_t *receivers) {
+  if (broker_multi(w->broker))
+    return publish_multi(w, publisher, pub, to, receivers);
   const sublist_result_t *res = NULL;
   int rc = sublist_match(w->broker->index, to.ptr, to.len, &res);
   if (rc != 0)
@@ -354,8 +590,8 @@ static int publish_to(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
 
   /* Once per PUB: the fan-out may overshoot it by one message per
    * receiver, which the next PUB sees. */
-  uint64_t budget = pending_gate_budget(&w->broker->gate,
-                                        outq_pool_pending_bytes(w->entries));
+  uint64_t budget =
+      pending_gate_budget(w->gate, outq_pool_pending_bytes(w->entries));
   w->nended = 0;
   /* Inlined copies of the walk: the common one (no reply topic, no
    * pressure, one loop) tests nothing for allow_responses, the budget or
@@ -408,46 +644,99 @@ int router_publish_as(worker_t *w, const char *to, size_t len,
   return rc;
 }
 
-bool router_has_room(worker_t *w, const char *to, size_t len) {
-  const sublist_result_t *res = NULL;
-  if (sublist_match(w->broker->index, to, len, &res) != 0)
+/* Several loops: whether s, a `block` subscription of another loop, is
+ * full as its loop last said, counting what this loop handed to it and it
+ * has not taken yet as one message each (as handoff.c's publishers do).
+ * Atomics only: nothing of the other loop's own is read. A push consumer
+ * that finds no room tries again on its loop's next turn (at the latest
+ * the streams' tick), as on one loop. */
+static bool remote_full(worker_t *w, sub_t *s) {
+  spsc_t *q = &w->out[s->env->worker->wid];
+  uint64_t inflight =
+      q->tail - atomic_load_explicit(&q->consumed, memory_order_relaxed);
+  return atomic_load_explicit(&s->x_pending_msgs, memory_order_relaxed) +
+                 inflight >=
+             s->max_msgs ||
+         atomic_load_explicit(&s->x_pending_bytes, memory_order_relaxed) >=
+             s->max_bytes;
+}
+
+static bool full_for(worker_t *w, sub_t *s) {
+  if (s->policy != TP_OVERFLOW_BLOCK)
     return false;
+  if (!broker_multi(w->broker) || s->env == &w->sub_env)
+    return sub_is_full(s);
+  return remote_full(w, s);
+}
+
+static bool has_room_in(worker_t *w, const sublist_result_t *res) {
   if (res->nplain == 0 && res->ngroups == 0)
     return false;
-  for (size_t i = 0; i < res->nplain; i++) {
-    sub_t *s = res->plain[i];
-    if (s->policy == TP_OVERFLOW_BLOCK && sub_is_full(s))
+  for (size_t i = 0; i < res->nplain; i++)
+    if (full_for(w, res->plain[i]))
       return false;
-  }
   for (size_t i = 0; i < res->ngroups; i++) {
     const sublist_group_t *g = &res->groups[i];
     bool room = false;
-    for (size_t j = 0; j < g->nmembers && !room; j++) {
-      sub_t *s = g->members[j];
-      room = s->policy != TP_OVERFLOW_BLOCK || !sub_is_full(s);
-    }
+    for (size_t j = 0; j < g->nmembers && !room; j++)
+      room = !full_for(w, g->members[j]);
     if (!room && g->nmembers > 0)
       return false;
   }
   return true;
 }
 
+bool router_has_room(worker_t *w, const char *to, size_t len) {
+  const sublist_result_t *res = NULL;
+  if (broker_multi(w->broker)) {
+    /* This loop's replica, held while its subscriptions are read. */
+    index_replica_t *r = &w->broker->replicas[w->wid];
+    uv_mutex_lock(&r->lock);
+    bool room =
+        sublist_match(r->index, to, len, &res) == 0 && has_room_in(w, res);
+    uv_mutex_unlock(&r->lock);
+    return room;
+  }
+  if (sublist_match(w->broker->index, to, len, &res) != 0)
+    return false;
+  return has_room_in(w, res);
+}
+
+/* The retained body of pub (NULL: delete) from pool. 0 or TP_ENOMEM. */
+static int retain_locked(worker_t *w, const tp_pub_t *pub, msgbuf_pool_t *pool,
+                         msgbuf_t **out) {
+  (void)w;
+  *out = NULL;
+  if (pub->payload.len == 0)
+    return 0;
+  msgbuf_t *body = msgbuf_get(pool);
+  if (body == NULL)
+    return TP_ENOMEM;
+  bool has_opts = false;
+  if (tp_msg_body_encode(&body->bytes, pub->topic, pub->payload, pub->reply,
+                         pub->headers, true, &has_opts) != 0) {
+    msgbuf_unref(body);
+    return TP_ENOMEM;
+  }
+  body->has_opts = has_opts;
+  *out = body;
+  return 0;
+}
+
 int router_retain(worker_t *w, const tp_pub_t *pub, const char **msg) {
   msgbuf_t *body = NULL;
-  if (pub->payload.len > 0) {
-    body = msgbuf_get(w->bufs);
-    if (body == NULL)
-      return TP_ENOMEM;
-    bool has_opts = false;
-    if (tp_msg_body_encode(&body->bytes, pub->topic, pub->payload, pub->reply,
-                           pub->headers, true, &has_opts) != 0) {
-      msgbuf_unref(body);
-      return TP_ENOMEM;
-    }
-    body->has_opts = has_opts;
-  }
-  int rc = retained_put(w->broker->retained, pub->topic.ptr, pub->topic.len,
-                        body, pub->ttl_ms);
+  /* Several loops share the store: under its lock, with bodies from its
+   * own pool. */
+  bool multi = broker_multi(w->broker);
+  if (multi)
+    uv_mutex_lock(&w->broker->retained_lock);
+  int rc =
+      retain_locked(w, pub, multi ? w->broker->retained_bufs : w->bufs, &body);
+  if (rc == 0)
+    rc = retained_put(w->broker->retained, pub->topic.ptr, pub->topic.len, body,
+                      pub->ttl_ms);
+  if (multi)
+    uv_mutex_unlock(&w->broker->retained_lock);
   switch (rc) {
   case 0:
     return 0;
@@ -469,11 +758,23 @@ typedef struct retained_ctx {
 
 static void deliver_one_retained(void *ud, msgbuf_t *body) {
   retained_ctx_t *ctx = ud;
+  if (!eligible(ctx->sub, NULL))
+    return;
+  if (broker_multi(ctx->w->broker)) {
+    /* The store's body is shared: this loop's queue gets a copy. */
+    worker_t *w = ctx->w;
+    w->xcopy_src = NULL;
+    msgbuf_t *copy = local_copy(w, body);
+    w->xcopy_src = NULL;
+    if (copy != NULL)
+      deliver_here(w, NULL, ctx->sub, copy,
+                   pending_gate_budget(w->gate, worker_pending_total(w)));
+    return;
+  }
   if (eligible(ctx->sub, NULL))
-    deliver_pressed(
-        ctx->w, NULL, ctx->sub, body,
-        pending_gate_budget(&ctx->w->broker->gate,
-                            outq_pool_pending_bytes(ctx->w->entries)));
+    deliver_pressed(ctx->w, NULL, ctx->sub, body,
+                    pending_gate_budget(ctx->w->gate, outq_pool_pending_bytes(
+                                                          ctx->w->entries)));
 }
 
 uint64_t router_deliver_retained(worker_t *w, sub_t *s) {
@@ -481,8 +782,13 @@ uint64_t router_deliver_retained(worker_t *w, sub_t *s) {
     return 0;
   retained_ctx_t ctx = {w, s};
   w->nended = 0;
+  bool multi = broker_multi(w->broker);
+  if (multi)
+    uv_mutex_lock(&w->broker->retained_lock);
   uint64_t visited = retained_match(w->broker->retained, s->pattern, s->plen,
                                     deliver_one_retained, &ctx);
+  if (multi)
+    uv_mutex_unlock(&w->broker->retained_lock);
   /* UNSUB max_msgs cannot have been set yet, but keep the rule in one
    * place: ended subscriptions go after the walk. */
   for (size_t i = 0; i < w->nended; i++)

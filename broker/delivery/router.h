@@ -63,4 +63,20 @@ struct sub;
  */
 uint64_t router_deliver_retained(struct worker *w, struct sub *s);
 
+struct handoff_item;
+/*
+ * Several loops: a message another loop handed over for a subscription of
+ * this one (delivery/handoff.h): queued through its policy here; a full
+ * `block` subscription records the publisher (of the other loop) as a
+ * waiter and sends it BLOCK.
+ */
+void router_take_handed(struct worker *w, const struct handoff_item *it);
+/* Several loops: a publisher of another loop stopped for a subscription
+ * of this one (WAIT): recorded as its waiter while the subscription is
+ * full, else told at once to go on (UNBLOCK). */
+void router_take_wait(struct worker *w, const struct handoff_item *it);
+/* Several loops: queue-group members marked full that have drained are
+ * marked not full again, for the other loops' choice. Once per turn. */
+void router_refresh_groups(struct worker *w);
+
 #endif

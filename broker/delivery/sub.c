@@ -10,6 +10,11 @@
 #include "data/outq.h"
 #include "tern_proto/errors.h"
 
+/* The queue drained to its low-water mark while publishers wait. */
+static void on_drained(pending_t *p) {
+  sub_release_waiters((sub_t *)((char *)p - offsetof(sub_t, q)));
+}
+
 /* A limit from the SUB options: 0 means the server default, and the
  * server's value caps whatever the client asked for. */
 static uint64_t capped(uint64_t asked, uint64_t cap) {
@@ -52,22 +57,79 @@ sub_t *sub_create(struct conn *conn, struct endpoint *ep, outq_t *out,
    * written. */
   pending_init(&s->q, s->max_msgs / 2, s->max_bytes / 2);
   list_init(&s->stalled_link);
+  list_init(&s->grave_link);
+  list_init(&s->full_link);
+  list_init(&s->xpend_link);
+  atomic_init(&s->x_full, false);
+  atomic_init(&s->x_pending_msgs, 0);
+  atomic_init(&s->x_pending_bytes, 0);
   return s;
 }
 
-void sub_destroy(sub_t *s) {
+void sub_retire(sub_t *s) {
   /* Pending entries are still sent, but no longer count against s. */
   pending_forget(&s->q);
   if (s->q.chunk_runs > 0)
     outq_detach_pending(s->out, &s->q);
   sub_release_waiters(s);
   free(s->waiters);
+  s->waiters = NULL;
+  s->waiters_cap = 0;
+  free(s->rwaiters);
+  s->rwaiters = NULL;
+  s->rwaiters_cap = 0;
+  list_remove(&s->full_link);
+  list_remove(&s->xpend_link);
+  s->dead = true;
+}
+
+void sub_destroy(sub_t *s) {
+  sub_retire(s);
   free(s);
 }
 
-/* The queue drained to its low-water mark while publishers wait. */
-static void on_drained(pending_t *p) {
-  sub_release_waiters((sub_t *)((char *)p - offsetof(sub_t, q)));
+/* The first waiter (of this loop or another) arrived. */
+static void first_waiter(sub_t *s) {
+  s->q.drained = on_drained;
+  s->times_blocked++;
+  s->blocked_since = uv_now(s->env->loop);
+  list_insert_tail(s->env->stalled, &s->stalled_link);
+}
+
+static void no_waiter_left(sub_t *s) {
+  if (s->nwaiters == 0 && s->nrwaiters == 0) {
+    s->q.drained = NULL;
+    list_remove(&s->stalled_link);
+  }
+}
+
+int sub_add_remote_waiter(sub_t *s, int wid, uint64_t conn_id) {
+  for (size_t i = 0; i < s->nrwaiters; i++) {
+    if (s->rwaiters[i].wid == wid && s->rwaiters[i].conn_id == conn_id)
+      return 0;
+  }
+  if (s->nrwaiters == s->rwaiters_cap) {
+    size_t cap = s->rwaiters_cap ? s->rwaiters_cap * 2 : 4;
+    remote_waiter_t *a = realloc(s->rwaiters, cap * sizeof *a);
+    if (a == NULL)
+      return TP_ENOMEM;
+    s->rwaiters = a;
+    s->rwaiters_cap = cap;
+  }
+  s->rwaiters[s->nrwaiters++] = (remote_waiter_t){conn_id, wid};
+  if (s->nrwaiters + s->nwaiters == 1)
+    first_waiter(s);
+  return 1;
+}
+
+void sub_remove_remote_waiter(sub_t *s, int wid, uint64_t conn_id) {
+  for (size_t i = 0; i < s->nrwaiters; i++) {
+    if (s->rwaiters[i].wid == wid && s->rwaiters[i].conn_id == conn_id) {
+      s->rwaiters[i] = s->rwaiters[--s->nrwaiters];
+      break;
+    }
+  }
+  no_waiter_left(s);
 }
 
 int sub_add_waiter(sub_t *s, struct conn *publisher) {
@@ -86,12 +148,8 @@ int sub_add_waiter(sub_t *s, struct conn *publisher) {
   if (s->env->block(publisher, s) != 0)
     return TP_ENOMEM;
   s->waiters[s->nwaiters++] = publisher;
-  if (s->nwaiters == 1) {
-    s->q.drained = on_drained;
-    s->times_blocked++;
-    s->blocked_since = uv_now(s->env->loop);
-    list_insert_tail(s->env->stalled, &s->stalled_link);
-  }
+  if (s->nwaiters + s->nrwaiters == 1)
+    first_waiter(s);
   return 0;
 }
 
@@ -102,10 +160,7 @@ void sub_remove_waiter(sub_t *s, struct conn *publisher) {
       break;
     }
   }
-  if (s->nwaiters == 0) {
-    s->q.drained = NULL;
-    list_remove(&s->stalled_link);
-  }
+  no_waiter_left(s);
 }
 
 void sub_release_waiters(sub_t *s) {
@@ -113,6 +168,9 @@ void sub_release_waiters(sub_t *s) {
   for (size_t i = 0; i < s->nwaiters; i++)
     s->env->unblock(s->waiters[i], s);
   s->nwaiters = 0;
+  for (size_t i = 0; i < s->nrwaiters; i++)
+    s->env->unblock_remote(s, s->rwaiters[i].wid, s->rwaiters[i].conn_id);
+  s->nrwaiters = 0;
   s->q.drained = NULL;
   list_remove(&s->stalled_link);
 }

@@ -22,6 +22,7 @@
 #ifndef TERND_SUB_H
 #define TERND_SUB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@ struct msgbuf;
 struct outq;
 struct outq_entry;
 struct sub;
+struct worker;
 
 /*
  * What subscriptions need from around them, given once per event loop by
@@ -54,12 +56,27 @@ typedef struct sub_env {
   int (*block)(struct conn *publisher, struct sub *s);
   /* s no longer holds publisher back (it resumes when nothing does). */
   void (*unblock)(struct conn *publisher, struct sub *s);
-  /* Deliver there: a message from another loop for s, a subscription of
-   * this one; true when taken. NULL while the broker runs one loop, which
+  /* Deliver there: called on loop `from` for s, a subscription of this
+   * loop, with a message published there (reply: its reply topic, or
+   * NULL); true when taken. NULL while the broker runs one loop, which
    * then owns every subscription; with several, every loop sets it (the
    * router tests ownership only then). */
-  bool (*hand_over)(struct sub *s, struct conn *publisher, struct msgbuf *body);
+  bool (*hand_over)(struct worker *from, struct sub *s,
+                    struct endpoint *publisher, struct msgbuf *body,
+                    const tp_str_t *reply);
+  /* publisher (of this loop) now waits on s, a subscription of loop wid:
+   * 1 when it did not already, 0 when it did, TP_ENOMEM. */
+  int (*block_remote)(struct conn *publisher, struct sub *s, int wid);
+  /* s no longer holds back publisher conn_id of loop wid (another loop). */
+  void (*unblock_remote)(struct sub *s, int wid, uint64_t conn_id);
+  struct worker *worker; /* the loop's worker (delivery/worker.h) */
 } sub_env_t;
+
+/* A publisher of another loop blocked on a subscription of this one. */
+typedef struct remote_waiter {
+  uint64_t conn_id;
+  int wid;
+} remote_waiter_t;
 
 typedef struct sub {
   struct conn *conn;    /* owner */
@@ -91,6 +108,25 @@ typedef struct sub {
   size_t nwaiters, waiters_cap;
   uint64_t blocked_since;   /* loop time (ms) the first waiter came */
   list_node_t stalled_link; /* in env->stalled while it has waiters */
+  /* Publishers of other loops blocked on it (several loops only). */
+  remote_waiter_t *rwaiters;
+  size_t nrwaiters, rwaiters_cap;
+  /* Several loops: out of every index, freed once every queue that could
+   * still name it has been drained (delivery/handoff.h). */
+  bool dead;
+  list_node_t grave_link;
+  struct sub *self; /* = this: its key in the worker's live_subs (the map
+                       keeps a pointer to the key, not a copy) */
+  /* A queue-group member's fullness as other loops see it (they pick
+   * members that are not full); in the worker's full_groups while set. */
+  atomic_bool x_full;
+  list_node_t full_link;
+  /* A `block` subscription as publishers of other loops see it: what this
+   * loop holds (as of its last turn). A publisher there stops as soon as
+   * this and what it handed over and this loop has not taken yet reach a
+   * limit, as it would here (delivery/handoff.h). */
+  _Atomic uint64_t x_pending_msgs, x_pending_bytes;
+  list_node_t xpend_link; /* in the worker's xpend_subs while they move */
 
   /* Counters. */
   uint64_t delivered; /* queued for the subscriber */
@@ -187,5 +223,13 @@ int sub_add_waiter(sub_t *s, struct conn *publisher);
 void sub_remove_waiter(sub_t *s, struct conn *publisher);
 /* Releases every waiter: each resumes once nothing else blocks it. */
 void sub_release_waiters(sub_t *s);
+/* Records publisher conn_id of loop wid as blocked on s: 1 when it was
+ * not already, 0 when it was, TP_ENOMEM. */
+int sub_add_remote_waiter(sub_t *s, int wid, uint64_t conn_id);
+/* Forgets it (it closed). */
+void sub_remove_remote_waiter(sub_t *s, int wid, uint64_t conn_id);
+/* Everything sub_destroy does but the free (several loops: the memory
+ * stays until no queue can name it). */
+void sub_retire(sub_t *s);
 
 #endif

@@ -7,12 +7,15 @@
 #ifndef TERND_WORKER_H
 #define TERND_WORKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "base/config.h"
 #include "base/list.h"
+#include "base/spsc.h"
+#include "data/hashmap.h"
 #include "data/msgbuf.h"
 #include "data/outq.h"
 #include "data/readbuf.h"
@@ -26,6 +29,9 @@ struct conn;
 struct endpoint;
 struct server;
 struct worker;
+
+/* The most event loops one broker runs (--workers). */
+#define BROKER_MAX_WORKERS 64
 
 /* Bytes one connection may write per loop turn, so none starves others. */
 #define SERVER_WRITE_CAP_PER_TURN (1024u * 1024u)
@@ -107,9 +113,17 @@ typedef struct publish_hook {
 /*
  * What the whole broker shares, however many event loops it runs:
  * configuration, the subject index (written only through
- * delivery/interest.h), the retained store, auth, the global pending gate
- * and the operations counters.
+ * delivery/interest.h), the retained store, auth, the global pending gate.
  */
+/* One loop's copy of the subject index when several loops run: every
+ * subscribe writes every replica (interest.h), a publish matches its own
+ * loop's under that replica's lock, which only a subscribe elsewhere ever
+ * contends for. */
+typedef struct index_replica {
+  _Alignas(64) uv_mutex_t lock;
+  sublist_t *index;
+} index_replica_t;
+
 typedef struct broker {
   config_t cfg;
   char server_id[24];
@@ -118,10 +132,26 @@ typedef struct broker {
   sublist_t *index;
   retained_t *retained; /* last-value cache per topic */
   pending_gate_t gate;  /* max_pending_total and memory pressure */
-  server_ops_stats_t ops;
-  struct auth_verifier *auth; /* made at the first login (conn_auth.c) */
-  publish_hook_t publish_hook; /* durable streams (issue 19) */
+
+  /* Several loops (--workers N > 1); with one, none of this is used and
+   * the broker is the single-loop broker exactly. */
+  int nworkers;
+  struct worker **workers;   /* [nworkers] */
+  index_replica_t *replicas; /* [nworkers], or NULL with one loop */
+  /* The retained store is shared: its lock, and the pool its bodies come
+   * from (used only under the lock). */
+  uv_mutex_t retained_lock;
+  msgbuf_pool_t *retained_bufs;
+  _Atomic uint64_t nlive; /* HANDSHAKE or ACTIVE connections, all loops */
+  _Atomic uint64_t next_conn_id; /* connection ids, unique over the loops */
+  _Atomic size_t rx_tails;       /* every loop's read tails (readbuf.h) */
+  publish_hook_t publish_hook;   /* durable streams (issue 19) */
 } broker_t;
+
+/* True when other loops own subscriptions too. */
+static inline bool broker_multi(const broker_t *b) {
+  return b->nworkers > 1;
+}
 
 /*
  * One event loop and what only it touches: its connections and their
@@ -162,7 +192,34 @@ typedef struct worker {
   size_t nended, ended_cap;
 
   server_stats_t stats;
+  server_ops_stats_t ops; /* operations counters (summed like stats) */
+
+  /* With several loops. */
+  int wid;              /* 0 .. nworkers-1 */
+  pending_gate_t *gate; /* &broker->gate with one loop, else gate_own */
+  pending_gate_t gate_own;
+  _Atomic uint64_t pending_shared; /* this loop's pending bytes, for others */
+  uint64_t pending_others;         /* theirs, as of this loop's last turn */
+  struct auth_verifier *auth;      /* made at the first login (conn_auth.c) */
+  hashmap_t *conn_by_id; /* id -> conn, for notices from other loops */
+  hashmap_t *live_subs;  /* sub pointer -> sub, for the same */
+  spsc_t *out;           /* [nworkers]: messages to each other loop */
+  bool *out_dirty;       /* [nworkers]: pushed since the last flush */
+  bool out_any;
+  uv_async_t wake;         /* another loop published to this one */
+  list_node_t graveyard;   /* retired subscriptions (handoff.c) ... */
+  list_node_t grave_closing; /* ... and those freed once the queues into
+                                this loop are past grave_marks */
+  uint64_t *grave_marks;     /* [nworkers] */
+  list_node_t full_groups; /* queue-group members marked full (sub.h) */
+  list_node_t xpend_subs;  /* block subscriptions other loops hand to */
+  struct msgbuf *xcopy_src, *xcopy; /* the last body copied from another loop */
+  struct msgbuf *hello;             /* this loop's HELLO; NULL: broker->hello */
+  bool stopping;
 } worker_t;
+
+/* A message from another loop (delivery/handoff.h). */
+typedef struct handoff_item handoff_item_t;
 
 /*
  * A worker of broker b on loop: its lists, scratch buffer and write cap,
@@ -172,5 +229,9 @@ typedef struct worker {
  * worker, the tests' included, starts here.
  */
 void worker_init(worker_t *w, broker_t *b, uv_loop_t *loop);
+
+/* The pending bytes of every loop (max_pending_total is for them all):
+ * this loop's own as they are, the others' as they last told. */
+uint64_t worker_pending_total(const worker_t *w);
 
 #endif

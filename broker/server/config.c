@@ -50,6 +50,7 @@ void config_defaults(config_t *cfg) {
   cfg->http_max_clients = 256;
   cfg->http_port = TERND_DEFAULT_HTTP_PORT;
   cfg->sys_interval_ms = 10000;
+  cfg->workers = 1;
   cfg->auth_queue = 32;
   cfg->auth_fail_limit = 10;
   cfg->auth_fail_window_ms = 60000;
@@ -160,6 +161,11 @@ static void usage(FILE *out) {
       "HTTP) (false)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
+      "  --workers N              event loops, one thread each (0 = one per "
+      "CPU\n"
+      "                           the process may use, from its affinity and "
+      "cgroup\n"
+      "                           CPU quota, at most 64; 1 = a single loop)\n"
       "  --tls-cert FILE          serve TLS with this PEM certificate chain "
       "(and\n"
       "                           plaintext on the same port, told apart by "
@@ -297,6 +303,7 @@ static const opt_spec_t opts[] = {
     OPT(http_open_paths, K_PAGES, 0, 0),
     OPT(http_tls_required, K_BOOL, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
+    OPT(workers, K_INT, 0, 64),
     OPT_FLAG(config_file, K_PATH, 0, 0),
     OPT(tls_cert, K_PATH, 0, 0),
     OPT(tls_key, K_PATH, 0, 0),

@@ -162,7 +162,10 @@ static int fill_page_chunk(http_client_t *cl) {
   if (tp_buf_reserve(&cl->out, head + CHUNK + 256) != 0)
     return -1;
   cl->out.len = head;
+  server_t *srv = cl->hs->srv;
+  srv->pause_others(srv); /* other workers' connections are read */
   int more = metrics_page_next(cl->page, &cl->out, CHUNK);
+  srv->resume_others(srv);
   if (more < 0)
     return -1;
   if (cl->chunked) {
@@ -357,8 +360,10 @@ static bool allowed(http_client_t *cl, const char *path) {
 /* /connz or /subz: the page is chosen now, produced as it drains. */
 static void respond_page(http_client_t *cl, int kind, const char *query) {
   char why[160] = "";
-  int rc =
-      metrics_page_open(&cl->page, cl->hs->srv, kind, query, why, sizeof why);
+  server_t *srv = cl->hs->srv;
+  srv->pause_others(srv);
+  int rc = metrics_page_open(&cl->page, srv, kind, query, why, sizeof why);
+  srv->resume_others(srv);
   if (rc == TP_EINVAL) {
     char text[200];
     snprintf(text, sizeof text, "%s\n", why);
@@ -457,7 +462,10 @@ static void route(http_client_t *cl) {
     return;
   tp_buf_t body;
   tp_buf_init(&body);
-  if (render(srv, &body) == 0)
+  srv->pause_others(srv); /* the other workers' counters are read */
+  int rc = render(srv, &body);
+  srv->resume_others(srv);
+  if (rc == 0)
     respond(cl, 200, ctype, &body);
   else
     client_close(cl);

@@ -107,6 +107,8 @@ static void reload_tls(server_t *srv, const config_t *next) {
       cur->tls_cert, subject);
 }
 
+static int apply(server_t *srv, config_t *nextp);
+
 int ops_reload(server_t *srv) {
   config_t next;
   char *errtext = NULL;
@@ -127,7 +129,19 @@ int ops_reload(server_t *srv) {
     return -1;
   }
   free(errtext);
+  /* Every other worker reads the configuration: they wait while it
+   * changes. */
+  srv->pause_others(srv);
+  int rc = apply(srv, &next);
+  srv->resume_others(srv);
+  config_free(&next);
+  sysevents_reload(srv, rc == 0);
+  return rc;
+}
 
+/* Applies a configuration that loaded (the other workers paused). */
+static int apply(server_t *srv, config_t *nextp) {
+  config_t next = *nextp;
   config_t *cur = &srv->broker.cfg;
   /* The secure-by-default rule again, on the host in use: a new host
    * waits for a restart. */
@@ -136,9 +150,7 @@ int ops_reload(server_t *srv) {
   if (config_check_exposure(&next, why, sizeof why) != 0) {
     LOG(LOG_ERROR, "reload: %s", why);
     LOG(LOG_ERROR, "reload failed: the configuration is unchanged");
-    sysevents_reload(srv, 0);
-    config_free(&next);
-    return -1;
+    return -1; /* ops_reload frees next and tells $SYS */
   }
   /* What only a restart can change. */
   if (strcmp(next.host, cur->host) != 0 ||
@@ -186,7 +198,8 @@ int ops_reload(server_t *srv) {
   cur->auth_fail_window_ms = next.auth_fail_window_ms;
   cur->auth_cache_size = next.auth_cache_size;
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
-  conn_auth_reconfigure(&srv->worker); /* forgets remembered logins */
+  for (int i = 0; i < srv->broker.nworkers; i++)
+    conn_auth_reconfigure(srv->broker.workers[i]); /* forgets logins */
   /* Streams of the file: created or updated (stream/streams.h). */
   if (strcmp(next.data_dir, cur->data_dir) != 0)
     LOG(LOG_WARN, "reload: data_dir needs a restart; the old one stays");
@@ -194,7 +207,6 @@ int ops_reload(server_t *srv) {
     streams_reload(srv->streams, next.streams);
   stream_defs_free(cur->streams);
   cur->streams = next.streams;
-  next.streams = NULL;
   reload_tls(srv, &next);
   if (srv->http != NULL)
     http_reload_tls(srv->http); /* the certificate reload_tls took */
@@ -204,7 +216,7 @@ int ops_reload(server_t *srv) {
   LOG(LOG_INFO, "reload done: log level %s, %zu users%s",
       log_level_name(cur->log_level), cur->users ? cur->users->n : 0,
       cur->auth_token[0] ? ", token set" : "");
-  config_free(&next);
-  sysevents_reload(srv, 1);
+  nextp->users = NULL;   /* taken */
+  nextp->streams = NULL; /* taken */
   return 0;
 }

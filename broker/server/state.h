@@ -16,9 +16,34 @@
 #include "server/fdlimit.h"
 #include "tern_proto/buf.h"
 
+/* A worker beyond the first (--workers N > 1): its own loop and thread,
+ * and the descriptors the listener handed to it. */
+typedef struct worker_thread {
+  worker_t w;
+  uv_loop_t loop;
+  uv_thread_t tid;
+  bool started;
+  bool goaway_sent; /* shutdown: its connections were told */
+  uv_mutex_t inbox_lock;
+  int *inbox; /* accepted descriptors to open on this loop */
+  size_t ninbox, inbox_cap;
+} worker_thread_t;
+
 typedef struct server {
   broker_t broker;
-  worker_t worker; /* worker.broker and worker.server point back here */
+  worker_t worker; /* worker 0, on the caller's loop; worker.broker and
+                      worker.server point back here */
+  worker_t *workers[BROKER_MAX_WORKERS]; /* [0] is &worker */
+  worker_thread_t *threads;              /* [nworkers]; [0] unused */
+  unsigned next_worker;                  /* round-robin for the listener */
+  /* Shutdown and pauses across workers (server.c). */
+  _Atomic int shutdown_req, stop_req, drained, stopped;
+  bool *drained_flag; /* [nworkers], each worker's own */
+  uv_mutex_t pause_lock;
+  uv_cond_t pause_cv;
+  _Atomic bool pause_req;
+  int paused;
+  uint64_t pause_gen; /* pauses ended so far */
 
   fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
   struct tls_listener *tls; /* its TLS (transport/tls.h); NULL: none */
@@ -43,6 +68,11 @@ typedef struct server {
   /* Set by server_init: encodes HELLO again (a reload changed whether
    * credentials are asked for). 0 or TP_ENOMEM. */
   int (*hello_update)(struct server *srv);
+  /* Set by server_init: every worker but the first waits (between loop
+   * turns) until resume_others, so their state may be read or changed
+   * from worker 0 (monitoring, reload). Nothing with one worker. */
+  void (*pause_others)(struct server *srv);
+  void (*resume_others)(struct server *srv);
   /* Durable streams (stream/streams.h); NULL without a data_dir. */
   struct streams *streams;
 } server_t;

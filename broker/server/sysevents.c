@@ -24,6 +24,8 @@ typedef struct sys_event {
 typedef struct sysevents {
   server_t *srv;
   uv_timer_t stats_timer, flush_timer;
+  uv_async_t kick; /* several workers: another worker queued an advisory */
+  uv_mutex_t lock; /* the queue, with several workers */
   int handles_open;
   bool stopping;
   sys_event_t *head, *tail;
@@ -54,31 +56,41 @@ static void publish(server_t *srv, const char *topic, const void *body,
 
 static void on_flush(uv_timer_t *t) {
   sysevents_t *se = t->data;
-  sys_event_t *e;
-  while ((e = se->head) != NULL) {
-    se->head = e->next;
-    se->queued--;
+  uv_mutex_lock(&se->lock);
+  sys_event_t *e = se->head;
+  se->head = se->tail = NULL;
+  se->queued = 0;
+  uv_mutex_unlock(&se->lock);
+  while (e != NULL) {
+    sys_event_t *next = e->next;
     publish(se->srv, e->topic, e->body, e->len);
     free(e);
+    e = next;
   }
-  se->tail = NULL;
+}
+
+static void on_kick(uv_async_t *a) {
+  sysevents_t *se = a->data;
+  if (!se->stopping && !uv_is_active((uv_handle_t *)&se->flush_timer))
+    uv_timer_start(&se->flush_timer, on_flush, 0, 0);
 }
 
 static void on_stats(uv_timer_t *t) {
   sysevents_t *se = t->data;
   tp_buf_t b;
   tp_buf_init(&b);
-  if (metrics_varz(se->srv, &b) == 0)
+  se->srv->pause_others(se->srv);
+  int rc = metrics_varz(se->srv, &b);
+  se->srv->resume_others(se->srv);
+  if (rc == 0)
     publish(se->srv, "$SYS.server.stats", b.data, b.len);
   tp_buf_free(&b);
 }
 
-/* Queues body for topic; flushed on the next loop turn. */
-static void enqueue(sysevents_t *se, const char *topic, const tp_buf_t *b) {
-  if (se->queued >= SYS_MAX_QUEUED) {
-    se->lost++;
-    return;
-  }
+/* Queues body for topic; flushed on worker 0's next loop turn (from
+ * another worker, through a wake-up of worker 0). */
+static void enqueue(sysevents_t *se, int wid, const char *topic,
+                    const tp_buf_t *b) {
   sys_event_t *e = malloc(sizeof *e + b->len);
   if (e == NULL)
     return;
@@ -86,13 +98,23 @@ static void enqueue(sysevents_t *se, const char *topic, const tp_buf_t *b) {
   e->topic = topic;
   e->len = b->len;
   memcpy(e->body, b->data, b->len);
+  uv_mutex_lock(&se->lock);
+  if (se->queued >= SYS_MAX_QUEUED) {
+    se->lost++;
+    uv_mutex_unlock(&se->lock);
+    free(e);
+    return;
+  }
   if (se->tail != NULL)
     se->tail->next = e;
   else
     se->head = e;
   se->tail = e;
   se->queued++;
-  if (!uv_is_active((uv_handle_t *)&se->flush_timer))
+  uv_mutex_unlock(&se->lock);
+  if (wid != 0)
+    uv_async_send(&se->kick);
+  else if (!uv_is_active((uv_handle_t *)&se->flush_timer))
     uv_timer_start(&se->flush_timer, on_flush, 0, 0);
 }
 
@@ -104,7 +126,7 @@ void sysevents_reload(server_t *srv, int ok) {
   tp_buf_init(&b);
   const char *body = ok ? "{\"ok\":true}" : "{\"ok\":false}";
   if (tp_buf_append(&b, body, strlen(body)) == 0)
-    enqueue(se, "$SYS.server.reload", &b);
+    enqueue(se, 0, "$SYS.server.reload", &b);
   tp_buf_free(&b);
 }
 
@@ -116,7 +138,7 @@ void sysevents_stream(void *srv, const char *topic, const char *json,
   tp_buf_t b;
   tp_buf_init(&b);
   if (tp_buf_append(&b, json, len) == 0)
-    enqueue(se, topic, &b);
+    enqueue(se, 0, topic, &b); /* streams run on worker 0 */
   tp_buf_free(&b);
 }
 
@@ -141,7 +163,7 @@ static void advise(server_t *srv, const char *topic, conn_t *c) {
   snprintf(num, sizeof num, ",\"server_id\":\"%s\"}", srv->broker.server_id);
   rc |= tp_buf_append(&b, num, strlen(num));
   if (rc == 0)
-    enqueue(se, topic, &b);
+    enqueue(se, c->w->wid, topic, &b);
   tp_buf_free(&b);
 }
 
@@ -160,8 +182,10 @@ void sysevents_auth_failure(server_t *srv, conn_t *c) {
 
 static void on_closed(uv_handle_t *h) {
   sysevents_t *se = h->data;
-  if (--se->handles_open == 0)
+  if (--se->handles_open == 0) {
+    uv_mutex_destroy(&se->lock);
     free(se);
+  }
 }
 
 int sysevents_start(server_t *srv) {
@@ -171,9 +195,12 @@ int sysevents_start(server_t *srv) {
   se->srv = srv;
   uv_timer_init(srv->worker.loop, &se->stats_timer);
   uv_timer_init(srv->worker.loop, &se->flush_timer);
+  uv_async_init(srv->worker.loop, &se->kick, on_kick);
+  uv_mutex_init(&se->lock);
   se->stats_timer.data = se;
   se->flush_timer.data = se;
-  se->handles_open = 2;
+  se->kick.data = se;
+  se->handles_open = 3;
   if (srv->broker.cfg.sys_interval_ms > 0)
     uv_timer_start(&se->stats_timer, on_stats, srv->broker.cfg.sys_interval_ms,
                    srv->broker.cfg.sys_interval_ms);
@@ -194,4 +221,5 @@ void sysevents_stop(server_t *srv) {
   }
   uv_close((uv_handle_t *)&se->stats_timer, on_closed);
   uv_close((uv_handle_t *)&se->flush_timer, on_closed);
+  uv_close((uv_handle_t *)&se->kick, on_closed);
 }

@@ -31,8 +31,9 @@ int auth_db_create(auth_db_t **out) {
 }
 
 auth_db_t *auth_db_ref(auth_db_t *db) {
+  /* Atomic: connections of every worker hold the database. */
   if (db != NULL)
-    db->refs++;
+    __atomic_add_fetch(&db->refs, 1, __ATOMIC_RELAXED);
   return db;
 }
 
@@ -43,7 +44,7 @@ static void list_free(auth_list_t *l) {
 }
 
 void auth_db_unref(auth_db_t *db) {
-  if (db == NULL || --db->refs > 0)
+  if (db == NULL || __atomic_sub_fetch(&db->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   for (size_t i = 0; i < db->n; i++) {
     auth_user_t *u = &db->users[i];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "delivery/handoff.h"
 #include "delivery/interest.h"
 #include "delivery/router.h"
 #include "delivery/worker.h"
@@ -162,8 +163,11 @@ static void stop_reading(conn_t *c) {
  * the before-sleep hook tear the subscriptions down. */
 static void begin_close(conn_t *c) {
   worker_t *w = c->w;
-  if (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE)
+  if (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) {
     w->nlive--;
+    if (broker_multi(w->broker))
+      atomic_fetch_sub_explicit(&w->broker->nlive, 1, memory_order_relaxed);
+  }
   c->state = CONN_CLOSING;
   c->ep.active = false;
   stop_reading(c);
@@ -243,7 +247,7 @@ void conn_teardown(conn_t *c) {
         all[k++] = val;
       hashmap_clear(c->subs);
       for (size_t i = 0; i < k; i++) {
-        interest_remove(w->broker->index, all[i]);
+        interest_remove(w->broker, all[i]);
       }
       free(all);
     } else {
@@ -255,6 +259,12 @@ void conn_teardown(conn_t *c) {
   for (size_t i = 0; i < c->nblocked; i++)
     sub_remove_waiter(c->blocked_on[i], c);
   c->nblocked = 0;
+  /* Blocked by subscriptions of other loops: they forget it. */
+  for (size_t i = 0; i < c->nrblocked; i++)
+    handoff_notice(w, c->rblocked[i].wid, HANDOFF_FORGET, c->rblocked_sub[i],
+                   c->id);
+  c->nrblocked = 0;
+  c->nheld = c->fences;
 }
 
 static void on_closed(void *owner) {
@@ -264,6 +274,10 @@ static void on_closed(void *owner) {
   rx_tail_free(&c->w->rx, &c->rx);
   hashmap_destroy(c->subs);
   free(c->blocked_on);
+  free(c->rblocked);
+  free(c->rblocked_sub);
+  if (c->w->conn_by_id != NULL)
+    hashmap_remove(c->w->conn_by_id, &c->id, sizeof c->id);
   conn_auth_release(c);
   free(c->name);
   c->w->conn_events.closed(c->w, c);
@@ -285,8 +299,8 @@ static void close_transport(conn_t *c) {
            "closed: %llu frames in, %llu msgs out",
            (unsigned long long)c->frames_in,
            (unsigned long long)c->out.msgs_written);
-  c->w->broker->ops.closed_bytes_out += c->out.bytes_written;
-  c->w->broker->ops.closed_msgs_out += c->out.msgs_written;
+  c->w->ops.closed_bytes_out += c->out.bytes_written;
+  c->w->ops.closed_msgs_out += c->out.msgs_written;
   if (c->was_active)
     CONN_EVENT(c->w, disconnected, c);
   transport_close(c->tr);
@@ -306,7 +320,7 @@ static void on_timer(void *owner) {
     break;
   case CONN_ACTIVE:
     /* A blocked publisher is not read, so its silence proves nothing. */
-    if (c->heard || c->nblocked > 0) {
+    if (c->heard || conn_is_blocked(c)) {
       c->heard = false;
       c->pings_out = 0;
     } else if (c->pings_out >= 2) {
@@ -349,7 +363,7 @@ static void ep_note_request(endpoint_t *ep, const char *reply, size_t len) {
   conn_auth_note_request(ep_conn(ep), reply, len);
 }
 static bool ep_is_blocked(const endpoint_t *ep) {
-  return ep_conn(ep)->nblocked > 0;
+  return conn_is_blocked(ep_conn(ep));
 }
 
 static const endpoint_ops_t conn_endpoint_ops = {
@@ -377,7 +391,7 @@ void conn_init_endpoint(conn_t *c) {
 void conn_remove_sub(conn_t *c, sub_t *s) {
   c->pattern_bytes -= s->plen + s->qlen;
   hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
-  interest_remove(c->w->broker->index, s);
+  interest_remove(c->w->broker, s);
 }
 
 int conn_block_on(conn_t *c, sub_t *s) {
@@ -390,6 +404,7 @@ int conn_block_on(conn_t *c, sub_t *s) {
     c->blocked_cap = cap;
   }
   c->blocked_on[c->nblocked++] = s;
+  c->nheld++;
   return 0;
 }
 
@@ -397,17 +412,110 @@ void conn_unblock(conn_t *c, sub_t *s) {
   for (size_t i = 0; i < c->nblocked; i++) {
     if (c->blocked_on[i] == s) {
       c->blocked_on[i] = c->blocked_on[--c->nblocked];
+      c->nheld--;
       break;
     }
   }
-  if (c->nblocked == 0 && c->state == CONN_ACTIVE &&
+  if (!conn_is_blocked(c) && c->state == CONN_ACTIVE &&
       !list_linked(&c->resume_link))
     list_insert_tail(&c->w->resume_list, &c->resume_link);
 }
 
+/* ---- other loops (delivery/handoff.h) ---------------------------------- */
+
+static conn_t *conn_by_id(worker_t *w, uint64_t id) {
+  return w->conn_by_id != NULL ? hashmap_get(w->conn_by_id, &id, sizeof id)
+                               : NULL;
+}
+
+int conn_block_remote(conn_t *c, sub_t *s, int wid) {
+  for (size_t i = 0; i < c->nrblocked; i++) {
+    if (c->rblocked_sub[i] == s)
+      return 0;
+  }
+  if (c->nrblocked == c->rblocked_cap) {
+    size_t cap = c->rblocked_cap ? c->rblocked_cap * 2 : 4;
+    remote_waiter_t *a = realloc(c->rblocked, cap * sizeof *a);
+    if (a != NULL)
+      c->rblocked = a;
+    sub_t **b = realloc(c->rblocked_sub, cap * sizeof *b);
+    if (b != NULL)
+      c->rblocked_sub = b;
+    if (a == NULL || b == NULL)
+      return TP_ENOMEM;
+    c->rblocked_cap = cap;
+  }
+  c->rblocked[c->nrblocked] = (remote_waiter_t){c->id, wid};
+  c->rblocked_sub[c->nrblocked++] = s;
+  c->nheld++;
+  return 1;
+}
+
+void conn_handoff_block(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c == NULL || c->state != CONN_ACTIVE || c->torn_down ||
+      conn_block_remote(c, it->s, it->from) < 0) {
+    /* Gone, or going (or no memory: it publishes on, the subscriber's
+     * queue grows): the subscription must not wait for it. */
+    handoff_notice(w, it->from, HANDOFF_FORGET, it->s, it->conn_id);
+    return;
+  }
+  /* Between frames (this is a wake-up, not a read): stop reading now. */
+  stop_reading(c);
+  list_remove(&c->resume_link);
+  list_remove(&c->partial_link);
+}
+
+void conn_handoff_fence_ack(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c == NULL || c->fences == 0)
+    return;
+  c->nheld--;
+  if (--c->fences > 0)
+    return;
+  if (c->state == CONN_ACTIVE) {
+    send_small(c, FRAME_PONG, sizeof FRAME_PONG);
+    if (!conn_is_blocked(c) && !list_linked(&c->resume_link))
+      list_insert_tail(&w->resume_list, &c->resume_link);
+  }
+}
+
+void conn_handoff_err(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c != NULL && c->state == CONN_ACTIVE)
+    conn_send_err(c, TP_WIRE_PAYLOAD_TOO_LARGE,
+                  (const char *)it->body->bytes.data);
+}
+
+void conn_handoff_unblock(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c == NULL)
+    return;
+  for (size_t i = 0; i < c->nrblocked; i++) {
+    if (c->rblocked_sub[i] == it->s && c->rblocked[i].wid == it->from) {
+      c->nrblocked--;
+      c->rblocked[i] = c->rblocked[c->nrblocked];
+      c->rblocked_sub[i] = c->rblocked_sub[c->nrblocked];
+      c->nheld--;
+      break;
+    }
+  }
+  if (!conn_is_blocked(c) && c->state == CONN_ACTIVE &&
+      !list_linked(&c->resume_link))
+    list_insert_tail(&w->resume_list, &c->resume_link);
+}
+
+void conn_handoff_forget(worker_t *w, const handoff_item_t *it) {
+  /* s may be gone (and its memory another subscription's): only a live
+   * one of this loop is touched, and only this publisher's entry. */
+  sub_t *s = hashmap_get(w->live_subs, &it->s, sizeof it->s);
+  if (s != NULL)
+    sub_remove_remote_waiter(s, it->from, it->conn_id);
+}
+
 /* Unblocked: first the frames already buffered, then the socket again. */
 void conn_resume(conn_t *c) {
-  if (c->state != CONN_ACTIVE || c->nblocked > 0)
+  if (c->state != CONN_ACTIVE || conn_is_blocked(c))
     return;
   c->read_turn = 0;
   const uint8_t *bytes;
@@ -415,7 +523,7 @@ void conn_resume(conn_t *c) {
   rx_take(&c->rx, &bytes, &len);
   if (len > 0)
     keep_unhandled(c, bytes, len, process_frames(c, bytes, len));
-  if (c->state == CONN_ACTIVE && c->nblocked == 0 && !c->reading) {
+  if (c->state == CONN_ACTIVE && !conn_is_blocked(c) && !c->reading) {
     if (transport_start_read(c->tr) == 0)
       c->reading = true;
   }
@@ -555,7 +663,7 @@ static void handle_sub(conn_t *c, const tp_sub_t *req) {
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
-  if (interest_add(w->broker->index, s) != 0) {
+  if (interest_add(w->broker, s) != 0) {
     hashmap_remove(c->subs, s->sid_key, sizeof s->sid_key);
     sub_destroy(s);
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
@@ -614,6 +722,20 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
     handle_unsub(c, &f->u.unsub);
     break;
   case TP_PING:
+    if (c->ep.handed_to != 0) {
+      /* Messages of c went to other loops: PONG once they took them,
+       * and nothing after the PING is handled before (conn_is_blocked). */
+      uint64_t to = c->ep.handed_to;
+      c->ep.handed_to = 0;
+      for (int i = 0; to != 0; i++, to >>= 1) {
+        if (to & 1) {
+          handoff_notice(c->w, i, HANDOFF_FENCE, NULL, c->id);
+          c->fences++;
+          c->nheld++;
+        }
+      }
+      break;
+    }
     send_small(c, FRAME_PONG, sizeof FRAME_PONG);
     break;
   case TP_PONG:
@@ -640,7 +762,7 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   size_t max_frame = conn_max_frame(c);
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
-         c->nblocked == 0 && !c->authenticating) {
+         !conn_is_blocked(c) && !c->authenticating) {
     tp_frame_t f;
     size_t size = 0;
     int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
@@ -658,7 +780,7 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
     if (f.type == TP_CONNECT) /* the limit after CONNECT */
       max_frame = conn_max_frame(c);
   }
-  if (c->nblocked > 0)
+  if (conn_is_blocked(c))
     stop_reading(c);
   return at;
 }
@@ -680,7 +802,7 @@ static void keep_unhandled(conn_t *c, const uint8_t *bytes, size_t len,
     conn_fail(c, TP_WIRE_PROTOCOL, "out of memory");
     return;
   }
-  if (live && c->rx.len > 0 && c->nblocked == 0 && !c->authenticating) {
+  if (live && c->rx.len > 0 && !conn_is_blocked(c) && !c->authenticating) {
     /* A new frame started (or the first): to the tail, so the list stays
      * oldest first. */
     if (!list_linked(&c->partial_link) || used > 0) {
@@ -761,7 +883,11 @@ int conn_accept(worker_t *w, transport_t *tr) {
     return TP_ENOMEM;
   }
   c->w = w;
-  c->id = ++w->next_conn_id;
+  c->id = broker_multi(w->broker)
+              ? atomic_fetch_add_explicit(&w->broker->next_conn_id, 1,
+                                          memory_order_relaxed) +
+                    1
+              : ++w->next_conn_id;
   conn_init_endpoint(c);
   list_init(&c->all_link);
   list_init(&c->close_link);
@@ -775,7 +901,14 @@ int conn_accept(worker_t *w, transport_t *tr) {
   /* From here on, failures go through the one close path. */
   c->state = CONN_HANDSHAKE;
   w->nlive++;
-  if (hashmap_create(&c->subs, 0) != 0) {
+  uint64_t nlive = w->nlive;
+  if (broker_multi(w->broker))
+    nlive =
+        atomic_fetch_add_explicit(&w->broker->nlive, 1, memory_order_relaxed) +
+        1;
+  if (hashmap_create(&c->subs, 0) != 0 ||
+      (w->conn_by_id != NULL &&
+       hashmap_put(w->conn_by_id, &c->id, sizeof c->id, c) != 0)) {
     conn_abort(c);
     return UV_ENOMEM;
   }
@@ -787,7 +920,7 @@ int conn_accept(worker_t *w, transport_t *tr) {
   w->stats.conns_accepted++;
 
   if (w->broker->cfg.max_connections > 0 &&
-      w->nlive > w->broker->cfg.max_connections) {
+      nlive > w->broker->cfg.max_connections) {
     w->stats.conns_refused++;
     LOG(LOG_WARN, "conn %llu (%s) refused: too many connections",
         (unsigned long long)c->id, c->addr);
@@ -795,8 +928,9 @@ int conn_accept(worker_t *w, transport_t *tr) {
     return 0;
   }
   LOG_CONN(LOG_DEBUG, c->id, c->addr, NULL, "accepted");
-  msgbuf_ref(w->broker->hello);
-  outq_push_buf(&c->out, w->broker->hello);
+  msgbuf_t *hello = w->hello != NULL ? w->hello : w->broker->hello;
+  msgbuf_ref(hello);
+  outq_push_buf(&c->out, hello);
   conn_want_flush(c);
   transport_timer_start(tr, w->broker->cfg.connect_timeout_ms, 0);
   if (transport_start_read(tr) == 0)

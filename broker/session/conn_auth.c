@@ -17,7 +17,7 @@
 /* Denials logged per connection: one line per this many milliseconds. */
 #define DENY_LOG_INTERVAL_MS 1000
 
-static char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
+static _Thread_local char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
 
 /* Says how many denials were not logged since the last line, if any. */
 static void log_suppressed(conn_t *c) {
@@ -41,9 +41,9 @@ bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len) {
   worker_t *w = c->w;
   uint64_t now = uv_now(w->loop);
   int n = len > INT32_MAX ? INT32_MAX : (int)len;
-  w->broker->ops.perm_denials++;
+  w->ops.perm_denials++;
   if (sub)
-    w->broker->ops.perm_denials_sub++;
+    w->ops.perm_denials_sub++;
   snprintf(denial_text, sizeof denial_text, "permission denied: %s '%.*s'",
            sub ? "subscribe to" : "publish to", n, topic);
   if (c->deny_logged_ms != 0 &&
@@ -161,7 +161,7 @@ static bool resp_take(conn_t *c, const char *topic, size_t len) {
     return false;
   if (--e->left == 0)
     resp_drop(r, e);
-  c->w->broker->ops.resp_allowed++;
+  c->w->ops.resp_allowed++;
   return true;
 }
 
@@ -183,10 +183,10 @@ static void limits_of(const config_t *cfg, auth_limits_t *lim) {
 }
 
 void conn_auth_reconfigure(worker_t *w) {
-  if (w->broker->auth != NULL) {
+  if (w->auth != NULL) {
     auth_limits_t lim;
     limits_of(&w->broker->cfg, &lim);
-    auth_verifier_configure(w->broker->auth, &lim);
+    auth_verifier_configure(w->auth, &lim);
   }
 }
 
@@ -199,7 +199,7 @@ void conn_auth_reconfigure(worker_t *w) {
 static void refuse(conn_t *c, int code, const char *why, bool quiet) {
   worker_t *w = c->w;
   if (code == TP_WIRE_AUTH)
-    w->broker->ops.auth_failures++;
+    w->ops.auth_failures++;
   LOG_CONN(quiet ? LOG_DEBUG : LOG_WARN, c->id, c->addr, c->name,
            "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
            log_field(c->auth_user), why);
@@ -209,15 +209,15 @@ static void refuse(conn_t *c, int code, const char *why, bool quiet) {
 }
 
 static void log_busy(worker_t *w) {
-  static uint64_t last_ms;
-  static bool logged;
+  static _Thread_local uint64_t last_ms; /* per worker */
+  static _Thread_local bool logged;
   uint64_t now = uv_now(w->loop);
   if (logged && now - last_ms < 10000)
     return;
   logged = true;
   last_ms = now;
   auth_stats_t st;
-  auth_verifier_stats(w->broker->auth, &st);
+  auth_verifier_stats(w->auth, &st);
   LOG(LOG_WARN,
       "login queue full (%llu waiting): CONNECTs refused with ERR 11, %llu "
       "so far",
@@ -323,10 +323,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
     refuse(c, TP_WIRE_AUTH, "NUL byte in credentials", false);
     return 0;
   }
-  if (w->broker->auth == NULL) {
+  if (w->auth == NULL) {
     auth_limits_t lim;
     limits_of(&w->broker->cfg, &lim);
-    if (auth_verifier_create(w->loop, &lim, &w->broker->auth) != 0)
+    if (auth_verifier_create(w->loop, &lim, &w->auth) != 0)
       return -1;
   }
   struct sockaddr_storage peer;
@@ -334,10 +334,10 @@ int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   const auth_user_t *user = NULL;
   c->authenticating = true;
   auth_start_t r = auth_verify_start(
-      w->broker->auth, &c->auth_job, w->broker->cfg.users,
-      w->broker->cfg.auth_token, req->user.ptr, req->user.len, req->pass.ptr,
-      req->pass.len, req->token.ptr, req->token.len, have_peer ? &peer : NULL,
-      &user, on_verdict, still_there, c);
+      w->auth, &c->auth_job, w->broker->cfg.users, w->broker->cfg.auth_token,
+      req->user.ptr, req->user.len, req->pass.ptr, req->pass.len,
+      req->token.ptr, req->token.len, have_peer ? &peer : NULL, &user,
+      on_verdict, still_there, c);
   if (r == AUTH_PENDING) {
     /* The queue is bounded, so the wait is: a login waiting behind
      * others' hashes must not time out for it. */

@@ -12,11 +12,12 @@
 #include "tern_proto/errors.h"
 
 uint64_t pressure_total(const worker_t *w) {
-  return outq_pool_pending_bytes(w->entries);
+  return broker_multi(w->broker) ? worker_pending_total(w)
+                                 : outq_pool_pending_bytes(w->entries);
 }
 
 uint64_t pressure_check(worker_t *w) {
-  pending_gate_t *g = &w->broker->gate;
+  pending_gate_t *g = w->gate;
   uint64_t total = pressure_total(w);
   int state = total >= g->high   ? PRESSURE_OVER
               : total >= g->soft ? PRESSURE_SQUEEZE
@@ -49,7 +50,7 @@ uint64_t pressure_check(worker_t *w) {
  * chance once its neighbour is gone.
  */
 void pressure_stall_check(worker_t *w, uint64_t now) {
-  pending_gate_t *g = &w->broker->gate;
+  pending_gate_t *g = w->gate;
   if (g->state != PRESSURE_OVER || pressure_total(w) < g->high ||
       now - g->over_since < w->broker->cfg.stall_timeout_ms ||
       now - g->evicted_at < w->broker->cfg.stall_timeout_ms)

@@ -75,7 +75,7 @@ static sub_t *subscribe(conn_t *c, uint64_t sid, const char *pattern,
       sub_create(c, &c->ep, &c->out, &wk.sub_env, &req, 1u << 20, 1u << 30);
   cr_assert_not_null(s);
   cr_assert_eq(hashmap_put(c->subs, s->sid_key, sizeof s->sid_key, s), 0);
-  cr_assert_eq(interest_add(broker.index, s), 0);
+  cr_assert_eq(interest_add(&broker, s), 0);
   return s;
 }
 
@@ -286,10 +286,13 @@ Test(delivery_router, under_pressure_the_largest_holder_pays_first) {
 /* Another loop's subscriptions, as that loop registered them. */
 static sub_t *handed[4];
 static int nhanded;
-static bool stub_hand_over(struct sub *s, struct conn *publisher,
-                           struct msgbuf *body) {
+static bool stub_hand_over(struct worker *from, struct sub *s,
+                           struct endpoint *publisher, struct msgbuf *body,
+                           const tp_str_t *reply) {
+  (void)from;
   (void)publisher;
   (void)body;
+  (void)reply;
   handed[nhanded++] = s;
   return true;
 }
@@ -311,7 +314,7 @@ Test(delivery_router, a_subscription_of_another_owner_is_handed_over) {
   sub_t *s =
       sub_create(there, &there->ep, &there->out, &other, &req, 100, 1 << 20);
   cr_assert_eq(hashmap_put(there->subs, s->sid_key, sizeof s->sid_key, s), 0);
-  cr_assert_eq(interest_add(broker.index, s), 0);
+  cr_assert_eq(interest_add(&broker, s), 0);
   cr_expect_eq(publish(p, "t", "x"), 2);
   cr_expect_eq(nhanded, 1);
   cr_expect_eq(handed[0], s);

@@ -267,6 +267,12 @@ static int start_child(tt_broker_t *b, const char *const *wrapper,
   const char *level = getenv("TERND_LOG_LEVEL");
   argv[argc++] = "--log-level";
   argv[argc++] = level && *level ? level : "warn";
+  /* One event loop unless the run asks for more (TERND_TEST_WORKERS: the
+   * suite's second registration runs every test with 4); a test's own
+   * --workers comes later and wins. */
+  const char *workers = getenv("TERND_TEST_WORKERS");
+  argv[argc++] = "--workers";
+  argv[argc++] = workers && *workers ? workers : "1";
   static char cert[1024], key[1024];
   if (tt_tls_dir() != NULL) {
     snprintf(cert, sizeof cert, "%s/server.pem", tt_tls_dir());
