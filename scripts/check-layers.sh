@@ -46,7 +46,8 @@ LAYERS = {
     "delivery": 2,   # interest, routing, pending accounting, policies
     "transport": 2,  # a connection's bytes in and out, timers, close
     "session": 3,    # the client protocol's frame handlers, logins
-    "server": 4,     # listeners, workers, config, signals, HTTP, $SYS
+    "cluster": 4,    # routes to other nodes: a session with its own frames
+    "server": 5,     # listeners, workers, config, signals, HTTP, $SYS
 }
 files = []
 for d, _, names in os.walk(broker):

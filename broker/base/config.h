@@ -54,6 +54,20 @@ typedef struct config {
   uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
   int workers; /* event loops (threads); 0: one per CPU the process may use */
   char config_file[1024];       /* --config FILE, "" = none */
+  /* Clustering (broker/cluster/): the route port (0: no cluster), the
+   * cluster's name, the seeds (host:port[,host:port...], names resolved
+   * again every route_resolve_ms), the routes' shared token, the
+   * host:port other nodes reach this one's route port by, and the
+   * client URLs this node tells clients (comma-separated; "" = derived). */
+  int cluster_port;
+  char cluster_name[64];
+  char routes[1024];
+  char cluster_token[256];
+  char cluster_advertise[256];
+  char client_advertise[256];
+  uint64_t route_resolve_ms;
+  uint64_t route_pending_msgs;  /* per remote interest on a route */
+  uint64_t route_pending_bytes; /* ... bytes */
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */
   struct auth_db *users;

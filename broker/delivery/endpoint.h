@@ -48,6 +48,9 @@ typedef struct endpoint {
   bool active;             /* takes messages: logged in, not closing */
   bool echo;               /* gets its own messages */
   bool notes_requests;     /* call ops->note_request (allow_responses) */
+  bool route; /* a route to another node of the cluster: its subscriptions
+                 are remote interest (never told to other routes, picked
+                 after local members of a queue group) */
   uint64_t id;             /* for log lines */
   const char *addr;        /* "ip:port" of the peer, for log lines */
 } endpoint_t;

@@ -32,6 +32,17 @@ int router_publish(struct worker *w, struct endpoint *publisher,
                    const tp_pub_t *pub, uint64_t *receivers);
 
 /*
+ * A message that came over a route (cluster/), for this node's interest
+ * (pattern, queue): delivered to the local subscriptions on exactly
+ * pattern (queue NULL), or to one local member of the group (pattern,
+ * queue); never to another route (one hop). route is the publisher: a full
+ * `block` subscription blocks it (it stops reading). 0 or TP_ENOMEM.
+ */
+int router_publish_routed(struct worker *w, struct endpoint *route,
+                          const tp_pub_t *pub, const char *pattern, size_t plen,
+                          const char *queue, size_t qlen, uint64_t *receivers);
+
+/*
  * A PUB with `retain`: stores (or, with an empty payload, deletes) the
  * topic's retained message. 0, or the wire ERR code for the publisher
  * with *msg set: 13 when a retained cap refuses it (the live delivery has

@@ -34,6 +34,10 @@ void config_defaults(config_t *cfg) {
   cfg->max_inbound_total = 0;
   cfg->connect_timeout_ms = 5000;
   cfg->heartbeat_ms = 30000;
+  snprintf(cfg->cluster_name, sizeof cfg->cluster_name, "tern");
+  cfg->route_resolve_ms = 5000;
+  cfg->route_pending_msgs = 65536;
+  cfg->route_pending_bytes = 64u * 1024 * 1024;
   cfg->max_pending_msgs = 65536;
   cfg->max_pending_bytes = 64u * 1024u * 1024u;
   cfg->stall_timeout_ms = 10000;
@@ -143,6 +147,20 @@ static void usage(FILE *out) {
       "                           the process may use, from its affinity and "
       "cgroup\n"
       "                           CPU quota, at most 64; 1 = a single loop)\n"
+      "  --cluster-port P         route port for other ternd nodes, 0 = "
+      "no cluster (0)\n"
+      "  --cluster-name NAME      nodes join only a cluster of this name "
+      "(tern)\n"
+      "  --routes SEEDS           host:port of other nodes, comma-separated;"
+      " names are\n"
+      "                           resolved again every route-resolve-ms "
+      "(5000)\n"
+      "  --cluster-token T        shared secret every route must present\n"
+      "  --cluster-advertise H:P  where other nodes reach this route port\n"
+      "  --client-advertise URLS  client URLs told to clients in HELLO\n"
+      "  --route-pending-msgs N   queue of each remote interest on a route "
+      "(65536)\n"
+      "  --route-pending-bytes B  ... in bytes (67108864)\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -238,6 +256,15 @@ static const opt_spec_t opts[] = {
     OPT(auth_cache_ttl_ms, K_U64, 1, 86400000),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT(workers, K_INT, 0, 64),
+    OPT(cluster_port, K_INT, 0, 65535),
+    OPT(cluster_name, K_PATH, 0, 0),
+    OPT(routes, K_PATH, 0, 0),
+    OPT(cluster_token, K_SECRET, 0, 0),
+    OPT(cluster_advertise, K_PATH, 0, 0),
+    OPT(client_advertise, K_PATH, 0, 0),
+    OPT(route_resolve_ms, K_U64, 100, 86400000),
+    OPT(route_pending_msgs, K_U64, 1, UINT32_MAX),
+    OPT(route_pending_bytes, K_U64, 1, UINT64_MAX / 2),
     OPT_FLAG(config_file, K_PATH, 0, 0),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

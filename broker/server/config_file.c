@@ -65,6 +65,29 @@ static int on_entry(void *user, const char *section, const char *name,
     }
     return 1;
   }
+  if (strcmp(section, "cluster") == 0) {
+    /* [cluster] port = 7422 is cluster_port = 7422; routes, route_* and
+     * client_advertise keep their names. */
+    char key[80];
+    bool known = false;
+    snprintf(key, sizeof key, "cluster_%s", name);
+    if (!config_key_in_file(key)) {
+      snprintf(key, sizeof key, "%s", name);
+      if (!config_key_in_file(key) ||
+          (strcmp(key, "routes") != 0 && strncmp(key, "route_", 6) != 0 &&
+           strcmp(key, "client_advertise") != 0 &&
+           strncmp(key, "cluster_", 8) != 0)) {
+        snprintf(why, sizeof why, "unknown option '%s' in [cluster]", name);
+        note_error(ctx, why);
+        return 0;
+      }
+    }
+    if (config_set(ctx->cfg, key, value, &known, why, sizeof why) != 0) {
+      note_error(ctx, why);
+      return 0;
+    }
+    return 1;
+  }
   if (strncmp(section, "user ", 5) == 0) {
     if (ctx->cfg->users == NULL && auth_db_create(&ctx->cfg->users) != 0) {
       note_error(ctx, "out of memory");
@@ -81,7 +104,8 @@ static int on_entry(void *user, const char *section, const char *name,
     return 1;
   }
   snprintf(why, sizeof why,
-           "unknown section [%s] (expected [server] or [user NAME])", section);
+           "unknown section [%s] (expected [server], [cluster] or [user NAME])",
+           section);
   note_error(ctx, why);
   return 0;
 }

@@ -322,11 +322,13 @@ static void route(http_client_t *cl) {
     ctype = "text/plain; version=0.0.4; charset=utf-8";
   } else if (path_is(cl, "/varz")) {
     render = metrics_varz;
+  } else if (path_is(cl, "/routez")) {
+    render = metrics_routez;
   }
   if (render == NULL) {
     respond_text(cl, 404,
                  "not found: try /healthz /metrics /varz /connz "
-                 "/subz\n");
+                 "/subz /routez\n");
     return;
   }
   tp_buf_t body;

@@ -13,6 +13,8 @@ struct server;
 int metrics_prometheus(struct server *srv, tp_buf_t *out);
 /* Server-wide figures and configuration. */
 int metrics_varz(struct server *srv, tp_buf_t *out);
+/* /routez: the cluster's routes (cluster/cluster.h), or no cluster. */
+int metrics_routez(struct server *srv, tp_buf_t *out);
 
 /*
  * /connz and /subz come in pages, produced a piece at a time so that a

@@ -11,6 +11,7 @@
 
 #include "base/errors.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "delivery/handoff.h"
 #include "delivery/router.h"
 #include "server/cpus.h"
@@ -484,6 +485,8 @@ void server_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->sigint);
   close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
   ops_drain(srv);
+  if (srv->cluster != NULL)
+    cluster_stop(srv->cluster);
   goaway_all(&srv->worker);
   if (!broker_multi(&srv->broker)) {
     if (srv->worker.nconns == 0)
@@ -769,6 +772,17 @@ int server_listen(server_t *srv) {
   srv->listening = true;
   srv->handles_open++;
   srv->broker.cfg.port = port;
+  /* The cluster watches interest before any other loop runs. */
+  if (srv->broker.cfg.cluster_port > 0) {
+    rc = cluster_create(&srv->cluster, &srv->worker);
+    if (rc == 0)
+      rc = cluster_start(srv->cluster);
+    if (rc != 0) {
+      LOG(LOG_ERROR, "cluster port %d: %s", srv->broker.cfg.cluster_port,
+          ternd_strerror(rc));
+      return rc;
+    }
+  }
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s, %d worker%s)",
       TERND_VERSION, srv->broker.cfg.host, port, srv->broker.server_id,
       srv->broker.nworkers, srv->broker.nworkers > 1 ? "s" : "");
@@ -852,6 +866,8 @@ void server_free(server_t *srv) {
       LOG(LOG_ERROR, "worker %d: event loop not empty at exit", i);
   }
   worker_free(&srv->worker);
+  cluster_free(srv->cluster);
+  srv->cluster = NULL;
   if (srv->broker.replicas != NULL) {
     for (int i = 0; i < n; i++) {
       sublist_destroy(srv->broker.replicas[i].index);
