@@ -586,6 +586,8 @@ static bool read_info(route_t *r, mp_rd_t *rd, bool is_connect) {
     return false;
   }
   uint64_t proto = 0;
+  mp_rd_t routes_at = {NULL, NULL, true};
+  bool has_routes = false;
   const char *cluster = NULL, *node = NULL, *token = NULL;
   uint32_t cluster_len = 0, node_len = 0, token_len = 0;
   for (uint32_t i = 0; i < n && !rd->bad; i++) {
@@ -616,18 +618,10 @@ static bool read_info(route_t *r, mp_rd_t *rd, bool is_connect) {
         r->client_url[ul] = '\0';
       }
     } else if (mp_key_is(k, kl, "routes")) {
-      uint32_t m;
-      if (mp_get_array(rd, &m)) {
-        for (uint32_t j = 0; j < m; j++) {
-          const char *u;
-          uint32_t ul;
-          if (!mp_get_str(rd, &u, &ul, false))
-            break;
-          if (ul == strlen(cl->url) && memcmp(u, cl->url, ul) == 0)
-            continue;
-          add_seed(cl, u, ul);
-        }
-      }
+      /* Read once the peer is accepted (below). */
+      routes_at = *rd;
+      has_routes = true;
+      mp_skip(rd, 2);
     } else {
       mp_skip(rd, 8);
     }
@@ -674,6 +668,19 @@ static bool read_info(route_t *r, mp_rd_t *rd, bool is_connect) {
     LOG(LOG_DEBUG, "cluster: route to %s replaced", r->node);
     conn_goaway(old->c, "duplicate route");
     old->ready = false;
+  }
+  /* The routes the peer knows: this node dials those it does not. */
+  uint32_t m;
+  if (has_routes && mp_get_array(&routes_at, &m)) {
+    for (uint32_t j = 0; j < m; j++) {
+      const char *u;
+      uint32_t ul;
+      if (!mp_get_str(&routes_at, &u, &ul, false))
+        break;
+      if (ul == strlen(cl->url) && memcmp(u, cl->url, ul) == 0)
+        continue;
+      add_seed(cl, u, ul);
+    }
   }
   return true;
 }
