@@ -66,6 +66,7 @@ typedef struct config {
   char cluster_advertise[256];
   char client_advertise[256];
   uint64_t route_resolve_ms;
+  uint64_t route_sync_ms; /* longest wait for a peer's snapshot at start */
   uint64_t route_pending_msgs;  /* per remote interest on a route */
   uint64_t route_pending_bytes; /* ... bytes */
   /* Users and permissions from the file's [user NAME] sections; owned,

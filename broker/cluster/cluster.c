@@ -14,6 +14,8 @@
 #include "base/log.h"
 #include "cluster/mp.h"
 #include "data/hashmap.h"
+#include "data/msgbuf.h"
+#include "data/retained.h"
 #include "delivery/endpoint.h"
 #include "delivery/interest.h"
 #include "delivery/router.h"
@@ -30,6 +32,8 @@
 #define RT_SUB 34
 #define RT_UNSUB 35
 #define RT_INFO 36
+#define RT_RETAIN 37
+#define RT_SYNC 38
 
 #define TICK_MS 200
 #define BACKOFF_MIN_MS 100
@@ -114,6 +118,7 @@ struct cluster {
   /* Local interest, written from every loop's thread. */
   uv_mutex_t lock;
   hashmap_t *by_key, *by_id;
+  tp_buf_t retained_out; /* RRETAIN frames not sent yet */
   linterest_t **dirty;
   size_t ndirty, dirty_cap;
   uint64_t next_id;
@@ -124,6 +129,11 @@ struct cluster {
   uint64_t routes_made, routes_lost;
   uint64_t last_ping_s;
   tp_buf_t out;
+  /* Clients are served once the retained store is in sync (cluster.h). */
+  bool synced;
+  uint64_t started_at;
+  void (*on_synced)(void *ud);
+  void *synced_ud;
 };
 
 static const conn_hooks_t route_hooks;
@@ -223,7 +233,36 @@ static void watch_removed(void *ctx, const sub_t *s) {
   uv_async_send(&cl->async);
 }
 
-static const interest_watch_t watch = {watch_added, watch_removed};
+/* [37, ttl_ms, topic, payload, opts?] from body, an encoded MSG body of
+ * body_elems elements (topic, payload, opts?). */
+static void put_retain(tp_buf_t *b, uint64_t ttl, const uint8_t *body,
+                       size_t len, uint32_t body_elems) {
+  size_t at = mp_begin_frame(b);
+  mp_put_array(b, 2 + body_elems);
+  mp_put_uint(b, RT_RETAIN);
+  mp_put_uint(b, ttl);
+  mp_put_raw(b, body, len);
+  mp_end_frame(b, at);
+}
+
+static void watch_retained(void *ctx, const tp_pub_t *pub) {
+  cluster_t *cl = ctx;
+  tp_buf_t body;
+  tp_buf_init(&body);
+  bool has_opts = false;
+  if (tp_msg_body_encode(&body, pub->topic, pub->payload, pub->reply,
+                         pub->headers, false, &has_opts) == 0) {
+    uv_mutex_lock(&cl->lock);
+    put_retain(&cl->retained_out, pub->ttl_ms, body.data, body.len,
+               has_opts ? 3 : 2);
+    uv_mutex_unlock(&cl->lock);
+    uv_async_send(&cl->async);
+  }
+  tp_buf_free(&body);
+}
+
+static const interest_watch_t watch = {watch_added, watch_removed,
+                                       watch_retained};
 
 /* ---- frames out -------------------------------------------------------- */
 
@@ -276,6 +315,10 @@ static void flush_interest(cluster_t *cl) {
     free(e);
   }
   cl->ndirty = 0;
+  if (cl->retained_out.len > 0) {
+    tp_buf_append(b, cl->retained_out.data, cl->retained_out.len);
+    tp_buf_reset(&cl->retained_out);
+  }
   uv_mutex_unlock(&cl->lock);
   for (list_node_t *n = cl->routes.next; n != &cl->routes; n = n->next) {
     route_t *r = LIST_ENTRY(n, route_t, link);
@@ -286,6 +329,11 @@ static void flush_interest(cluster_t *cl) {
 
 static void on_async(uv_async_t *a) {
   flush_interest(a->data);
+}
+
+static void snapshot_retained(void *ud, msgbuf_t *body, uint64_t ttl_left) {
+  put_retain(ud, ttl_left, body->bytes.data, body->bytes.len,
+             body->has_opts ? 3 : 2);
 }
 
 /* Every local interest, to one route that just came up. */
@@ -304,6 +352,19 @@ static void send_snapshot(route_t *r) {
       put_sub(b, e);
   }
   uv_mutex_unlock(&cl->lock);
+  /* The retained store, with the time each message has left, then SYNC:
+   * the peer has all of it. */
+  broker_t *br = cl->b;
+  bool multi = broker_multi(br);
+  if (multi)
+    uv_mutex_lock(&br->retained_lock);
+  retained_each(br->retained, snapshot_retained, b);
+  if (multi)
+    uv_mutex_unlock(&br->retained_lock);
+  size_t at = mp_begin_frame(b);
+  mp_put_array(b, 1);
+  mp_put_uint(b, RT_SYNC);
+  mp_end_frame(b, at);
   send_buf(r, b);
 }
 
@@ -803,6 +864,49 @@ static void handle_msg(route_t *r, const uint8_t *body, size_t len) {
     free(key);
 }
 
+/* A retained message from another node: stored here as it was there, with
+ * the time it had left. [37, ttl, topic, payload, opts?] is read as the PUB
+ * [3, topic, payload, opts?] it was made from. */
+static void handle_retain(route_t *r, const uint8_t *body, size_t len,
+                          uint32_t nel, mp_rd_t *rd) {
+  conn_t *c = r->c;
+  uint64_t ttl = 0;
+  if (nel < 4 || !mp_get_uint(rd, &ttl)) {
+    route_fail(r, "malformed RRETAIN");
+    return;
+  }
+  size_t rest = (size_t)(rd->end - rd->p);
+  (void)body;
+  (void)len;
+  tp_buf_t *b = &r->cl->out;
+  tp_buf_reset(b);
+  mp_put_array(b, nel - 1);
+  mp_put_uint(b, TP_PUB);
+  mp_put_raw(b, rd->p, rest);
+  tp_frame_t f;
+  tp_decoder_t *dec = c->w->rx.dec;
+  if (tp_frame_decode(dec, b->data, b->len, &f) != 0 || f.type != TP_PUB) {
+    route_fail(r, tp_decoder_errmsg(dec));
+    return;
+  }
+  f.u.pub.retain = true;
+  f.u.pub.ttl_ms = ttl;
+  const char *msg = NULL;
+  int rc = router_retain_routed(c->w, &f.u.pub, &msg);
+  if (rc != 0)
+    LOG(LOG_WARN, "cluster: retained message from %s not stored: %s", r->node,
+        msg ? msg : ternd_strerror(rc));
+}
+
+static void set_synced(cluster_t *cl, const char *why) {
+  if (cl->synced)
+    return;
+  cl->synced = true;
+  LOG(LOG_INFO, "cluster: in sync (%s): serving clients", why);
+  if (cl->on_synced != NULL)
+    cl->on_synced(cl->synced_ud);
+}
+
 static const uint8_t FRAME_PONG[] = {0, 0, 0, 2, 0x91, 0x08};
 static const uint8_t FRAME_PING[] = {0, 0, 0, 2, 0x91, 0x07};
 
@@ -865,6 +969,12 @@ static void route_on_frame(conn_t *c, const uint8_t *body, size_t len) {
     break;
   case RT_INFO:
     read_info(r, &rd, false);
+    break;
+  case RT_RETAIN:
+    handle_retain(r, body, len, nel, &rd);
+    break;
+  case RT_SYNC:
+    set_synced(r->cl, "a peer's snapshot arrived");
     break;
   case TP_PING:
     conn_send_bytes(c, FRAME_PONG, sizeof FRAME_PONG);
@@ -979,6 +1089,8 @@ static void on_tick(uv_timer_t *tm) {
   if (cl->stopping)
     return;
   uint64_t now = now_ms(cl);
+  if (!cl->synced && now - cl->started_at >= cl->b->cfg.route_sync_ms)
+    set_synced(cl, "no peer answered in route_sync_ms: the first node");
   for (list_node_t *n = cl->seeds.next; n != &cl->seeds; n = n->next) {
     seed_t *s = LIST_ENTRY(n, seed_t, link);
     if (!s->resolving && now >= s->next_at) {
@@ -1043,6 +1155,7 @@ int cluster_create(cluster_t **out, worker_t *w) {
   list_init(&cl->targets);
   list_init(&cl->seeds);
   tp_buf_init(&cl->out);
+  tp_buf_init(&cl->retained_out);
   if (uv_mutex_init(&cl->lock) != 0) {
     free(cl);
     return TP_ENOMEM;
@@ -1105,6 +1218,9 @@ int cluster_start(cluster_t *cl) {
     snprintf(cl->client_url, sizeof cl->client_url, "tern://%s:%d", cfg->host,
              cfg->port);
   add_seeds(cl, cfg->routes);
+  cl->started_at = now_ms(cl);
+  if (list_empty(&cl->seeds))
+    set_synced(cl, "no seeds");
   rc = uv_timer_init(cl->w->loop, &cl->tick);
   if (rc != 0)
     return rc;
@@ -1176,6 +1292,7 @@ void cluster_free(cluster_t *cl) {
   hashmap_destroy(cl->by_key);
   free(cl->dirty);
   tp_buf_free(&cl->out);
+  tp_buf_free(&cl->retained_out);
   uv_mutex_destroy(&cl->lock);
   free(cl);
 }
@@ -1321,4 +1438,13 @@ void cluster_metrics(cluster_t *cl, tp_buf_t *out) {
           "# TYPE tern_route_local_interest gauge\n"
           "tern_route_local_interest %zu\n",
           (unsigned long long)pend, (unsigned long long)remote, local);
+}
+
+void cluster_on_synced(cluster_t *cl, void (*fn)(void *ud), void *ud) {
+  cl->on_synced = fn;
+  cl->synced_ud = ud;
+}
+
+bool cluster_synced(const cluster_t *cl) {
+  return cl->synced;
 }

@@ -31,6 +31,7 @@
 #ifndef TERND_CLUSTER_H
 #define TERND_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,17 @@ int cluster_create(cluster_t **out, worker_t *w);
 /* Listens on cluster_port (0 there: an ephemeral port, see
  * cluster_port), starts dialing the seeds. 0 or a libuv error. */
 int cluster_start(cluster_t *cl);
+/*
+ * Retained messages are the same on every node: a client's retained PUB is
+ * sent to every route (RRETAIN), and a route that comes up gets the whole
+ * store (with the time each message has left), then SYNC. A node with
+ * seeds serves no client before it is in sync: fn (set before
+ * cluster_start) is called once, when the first peer's SYNC arrives, or
+ * after route_sync_ms without one (the first node of a cluster), or at
+ * start without seeds.
+ */
+void cluster_on_synced(cluster_t *cl, void (*fn)(void *ud), void *ud);
+bool cluster_synced(const cluster_t *cl);
 /* The route port actually bound. */
 int cluster_port(const cluster_t *cl);
 /* Stops listening and dialing (the routes close with the connections). */

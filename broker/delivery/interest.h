@@ -25,6 +25,9 @@
 typedef struct interest_watch {
   void (*added)(void *ctx, const sub_t *s);
   void (*removed)(void *ctx, const sub_t *s);
+  /* A client's PUB with `retain` was stored (router_retain): the other
+   * nodes store it too. Not for what a route brought. */
+  void (*retained)(void *ctx, const tp_pub_t *pub);
 } interest_watch_t;
 
 /* s (made by sub_create) enters the index: messages match it from now on.

@@ -20,6 +20,7 @@
 #include "data/outq.h"
 #include "delivery/endpoint.h"
 #include "delivery/handoff.h"
+#include "delivery/interest.h"
 #include "delivery/sub.h"
 #include "delivery/worker.h"
 #include "tern_proto/errors.h"
@@ -715,6 +716,14 @@ static int retain_locked(worker_t *w, const tp_pub_t *pub, msgbuf_pool_t *pool,
 }
 
 int router_retain(worker_t *w, const tp_pub_t *pub, const char **msg) {
+  int rc = router_retain_routed(w, pub, msg);
+  const broker_t *b = w->broker;
+  if (rc == 0 && b->watch != NULL && b->watch->retained != NULL)
+    b->watch->retained(b->watch_ctx, pub);
+  return rc;
+}
+
+int router_retain_routed(worker_t *w, const tp_pub_t *pub, const char **msg) {
   msgbuf_t *body = NULL;
   /* Several loops share the store: under its lock, with bodies from its
    * own pool. */

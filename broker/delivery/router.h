@@ -49,6 +49,10 @@ int router_publish_routed(struct worker *w, struct endpoint *route,
  * happened regardless).
  */
 int router_retain(struct worker *w, const tp_pub_t *pub, const char **msg);
+/* The same for a retained message another node sent (a cluster's route):
+ * stored, and not told to the cluster again. */
+int router_retain_routed(struct worker *w, const tp_pub_t *pub,
+                         const char **msg);
 
 struct sub;
 /*

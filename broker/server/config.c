@@ -36,6 +36,7 @@ void config_defaults(config_t *cfg) {
   cfg->heartbeat_ms = 30000;
   snprintf(cfg->cluster_name, sizeof cfg->cluster_name, "tern");
   cfg->route_resolve_ms = 5000;
+  cfg->route_sync_ms = 2000;
   cfg->route_pending_msgs = 65536;
   cfg->route_pending_bytes = 64u * 1024 * 1024;
   cfg->max_pending_msgs = 65536;
@@ -158,6 +159,9 @@ static void usage(FILE *out) {
       "  --cluster-token T        shared secret every route must present\n"
       "  --cluster-advertise H:P  where other nodes reach this route port\n"
       "  --client-advertise URLS  client URLs told to clients in HELLO\n"
+      "  --route-sync-ms MS       at start, serve no client before a peer's"
+      " retained\n"
+      "                           snapshot arrived, or this long (2000)\n"
       "  --route-pending-msgs N   queue of each remote interest on a route "
       "(65536)\n"
       "  --route-pending-bytes B  ... in bytes (67108864)\n"
@@ -263,6 +267,7 @@ static const opt_spec_t opts[] = {
     OPT(cluster_advertise, K_PATH, 0, 0),
     OPT(client_advertise, K_PATH, 0, 0),
     OPT(route_resolve_ms, K_U64, 100, 86400000),
+    OPT(route_sync_ms, K_U64, 0, 86400000),
     OPT(route_pending_msgs, K_U64, 1, UINT32_MAX),
     OPT(route_pending_bytes, K_U64, 1, UINT64_MAX / 2),
     OPT_FLAG(config_file, K_PATH, 0, 0),

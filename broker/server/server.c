@@ -762,6 +762,12 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   return 0;
 }
 
+static void on_cluster_synced(void *ud) {
+  server_t *srv = ud;
+  if (!srv->shutting_down && srv->listener.fd >= 0)
+    fd_acceptor_resume(&srv->listener);
+}
+
 int server_listen(server_t *srv) {
   int port = srv->broker.cfg.port;
   int rc =
@@ -775,8 +781,12 @@ int server_listen(server_t *srv) {
   /* The cluster watches interest before any other loop runs. */
   if (srv->broker.cfg.cluster_port > 0) {
     rc = cluster_create(&srv->cluster, &srv->worker);
-    if (rc == 0)
+    if (rc == 0) {
+      /* Clients wait in the backlog until the retained store is in sync. */
+      fd_acceptor_pause(&srv->listener);
+      cluster_on_synced(srv->cluster, on_cluster_synced, srv);
       rc = cluster_start(srv->cluster);
+    }
     if (rc != 0) {
       LOG(LOG_ERROR, "cluster port %d: %s", srv->broker.cfg.cluster_port,
           ternd_strerror(rc));
