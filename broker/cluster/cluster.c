@@ -134,6 +134,8 @@ struct cluster {
   uint64_t started_at;
   void (*on_synced)(void *ud);
   void *synced_ud;
+  void (*on_route)(void *ud, bool up, const char *node, const char *addr);
+  void *route_ud;
 };
 
 static const conn_hooks_t route_hooks;
@@ -589,6 +591,8 @@ static void route_closed(conn_t *c) {
   if (r->ready) {
     cl->routes_lost++;
     LOG(LOG_INFO, "cluster: route to %s (%s) down", r->node, c->addr);
+    if (cl->on_route != NULL && !cl->stopping)
+      cl->on_route(cl->route_ud, false, r->node, c->addr);
   }
   if (r->target != NULL) {
     target_t *t = r->target;
@@ -634,6 +638,8 @@ static void route_ready(route_t *r) {
   }
   LOG(LOG_INFO, "cluster: route to %s (%s, %s) up", r->node, r->c->addr,
       r->outbound ? "dialed" : "accepted");
+  if (cl->on_route != NULL)
+    cl->on_route(cl->route_ud, true, r->node, r->c->addr);
   send_snapshot(r);
 }
 
@@ -1447,4 +1453,12 @@ void cluster_on_synced(cluster_t *cl, void (*fn)(void *ud), void *ud) {
 
 bool cluster_synced(const cluster_t *cl) {
   return cl->synced;
+}
+
+void cluster_on_route(cluster_t *cl,
+                      void (*fn)(void *ud, bool up, const char *node,
+                                 const char *addr),
+                      void *ud) {
+  cl->on_route = fn;
+  cl->route_ud = ud;
 }

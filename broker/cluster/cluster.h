@@ -58,6 +58,11 @@ int cluster_start(cluster_t *cl);
  */
 void cluster_on_synced(cluster_t *cl, void (*fn)(void *ud), void *ud);
 bool cluster_synced(const cluster_t *cl);
+/* fn is told each route that comes up or goes down ($SYS advisories). */
+void cluster_on_route(cluster_t *cl,
+                      void (*fn)(void *ud, bool up, const char *node,
+                                 const char *addr),
+                      void *ud);
 /* The route port actually bound. */
 int cluster_port(const cluster_t *cl);
 /* Stops listening and dialing (the routes close with the connections). */

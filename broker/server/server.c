@@ -762,6 +762,11 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   return 0;
 }
 
+static void on_route_event(void *ud, bool up, const char *node,
+                           const char *addr) {
+  sysevents_route(ud, up, node, addr);
+}
+
 static void on_cluster_synced(void *ud) {
   server_t *srv = ud;
   if (!srv->shutting_down && srv->listener.fd >= 0)
@@ -785,6 +790,7 @@ int server_listen(server_t *srv) {
       /* Clients wait in the backlog until the retained store is in sync. */
       fd_acceptor_pause(&srv->listener);
       cluster_on_synced(srv->cluster, on_cluster_synced, srv);
+      cluster_on_route(srv->cluster, on_route_event, srv);
       rc = cluster_start(srv->cluster);
     }
     if (rc != 0) {

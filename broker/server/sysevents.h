@@ -12,6 +12,8 @@
 #ifndef TERND_SYSEVENTS_H
 #define TERND_SYSEVENTS_H
 
+#include <stdbool.h>
+
 struct conn;
 struct server;
 
@@ -27,5 +29,9 @@ void sysevents_auth_failure(struct server *srv, struct conn *c);
 /* $SYS.server.reload {"ok":bool}: tells operators (and tests) that a
  * SIGHUP has been handled. */
 void sysevents_reload(struct server *srv, int ok);
+/* $SYS.route.up / $SYS.route.down {"node","addr","server_id"}: a route to
+ * another node of the cluster came up or went down. */
+void sysevents_route(struct server *srv, bool up, const char *node,
+                     const char *addr);
 
 #endif

@@ -328,12 +328,21 @@ Test(cluster, interest_removed_on_unsub_and_node_death, .timeout = 120) {
   tt_raw_unsub(&b, 2, 0);
   tt_raw_barrier(&b);
   wait_remote_interest(ahttp, 1);
-  /* C dies: its interest goes with its route; A and B stay up. */
+  /* C dies: its interest goes with its route; A and B stay up, and A
+   * tells $SYS.route.down. */
+  tt_raw_sub(&a, 7, "$SYS.route.down", NULL);
+  tt_raw_barrier(&a);
   tt_broker_kill(&c.b[2]);
   c.up[2] = false;
   wait_routes(&c, 0, 1);
   wait_routes(&c, 1, 1);
   wait_remote_interest(ahttp, 0);
+  tp_frame_t f;
+  tt_raw_expect(&a, &f, TP_MSG, 10000);
+  cr_assert_eq(f.u.msg.sid, 7);
+  cr_assert(tt_str_eq(f.u.msg.topic, "$SYS.route.down"));
+  tt_raw_unsub(&a, 7, 0);
+  tt_raw_barrier(&a);
   tt_raw_check_pubsub(&a);
   tt_raw_close(&a);
   tt_raw_close(&b);
