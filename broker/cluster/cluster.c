@@ -129,6 +129,7 @@ struct cluster {
   uint64_t routes_made, routes_lost;
   uint64_t last_ping_s;
   tp_buf_t out;
+  char client_urls[2048]; /* this node's and its peers' (cluster_urls) */
   /* Clients are served once the retained store is in sync (cluster.h). */
   bool synced;
   uint64_t started_at;
@@ -1461,4 +1462,24 @@ void cluster_on_route(cluster_t *cl,
                       void *ud) {
   cl->on_route = fn;
   cl->route_ud = ud;
+}
+
+const char *cluster_client_urls(cluster_t *cl) {
+  size_t at = 0;
+  cl->client_urls[0] = '\0';
+  int n =
+      snprintf(cl->client_urls, sizeof cl->client_urls, "%s", cl->client_url);
+  at = n > 0 ? (size_t)n : 0;
+  for (list_node_t *p = cl->routes.next; p != &cl->routes; p = p->next) {
+    route_t *r = LIST_ENTRY(p, route_t, link);
+    if (!r->ready || r->client_url[0] == '\0')
+      continue;
+    size_t len = strlen(r->client_url);
+    if (at + 1 + len + 1 > sizeof cl->client_urls)
+      break;
+    cl->client_urls[at++] = ',';
+    memcpy(cl->client_urls + at, r->client_url, len + 1);
+    at += len;
+  }
+  return cl->client_urls;
 }

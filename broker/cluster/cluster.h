@@ -70,6 +70,9 @@ void cluster_stop(cluster_t *cl);
 /* After the loop has closed every handle. */
 void cluster_free(cluster_t *cl);
 
+/* The client URLs of this node and of every node a route is up to,
+ * comma-separated, for HELLO's cluster_urls (valid until the next call). */
+const char *cluster_client_urls(cluster_t *cl);
 /* Routes in the ready state now. */
 size_t cluster_routes_up(const cluster_t *cl);
 /* /routez as JSON, appended to out. */

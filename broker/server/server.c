@@ -569,6 +569,11 @@ static int encode_hello(server_t *srv) {
   f.u.hello.auth_required =
       srv->broker.cfg.users != NULL || srv->broker.cfg.auth_token[0] != '\0';
   f.u.hello.heartbeat_ms = srv->broker.cfg.heartbeat_ms;
+  if (srv->cluster != NULL) {
+    const char *urls = cluster_client_urls(srv->cluster);
+    f.u.hello.cluster_urls.ptr = urls;
+    f.u.hello.cluster_urls.len = (uint32_t)strlen(urls);
+  }
   return tp_frame_encode(&srv->broker.hello->bytes, &f);
 }
 
@@ -762,9 +767,18 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   return 0;
 }
 
+/* A route came up or went down: $SYS, and HELLO's cluster_urls again
+ * (the other workers wait while it changes, as for a reload). */
 static void on_route_event(void *ud, bool up, const char *node,
                            const char *addr) {
-  sysevents_route(ud, up, node, addr);
+  server_t *srv = ud;
+  sysevents_route(srv, up, node, addr);
+  if (srv->shutting_down)
+    return;
+  srv->pause_others(srv);
+  if (server_hello_update(srv) != 0)
+    LOG(LOG_WARN, "cluster: HELLO not updated (out of memory)");
+  srv->resume_others(srv);
 }
 
 static void on_cluster_synced(void *ud) {
@@ -792,6 +806,8 @@ int server_listen(server_t *srv) {
       cluster_on_synced(srv->cluster, on_cluster_synced, srv);
       cluster_on_route(srv->cluster, on_route_event, srv);
       rc = cluster_start(srv->cluster);
+      if (rc == 0)
+        rc = server_hello_update(srv);
     }
     if (rc != 0) {
       LOG(LOG_ERROR, "cluster port %d: %s", srv->broker.cfg.cluster_port,
