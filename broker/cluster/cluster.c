@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,6 +99,7 @@ typedef struct dial {
   uv_connect_t req;
   target_t *t;
   struct cluster *cl;
+  list_node_t link; /* in cl->dials while connecting */
 } dial_t;
 
 struct cluster {
@@ -110,6 +112,7 @@ struct cluster {
   bool ticking;
   uv_async_t async;
   bool async_open;
+  atomic_bool async_live; /* the watch may wake worker 0 */
   bool stopping;
   char node[64];
   char url[300];        /* this node's route URL */
@@ -124,6 +127,7 @@ struct cluster {
   uint64_t next_id;
 
   list_node_t routes;
+  list_node_t dials;
   list_node_t targets;
   list_node_t seeds;
   uint64_t routes_made, routes_lost;
@@ -209,7 +213,8 @@ static void watch_added(void *ctx, const sub_t *s) {
   uv_mutex_unlock(&cl->lock);
   if (key != stackkey)
     free(key);
-  uv_async_send(&cl->async);
+  if (atomic_load(&cl->async_live))
+    uv_async_send(&cl->async);
 }
 
 static void watch_removed(void *ctx, const sub_t *s) {
@@ -233,7 +238,8 @@ static void watch_removed(void *ctx, const sub_t *s) {
   uv_mutex_unlock(&cl->lock);
   if (key != stackkey)
     free(key);
-  uv_async_send(&cl->async);
+  if (atomic_load(&cl->async_live))
+    uv_async_send(&cl->async);
 }
 
 /* [37, ttl_ms, topic, payload, opts?] from body, an encoded MSG body of
@@ -259,7 +265,8 @@ static void watch_retained(void *ctx, const tp_pub_t *pub) {
     put_retain(&cl->retained_out, pub->ttl_ms, body.data, body.len,
                has_opts ? 3 : 2);
     uv_mutex_unlock(&cl->lock);
-    uv_async_send(&cl->async);
+    if (atomic_load(&cl->async_live))
+      uv_async_send(&cl->async);
   }
   tp_buf_free(&body);
 }
@@ -1050,6 +1057,9 @@ static void on_dialed(uv_connect_t *req, int status) {
   cluster_t *cl = d->cl;
   target_t *t = d->t;
   int fd = -1;
+  list_remove(&d->link);
+  if (uv_is_closing((uv_handle_t *)&d->tcp))
+    return; /* cluster_stop closed it */
   if (status == 0 && !cl->stopping) {
     uv_os_fd_t ofd;
     if (uv_fileno((uv_handle_t *)&d->tcp, &ofd) == 0)
@@ -1081,8 +1091,11 @@ static void dial(cluster_t *cl, target_t *t) {
     return;
   }
   t->state = T_DIALING;
+  list_init(&d->link);
   int rc =
       uv_tcp_connect(&d->req, &d->tcp, (struct sockaddr *)&t->addr, on_dialed);
+  if (rc == 0)
+    list_insert_tail(&cl->dials, &d->link);
   if (rc != 0) {
     d->t = NULL;
     uv_close((uv_handle_t *)&d->tcp, on_dial_closed);
@@ -1159,6 +1172,7 @@ int cluster_create(cluster_t **out, worker_t *w) {
   cl->w = w;
   cl->b = w->broker;
   list_init(&cl->routes);
+  list_init(&cl->dials);
   list_init(&cl->targets);
   list_init(&cl->seeds);
   tp_buf_init(&cl->out);
@@ -1182,6 +1196,7 @@ int cluster_create(cluster_t **out, worker_t *w) {
   }
   cl->async.data = cl;
   cl->async_open = true;
+  atomic_store(&cl->async_live, true);
   cl->b->watch = &watch;
   cl->b->watch_ctx = cl;
   *out = cl;
@@ -1265,6 +1280,13 @@ void cluster_stop(cluster_t *cl) {
     if (route_live(r))
       conn_goaway(r->c, "server shutting down");
   }
+  /* Dials in progress: closed (their callbacks see it and stop). */
+  for (list_node_t *n = cl->dials.next; n != &cl->dials; n = n->next) {
+    dial_t *d = LIST_ENTRY(n, dial_t, link);
+    if (!uv_is_closing((uv_handle_t *)&d->tcp))
+      uv_close((uv_handle_t *)&d->tcp, on_dial_closed);
+  }
+  atomic_store(&cl->async_live, false);
   if (cl->async_open && !uv_is_closing((uv_handle_t *)&cl->async))
     uv_close((uv_handle_t *)&cl->async, on_handle_closed);
 }
