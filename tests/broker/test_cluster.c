@@ -12,10 +12,11 @@
  * connection (interest is told in order, and a route is FIFO).
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -567,4 +568,70 @@ Test(cluster, retained_sync_on_join, .timeout = 120) {
   tt_raw_close(&a);
   tt_raw_close(&b);
   stop3(&c);
+}
+
+/* Expects the next frame on c to be ERR 3 (permission denied). */
+static void expect_denied(tt_raw_t *c) {
+  tt_raw_expect_err(c, 3, 10000);
+}
+
+/* Permissions are checked on the client's own node, exactly as on one: a
+ * refused PUB crosses no route, a refused SUB is never told to the others,
+ * an allowed pair works across nodes. */
+Test(cluster, permissions_across_nodes, .timeout = 120) {
+  tt_ignore_sigpipe();
+  cr_assert_geq(sodium_init(), 0);
+  char hc[crypto_pwhash_STRBYTES], hd[crypto_pwhash_STRBYTES],
+      he[crypto_pwhash_STRBYTES];
+  const char *pw[3] = {"pc", "pd", "pe"};
+  char *h[3] = {hc, hd, he};
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(crypto_pwhash_str(h[i], pw[i], 2, crypto_pwhash_OPSLIMIT_MIN,
+                                   crypto_pwhash_MEMLIMIT_MIN),
+                 0);
+  char text[2048];
+  snprintf(text, sizeof text,
+           "[user carol]\npassword = %s\npublish = ok.>\nsubscribe = ok.>\n\n"
+           "[user dave]\npassword = %s\npublish = none.>\nsubscribe = ok.>\n\n"
+           "[user eve]\npassword = %s\n",
+           hc, hd, he);
+  char conf[64];
+  ops_write_file(conf, text);
+  cluster3_t c;
+  start3(&c, (const char *const[]){"--config", conf, NULL});
+  tt_raw_t carol, dave, eve;
+  ops_login(&carol, c.b[0].port, "carol", "pc", NULL);
+  ops_login(&dave, c.b[1].port, "dave", "pd", NULL);
+  ops_login(&eve, c.b[1].port, "eve", "pe", NULL);
+  /* dave may not subscribe sec.>: refused on B, so A never hears of it. */
+  tt_raw_sub(&dave, 2, "sec.>", NULL);
+  expect_denied(&dave);
+  /* eve first: dave's ok.> would get eve's probes too. */
+  tt_raw_sub(&eve, 1, "sec.>", NULL);
+  tt_raw_sub(&eve, 9, "ok.end", NULL);
+  await_interest(&carol, &eve, "ok.probe.e");
+  tt_raw_sub(&dave, 1, "ok.>", NULL);
+  await_interest(&carol, &dave, "ok.probe.d");
+  /* carol may not publish sec.1: ERR 3 on A, nothing reaches eve on B. */
+  tt_raw_pub(&carol, "sec.1", "no", 2);
+  expect_denied(&carol);
+  tt_raw_pub(&carol, "ok.1", "yes", 3);
+  tt_raw_pub(&carol, "ok.end", "e", 1);
+  tt_raw_expect_msg(&dave, 1, "ok.1", "yes", 3, 10000);
+  tt_raw_expect_msg(&dave, 1, "ok.end", "e", 1, 10000);
+  got_t g[8];
+  cr_assert_eq(collect(&eve, 9, g, 8), 0,
+               "eve got a message carol may not "
+               "publish");
+  /* dave may not publish on B: nothing reaches carol on A. */
+  tt_raw_sub(&carol, 1, "ok.>", NULL);
+  tt_raw_barrier(&carol);
+  tt_raw_pub(&dave, "ok.2", "no", 2);
+  expect_denied(&dave);
+  tt_raw_barrier(&dave);
+  tt_raw_close(&carol);
+  tt_raw_close(&dave);
+  tt_raw_close(&eve);
+  stop3(&c);
+  unlink(conf);
 }
