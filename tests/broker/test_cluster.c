@@ -28,6 +28,8 @@
 #include "tern_proto/frame.h"
 
 #define PROBE_SID 9999
+
+TestSuite(cluster, .timeout = 180);
 #define WAIT_MS 20000
 
 typedef struct cluster3 {
@@ -174,7 +176,7 @@ static size_t count(const got_t *g, size_t n, uint64_t sid, const char *topic) {
   return k;
 }
 
-Test(cluster, cross_node_wildcards_one_hop, .timeout = 120) {
+Test(cluster, cross_node_wildcards_one_hop) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, NULL);
@@ -232,7 +234,7 @@ static void pub_seq(tt_raw_t *c, const char *topic, uint32_t seq) {
   tt_raw_pub(c, topic, &seq, 4);
 }
 
-Test(cluster, queue_group_exactly_once_local_first, .timeout = 120) {
+Test(cluster, queue_group_exactly_once_local_first) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, NULL);
@@ -305,7 +307,7 @@ static void wait_remote_interest(int http_port, long want) {
   }
 }
 
-Test(cluster, interest_removed_on_unsub_and_node_death, .timeout = 120) {
+Test(cluster, interest_removed_on_unsub_and_node_death) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, NULL);
@@ -376,7 +378,7 @@ static void *flood_main(void *arg) {
   return NULL;
 }
 
-Test(cluster, block_across_a_route_pauses_the_publisher, .timeout = 180) {
+Test(cluster, block_across_a_route_pauses_the_publisher) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, (const char *const[]){"--route-pending-msgs", "32", NULL});
@@ -438,7 +440,7 @@ static bool closed_within(int fd, int timeout_ms) {
   return false;
 }
 
-Test(cluster, ports_refuse_the_other_kind, .timeout = 60) {
+Test(cluster, ports_refuse_the_other_kind) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, NULL);
@@ -461,7 +463,7 @@ Test(cluster, ports_refuse_the_other_kind, .timeout = 60) {
 
 /* The node with the wrong token never gets a route; one with the right
  * token, started after it, joins all three. */
-Test(cluster, cluster_token, .timeout = 120) {
+Test(cluster, cluster_token) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, (const char *const[]){"--cluster-token", "s3cret", NULL});
@@ -538,7 +540,7 @@ static void wait_retained(int port, const char *pattern, size_t want) {
 
 /* Retained messages reach every node; a node that (re)joins gets them all
  * before it serves its first client. */
-Test(cluster, retained_sync_on_join, .timeout = 120) {
+Test(cluster, retained_sync_on_join) {
   tt_ignore_sigpipe();
   cluster3_t c;
   start3(&c, NULL);
@@ -578,7 +580,7 @@ static void expect_denied(tt_raw_t *c) {
 /* Permissions are checked on the client's own node, exactly as on one: a
  * refused PUB crosses no route, a refused SUB is never told to the others,
  * an allowed pair works across nodes. */
-Test(cluster, permissions_across_nodes, .timeout = 120) {
+Test(cluster, permissions_across_nodes) {
   tt_ignore_sigpipe();
   cr_assert_geq(sodium_init(), 0);
   char hc[crypto_pwhash_STRBYTES], hd[crypto_pwhash_STRBYTES],
