@@ -34,7 +34,10 @@ fail() {
 }
 
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+  for p in "${PIDS[@]:-}" $(jobs -p); do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+  for n in "${NS[@]}" "$HUB"; do
+    ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+  done
   wait 2>/dev/null
   for n in "${NS[@]}" "$HUB"; do ip netns del "$n" 2>/dev/null; done
   rm -rf "$WORK"
@@ -100,7 +103,7 @@ until grep -q ready "$WORK/sub.log"; do
   [ $SECONDS -lt $end ] || fail "the subscriber never subscribed"
   sleep 0.05
 done
-( i=0; while :; do i=$((i + 1)); echo "$i"; sleep 0.002; done ) |
+( i=0; while :; do i=$((i + 1)); echo "$i" || exit 0; sleep 0.002; done ) |
   inhub "$TERN" -s "${IPS[0]}:7421" pub --reconnect f.x \
     >"$WORK/pub.out" 2>"$WORK/pub.log" &
 PUB_PID=$!
