@@ -21,6 +21,15 @@
 #   REQS=10000           requests per request/reply run
 #   PORT_BASE=27000      ternd PORT_BASE+421, nats +422, redis +379, mosquitto +883
 #   RESULTS=bench/RESULTS.md   where the table goes, newest first ("-" = do not write)
+#   TLS=1                over TLS: ternd (--tls-required) and nats-server (--tls)
+#                        with certificates from scripts/make-certs.sh, clients
+#                        checking them (--tls-ca); brokers default to "tern nats";
+#                        the scenarios are 1->1 and connect+close (a new
+#                        connection, the handshake, CONNECT, ping/pong, close:
+#                        CONNECTS per run, CONNECT_CLIENTS at once)
+#
+# TLS and plaintext side by side, the issue-16 table:
+#   BUILD=build RUNS=5 SIZES="16 1024" TLS=1 bench/run-peers.sh
 #
 # Servers are child processes with temporary configs on 127.0.0.1 and are
 # stopped on exit whatever happens; system services are never touched.
@@ -31,7 +40,11 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-"16 1024"}
-BROKERS=${BROKERS:-"tern nats redis mqtt"}
+if [[ -n ${TLS:-} ]]; then
+  BROKERS=${BROKERS:-"tern nats"}
+else
+  BROKERS=${BROKERS:-"tern nats redis mqtt"}
+fi
 MSGS=${MSGS:-500000}
 RATES=${RATES:-${RATE:-"10000 20000"}}
 RATE_SECONDS=${RATE_SECONDS:-5}
@@ -39,6 +52,9 @@ RATE_MSGS=${RATE_MSGS:-}
 REQS=${REQS:-10000}
 PORT_BASE=${PORT_BASE:-27000}
 RESULTS=${RESULTS:-bench/RESULTS.md}
+TLS=${TLS:-}
+CONNECTS=${CONNECTS:-2000}
+CONNECT_CLIENTS=${CONNECT_CLIENTS:-2}
 COMMAND="bench/run-peers.sh $*"
 if [[ "${1:-}" == "--quick" ]]; then
   RUNS=1 MSGS=50000 RATE_MSGS=5000 REQS=2000
@@ -98,13 +114,21 @@ wait_port() {
   return 1
 }
 
+TLS_TERND=() TLS_NATS=()
+if [[ -n $TLS ]]; then
+  "$ROOT/scripts/make-certs.sh" "$TMP/certs" >/dev/null
+  TLS_TERND=(--tls-cert "$TMP/certs/server.pem" --tls-key "$TMP/certs/server.key" --tls-required)
+  TLS_NATS=(--tls --tlscert "$TMP/certs/server.pem" --tlskey "$TMP/certs/server.key")
+  BENCH+=(--tls-ca "$TMP/certs/ca.pem")
+fi
+
 start_server() {
   local name=$1 port=${PORT[$1]}
   port_busy "$port" && die "port $port for $name is already in use (set PORT_BASE)"
   case $name in
     tern) "$TERND" --host 127.0.0.1 --port "$port" --http-port 0 --log-level warn \
-            >"$TMP/tern.log" 2>&1 & ;;
-    nats) nats-server -a 127.0.0.1 -p "$port" >"$TMP/nats.log" 2>&1 & ;;
+            "${TLS_TERND[@]}" >"$TMP/tern.log" 2>&1 & ;;
+    nats) nats-server -a 127.0.0.1 -p "$port" "${TLS_NATS[@]}" >"$TMP/nats.log" 2>&1 & ;;
     redis) redis-server --bind 127.0.0.1 --port "$port" --save '' \
              --appendonly no --dir "$TMP" --daemonize no \
              >"$TMP/redis.log" 2>&1 & ;;
@@ -128,6 +152,13 @@ SCENARIOS=(
   "queue 1->4|--pub 1 --sub 4 --queue bench|sub.msgs_per_s|tern nats"
   "req/rep|--req --sub 1 --msgs $REQS|latency_us.p50 latency_us.p99|tern nats"
 )
+if [[ -n $TLS ]]; then
+  SCENARIOS=(
+    "pubsub 1->1|--pub 1 --sub 1|sub.msgs_per_s sub.mb_per_s|tern nats"
+    "connect+close|--pub $CONNECT_CLIENTS --connects $CONNECTS|connects_per_sec|tern nats"
+  )
+  RATES=""
+fi
 for rate in $RATES; do
   SCENARIOS+=("latency @${rate}/s|--pub 1 --sub 1 --rate $rate --msgs ${RATE_MSGS:-$((rate * RATE_SECONDS))}|latency_us.p50 latency_us.p99|tern nats redis mqtt")
 done
@@ -192,6 +223,8 @@ table=$(
         [[ $m == latency* ]] && { lat=1; label="${m#latency_us.} us"; }
         [[ $m == pub.* && $name == pub ]] && label="pub msgs/s"
         [[ $m == sub.* ]] && label="recv msgs/s"
+        [[ $m == *mb_per_s ]] && { lat=1; label="recv MB/s"; }
+        [[ $m == connects_per_sec ]] && label="connections/s"
         printf '| %s | %s | %s |' "$name" "$size" "$label"
         declare -A med=()
         worst=0
@@ -226,7 +259,7 @@ section=$(cat <<MD
 
 - machine: $machine; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)
 - servers: $versions
-- command: \`$COMMAND\` (BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATES="$RATES" RATE_SECONDS=$RATE_SECONDS RATE_MSGS=${RATE_MSGS:-rate x seconds} REQS=$REQS)
+- command: \`$COMMAND\` (${TLS:+TLS=1 }BUILD=$BUILD RUNS=$RUNS SIZES="$SIZES" MSGS=$MSGS RATES="$RATES" RATE_SECONDS=$RATE_SECONDS RATE_MSGS=${RATE_MSGS:-rate x seconds} REQS=$REQS)
 - generator: \`${BENCH[*]}\`, one connection and thread per client, all on loopback
 
 $table

@@ -18,8 +18,17 @@
 #    mounted and named by TERN_CONFIG_FILE; every ConfigMap key is one of
 #    ternd's TERN_* variables; the Secret's ternd.conf passes
 #    `ternd --check-config`;
+#  - the probes ask pages open without the monitoring token (/healthz,
+#    /metrics);
 #  - compose: the clients wait for the broker's health (service_healthy),
-#    and the host ports are the documented variables;
+#    and the host ports are the documented variables; the broker's token
+#    comes from the environment and must be set (${TERN_AUTH_TOKEN:?...}),
+#    and the clients send it;
+#  - secure by default: nothing ships TERN_ALLOW_ANONYMOUS; with the
+#    image's TERN_HOST the Kubernetes pod as shipped (ConfigMap and the
+#    Secret's file) and compose's broker without its token are refused by
+#    `ternd --check-config` for want of authentication, and accepted with a
+#    token;
 #  - yamllint (relaxed: line length is not an error);
 #  - kubectl kustomize renders deploy/k8s offline;
 #  - systemd-analyze verify on ternd.service, with ExecStart pointed at a
@@ -152,6 +161,9 @@ if dep:
         if len(set(vals)) != 3:
             err("Deployment: the startup, readiness and liveness probes are not distinct")
         path = lambda p: (p.get("httpGet") or {}).get("path")
+        for k, v in probes.items():
+            if path(v) not in ("/healthz", "/metrics"):
+                err(f"Deployment: {k} asks {path(v)}, which needs the monitoring token (open: /healthz, /metrics)")
         if path(probes["readinessProbe"]) != "/healthz":
             err("Deployment: readiness must be /healthz (503 while draining)")
         if path(probes["livenessProbe"]) == "/healthz":
@@ -192,17 +204,29 @@ if cm:
         for k in cm.get("data", {}):
             if k not in known:
                 err(f"ConfigMap: {k} is not a ternd variable")
+    with open(os.path.join(work, "cm.env"), "w") as f:
+        for k, v in cm.get("data", {}).items():
+            f.write(f"{k}={v}\n")
+for name in ("Dockerfile", "ternd.env", "docker-compose.yml", "k8s/configmap.yaml"):
+    with open(os.path.join(deploy, name)) as f:
+        if "TERN_ALLOW_ANONYMOUS" in "".join(l for l in f if not l.lstrip().startswith("#")):
+            err(f"{name} sets TERN_ALLOW_ANONYMOUS: anonymous clients must not be a shipped default")
 
 with open(os.path.join(deploy, "docker-compose.yml")) as f:
     compose = yaml.safe_load(f)
 svcs = compose["services"]
 for name, svc in svcs.items():
+    env = svc.get("environment") or {}
     if name == "ternd":
         ports = " ".join(svc.get("ports", []))
         for var in ("TERN_HOST_PORT", "TERN_HTTP_HOST_PORT"):
             if "${" + var not in ports:
                 err(f"compose: ternd's ports do not use {var}")
+        if not str(env.get("TERN_AUTH_TOKEN", "")).startswith("${TERN_AUTH_TOKEN:?"):
+            err("compose: ternd's TERN_AUTH_TOKEN must come from the environment, required (${TERN_AUTH_TOKEN:?...})")
         continue
+    if "${TERN_AUTH_TOKEN" not in str(env.get("TERN_TOKEN", "")):
+        err(f"compose: {name} does not send the broker's token (TERN_TOKEN)")
     dep_on = svc.get("depends_on", {})
     cond = dep_on.get("ternd", {}).get("condition") if isinstance(dep_on, dict) else None
     if cond != "service_healthy":
@@ -220,6 +244,38 @@ EOF
       cat "$WORK/check.out"
       bad "ternd --check-config on the Secret's ternd.conf"
     fi
+  fi
+  # Secure by default, with the image's own TERN_HOST: refused without
+  # authentication, accepted with a token.
+  image_host=$(sed -n 's/^ENV TERN_HOST=//p' "$DEPLOY/Dockerfile")
+  # ternd as the container sees it: the image's host, variables from FILE
+  # (KEY=VALUE lines, comments skipped), then $1 as the config file.
+  as_shipped() {
+    local vars=$1 conf=$2
+    shift 2
+    mapfile -t kv < <(grep -E '^TERN_[A-Z_]+=' "$vars")
+    env -i PATH="$PATH" TERN_HOST="$image_host" "${kv[@]}" "$@" \
+      "$TERND" --check-config "$conf" >"$WORK/secure.out" 2>&1
+  }
+  secure_default() {
+    local what=$1 vars=$2 conf=$3
+    if [ -z "$image_host" ] || [ "$image_host" = 127.0.0.1 ]; then
+      bad "$what: no TERN_HOST in the Dockerfile to check against"
+    elif as_shipped "$vars" "$conf"; then
+      bad "$what: accepted without authentication on $image_host"
+    elif ! grep -q "refusing to listen on $image_host without authentication" "$WORK/secure.out"; then
+      cat "$WORK/secure.out"
+      bad "$what: refused, but not for want of authentication"
+    elif ! as_shipped "$vars" "$conf" TERN_AUTH_TOKEN=check-manifests; then
+      cat "$WORK/secure.out"
+      bad "$what: refused even with TERN_AUTH_TOKEN"
+    else
+      ok "$what on $image_host: refused without authentication, accepted with a token"
+    fi
+  }
+  if [ -x "$TERND" ] && [ -f "$WORK/secret-ternd.conf" ] && [ -f "$WORK/cm.env" ]; then
+    secure_default "Kubernetes pod as shipped" "$WORK/cm.env" "$WORK/secret-ternd.conf"
+    secure_default "compose's broker without TERN_AUTH_TOKEN" "$DEPLOY/ternd.env" /dev/null
   fi
 fi
 

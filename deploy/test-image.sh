@@ -10,7 +10,14 @@
 #    quarter of it (ternd reads its cgroup), not of the host's RAM;
 #  - a subscriber and a publisher on the host (build/bin/tern) talk through
 #    the container's published port, and /healthz and /varz answer on the
-#    published monitoring port;
+#    published monitoring port (/varz only with the file's http_token);
+#  - secure by default: without authentication the image refuses to start
+#    (exit 2, the reason in its log); with TERN_AUTH_TOKEN, or with
+#    TERN_ALLOW_ANONYMOUS=true, it runs;
+#  - TLS: certificates from scripts/make-certs.sh mounted read-only and
+#    named by TERN_TLS_CERT/TERN_TLS_KEY: a host tern publishes and
+#    subscribes over tls://, and `openssl s_client` gets /connz over HTTPS
+#    with the monitoring token;
 #  - the HEALTHCHECK passes, and fails while ternd is stopped (SIGSTOP);
 #    it follows a monitoring port moved by a flag, and with monitoring off
 #    it checks the client port (and still fails while ternd is stopped);
@@ -314,11 +321,13 @@ hash=$(echo "$PASSWORD" | "$ENGINE" run --rm -i "${RUN_FLAGS[@]}" "$TAG" ternd -
   2>"$WORK/hash.log") || { cat "$WORK/hash.log" >&2; fail "ternd --hash-password in the image"; }
 # Settings both ways: an INI file named by TERN_CONFIG_FILE (as ternd.conf
 # is written), and the environment, which wins over it.
+HTTP_TOKEN=image-http-$$
 cat >"$WORK/ternd.conf" <<EOF
 # test
 max_payload = 65536
 log_level = warn
 sys_interval_ms = 0
+http_token = $HTTP_TOKEN
 
 [user imagetest]
 password = $hash
@@ -347,16 +356,24 @@ uid=$("$ENGINE" exec "$NAME" id -u)
 [ "$uid" != 0 ] || fail "ternd runs as root"
 step "PID 1: ternd (uid $uid), published on $URL, monitoring on 127.0.0.1:$HTTP_PORT"
 
-# GET on the host side of the published monitoring port.
+# GET PATH [TOKEN] on the host side of the published monitoring port.
 http_get() {
   exec {h}<>"/dev/tcp/127.0.0.1/$HTTP_PORT" || return 1
-  printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&"$h"
+  if [ -n "${2:-}" ]; then
+    printf 'GET %s HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n' "$1" "$2" >&"$h"
+  else
+    printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&"$h"
+  fi
   cat <&"$h"
   exec {h}<&-
 }
 http_get /healthz >"$WORK/healthz" || fail "no answer on the published monitoring port $HTTP_PORT"
 head -1 "$WORK/healthz" | grep -q ' 200 ' || fail "/healthz: $(head -1 "$WORK/healthz")"
-http_get /varz >"$WORK/varz" || fail "GET /varz"
+# /varz names clients' numbers and the configuration: the token's.
+http_get /varz >"$WORK/varz-anon" || fail "GET /varz without the token"
+head -1 "$WORK/varz-anon" | grep -q ' 401 ' ||
+  fail "/varz without the monitoring token: $(head -1 "$WORK/varz-anon")"
+http_get /varz "$HTTP_TOKEN" >"$WORK/varz" || fail "GET /varz"
 grep -q '"max_payload":65536' "$WORK/varz" ||
   fail "TERN_CONFIG_FILE's max_payload was not applied: $(tail -1 "$WORK/varz")"
 grep -q '"log_level":"info"' "$WORK/varz" ||
@@ -420,21 +437,86 @@ stop_check() {
 }
 stop_check "$NAME"
 
+# Secure by default: the image on 0.0.0.0 with no authentication at all
+# stops at once, saying why.
+step "no authentication: the image refuses to start"
+EXTRA_NAMES=("$NAME-anon")
+"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME-anon" "$TAG" \
+  >/dev/null 2>"$WORK/run.log" || { cat "$WORK/run.log" >&2; fail "$ENGINE run (anon)"; }
+code=$(timeout "$STEP_TIMEOUT" "$ENGINE" wait "$NAME-anon") ||
+  { "$ENGINE" logs "$NAME-anon" >&2; fail "an image without authentication kept running"; }
+"$ENGINE" logs "$NAME-anon" >"$WORK/anon-start.log" 2>&1
+[ "$code" = 2 ] || { cat "$WORK/anon-start.log" >&2; fail "exit code $code without authentication (want 2)"; }
+grep -q 'refusing to listen on 0.0.0.0 without authentication' "$WORK/anon-start.log" ||
+  { cat "$WORK/anon-start.log" >&2; fail "no reason in the log of the refused start"; }
+"$ENGINE" rm -f "${EXTRA_NAMES[@]}" >/dev/null 2>&1
+
 # The check follows the configuration: monitoring moved by a flag after
-# the image name, and monitoring off (then the client port's HELLO).
-step "health check with monitoring on another port (a flag), and off (TERN_HTTP_PORT=0)"
+# the image name, and monitoring off (then the client port's HELLO). The
+# first has a token; the second runs anonymous, allowed explicitly.
+step "health check with monitoring on another port (a flag), and off (TERN_HTTP_PORT=0, TERN_ALLOW_ANONYMOUS=true)"
 EXTRA_NAMES=("$NAME-moved" "$NAME-nohttp")
-"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME-moved" "$TAG" --http-port 9421 \
+"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME-moved" -e TERN_AUTH_TOKEN=image-test \
+  "$TAG" --http-port 9421 \
   >/dev/null 2>"$WORK/run.log" || { cat "$WORK/run.log" >&2; fail "$ENGINE run (moved)"; }
-"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME-nohttp" -e TERN_HTTP_PORT=0 "$TAG" \
+"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME-nohttp" -e TERN_HTTP_PORT=0 \
+  -e TERN_ALLOW_ANONYMOUS=true "$TAG" \
   >/dev/null 2>"$WORK/run.log" || { cat "$WORK/run.log" >&2; fail "$ENGINE run (nohttp)"; }
 wait_healthy "$NAME-moved" ||
   { "$ENGINE" logs "$NAME-moved" >&2; fail "never healthy with --http-port 9421"; }
 wait_healthy "$NAME-nohttp" ||
   { "$ENGINE" logs "$NAME-nohttp" >&2; fail "never healthy with monitoring off"; }
+"$ENGINE" logs "$NAME-nohttp" >"$WORK/nohttp.log" 2>&1
+grep -q 'no authentication (allow_anonymous)' "$WORK/nohttp.log" ||
+  { cat "$WORK/nohttp.log" >&2; fail "TERN_ALLOW_ANONYMOUS=true: no warning in the log"; }
 stop_check "$NAME-nohttp"
 "$ENGINE" rm -f "${EXTRA_NAMES[@]}" >/dev/null 2>&1
 EXTRA_NAMES=()
+
+# TLS as deploy/README.md tells it: certificates mounted read-only, named
+# by TERN_TLS_CERT and TERN_TLS_KEY (readable by uid 7421).
+step "TLS: certificates mounted, tern over tls:// and HTTPS monitoring"
+sh "$REPO/scripts/make-certs.sh" "$WORK/certs" >"$WORK/certs.log" 2>&1 ||
+  { cat "$WORK/certs.log" >&2; fail "scripts/make-certs.sh"; }
+chmod 0755 "$WORK/certs"
+chmod 0644 "$WORK/certs/server.pem" "$WORK/certs/server.key"
+EXTRA_NAMES=("$NAME-tls")
+"$ENGINE" run -d "${RUN_FLAGS[@]}" --name "$NAME-tls" -p 127.0.0.1::7421 -p 127.0.0.1::8421 \
+  -v "$WORK/certs:/etc/tern/tls:ro" -e TERN_TLS_CERT=/etc/tern/tls/server.pem \
+  -e TERN_TLS_KEY=/etc/tern/tls/server.key -e TERN_AUTH_TOKEN=image-tls \
+  -e TERN_HTTP_TOKEN=image-tls-http "$TAG" \
+  >/dev/null 2>"$WORK/run.log" || { cat "$WORK/run.log" >&2; fail "$ENGINE run (tls)"; }
+wait_healthy "$NAME-tls" || { "$ENGINE" logs "$NAME-tls" >&2; fail "never healthy with TLS"; }
+hostport=$("$ENGINE" port "$NAME-tls" 7421 | head -1)
+TLS_URL=tls://127.0.0.1:${hostport##*:}
+hostport=$("$ENGINE" port "$NAME-tls" 8421 | head -1)
+TLS_HTTP_PORT=${hostport##*:}
+TERN_TOKEN=image-tls timeout "$STEP_TIMEOUT" "$TERN_HOST_CLI" -s "$TLS_URL" \
+  --tls-ca "$WORK/certs/ca.pem" sub --raw --count 1 'tls.>' >"$WORK/tls-sub.out" 2>&1 &
+TLS_SUB=$!
+BG_PIDS+=("$TLS_SUB")
+got=""
+for _ in $(seq 1 "$((STEP_TIMEOUT * 5))"); do
+  TERN_TOKEN=image-tls "$TERN_HOST_CLI" -s "$TLS_URL" --tls-ca "$WORK/certs/ca.pem" \
+    pub tls.test "over tls" >"$WORK/tls-pub.log" 2>&1 ||
+    fail "publish over TLS: $(cat "$WORK/tls-pub.log")"
+  if ! kill -0 "$TLS_SUB" 2>/dev/null; then
+    got=1
+    break
+  fi
+  sleep 0.2
+done
+[ -n "$got" ] && wait "$TLS_SUB" && grep -q '^over tls$' "$WORK/tls-sub.out" ||
+  fail "subscriber over TLS got: $(cat "$WORK/tls-sub.out")"
+printf 'GET /connz HTTP/1.0\r\nAuthorization: Bearer image-tls-http\r\n\r\n' |
+  timeout "$STEP_TIMEOUT" openssl s_client -connect "127.0.0.1:$TLS_HTTP_PORT" \
+    -CAfile "$WORK/certs/ca.pem" -verify_return_error -quiet >"$WORK/https.out" 2>"$WORK/https.err" ||
+  true
+head -1 "$WORK/https.out" | grep -q ' 200 ' ||
+  fail "HTTPS /connz with the token: $(head -1 "$WORK/https.out") $(tail -2 "$WORK/https.err")"
+"$ENGINE" rm -f "${EXTRA_NAMES[@]}" >/dev/null 2>&1
+EXTRA_NAMES=()
+step "TLS: pub/sub over $TLS_URL and HTTPS /connz on $TLS_HTTP_PORT"
 
 step "SIGTERM with a client connected: exit 0 within ${DRAIN_DEADLINE_S}s"
 timeout "$STEP_TIMEOUT" "$TERN_HOST_CLI" -s "$URL" sub 'image.>' \
@@ -476,8 +558,10 @@ if command -v docker-compose >/dev/null; then
 elif docker compose version >/dev/null 2>&1; then
   compose_cmd=(docker compose)
 fi
+COMPOSE_TOKEN=compose-$$-$RANDOM
 compose() {
   TERN_IMAGE=$TAG TERN_HOST_PORT=$COMPOSE_PORT TERN_HTTP_HOST_PORT=$COMPOSE_HTTP_PORT \
+    TERN_AUTH_TOKEN=$COMPOSE_TOKEN TERN_HTTP_TOKEN=$COMPOSE_TOKEN-http \
     "${compose_cmd[@]}" -p "$PROJECT" -f "$REPO/deploy/docker-compose.yml" "$@"
 }
 if [ "${#compose_cmd[@]}" = 0 ]; then
@@ -543,7 +627,7 @@ else
   done
   [ -n "$got" ] || { compose logs --no-color >&2; fail "the compose subscriber received nothing"; }
   # And from the host, through the compose broker's published port.
-  "$TERN_HOST_CLI" -s "127.0.0.1:$COMPOSE_PORT" sub --raw --count 1 'demo.>' \
+  TERN_TOKEN=$COMPOSE_TOKEN "$TERN_HOST_CLI" -s "127.0.0.1:$COMPOSE_PORT" sub --raw --count 1 'demo.>' \
     >"$WORK/compose-sub.out" 2>&1 ||
     fail "host subscriber on the compose broker: $(cat "$WORK/compose-sub.out")"
   grep -q '^hello [0-9]' "$WORK/compose-sub.out" ||

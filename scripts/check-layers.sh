@@ -43,11 +43,13 @@ broker = os.path.join(root, "broker")
 LAYERS = {
     "base": 0,       # logging, lists, the memory limit: used by everyone
     "data": 1,       # subject index, hash table, bodies, buffers, queues
-    "delivery": 2,   # interest, routing, pending accounting, policies
-    "transport": 2,  # a connection's bytes in and out, timers, close
-    "session": 3,    # the client protocol's frame handlers, logins
-    "cluster": 4,    # routes to other nodes: a session with its own frames
-    "server": 5,     # listeners, workers, config, signals, HTTP, $SYS
+    "store": 2,      # stream logs on disk, state files: no connections
+    "delivery": 3,   # interest, routing, pending accounting, policies
+    "transport": 3,  # a connection's bytes in and out, timers, close
+    "session": 4,    # the client protocol's frame handlers, logins
+    "stream": 4,     # durable streams and consumers (beside the session)
+    "cluster": 5,    # routes to other nodes: a session with its own frames
+    "server": 6,     # listeners, workers, config, signals, HTTP, $SYS
 }
 files = []
 for d, _, names in os.walk(broker):

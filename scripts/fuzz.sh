@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS per target (default 60); TARGETs among fuzz_reader fuzz_decode
-# fuzz_topic (default all, one after the other). The build lives in
+# fuzz_topic fuzz_segment (default all, one after the other). The build lives in
 # build-fuzz (TERN_FUZZ_BUILD overrides). A crash, leak, timeout or OOM input
 # is copied to tests/fuzz/regressions/TARGET/, where the regular test suite
 # replays it from then on, and the script exits 1.
@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${TERN_FUZZ_BUILD:-$ROOT/build-fuzz}
 SECONDS_PER_TARGET=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-fuzz_reader fuzz_decode fuzz_topic}
+TARGETS=${*:-fuzz_reader fuzz_decode fuzz_topic fuzz_segment}
 CC_FUZZ=${CC_FUZZ:-clang}
 
 case $SECONDS_PER_TARGET in
@@ -35,6 +35,7 @@ max_len_for() {
     fuzz_reader) echo 16384 ;;
     fuzz_decode) echo 8192 ;;
     fuzz_topic) echo 2048 ;;
+    fuzz_segment) echo 16384 ;;
     *) echo "fuzz.sh: unknown target $1" >&2; exit 2 ;;
   esac
 }

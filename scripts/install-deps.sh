@@ -11,7 +11,10 @@ $SUDO apt-get update -qq
 # libc6-dev is only a "recommends" of gcc, so --no-install-recommends needs it
 # named; libmsgpack-dev pulls boost headers through libmsgpack-cxx-dev (disk only).
 # libinih (config file), http_parser (monitoring) and libsodium (password
-# hashes) are ternd's operations dependencies. valgrind runs ternd under
+# hashes) are ternd's operations dependencies; libssl-dev (OpenSSL 3) is
+# TLS for ternd and libtern, openssl (the command) makes the test certificates
+# (scripts/make-certs.sh); libxxhash (XXH3) checksums the stream store's
+# records. valgrind runs ternd under
 # memcheck; clang + libclang-rt-14-dev (only a "recommends" of clang) build
 # the libFuzzer targets (scripts/test.sh). help2man makes the manual pages
 # from the programs' --help (cmake/man.cmake). systemd (systemd-analyze) and
@@ -20,7 +23,7 @@ $SUDO apt-get update -qq
 # client's one dependency; pytest and pytest-asyncio run its tests
 # (client/python; redis for its benchmark is installed by its bench script).
 BUILD_ONLY="cmake make gcc libc6-dev pkg-config libuv1-dev libmsgpack-dev
-  libinih-dev libhttp-parser-dev libsodium-dev"
+  libinih-dev libhttp-parser-dev libsodium-dev libssl-dev libxxhash-dev"
 if [ "${1:-}" = "--build" ]; then
   # shellcheck disable=SC2086 # a list of package names
   $SUDO apt-get install -y -qq --no-install-recommends $BUILD_ONLY >/dev/null
@@ -30,7 +33,7 @@ fi
 $SUDO apt-get install -y -qq --no-install-recommends \
   cmake make gcc libc6-dev pkg-config \
   libuv1-dev libmsgpack-dev libcriterion-dev \
-  libinih-dev libhttp-parser-dev libsodium-dev \
+  libinih-dev libhttp-parser-dev libsodium-dev libssl-dev libxxhash-dev openssl \
   valgrind clang libclang-rt-14-dev help2man systemd python3-yaml \
   python3-msgpack python3-pytest python3-pytest-asyncio \
   iproute2 curl >/dev/null

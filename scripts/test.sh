@@ -5,6 +5,8 @@
 #
 #   1. build/       RelWithDebInfo, every ctest entry except the valgrind one
 #   2. build-asan/  Debug with -DTERN_SANITIZE=address,undefined, every entry
+#   2b. build-tsan/ ternd with clang -fsanitize=thread, driven by the
+#                   multi-worker tests (ctest -L workers in build/)
 #   3. valgrind     ternd under memcheck with a mixed workload (ctest -L
 #                   valgrind in build/): zero errors and zero leaks
 #   4. fuzz         each libFuzzer target for TERN_FUZZ_SECONDS (default 30)
@@ -82,6 +84,17 @@ step_asan() {
     ctest --test-dir build-asan "${CTEST_ARGS[@]}"
 }
 
+step_tsan() {
+  # ternd alone built with clang's ThreadSanitizer (Criterion's forked
+  # workers do not start under it): the release build's multi-worker tests
+  # drive it (TERND=), and ctest fails on any "WARNING: ThreadSanitizer".
+  CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DTERN_SANITIZE=thread >/dev/null &&
+    cmake --build build-tsan -j"$JOBS" --target ternd &&
+    TERND="$ROOT/build-tsan/bin/ternd" TSAN_OPTIONS="halt_on_error=0" \
+      ctest --test-dir build "${CTEST_ARGS[@]}" -L '^workers$'
+}
+
 step_valgrind() {
   if ! command -v valgrind >/dev/null 2>&1; then
     if [ "${TERN_SKIP_VALGRIND:-0}" = 1 ]; then
@@ -115,6 +128,7 @@ step_image() {
 total0=$(now)
 run_step "release build + ctest (build/)" step_release
 run_step "asan+ubsan build + ctest (build-asan/)" step_asan
+run_step "tsan ternd + multi-worker tests (build-tsan/)" step_tsan
 run_step "valgrind memcheck of ternd (build/, -L valgrind)" step_valgrind
 if [ "$FUZZ_SECONDS" != 0 ]; then
   run_step "fuzz ${FUZZ_SECONDS}s per target (build-fuzz/)" step_fuzz

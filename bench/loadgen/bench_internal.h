@@ -46,7 +46,11 @@ typedef struct bench_run {
   uint64_t expected_total;       /* all subscribers together */
   bench_worker_t *pubs;
   bench_worker_t *subs;
+  struct ttls_ctx *tls; /* o->tls: the client context every conn shares */
 } bench_run_t;
+
+/* Handshake mode (o->connects): a publisher's thread body (worker.c). */
+void *bench_connect_thread(void *arg);
 
 /* Thread bodies (worker.c). arg is a bench_worker_t. */
 void *bench_pub_thread(void *arg);

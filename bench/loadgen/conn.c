@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tern_tls/tls.h"
+
 #define IN_INITIAL (256u * 1024u)
 
 uint64_t bench_now_ns(void) {
@@ -84,9 +86,96 @@ static int connect_tcp(bench_conn_t *c, const char *host, int port,
   return fail(c, "connect %s:%d: %s", host, port, strerror(err));
 }
 
+/* Milliseconds left until deadline (ns), at least 0. */
+static int ms_left(uint64_t deadline);
+
+/* Writes the engine's ciphertext while the socket takes it. 0 or -1. */
+static int tls_send(bench_conn_t *c) {
+  const char *p;
+  size_t len;
+  ttls_conn_pending_out(c->tls, &p, &len);
+  while (len > 0) {
+    ssize_t n = write(c->fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      }
+      return fail(c, "write: %s", strerror(errno));
+    }
+    ttls_conn_consume_out(c->tls, (size_t)n);
+    ttls_conn_pending_out(c->tls, &p, &len);
+  }
+  c->tls_pending = len;
+  return 0;
+}
+
+/* nats-server 2.9 speaks first in plaintext (INFO) and then expects the
+ * handshake: the INFO line is read and dropped. */
+static int skip_info_line(bench_conn_t *c, uint64_t deadline) {
+  char ch;
+  for (;;) {
+    ssize_t n = read(c->fd, &ch, 1);
+    if (n == 1) {
+      if (ch == '\n') {
+        return 0;
+      }
+      continue;
+    }
+    if (n == 0) {
+      return fail(c, "connection closed before INFO");
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return fail(c, "read: %s", strerror(errno));
+    }
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, ms_left(deadline)) == 0) {
+      return fail(c, "no INFO from the server");
+    }
+  }
+}
+
+static int tls_handshake(bench_conn_t *c, struct ttls_ctx *ctx,
+                         const char *host, int timeout_ms) {
+  uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+  if (strcmp(c->ad->name, "nats") == 0 && skip_info_line(c, deadline) != 0) {
+    return -1;
+  }
+  if (ttls_conn_create(&c->tls, ctx, host) != 0) {
+    return fail(c, "cannot start TLS");
+  }
+  for (;;) {
+    int rc = ttls_conn_handshake(c->tls);
+    if (tls_send(c) != 0) {
+      return -1;
+    }
+    if (rc == 0 && c->tls_pending == 0) {
+      return 0;
+    }
+    if (rc != 0 && rc != TTLS_EAGAIN) {
+      return fail(c, "%s", ttls_conn_error(c->tls));
+    }
+    struct pollfd pfd = {.fd = c->fd,
+                         .events = POLLIN | (c->tls_pending ? POLLOUT : 0)};
+    if (poll(&pfd, 1, ms_left(deadline)) == 0) {
+      return fail(c, "TLS handshake timed out");
+    }
+    char buf[16384];
+    ssize_t n = read(c->fd, buf, sizeof(buf));
+    if (n > 0 && ttls_conn_feed(c->tls, buf, (size_t)n) != 0) {
+      return fail(c, "out of memory");
+    }
+    if (n == 0) {
+      return fail(c, "connection closed during the TLS handshake");
+    }
+  }
+}
+
 int bench_conn_open(bench_conn_t *c, const bench_adapter_t *ad,
                     const char *host, int port, const char *client_id,
-                    int timeout_ms) {
+                    int timeout_ms, struct ttls_ctx *tls) {
   memset(c, 0, sizeof(*c));
   c->fd = -1;
   c->ad = ad;
@@ -101,6 +190,9 @@ int bench_conn_open(bench_conn_t *c, const bench_adapter_t *ad,
   if (connect_tcp(c, host, port, timeout_ms) != 0) {
     return -1;
   }
+  if (tls != NULL && tls_handshake(c, tls, host, timeout_ms) != 0) {
+    return -1;
+  }
   if (ad->encode_connect(&c->out, client_id) != 0) {
     return fail(c, "cannot encode CONNECT");
   }
@@ -108,6 +200,9 @@ int bench_conn_open(bench_conn_t *c, const bench_adapter_t *ad,
 }
 
 void bench_conn_close(bench_conn_t *c) {
+  ttls_conn_destroy(c->tls);
+  c->tls = NULL;
+  c->tls_pending = 0;
   if (c->fd >= 0) {
     close(c->fd);
     c->fd = -1;
@@ -122,6 +217,20 @@ void bench_conn_close(bench_conn_t *c) {
 }
 
 int bench_conn_flush(bench_conn_t *c) {
+  if (c->tls != NULL) {
+    /* Everything queued becomes records now (16 KiB each); the socket
+     * takes what it can, the rest waits as ciphertext. */
+    if (c->out.len > c->out_off) {
+      uv_buf_t b = uv_buf_init((char *)c->out.data + c->out_off,
+                               (unsigned int)(c->out.len - c->out_off));
+      if (ttls_conn_writev(c->tls, &b, 1) < 0) {
+        return fail(c, "TLS: %s", ttls_conn_error(c->tls));
+      }
+      c->out.len = 0;
+      c->out_off = 0;
+    }
+    return tls_send(c);
+  }
   while (c->out_off < c->out.len) {
     ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
     if (n < 0) {
@@ -139,6 +248,45 @@ int bench_conn_flush(bench_conn_t *c) {
   c->out.len = 0;
   c->out_off = 0;
   return 0;
+}
+
+/* Plaintext out of the engine, reading the socket when it has none. */
+static long tls_read(bench_conn_t *c) {
+  long total = 0;
+  char buf[65536];
+  while (c->in_end < c->in_cap) {
+    int n = ttls_conn_read(c->tls, c->in + c->in_end, c->in_cap - c->in_end);
+    if (n > 0) {
+      c->in_end += (size_t)n;
+      total += n;
+      continue;
+    }
+    if (n != TTLS_EAGAIN) {
+      return fail(c, n == TTLS_ECLOSED ? "connection closed by the server"
+                                       : ttls_conn_error(c->tls));
+    }
+    ssize_t r = read(c->fd, buf, sizeof(buf));
+    if (r > 0) {
+      if (ttls_conn_feed(c->tls, buf, (size_t)r) != 0) {
+        return fail(c, "out of memory");
+      }
+      continue;
+    }
+    if (r == 0) {
+      return total > 0 ? total : fail(c, "connection closed by the server");
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    }
+    return fail(c, "read: %s", strerror(errno));
+  }
+  if (tls_send(c) != 0) { /* what reading had to answer */
+    return -1;
+  }
+  return total;
 }
 
 long bench_conn_read(bench_conn_t *c) {
@@ -159,6 +307,9 @@ long bench_conn_read(bench_conn_t *c) {
       c->in = bigger;
       c->in_cap *= 2;
     }
+  }
+  if (c->tls != NULL) {
+    return tls_read(c);
   }
   for (;;) {
     ssize_t n = read(c->fd, c->in + c->in_end, c->in_cap - c->in_end);
@@ -215,7 +366,15 @@ int bench_conn_poll(bench_conn_t *c, int timeout_ms) {
   if (bench_conn_pending(c) > 0) {
     pfd.events |= POLLOUT;
   }
+  if (c->tls != NULL && ttls_conn_pending_in(c->tls) > 0) {
+    timeout_ms = 0; /* records already here need no wait */
+    pfd.revents = POLLIN;
+  }
   int rc = poll(&pfd, 1, timeout_ms);
+  if (c->tls != NULL && ttls_conn_pending_in(c->tls) > 0) {
+    rc = 1;
+    pfd.revents |= POLLIN;
+  }
   if (rc < 0 && errno != EINTR) {
     return fail(c, "poll: %s", strerror(errno));
   }
@@ -233,7 +392,6 @@ int bench_conn_poll(bench_conn_t *c, int timeout_ms) {
   return 0;
 }
 
-/* Milliseconds left until deadline (ns), at least 0. */
 static int ms_left(uint64_t deadline) {
   uint64_t now = bench_now_ns();
   return now >= deadline ? 0 : (int)((deadline - now) / 1000000u) + 1;

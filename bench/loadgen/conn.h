@@ -16,8 +16,13 @@
 
 #include "adapter.h"
 
+struct ttls_ctx;
+struct ttls_conn;
+
 typedef struct bench_conn {
   int fd;
+  struct ttls_conn *tls; /* NULL: plaintext */
+  size_t tls_pending;    /* ciphertext the socket has not taken yet */
   const bench_adapter_t *ad;
   void *state; /* the adapter's parser state */
   uint8_t *in; /* owned */
@@ -28,19 +33,20 @@ typedef struct bench_conn {
 } bench_conn_t;
 
 /*
- * Connects to host:port, sends the adapter's CONNECT and a ping, and waits
+ * Connects to host:port (over TLS with tls: the handshake first, or for
+ * nats after its INFO), sends the adapter's CONNECT and a ping, and waits
  * for the pong (timeout_ms), so the session is usable when this returns 0.
  * On failure c->err says why and the conn must still be closed.
  */
 int bench_conn_open(bench_conn_t *c, const bench_adapter_t *ad,
                     const char *host, int port, const char *client_id,
-                    int timeout_ms);
+                    int timeout_ms, struct ttls_ctx *tls);
 /* Closes the socket and frees the buffers. Safe on a failed open. */
 void bench_conn_close(bench_conn_t *c);
 
 /* Bytes queued in c->out and not written yet. */
 static inline size_t bench_conn_pending(const bench_conn_t *c) {
-  return c->out.len - c->out_off;
+  return c->out.len - c->out_off + c->tls_pending;
 }
 /* Writes what the socket takes now. 0 (maybe partial) or -1. */
 int bench_conn_flush(bench_conn_t *c);

@@ -43,6 +43,14 @@ typedef struct bench_opts {
    * i-th subscriber to entry i mod n: nodes of a cluster. */
   const char *sub_servers;
   int settle_ms; /* pause between the subscriptions and the first publish */
+  /* TLS (tern: from the first byte; nats: after INFO, as nats-server
+   * 2.9 asks). tls_ca NULL: the system's CAs. */
+  bool tls;
+  const char *tls_ca, *tls_cert, *tls_key;
+  /* Handshake mode: each publisher opens and closes this many connections
+   * (TCP, TLS when on, CONNECT, ping/pong, close), nothing is published;
+   * the report is connections per second. 0: off. */
+  uint64_t connects;
 } bench_opts_t;
 
 /* Fills o with the defaults: tern on 127.0.0.1:7421, one publisher, no

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench_internal.h"
+#include "tern_tls/tls.h"
 
 static void init_workers(bench_run_t *run, bench_worker_t *ws, int n,
                          bool is_pub, bool timed) {
@@ -40,6 +41,55 @@ static void free_workers(bench_worker_t *ws, int n) {
   free(ws);
 }
 
+/* Handshake mode: publishers connect and close o->connects times each. */
+static int connect_run(bench_run_t *run) {
+  const bench_opts_t *o = run->o;
+  init_workers(run, run->pubs, o->pubs, true, false);
+  unsigned parties = (unsigned)(o->pubs + 1);
+  pthread_barrier_init(&run->ready, NULL, parties);
+  pthread_barrier_init(&run->go, NULL, parties);
+  for (int i = 0; i < o->pubs; i++) {
+    if (pthread_create(&run->pubs[i].thread, NULL, bench_connect_thread,
+                       &run->pubs[i]) != 0) {
+      fprintf(stderr, "tern bench: cannot start thread %d\n", i);
+      exit(1);
+    }
+    run->pubs[i].started = true;
+  }
+  pthread_barrier_wait(&run->ready);
+  run->start_ns = bench_now_ns();
+  pthread_barrier_wait(&run->go);
+  uint64_t done = 0;
+  for (int i = 0; i < o->pubs; i++) {
+    pthread_join(run->pubs[i].thread, NULL);
+    done += run->pubs[i].msgs;
+  }
+  double secs = (double)(bench_now_ns() - run->start_ns) / 1e9;
+  int rc =
+      atomic_load(&run->abort) != 0 || done != o->connects * (uint64_t)o->pubs;
+  if (o->json) {
+    printf("{\"broker\":\"%s\",\"tls\":%s,\"connects\":%llu,"
+           "\"seconds\":%.3f,\"connects_per_sec\":%.0f,\"lost\":%llu,"
+           "\"failed_clients\":%d}\n",
+           o->ad->name, o->tls ? "true" : "false", (unsigned long long)done,
+           secs, secs > 0 ? (double)done / secs : 0.0,
+           (unsigned long long)(o->connects * (uint64_t)o->pubs - done), rc);
+  } else {
+    printf("%s%s: %llu connections (connect%s, CONNECT, ping/pong, close) "
+           "in %.3f s: %.0f/s\n",
+           o->ad->name, o->tls ? " over TLS" : "", (unsigned long long)done,
+           o->tls ? ", TLS handshake" : "", secs,
+           secs > 0 ? (double)done / secs : 0.0);
+  }
+  fflush(stdout);
+  pthread_barrier_destroy(&run->ready);
+  pthread_barrier_destroy(&run->go);
+  free_workers(run->pubs, o->pubs);
+  free(run->subs);
+  ttls_ctx_unref(run->tls);
+  return rc;
+}
+
 int bench_run(const bench_opts_t *o) {
   bench_run_t run;
   memset(&run, 0, sizeof(run));
@@ -58,6 +108,20 @@ int bench_run(const bench_opts_t *o) {
     free(run.pubs);
     free(run.subs);
     return 1;
+  }
+  if (o->tls) {
+    char why[512];
+    ttls_ctx_opts_t to = {
+        .ca_file = o->tls_ca, .cert_file = o->tls_cert, .key_file = o->tls_key};
+    if (ttls_ctx_create(&run.tls, &to, why, sizeof(why)) != 0) {
+      fprintf(stderr, "tern bench: TLS: %s\n", why);
+      free(run.pubs);
+      free(run.subs);
+      return 1;
+    }
+  }
+  if (o->connects > 0) {
+    return connect_run(&run);
   }
   init_workers(&run, run.pubs, o->pubs, true, o->req);
   init_workers(&run, run.subs, o->subs, false, o->rate > 0);
@@ -100,6 +164,7 @@ int bench_run(const bench_opts_t *o) {
   pthread_barrier_destroy(&run.go);
   free_workers(run.pubs, o->pubs);
   free_workers(run.subs, o->subs);
+  ttls_ctx_unref(run.tls);
   return rc;
 }
 

@@ -59,7 +59,8 @@ static bool setup(bench_worker_t *w, const char *sub_subject,
       port = atoi(colon + 1);
     }
   }
-  if (bench_conn_open(&w->conn, o->ad, host, port, id, o->timeout_ms) != 0) {
+  if (bench_conn_open(&w->conn, o->ad, host, port, id, o->timeout_ms,
+                      w->run->tls) != 0) {
     worker_fail(w, w->conn.err);
     return false;
   }
@@ -410,5 +411,30 @@ void *bench_rep_thread(void *arg) {
       }
     }
   }
+  return NULL;
+}
+
+/* Handshake mode: open (TCP, TLS, CONNECT, ping/pong) and close, again and
+ * again; the run's clock covers them all. */
+void *bench_connect_thread(void *arg) {
+  bench_worker_t *w = arg;
+  const bench_opts_t *o = w->run->o;
+  char id[64];
+  client_id(w, id, sizeof(id));
+  if (!meet(w)) {
+    return NULL;
+  }
+  for (uint64_t i = 0; i < o->connects; i++) {
+    if (bench_conn_open(&w->conn, o->ad, o->host, o->port, id, o->timeout_ms,
+                        w->run->tls) != 0) {
+      worker_fail(w, w->conn.err);
+      bench_conn_close(&w->conn);
+      break;
+    }
+    bench_conn_close(&w->conn);
+    w->msgs++;
+  }
+  uint64_t now = bench_now_ns();
+  atomic_store(&w->run->pubs_done_ns, now);
   return NULL;
 }

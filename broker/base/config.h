@@ -51,9 +51,17 @@ typedef struct config {
   uint64_t auth_fail_window_ms; /* ... per this window */
   uint64_t auth_cache_size;     /* verified logins remembered; 0 = none */
   uint64_t auth_cache_ttl_ms;   /* ... for this long */
-  uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
+  /* Secure by default (issue 16): on a non-loopback address ternd refuses
+   * to start without authentication unless allow_anonymous is set, and
+   * serves the monitoring pages that list clients only with http_token
+   * (or on loopback, or with allow_anonymous). */
+  bool allow_anonymous;
+  char http_token[256];      /* monitoring: Bearer token; "" = none */
+  char http_open_paths[128]; /* monitoring pages never asking for it */
+  bool http_tls_required;    /* with TLS: the monitoring port refuses HTTP */
+  uint64_t sys_interval_ms;  /* $SYS stats period, 0 = off */
   int workers; /* event loops (threads); 0: one per CPU the process may use */
-  char config_file[1024];       /* --config FILE, "" = none */
+  char config_file[1024]; /* --config FILE, "" = none */
   /* Clustering (broker/cluster/): the route port (0: no cluster), the
    * cluster's name, the seeds (host:port[,host:port...], names resolved
    * again every route_resolve_ms), the routes' shared token, the
@@ -66,15 +74,28 @@ typedef struct config {
   char cluster_advertise[256];
   char client_advertise[256];
   uint64_t route_resolve_ms;
-  uint64_t route_sync_ms; /* longest wait for a peer's snapshot at start */
-  uint64_t route_pending_msgs;  /* per remote interest on a route */
+  uint64_t route_sync_ms;      /* longest wait for a peer's snapshot at start */
+  uint64_t route_pending_msgs; /* per remote interest on a route */
   uint64_t route_pending_bytes; /* ... bytes */
+  /* TLS on the client port (transport/tls.h): on when tls_cert is set. */
+  char tls_cert[1024];    /* PEM certificate chain, "" = no TLS */
+  char tls_key[1024];     /* its PEM private key */
+  char tls_ca[1024];      /* CAs for client certificates, "" = none */
+  bool tls_verify;        /* client certificates required (mutual TLS) */
+  bool tls_required;      /* plaintext clients refused */
+  uint64_t tls_detect_ms; /* wait for a first byte before HELLO */
   /* Users and permissions from the file's [user NAME] sections; owned,
    * freed by config_free (see auth.h). */
   struct auth_db *users;
+  /* Durable streams (issue 19): where they are kept ("" = streams off)
+   * and the [stream NAME] sections of the file (stream/stream_def.h;
+   * owned, NULL = none). */
+  char data_dir[1024];
+  struct stream_defs *streams;
 } config_t;
 
 struct auth_db;
+struct stream_defs;
 
 /* Fills cfg with the defaults. */
 void config_defaults(config_t *cfg);
@@ -96,6 +117,27 @@ int config_apply_env(config_t *cfg, char *err, size_t errlen);
 bool config_key_in_file(const char *key);
 /* Writes the effective configuration in the file's format (no secrets). */
 void config_print(const config_t *cfg, FILE *out);
+
+/* Whether host is a loopback address: 127.0.0.0/8 or ::1. */
+bool config_is_loopback(const char *host);
+/* Whether clients must authenticate: a token or users are configured, or
+ * every client needs a certificate (config_mtls_only). */
+bool config_auth_required(const config_t *cfg);
+/* Whether every client must show a certificate signed by tls_ca: TLS with
+ * tls_verify and tls_required (no plaintext). */
+bool config_mtls_only(const config_t *cfg);
+/*
+ * The secure-by-default rule: clients on a non-loopback host without
+ * authentication need allow_anonymous, and a route port there needs route
+ * authentication (allow_anonymous does not open it). 0, or -1 with the refusal
+ * and what to do about it in err. config_load applies it to every start, check
+ * and reload.
+ */
+int config_check_exposure(const config_t *cfg, char *err, size_t errlen);
+/* Whether routes must authenticate (a cluster token, or route mTLS). */
+bool config_route_auth(const config_t *cfg);
+/* Whether the monitoring page path ("/connz") is in http_open_paths. */
+bool config_http_path_open(const config_t *cfg, const char *path, size_t len);
 
 /* What config_parse asks the caller to do. */
 enum {

@@ -3,12 +3,15 @@
 #include <uv.h>
 
 #include "tern_proto/errors.h"
+#include "tern_tls/tls.h"
 
 const char *ternd_strerror(int rc) {
   if (rc == 0)
     return "success";
   if (tp_err_is(rc))
     return tp_strerror(rc);
+  if (ttls_err_is(rc))
+    return ttls_strerror(rc);
   switch (rc) {
 #define TERND_ERR_TEXT(name, val, msg)                                         \
   case name:                                                                   \

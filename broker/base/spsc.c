@@ -20,6 +20,7 @@ int spsc_init(spsc_t *q, size_t item_size) {
   q->tail_seg = q->reclaim_seg = q->head_seg = s;
   q->tail = q->reclaimed = q->head = 0;
   atomic_init(&q->published, 0);
+  atomic_init(&q->written, 0);
   atomic_init(&q->consumed, 0);
   return 0;
 }

@@ -39,6 +39,9 @@ typedef struct spsc {
   uint64_t reclaimed;                /* items seen by spsc_reclaim */
   /* Shared. */
   _Alignas(64) _Atomic uint64_t published; /* items the consumer may read */
+  _Atomic uint64_t written; /* items written (spsc_mark_written): the
+                               consumer may not read them yet, but may
+                               know they exist */
   _Alignas(64) _Atomic uint64_t consumed;  /* items the consumer is done with */
   /* The consumer's side. */
   _Alignas(64) spsc_seg_t *head_seg;
@@ -59,6 +62,22 @@ static inline bool spsc_publish(spsc_t *q) {
     return false;
   atomic_store_explicit(&q->published, q->tail, memory_order_release);
   return true;
+}
+
+/* Tells the consumer that every item pushed so far exists (without letting
+ * it read them: spsc_publish does). */
+static inline void spsc_mark_written(spsc_t *q) {
+  atomic_store_explicit(&q->written, q->tail, memory_order_release);
+}
+/* The consumer: how many items exist (marked written or published). */
+static inline uint64_t spsc_written(spsc_t *q) {
+  uint64_t w = atomic_load_explicit(&q->written, memory_order_acquire);
+  uint64_t p = atomic_load_explicit(&q->published, memory_order_acquire);
+  return w > p ? w : p;
+}
+/* The consumer: items it is done with. */
+static inline uint64_t spsc_head(const spsc_t *q) {
+  return q->head;
 }
 
 /* The consumer: the next published item, or NULL. Valid until

@@ -3,6 +3,8 @@
  */
 #include "data/hashmap.h"
 
+#include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,37 +26,40 @@ struct hashmap {
 
 #define MIN_CAP 8
 
-static uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
+/*
+ * The key of every map's hash: random, drawn once per process by the first
+ * hashmap_create (pthread_once, so loops on several threads may race to
+ * it), never written again, so any thread may read it afterwards.
+ */
+static uint8_t hash_key[crypto_shorthash_siphash24_KEYBYTES];
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void) {
+  /* Safe to call more than once and from any thread; ternd's main has
+   * called it already (and refuses to start when it fails). */
+  if (sodium_init() < 0)
+    abort();
+  randombytes_buf(hash_key, sizeof hash_key);
 }
 
 /*
- * Eight bytes per step with a multiply-rotate round, then a strong
- * finaliser. Topics are short and hashed on every uncached publish, so this
- * favours speed; it is not meant to resist chosen-key flooding (the caches
- * that use it are bounded, which caps the damage).
+ * SipHash-2-4 with the process's random key (libsodium's shorthash). The
+ * keys are client-chosen (topic tokens, whole topics, subscription ids),
+ * so an unkeyed hash lets a client pick thousands of keys with one home
+ * slot and turn every lookup into a walk of all of them; with a secret
+ * key it cannot tell which keys collide.
  */
+static uint64_t hash_keyed(const void *key, size_t len) {
+  unsigned char out[crypto_shorthash_siphash24_BYTES];
+  crypto_shorthash_siphash24(out, key, len, hash_key);
+  uint64_t h;
+  memcpy(&h, out, sizeof h);
+  return h;
+}
+
 uint64_t hashmap_hash(const void *key, size_t len) {
-  const unsigned char *p = key;
-  uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
-  while (len >= 8) {
-    uint64_t w;
-    memcpy(&w, p, 8);
-    h ^= w * 0x87c37b91114253d5ULL;
-    h = (h << 31) | (h >> 33);
-    h *= 0x4cf5ad432745937fULL;
-    p += 8;
-    len -= 8;
-  }
-  uint64_t w = 0;
-  memcpy(&w, p, len);
-  h ^= w * 0x87c37b91114253d5ULL;
-  return mix64(h);
+  pthread_once(&hash_key_once, hash_key_init);
+  return hash_keyed(key, len);
 }
 
 static size_t cap_for(size_t n) {
@@ -66,6 +71,7 @@ static size_t cap_for(size_t n) {
 }
 
 int hashmap_create(hashmap_t **out, size_t hint) {
+  pthread_once(&hash_key_once, hash_key_init);
   hashmap_t *m = malloc(sizeof(*m));
   if (m == NULL)
     return TP_ENOMEM;
@@ -103,7 +109,7 @@ static size_t find_slot(const hashmap_t *m, uint32_t h, const void *key,
 }
 
 void *hashmap_get(const hashmap_t *m, const void *key, size_t klen) {
-  uint32_t h = (uint32_t)hashmap_hash(key, klen);
+  uint32_t h = (uint32_t)hash_keyed(key, klen);
   size_t i = find_slot(m, h, key, klen);
   return m->slots[i].key != NULL ? m->slots[i].val : NULL;
 }
@@ -130,7 +136,7 @@ static int grow(hashmap_t *m, size_t new_cap) {
 }
 
 int hashmap_put(hashmap_t *m, const void *key, size_t klen, void *val) {
-  uint32_t h = (uint32_t)hashmap_hash(key, klen);
+  uint32_t h = (uint32_t)hash_keyed(key, klen);
   size_t i = find_slot(m, h, key, klen);
   if (m->slots[i].key != NULL) {
     m->slots[i].key = key;
@@ -154,7 +160,7 @@ int hashmap_put(hashmap_t *m, const void *key, size_t klen, void *val) {
  * lie cyclically in (i, j], so every key stays reachable without tombstones.
  */
 void *hashmap_remove(hashmap_t *m, const void *key, size_t klen) {
-  uint32_t h = (uint32_t)hashmap_hash(key, klen);
+  uint32_t h = (uint32_t)hash_keyed(key, klen);
   size_t mask = m->cap - 1;
   size_t i = find_slot(m, h, key, klen);
   if (m->slots[i].key == NULL)
@@ -206,4 +212,17 @@ int hashmap_next(const hashmap_t *m, size_t *pos, const void **key,
   }
   *pos = m->cap;
   return 0;
+}
+
+void hashmap_probes_add(const hashmap_t *m, hashmap_probes_t *acc) {
+  size_t mask = m->cap - 1;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (m->slots[i].key == NULL)
+      continue;
+    size_t d = (i - (m->slots[i].hash & mask)) & mask;
+    acc->entries++;
+    acc->total += d;
+    if (d > acc->longest)
+      acc->longest = d;
+  }
 }

@@ -9,7 +9,11 @@
  * map (store the key inside the value, as the subject index does). Values
  * are never freed by the map, and must be non-NULL (NULL means "absent").
  *
- * Not thread-safe; one loop owns each map.
+ * Keys may be chosen by clients: the hash is keyed with a random key per
+ * process (see hashmap_hash), so nobody can choose keys that collide.
+ *
+ * Not thread-safe; one loop owns each map. The hash's key is set once, by
+ * the first hashmap_create, and only read after that, from any thread.
  */
 #ifndef TERND_HASHMAP_H
 #define TERND_HASHMAP_H
@@ -49,7 +53,21 @@ int hashmap_next(const hashmap_t *m, size_t *pos, const void **key,
 /* Slot count, for choosing a random starting *pos. */
 size_t hashmap_capacity(const hashmap_t *m);
 
-/* The hash the map uses (exposed for other tables that want the same). */
+/*
+ * What lookups cost, for tests and diagnostics (a walk of the whole table,
+ * never done on a hot path). An entry's displacement is how far it sits
+ * past its home slot; finding it visits displacement + 1 slots. Adds this
+ * map's entries and displacements to *acc and raises acc->longest.
+ */
+typedef struct hashmap_probes {
+  size_t entries; /* entries seen */
+  size_t total;   /* sum of their displacements */
+  size_t longest; /* the largest displacement */
+} hashmap_probes_t;
+void hashmap_probes_add(const hashmap_t *m, hashmap_probes_t *acc);
+
+/* The hash the map uses (exposed for other tables that want the same):
+ * SipHash-2-4 keyed with a random key drawn once per process. */
 uint64_t hashmap_hash(const void *key, size_t len);
 
 #endif

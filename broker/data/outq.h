@@ -52,6 +52,10 @@ typedef struct outq {
    * frame needed an entry of its own (outq_chunk.c: when a new chunk may be
    * opened). */
   uint32_t small_streak;
+  /* While set, a small MSG's body that the queue would keep by reference
+   * (no chunk worth opening) is copied into this pool first: the body is
+   * another loop's (several workers), only its bytes may be used. */
+  msgbuf_pool_t *copy_pool;
   /* Counters of what reached the socket. */
   uint64_t msgs_written;
   uint64_t bytes_written;

@@ -97,7 +97,21 @@ static bool chunk_worth_opening(const outq_t *q) {
 static int push_entry(outq_t *q, const uint8_t *head, size_t head_len,
                       msgbuf_t *body, pending_t *s) {
   uint32_t streak = q->small_streak;
+  msgbuf_t *copy = NULL;
+  if (q->copy_pool != NULL) {
+    copy = msgbuf_get(q->copy_pool);
+    if (copy == NULL ||
+        tp_buf_append(&copy->bytes, body->bytes.data, body->bytes.len) != 0) {
+      if (copy != NULL)
+        msgbuf_unref(copy);
+      return TP_ENOMEM;
+    }
+    copy->has_opts = body->has_opts;
+    body = copy;
+  }
   outq_entry_t *e = outq_push_msg(q, head, head_len, body);
+  if (copy != NULL)
+    msgbuf_unref(copy); /* the entry holds its own reference */
   if (e == NULL)
     return TP_ENOMEM;
   q->small_streak = streak + 1;

@@ -35,6 +35,8 @@ void rx_shared_free(rx_shared_t *sh) {
 
 void rx_tail_free(rx_shared_t *sh, rx_tail_t *t) {
   sh->tail_bytes -= t->cap;
+  if (sh->all_tails != NULL)
+    atomic_fetch_sub_explicit(sh->all_tails, t->cap, memory_order_relaxed);
   free(t->buf);
   memset(t, 0, sizeof *t);
 }
@@ -45,6 +47,9 @@ static bool tail_resize(rx_shared_t *sh, rx_tail_t *t, size_t cap) {
   if (p == NULL)
     return false;
   sh->tail_bytes += cap - t->cap;
+  if (sh->all_tails != NULL)
+    atomic_fetch_add_explicit(sh->all_tails, cap - t->cap,
+                              memory_order_relaxed);
   t->buf = p;
   t->cap = cap;
   return true;
@@ -62,8 +67,11 @@ void rx_alloc(rx_shared_t *sh, rx_tail_t *t, size_t max_frame, uv_buf_t *out) {
   /* A large frame: read its rest where it will be decoded. */
   if (need < t->len + 1)
     need = t->len + 1;
+  size_t held = sh->all_tails != NULL
+                    ? atomic_load_explicit(sh->all_tails, memory_order_relaxed)
+                    : sh->tail_bytes;
   if (t->cap < need && sh->tail_max > 0 &&
-      sh->tail_bytes - t->cap + need > sh->tail_max) {
+      held - t->cap + need > sh->tail_max) {
     t->over_cap = true;
     *out = uv_buf_init(NULL, 0);
     return;

@@ -19,6 +19,7 @@
 #ifndef TERND_READBUF_H
 #define TERND_READBUF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,9 @@ typedef struct rx_shared {
    * max_inbound_total bounds (0: no bound). A large frame that would take
    * the total past it is refused (rx_alloc). */
   size_t tail_bytes, tail_max;
+  /* Several loops: the tails of every loop, which tail_max bounds then
+   * (NULL: this loop's alone). */
+  _Atomic size_t *all_tails;
   /* Frames are handled one at a time, each before the next is decoded,
    * so one decoder (and its msgpack scratch zone) serves every
    * connection too. */

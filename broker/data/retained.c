@@ -427,3 +427,17 @@ void retained_get_stats(const retained_t *r, retained_stats_t *st) {
   st->nodes = r->nodes;
   st->expired = r->expired;
 }
+
+static void node_probes(const rnode_t *n, hashmap_probes_t *acc) {
+  if (n->children == NULL)
+    return;
+  hashmap_probes_add(n->children, acc);
+  size_t pos = 0;
+  void *val;
+  while (hashmap_next(n->children, &pos, NULL, NULL, &val) == 1)
+    node_probes(val, acc);
+}
+
+void retained_probes(const retained_t *r, hashmap_probes_t *acc) {
+  node_probes(&r->root, acc);
+}

@@ -74,4 +74,9 @@ typedef struct retained_stats {
 } retained_stats_t;
 void retained_get_stats(const retained_t *r, retained_stats_t *st);
 
+/* What the trie's hash lookups cost, added to *acc: see hashmap_probes_add.
+ * Walks the whole store, for tests and diagnostics. */
+struct hashmap_probes;
+void retained_probes(const retained_t *r, struct hashmap_probes *acc);
+
 #endif

@@ -571,3 +571,22 @@ void sublist_get_stats(const sublist_t *sl, sublist_stats_t *st) {
   st->nodes = sl->nodes;
   st->cache_entries = sl->cache_live;
 }
+
+static void node_probes(const node_t *n, hashmap_probes_t *acc) {
+  if (n->literals != NULL) {
+    hashmap_probes_add(n->literals, acc);
+    size_t pos = 0;
+    void *v;
+    while (hashmap_next(n->literals, &pos, NULL, NULL, &v))
+      node_probes(v, acc);
+  }
+  if (n->star != NULL)
+    node_probes(n->star, acc);
+  if (n->rest != NULL)
+    node_probes(n->rest, acc);
+}
+
+void sublist_probes(const sublist_t *sl, hashmap_probes_t *acc) {
+  hashmap_probes_add(sl->cache, acc);
+  node_probes(sl->root, acc);
+}

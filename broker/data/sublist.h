@@ -75,4 +75,10 @@ typedef struct sublist_stats {
 } sublist_stats_t;
 void sublist_get_stats(const sublist_t *sl, sublist_stats_t *st);
 
+/* What the index's hash lookups cost (every node's children and the match
+ * cache), added to *acc: see hashmap_probes_add. Walks the whole trie, for
+ * tests and diagnostics. */
+struct hashmap_probes;
+void sublist_probes(const sublist_t *sl, struct hashmap_probes *acc);
+
 #endif

@@ -14,9 +14,19 @@
  * body of its own per message. Order is the queue's: per publisher per
  * subscription it is kept.
  *
- * Flow control: B finds a `block` subscription full with a message from
- * A's publisher P: B records (A, P) as a waiter and sends BLOCK; A stops
- * reading P. When the subscription drains, goes or its subscriber closes,
+ * A PING after messages handed over is answered once every loop they went
+ * to has taken them (FENCE, FENCE_ACK): PONG stays the barrier it is
+ * with one loop.
+ *
+ * Flow control: A counts what it handed to B and B has not taken (its
+ * queue's length, an upper bound for any one subscription) on top of what
+ * B holds for the subscription (x_pending, as of B's last turn): when that
+ * reaches a limit, A stops the publisher there and
+ * then (as one loop would) and sends WAIT; B, having taken everything
+ * before it, records the waiter if the subscription is still full, or
+ * answers UNBLOCK at once. Besides, B finds a `block` subscription full with a
+ * message from A's publisher P: B records (A, P) as a waiter and sends BLOCK; A
+ * stops reading P. When the subscription drains, goes or its subscriber closes,
  * B sends UNBLOCK; A resumes P. When P closes first, A sends FORGET and B
  * drops the waiter (so the stall timeout does not close a subscriber for
  * a publisher that is gone).
@@ -36,11 +46,20 @@
 #include "delivery/worker.h"
 
 enum {
-  HANDOFF_MSG = 1, /* body for s, from publisher conn_id (0: the server) */
-  HANDOFF_BLOCK,   /* s blocks conn_id (to the publisher's loop) */
-  HANDOFF_UNBLOCK, /* s no longer blocks conn_id (to the publisher's loop) */
-  HANDOFF_FORGET   /* conn_id closed: not a waiter of s (to s's loop) */
+  HANDOFF_MSG = 1,   /* body for s, from publisher conn_id (0: the server) */
+  HANDOFF_BLOCK,     /* s blocks conn_id (to the publisher's loop) */
+  HANDOFF_UNBLOCK,   /* s no longer blocks conn_id (to the publisher's loop) */
+  HANDOFF_FORGET,    /* conn_id closed: not a waiter of s (to s's loop) */
+  HANDOFF_WAIT,      /* conn_id stopped for s: unblock it when s drains */
+  HANDOFF_FENCE,     /* conn_id sent PING: answer once everything before it
+                        is taken (to each loop it handed messages to) */
+  HANDOFF_FENCE_ACK, /* ... taken (to the publisher's loop) */
+  HANDOFF_ERR        /* ERR 13 to conn_id, its text in body (to its loop): a
+                        stream refused what it published on another loop */
 };
+
+/* A MSG's head beside its body, as counted against max_bytes (about). */
+#define HANDOFF_HEAD_BYTES 16
 
 struct handoff_item {
   uint8_t kind;
@@ -57,6 +76,9 @@ typedef struct handoff_ops {
   void (*block)(worker_t *w, const handoff_item_t *it);
   void (*unblock)(worker_t *w, const handoff_item_t *it);
   void (*forget)(worker_t *w, const handoff_item_t *it);
+  void (*wait)(worker_t *w, const handoff_item_t *it);
+  void (*fence_ack)(worker_t *w, const handoff_item_t *it);
+  void (*err)(worker_t *w, const handoff_item_t *it);
 } handoff_ops_t;
 
 /* w's queues to every other loop and its wake-up handle (on w's loop),
@@ -74,6 +96,10 @@ bool handoff_hand_over(worker_t *from, sub_t *s, struct endpoint *publisher,
 void handoff_unblock_remote(sub_t *s, int wid, uint64_t conn_id);
 /* A control notice from w to loop `to`. */
 void handoff_notice(worker_t *w, int to, int kind, sub_t *s, uint64_t conn_id);
+
+/* ERR 13 with text (NUL-terminated in a body of w's) to connection
+ * conn_id of loop `to`. */
+void handoff_err(worker_t *w, int to, uint64_t conn_id, const char *text);
 
 /* Before w sleeps: makes the turn's items visible and wakes their loops;
  * drops the body references of what other loops are done with. */

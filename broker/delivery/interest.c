@@ -32,7 +32,8 @@ int interest_add(broker_t *b, sub_t *s) {
     return rc;
   }
   worker_t *w = s->env->worker;
-  if (hashmap_put(w->live_subs, &s, sizeof s, s) != 0)
+  s->self = s;
+  if (hashmap_put(w->live_subs, &s->self, sizeof s->self, s) != 0)
     return TP_ENOMEM;
   for (int i = 0; i < b->nworkers; i++) {
     index_replica_t *r = &b->replicas[i];
@@ -43,7 +44,7 @@ int interest_add(broker_t *b, sub_t *s) {
     if (rc != 0) {
       while (i-- > 0)
         remove_from(&b->replicas[i], s);
-      hashmap_remove(w->live_subs, &s, sizeof s);
+      hashmap_remove(w->live_subs, &s->self, sizeof s->self);
       return TP_ENOMEM;
     }
   }
@@ -61,7 +62,7 @@ void interest_remove(broker_t *b, sub_t *s) {
   for (int i = 0; i < b->nworkers; i++)
     remove_from(&b->replicas[i], s);
   worker_t *w = s->env->worker;
-  hashmap_remove(w->live_subs, &s, sizeof s);
+  hashmap_remove(w->live_subs, &s->self, sizeof s->self);
   /* No loop can name s in a new item now; one may have named it already. */
   sub_retire(s);
   handoff_bury(w, s);

@@ -40,7 +40,10 @@ int router_check(const worker_t *w, const tp_pub_t *pub, const char **msg) {
     *msg = "invalid topic";
     return TP_WIRE_INVALID_TOPIC;
   }
-  if (tp_topic_is_system(pub->topic.ptr, pub->topic.len)) {
+  const publish_hook_t *hook = &w->broker->publish_hook;
+  if (tp_topic_is_system(pub->topic.ptr, pub->topic.len) &&
+      !(hook->prefix != NULL && pub->topic.len > hook->prefix_len &&
+        memcmp(pub->topic.ptr, hook->prefix, hook->prefix_len) == 0)) {
     *msg = "permission denied: topics starting with '$' belong to the server";
     return TP_WIRE_PERMISSION;
   }
@@ -302,8 +305,10 @@ static sub_t *pick_member(const sublist_group_t *g,
   return fallback;
 }
 
-/* Encodes the shared MSG body for pub. NULL when out of memory. */
-static msgbuf_t *encode_body(worker_t *w, const tp_pub_t *pub) {
+/* Encodes the shared MSG body for pub. NULL when out of memory. Inlined:
+ * it is most of the single loop's publish. */
+static inline __attribute__((always_inline)) msgbuf_t *
+encode_body(worker_t *w, const tp_pub_t *pub) {
   msgbuf_t *body = msgbuf_get(w->bufs);
   if (body == NULL)
     return NULL;
@@ -402,6 +407,16 @@ static sub_t *pick_member_multi(const sublist_group_t *g,
   return fallback;
 }
 
+/* What publishers of other loops see of s (a block subscription). */
+static inline void show_pending(worker_t *w, sub_t *s) {
+  atomic_store_explicit(&s->x_pending_msgs, s->q.pending_msgs,
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->x_pending_bytes, s->q.pending_bytes,
+                        memory_order_relaxed);
+  if (!list_linked(&s->xpend_link))
+    list_insert_tail(&w->xpend_subs, &s->xpend_link);
+}
+
 /* A group member of this loop queued a message: other loops see whether
  * it is full (cleared by router_refresh_groups once it drains). */
 static inline void note_group_fill(worker_t *w, sub_t *s) {
@@ -412,6 +427,13 @@ static inline void note_group_fill(worker_t *w, sub_t *s) {
 }
 
 void router_refresh_groups(worker_t *w) {
+  for (list_node_t *n = w->xpend_subs.next; n != &w->xpend_subs;) {
+    sub_t *s = LIST_ENTRY(n, sub_t, xpend_link);
+    n = n->next;
+    show_pending(w, s);
+    if (s->q.pending_msgs == 0)
+      list_remove(&s->xpend_link);
+  }
   for (list_node_t *n = w->full_groups.next; n != &w->full_groups;) {
     sub_t *s = LIST_ENTRY(n, sub_t, full_link);
     n = n->next;
@@ -471,11 +493,12 @@ static void remove_ended(worker_t *w) {
 /* router_publish with several loops: this loop's replica of the index,
  * held while the walk uses its result. */
 static int publish_multi(worker_t *w, endpoint_t *publisher,
-                         const tp_pub_t *pub, uint64_t *receivers) {
+                         const tp_pub_t *pub, const tp_str_t to,
+                         uint64_t *receivers) {
   index_replica_t *r = &w->broker->replicas[w->wid];
   uv_mutex_lock(&r->lock);
   const sublist_result_t *res = NULL;
-  int rc = sublist_match(r->index, pub->topic.ptr, pub->topic.len, &res);
+  int rc = sublist_match(r->index, to.ptr, to.len, &res);
   if (rc != 0 || (res->nplain == 0 && res->ngroups == 0)) {
     uv_mutex_unlock(&r->lock);
     return rc;
@@ -494,6 +517,12 @@ static int publish_multi(worker_t *w, endpoint_t *publisher,
   msgbuf_unref(body);
   remove_ended(w);
   return 0;
+}
+
+/* Several loops: the pending bytes of all of them, the others' as of this
+ * loop's last turn (worker.h). */
+static inline uint64_t pending_now(const worker_t *w) {
+  return outq_pool_pending_bytes(w->entries) + w->pending_others;
 }
 
 /* A copy of another loop's body in this loop's pool (one per message and
@@ -516,16 +545,37 @@ static msgbuf_t *local_copy(worker_t *w, msgbuf_t *src) {
   return b;
 }
 
+void router_take_wait(worker_t *w, const handoff_item_t *it) {
+  sub_t *s = it->s;
+  /* Everything the publisher sent before is taken: is s still full? */
+  if (!s->dead && sub_is_full(s) &&
+      sub_add_remote_waiter(s, it->from, it->conn_id) >= 0) {
+    w->stats.publisher_blocks++;
+    return;
+  }
+  handoff_notice(w, it->from, HANDOFF_UNBLOCK, s, it->conn_id);
+}
+
 void router_take_handed(worker_t *w, const handoff_item_t *it) {
   sub_t *s = it->s;
   if (s->dead || !eligible(s, NULL))
     return;
-  msgbuf_t *body = local_copy(w, it->body);
-  if (body == NULL)
+  /* A small MSG is copied into this loop's chunks as on one loop: the
+   * other loop's body is only read (its reference is the other loop's,
+   * dropped once this loop is past the item). One the queue keeps by
+   * reference is first copied into a body of this loop. */
+  msgbuf_t *body = it->body;
+  uint64_t bytes = body->bytes.len + TP_MSG_HEAD_MAX;
+  bool copied =
+      bytes > OUTQ_CHUNK_MSG_MAX || s->policy == TP_OVERFLOW_DROP_OLDEST;
+  if (copied && (body = local_copy(w, it->body)) == NULL)
     return;
-  uint64_t budget = pending_gate_budget(w->gate, worker_pending_total(w));
+  uint64_t budget = pending_gate_budget(w->gate, pending_now(w));
   w->nended = 0;
-  if (!deliver_here(w, NULL, s, body, budget))
+  s->out->copy_pool = w->bufs;
+  bool queued = deliver_here(w, NULL, s, body, budget);
+  s->out->copy_pool = NULL;
+  if (!queued)
     return;
   note_group_fill(w, s);
   endpoint_t *ep = s->ep;
@@ -533,6 +583,8 @@ void router_take_handed(worker_t *w, const handoff_item_t *it) {
     ep->ops->note_request(ep, (const char *)body->bytes.data + it->reply_off,
                           it->reply_len);
   /* The publisher is on another loop: it waits there until s drains. */
+  if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0)
+    show_pending(w, s);
   if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0 &&
       sub_full_budget(s, budget)) {
     int added = sub_add_remote_waiter(s, it->from, it->conn_id);
@@ -546,19 +598,14 @@ void router_take_handed(worker_t *w, const handoff_item_t *it) {
   remove_ended(w);
 }
 
-int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
-                   uint64_t *receivers) {
-  *receivers = 0;
-  if (broker_multi(w->broker)) {
-    w->stats.msgs_in++;
-    w->stats.bytes_in += pub->payload.len;
-    return publish_multi(w, publisher, pub, receivers);
-  }
-  w->stats.msgs_in++;
-  w->stats.bytes_in += pub->payload.len;
+/* The fan-out of pub to the subscriptions of topic `to` (pub's own topic
+ * but for router_publish_as). */
+static int publish_to(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
+                      const tp_str_t to, uint64_t *receivers) {
+  if (broker_multi(w->broker))
+    return publish_multi(w, publisher, pub, to, receivers);
   const sublist_result_t *res = NULL;
-  int rc =
-      sublist_match(w->broker->index, pub->topic.ptr, pub->topic.len, &res);
+  int rc = sublist_match(w->broker->index, to.ptr, to.len, &res);
   if (rc != 0)
     return rc;
   if (res->nplain == 0 && res->ngroups == 0)
@@ -692,6 +739,60 @@ int router_publish_routed(worker_t *w, endpoint_t *route, const tp_pub_t *pub,
   msgbuf_unref(body);
   remove_ended(w);
   return 0;
+}
+
+int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
+                   uint64_t *receivers) {
+  *receivers = 0;
+  w->stats.msgs_in++;
+  w->stats.bytes_in += pub->payload.len;
+  const publish_hook_t *hook = &w->broker->publish_hook;
+  int kept = hook->on_publish != NULL
+                 ? hook->on_publish(hook->ctx, w, publisher, pub)
+                 : PUBLISH_HOOK_NONE;
+  if (kept == PUBLISH_HOOK_TAKEN) {
+    *receivers = 1;
+    return 0;
+  }
+  int rc = publish_to(w, publisher, pub, pub->topic, receivers);
+  if (kept == PUBLISH_HOOK_KEPT)
+    (*receivers)++;
+  return rc;
+}
+
+int router_publish_as(worker_t *w, const char *to, size_t len,
+                      const tp_pub_t *pub, uint64_t *receivers, bool *full) {
+  *receivers = 0;
+  *full = false;
+  tp_str_t t = {to, (uint32_t)len};
+  int rc = publish_to(w, NULL, pub, t, receivers);
+  if (rc == 0)
+    *full = !router_has_room(w, to, len);
+  return rc;
+}
+
+bool router_has_room(worker_t *w, const char *to, size_t len) {
+  const sublist_result_t *res = NULL;
+  if (sublist_match(w->broker->index, to, len, &res) != 0)
+    return false;
+  if (res->nplain == 0 && res->ngroups == 0)
+    return false;
+  for (size_t i = 0; i < res->nplain; i++) {
+    sub_t *s = res->plain[i];
+    if (s->policy == TP_OVERFLOW_BLOCK && sub_is_full(s))
+      return false;
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    const sublist_group_t *g = &res->groups[i];
+    bool room = false;
+    for (size_t j = 0; j < g->nmembers && !room; j++) {
+      sub_t *s = g->members[j];
+      room = s->policy != TP_OVERFLOW_BLOCK || !sub_is_full(s);
+    }
+    if (!room && g->nmembers > 0)
+      return false;
+  }
+  return true;
 }
 
 /* The retained body of pub (NULL: delete) from pool. 0 or TP_ENOMEM. */

@@ -6,6 +6,7 @@
 #ifndef TERND_ROUTER_H
 #define TERND_ROUTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tern_proto/frame.h"
@@ -43,6 +44,19 @@ int router_publish_routed(struct worker *w, struct endpoint *route,
                           const char *queue, size_t qlen, uint64_t *receivers);
 
 /*
+ * The streams' delivery (stream/): pub (its topic, payload, reply,
+ * headers) goes to the subscriptions of topic `to` instead of pub's own,
+ * as a server message (never blocking anyone, no publish hook). *full is
+ * set when a `block` subscription it reached is now full (the consumer
+ * then waits: router_has_room). 0 or TP_ENOMEM.
+ */
+int router_publish_as(struct worker *w, const char *to, size_t len,
+                      const tp_pub_t *pub, uint64_t *receivers, bool *full);
+/* True when topic `to` has a subscription and no `block` one (or every
+ * member of a group) is full: the streams' pacing of a push consumer. */
+bool router_has_room(struct worker *w, const char *to, size_t len);
+
+/*
  * A PUB with `retain`: stores (or, with an empty payload, deletes) the
  * topic's retained message. 0, or the wire ERR code for the publisher
  * with *msg set: 13 when a retained cap refuses it (the live delivery has
@@ -72,6 +86,10 @@ struct handoff_item;
  * waiter and sends it BLOCK.
  */
 void router_take_handed(struct worker *w, const struct handoff_item *it);
+/* Several loops: a publisher of another loop stopped for a subscription
+ * of this one (WAIT): recorded as its waiter while the subscription is
+ * full, else told at once to go on (UNBLOCK). */
+void router_take_wait(struct worker *w, const struct handoff_item *it);
 /* Several loops: queue-group members marked full that have drained are
  * marked not full again, for the other loops' choice. Once per turn. */
 void router_refresh_groups(struct worker *w);

@@ -62,7 +62,10 @@ sub_t *sub_create(struct conn *conn, struct endpoint *ep, outq_t *out,
   list_init(&s->stalled_link);
   list_init(&s->grave_link);
   list_init(&s->full_link);
+  list_init(&s->xpend_link);
   atomic_init(&s->x_full, false);
+  atomic_init(&s->x_pending_msgs, 0);
+  atomic_init(&s->x_pending_bytes, 0);
   return s;
 }
 
@@ -79,6 +82,7 @@ void sub_retire(sub_t *s) {
   s->rwaiters = NULL;
   s->rwaiters_cap = 0;
   list_remove(&s->full_link);
+  list_remove(&s->xpend_link);
   s->dead = true;
 }
 

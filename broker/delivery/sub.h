@@ -64,6 +64,9 @@ typedef struct sub_env {
   bool (*hand_over)(struct worker *from, struct sub *s,
                     struct endpoint *publisher, struct msgbuf *body,
                     const tp_str_t *reply);
+  /* publisher (of this loop) now waits on s, a subscription of loop wid:
+   * 1 when it did not already, 0 when it did, TP_ENOMEM. */
+  int (*block_remote)(struct conn *publisher, struct sub *s, int wid);
   /* s no longer holds back publisher conn_id of loop wid (another loop). */
   void (*unblock_remote)(struct sub *s, int wid, uint64_t conn_id);
   struct worker *worker; /* the loop's worker (delivery/worker.h) */
@@ -113,10 +116,18 @@ typedef struct sub {
    * still name it has been drained (delivery/handoff.h). */
   bool dead;
   list_node_t grave_link;
+  struct sub *self; /* = this: its key in the worker's live_subs (the map
+                       keeps a pointer to the key, not a copy) */
   /* A queue-group member's fullness as other loops see it (they pick
    * members that are not full); in the worker's full_groups while set. */
   atomic_bool x_full;
   list_node_t full_link;
+  /* A `block` subscription as publishers of other loops see it: what this
+   * loop holds (as of its last turn). A publisher there stops as soon as
+   * this and what it handed over and this loop has not taken yet reach a
+   * limit, as it would here (delivery/handoff.h). */
+  _Atomic uint64_t x_pending_msgs, x_pending_bytes;
+  list_node_t xpend_link; /* in the worker's xpend_subs while they move */
 
   /* Counters. */
   uint64_t delivered; /* queued for the subscriber */

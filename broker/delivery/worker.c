@@ -15,7 +15,9 @@ void worker_init(worker_t *w, broker_t *b, uv_loop_t *loop) {
   list_init(&w->stalled_subs);
   list_init(&w->partial_list);
   list_init(&w->graveyard);
+  list_init(&w->grave_closing);
   list_init(&w->full_groups);
+  list_init(&w->xpend_subs);
   w->sub_env.loop = loop;
   w->sub_env.stalled = &w->stalled_subs;
   w->sub_env.worker = w;

@@ -26,6 +26,7 @@
 #include "tern_proto/buf.h"
 
 struct conn;
+struct endpoint;
 struct server;
 struct worker;
 
@@ -88,10 +89,31 @@ typedef struct conn_events {
   } while (0)
 
 /*
+ * What sees every PUB before its fan-out: the durable streams (stream/,
+ * above; set by the server once they are open, else all NULL). The
+ * router calls on_publish on the loop that read the PUB; with several
+ * loops the streams' own hook hands the message to the loop that owns
+ * the streams. Topics starting with `prefix` ("$TS.", the stream API and
+ * acknowledgements) pass router_check although they begin with '$'.
+ */
+enum { PUBLISH_HOOK_NONE = 0, PUBLISH_HOOK_KEPT = 1, PUBLISH_HOOK_TAKEN = 2 };
+typedef struct publish_hook {
+  /* PUBLISH_HOOK_NONE: not the hook's; PUBLISH_HOOK_KEPT: stored (a
+   * stream captured it) and routed on; PUBLISH_HOOK_TAKEN: the hook's own
+   * (an API request, an ack, a duplicate), not routed. Either of the last
+   * two counts the hook as one receiver (a request's PUBACK must not say
+   * "no responders"). publisher is NULL for the server's own messages. */
+  int (*on_publish)(void *ctx, struct worker *w, struct endpoint *publisher,
+                    const tp_pub_t *pub);
+  const char *prefix;
+  size_t prefix_len;
+  void *ctx;
+} publish_hook_t;
+
+/*
  * What the whole broker shares, however many event loops it runs:
  * configuration, the subject index (written only through
- * delivery/interest.h), the retained store, auth, the global pending gate
- * and the operations counters.
+ * delivery/interest.h), the retained store, auth, the global pending gate.
  */
 /* One loop's copy of the subject index when several loops run: every
  * subscribe writes every replica (interest.h), a publish matches its own
@@ -110,7 +132,6 @@ typedef struct broker {
   sublist_t *index;
   retained_t *retained; /* last-value cache per topic */
   pending_gate_t gate;  /* max_pending_total and memory pressure */
-  server_ops_stats_t ops;
 
   /* Several loops (--workers N > 1); with one, none of this is used and
    * the broker is the single-loop broker exactly. */
@@ -126,6 +147,9 @@ typedef struct broker {
    * the layer above before any loop runs, NULL without a cluster. */
   const struct interest_watch *watch;
   void *watch_ctx;
+  _Atomic uint64_t next_conn_id; /* connection ids, unique over the loops */
+  _Atomic size_t rx_tails;       /* every loop's read tails (readbuf.h) */
+  publish_hook_t publish_hook;   /* durable streams (issue 19) */
 } broker_t;
 
 /* True when other loops own subscriptions too. */
@@ -172,12 +196,14 @@ typedef struct worker {
   size_t nended, ended_cap;
 
   server_stats_t stats;
+  server_ops_stats_t ops; /* operations counters (summed like stats) */
 
   /* With several loops. */
   int wid;              /* 0 .. nworkers-1 */
   pending_gate_t *gate; /* &broker->gate with one loop, else gate_own */
   pending_gate_t gate_own;
   _Atomic uint64_t pending_shared; /* this loop's pending bytes, for others */
+  uint64_t pending_others;         /* theirs, as of this loop's last turn */
   struct auth_verifier *auth;      /* made at the first login (conn_auth.c) */
   hashmap_t *conn_by_id; /* id -> conn, for notices from other loops */
   hashmap_t *live_subs;  /* sub pointer -> sub, for the same */
@@ -185,8 +211,12 @@ typedef struct worker {
   bool *out_dirty;       /* [nworkers]: pushed since the last flush */
   bool out_any;
   uv_async_t wake;         /* another loop published to this one */
-  list_node_t graveyard;   /* subscriptions freed once every queue drained */
+  list_node_t graveyard;   /* retired subscriptions (handoff.c) ... */
+  list_node_t grave_closing; /* ... and those freed once the queues into
+                                this loop are past grave_marks */
+  uint64_t *grave_marks;     /* [nworkers] */
   list_node_t full_groups; /* queue-group members marked full (sub.h) */
+  list_node_t xpend_subs;  /* block subscriptions other loops hand to */
   struct msgbuf *xcopy_src, *xcopy; /* the last body copied from another loop */
   struct msgbuf *hello;             /* this loop's HELLO; NULL: broker->hello */
   bool stopping;

@@ -12,9 +12,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "session/auth.h"
+#include "stream/stream_def.h"
 #include "tern_proto/frame.h"
 
 void config_defaults(config_t *cfg) {
@@ -59,11 +61,16 @@ void config_defaults(config_t *cfg) {
   cfg->auth_fail_window_ms = 60000;
   cfg->auth_cache_size = 1024;
   cfg->auth_cache_ttl_ms = 600000;
+  snprintf(cfg->http_open_paths, sizeof cfg->http_open_paths, "%s",
+           "/healthz,/metrics");
+  cfg->tls_detect_ms = 300;
 }
 
 void config_free(config_t *cfg) {
   auth_db_unref(cfg->users);
   cfg->users = NULL;
+  stream_defs_free(cfg->streams);
+  cfg->streams = NULL;
 }
 
 static void usage(FILE *out) {
@@ -141,6 +148,22 @@ static void usage(FILE *out) {
       "  --auth-cache-size N      verified logins remembered, 0 = none "
       "(1024)\n"
       "  --auth-cache-ttl-ms MS   for this long (600000)\n"
+      "  --allow-anonymous        let clients in without authentication on "
+      "a\n"
+      "                           non-loopback host (else ternd refuses to "
+      "start),\n"
+      "                           and serve every monitoring page without "
+      "a token\n"
+      "  --http-token T           monitoring: the Bearer token (or Basic "
+      "password)\n"
+      "                           the pages not in --http-open-paths ask "
+      "for\n"
+      "  --http-open-paths LIST   monitoring pages served to anyone "
+      "(/healthz,/metrics)\n"
+      "  --http-tls-required [BOOL] with --tls-cert: the monitoring port "
+      "answers plain\n"
+      "                           HTTP with 400 (else it serves HTTPS and "
+      "HTTP) (false)\n"
       "  --sys-interval-ms MS     $SYS.server.stats period, 0 = off "
       "(10000)\n"
       "  --workers N              event loops, one thread each (0 = one per "
@@ -165,6 +188,25 @@ static void usage(FILE *out) {
       "  --route-pending-msgs N   queue of each remote interest on a route "
       "(65536)\n"
       "  --route-pending-bytes B  ... in bytes (67108864)\n"
+      "  --tls-cert FILE          serve TLS with this PEM certificate chain "
+      "(and\n"
+      "                           plaintext on the same port, told apart by "
+      "the\n"
+      "                           client's first byte)\n"
+      "  --tls-key FILE           the certificate's PEM private key\n"
+      "  --tls-ca FILE            PEM CAs that sign client certificates\n"
+      "  --tls-verify [BOOL]      require a client certificate signed by "
+      "--tls-ca\n"
+      "                           (mutual TLS) (false)\n"
+      "  --tls-required [BOOL]    refuse plaintext clients with ERR 1 "
+      "(false)\n"
+      "  --tls-detect-ms MS       how long a TLS port waits for the "
+      "client's first\n"
+      "                           byte before it takes it for plaintext "
+      "(300)\n"
+      "  --data-dir DIR           keep durable streams (and retained "
+      "messages) under DIR,\n"
+      "                           \"\" = streams off (\"\")\n"
       "  --config FILE            read options (and [user NAME] sections) "
       "from FILE\n"
       "  --check-config FILE      validate FILE, print the effective "
@@ -200,8 +242,23 @@ typedef enum {
   K_LEVEL,  /* log level name */
   K_FORMAT, /* log format name */
   K_SECRET, /* string, never printed */
-  K_PATH    /* string */
+  K_PATH,   /* string */
+  K_BOOL,   /* true/false, yes/no, on/off, 1/0; a bare flag is true */
+  K_PAGES   /* comma-separated monitoring paths, or "" */
 } kind_t;
+
+/* 1 true, 0 false, -1 neither. */
+static int parse_bool(const char *s) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0)
+      return 1;
+    if (strcasecmp(s, no[i]) == 0)
+      return 0;
+  }
+  return -1;
+}
 
 typedef struct opt_spec {
   const char *key; /* file spelling; the flag is --key with '-' for '_' */
@@ -258,6 +315,10 @@ static const opt_spec_t opts[] = {
     OPT(auth_fail_window_ms, K_U64, 1, 86400000),
     OPT(auth_cache_size, K_U64, 0, 1000000),
     OPT(auth_cache_ttl_ms, K_U64, 1, 86400000),
+    OPT(allow_anonymous, K_BOOL, 0, 0),
+    OPT(http_token, K_SECRET, 0, 0),
+    OPT(http_open_paths, K_PAGES, 0, 0),
+    OPT(http_tls_required, K_BOOL, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT(workers, K_INT, 0, 64),
     OPT(cluster_port, K_INT, 0, 65535),
@@ -271,6 +332,13 @@ static const opt_spec_t opts[] = {
     OPT(route_pending_msgs, K_U64, 1, UINT32_MAX),
     OPT(route_pending_bytes, K_U64, 1, UINT64_MAX / 2),
     OPT_FLAG(config_file, K_PATH, 0, 0),
+    OPT(tls_cert, K_PATH, 0, 0),
+    OPT(tls_key, K_PATH, 0, 0),
+    OPT(tls_ca, K_PATH, 0, 0),
+    OPT(tls_verify, K_BOOL, 0, 0),
+    OPT(tls_required, K_BOOL, 0, 0),
+    OPT(tls_detect_ms, K_U64, 1, 60000),
+    OPT(data_dir, K_PATH, 0, 0),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -280,6 +348,40 @@ static const opt_spec_t *find_opt(const char *key) {
       return &opts[i];
   }
   return NULL;
+}
+
+/* The pages of the monitoring port (server/http.c serves them). */
+static const char *const http_pages[] = {
+    "/healthz", "/metrics", "/varz", "/connz", "/subz", "/streamz", "/routez"};
+
+/* Calls fn for each entry of a comma-separated list (spaces trimmed, empty
+ * entries skipped); stops at the first nonzero result and returns it. */
+static int each_path(const char *list, int (*fn)(const char *, size_t, void *),
+                     void *ud) {
+  for (const char *p = list;;) {
+    size_t n = strcspn(p, ",");
+    const char *b = p, *e = p + n;
+    while (b < e && *b == ' ')
+      b++;
+    while (e > b && e[-1] == ' ')
+      e--;
+    if (e > b) {
+      int rc = fn(b, (size_t)(e - b), ud);
+      if (rc != 0)
+        return rc;
+    }
+    if (p[n] == '\0')
+      return 0;
+    p += n + 1;
+  }
+}
+
+static int page_known(const char *p, size_t n, void *ud) {
+  (void)ud;
+  for (size_t i = 0; i < sizeof http_pages / sizeof http_pages[0]; i++)
+    if (strlen(http_pages[i]) == n && memcmp(http_pages[i], p, n) == 0)
+      return 0;
+  return 1;
 }
 
 static bool valid_ip(const char *val) {
@@ -334,6 +436,17 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     cfg->log_format = fmt;
     return 0;
   }
+  case K_PAGES:
+    if (strlen(val) < o->size && each_path(val, page_known, NULL) != 0) {
+      snprintf(
+          err, errlen,
+          "invalid value for %s: '%s' (expected pages from /healthz, "
+          "/metrics, /varz, /connz, /subz, /streamz, /routez, separated by "
+          "commas)",
+          key, val);
+      return -1;
+    }
+    /* fall through */
   case K_SECRET:
   case K_PATH:
     if (strlen(val) >= o->size) {
@@ -343,6 +456,18 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
     }
     snprintf(field, o->size, "%s", val);
     return 0;
+  case K_BOOL: {
+    int b = parse_bool(val);
+    if (b < 0) {
+      snprintf(err, errlen,
+               "invalid value for %s: '%s' (expected true or "
+               "false)",
+               key, val);
+      return -1;
+    }
+    *(bool *)field = b == 1;
+    return 0;
+  }
   case K_U64:
   case K_INT:
     break;
@@ -413,6 +538,9 @@ void config_print(const config_t *cfg, FILE *out) {
     case K_FORMAT:
       fprintf(out, "%s\n", log_format_name(cfg->log_format));
       break;
+    case K_BOOL:
+      fprintf(out, "%s\n", *(const bool *)field ? "true" : "false");
+      break;
     case K_SECRET:
       /* Say whether it is set, never what it is. */
       fprintf(out, "%s\n", *field ? "(set)" : "");
@@ -423,6 +551,8 @@ void config_print(const config_t *cfg, FILE *out) {
     }
   }
   auth_db_print(cfg->users, out);
+  for (size_t i = 0; cfg->streams != NULL && i < cfg->streams->n; i++)
+    stream_def_print(&cfg->streams->v[i], out);
 }
 
 /* Flags that select a mode rather than set an option. */
@@ -469,6 +599,11 @@ int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
     const char *val;
     if (eq != NULL) {
       val = eq + 1;
+    } else if (find_opt(key)->kind == K_BOOL) {
+      /* A bare boolean flag is true; a value may follow it. */
+      val = "true";
+      if (i + 1 < argc && parse_bool(argv[i + 1]) >= 0)
+        val = argv[++i];
     } else if (i + 1 < argc) {
       val = argv[++i];
     } else {
@@ -485,4 +620,73 @@ int config_parse(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
       mode = CONFIG_CHECK;
   }
   return mode;
+}
+
+/* ---- secure by default ------------------------------------------------ */
+
+bool config_is_loopback(const char *host) {
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, host, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, host, &a6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+bool config_auth_required(const config_t *cfg) {
+  return cfg->users != NULL || cfg->auth_token[0] != '\0' ||
+         config_mtls_only(cfg);
+}
+
+bool config_mtls_only(const config_t *cfg) {
+  return cfg->tls_cert[0] != '\0' && cfg->tls_verify && cfg->tls_required;
+}
+
+bool config_route_auth(const config_t *cfg) {
+  return cfg->cluster_token[0] != '\0';
+}
+
+int config_check_exposure(const config_t *cfg, char *err, size_t errlen) {
+  /* A route is trusted with everything (no permissions apply to it), so
+   * allow_anonymous does not open a route port. */
+  if (cfg->cluster_port != 0 && !config_route_auth(cfg) &&
+      !config_is_loopback(cfg->host)) {
+    snprintf(err, errlen,
+             "refusing a route port (%d) on %s without route "
+             "authentication: any host that reaches it could join the "
+             "cluster and read every message. Set cluster_token "
+             "(TERN_CLUSTER_TOKEN), or listen on loopback (--host "
+             "127.0.0.1)",
+             cfg->cluster_port, cfg->host);
+    return -1;
+  }
+  if (cfg->allow_anonymous || config_auth_required(cfg) ||
+      config_is_loopback(cfg->host))
+    return 0;
+  snprintf(err, errlen,
+           "refusing to listen on %s without authentication: anyone who "
+           "can reach it could publish and subscribe. Set auth_token "
+           "(TERN_AUTH_TOKEN) or [user NAME] sections in a config file, "
+           "or require client certificates (tls_verify and tls_required), "
+           "listen on loopback (--host 127.0.0.1), or allow anonymous "
+           "clients with --allow-anonymous (allow_anonymous = true, "
+           "TERN_ALLOW_ANONYMOUS=true)",
+           cfg->host);
+  return -1;
+}
+
+typedef struct path_probe {
+  const char *path;
+  size_t len;
+} path_probe_t;
+
+static int path_eq(const char *p, size_t n, void *ud) {
+  const path_probe_t *pp = ud;
+  return n == pp->len && memcmp(p, pp->path, n) == 0;
+}
+
+bool config_http_path_open(const config_t *cfg, const char *path, size_t len) {
+  path_probe_t pp = {path, len};
+  return each_path(cfg->http_open_paths, path_eq, &pp) == 1;
 }

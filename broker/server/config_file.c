@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "session/auth.h"
+#include "stream/stream_def.h"
 
 typedef struct file_ctx {
   config_t *cfg;
@@ -103,8 +104,26 @@ static int on_entry(void *user, const char *section, const char *name,
     }
     return 1;
   }
+  if (strncmp(section, "stream ", 7) == 0) {
+    const char *sname = section + 7;
+    while (*sname == ' ')
+      sname++;
+    if (!stream_name_valid(sname, strlen(sname))) {
+      snprintf(why, sizeof why,
+               "invalid stream name '%s' (1 to 64 of A-Z a-z 0-9 _ -)", sname);
+      note_error(ctx, why);
+      return 0;
+    }
+    stream_def_t *d = stream_defs_get(&ctx->cfg->streams, sname);
+    if (d == NULL || stream_def_set(d, name, value, why, sizeof why) != 0) {
+      note_error(ctx, d == NULL ? "out of memory" : why);
+      return 0;
+    }
+    return 1;
+  }
   snprintf(why, sizeof why,
-           "unknown section [%s] (expected [server], [cluster] or [user NAME])",
+           "unknown section [%s] (expected [server], [cluster], [user NAME] "
+           "or [stream NAME])",
            section);
   note_error(ctx, why);
   return 0;
@@ -126,6 +145,12 @@ int config_read_file(config_t *cfg, const char *path, char *err,
       snprintf(err, errlen, "%s: %s", path, why);
       return -1;
     }
+    for (size_t i = 0; cfg->streams != NULL && i < cfg->streams->n; i++) {
+      if (stream_def_validate(&cfg->streams->v[i], why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+      }
+    }
     return 0;
   }
   if (rc < 0) {
@@ -141,6 +166,42 @@ int config_read_file(config_t *cfg, const char *path, char *err,
              path, rc);
   }
   return -1;
+}
+
+/* The TLS options agree with each other; with load, the files are read
+ * too (--check-config; the server reads them when it starts or reloads). */
+static int check_tls(const config_t *cfg, bool load, char *err, size_t cap) {
+  if (cfg->tls_cert[0] == '\0') {
+    if (cfg->tls_key[0] || cfg->tls_ca[0] || cfg->tls_verify ||
+        cfg->tls_required) {
+      snprintf(err, cap,
+               "tls_key, tls_ca, tls_verify and tls_required need "
+               "tls_cert");
+      return -1;
+    }
+    return 0;
+  }
+  if (cfg->tls_key[0] == '\0') {
+    snprintf(err, cap, "tls_cert needs tls_key");
+    return -1;
+  }
+  if (cfg->tls_verify && cfg->tls_ca[0] == '\0') {
+    snprintf(err, cap,
+             "tls_verify needs tls_ca (the CAs that sign client "
+             "certificates)");
+    return -1;
+  }
+  if (!load)
+    return 0;
+  tls_listener_t *l;
+  char why[512];
+  tls_listener_opts_t o = config_tls_opts(cfg);
+  if (tls_listener_create(&l, &o, why, sizeof why) != 0) {
+    snprintf(err, cap, "%s", why);
+    return -1;
+  }
+  tls_listener_destroy(l);
+  return 0;
 }
 
 int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
@@ -169,5 +230,16 @@ int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* The flags parsed once already: this pass cannot fail. */
   mode = config_parse(cfg, argc, argv, out, err);
   snprintf(cfg->config_file, sizeof cfg->config_file, "%s", path);
+  if (check_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0) {
+    fprintf(err, "ternd: %s\n", why);
+    return CONFIG_EXIT_USAGE;
+  }
+  /* Secure by default: checked on the whole configuration, for a start,
+   * --check-config and a reload alike. */
+  if ((mode == CONFIG_RUN || mode == CONFIG_CHECK) &&
+      config_check_exposure(cfg, why, sizeof why) != 0) {
+    fprintf(err, "ternd: %s\n", why);
+    return CONFIG_EXIT_USAGE;
+  }
   return mode;
 }

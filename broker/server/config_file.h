@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "base/config.h"
+#include "transport/tls.h"
 
 /*
  * Reads one INI file into cfg: options at the top (or in [server]), users
@@ -24,5 +25,18 @@ int config_read_file(config_t *cfg, const char *path, char *err, size_t errlen);
  * or CONFIG_EXIT_USAGE after printing the error to err.
  */
 int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* The client port's TLS as the configuration sets it (tls_cert set). */
+static inline tls_listener_opts_t config_tls_opts(const config_t *cfg) {
+  tls_listener_opts_t o = {
+      .cert_file = cfg->tls_cert,
+      .key_file = cfg->tls_key,
+      .ca_file = cfg->tls_ca[0] ? cfg->tls_ca : NULL,
+      .verify = cfg->tls_verify,
+      .required = cfg->tls_required,
+      .detect_ms = cfg->tls_detect_ms,
+  };
+  return o;
+}
 
 #endif

@@ -6,10 +6,15 @@
  *             shutdown began
  *   /metrics  Prometheus text exposition format (metrics.h)
  *   /varz /connz /subz  JSON for people (metrics.h)
+ *
+ * With tls_cert set it serves HTTPS on the same port too (and plain HTTP
+ * unless http_tls_required); http_open_paths and http_token decide who
+ * sees what (http.c).
  */
 #ifndef TERND_HTTP_H
 #define TERND_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct server;
@@ -21,6 +26,11 @@ typedef struct http_server http_server_t;
  */
 int http_start(http_server_t **out, struct server *srv, const char *host,
                int port, int *bound_port);
+/* Whether the port speaks HTTPS. */
+bool http_tls(const http_server_t *h);
+/* The configuration's certificate and key loaded again (after a reload
+ * took them): new connections use them; a file that fails keeps the old. */
+void http_reload_tls(http_server_t *h);
 /* Clients served at once at most (their descriptors are kept free). */
 size_t http_client_limit(const http_server_t *h);
 /* Closes the listener and every client; the object frees itself once

@@ -19,6 +19,7 @@
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"
+#include "stream/streams.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "tern_proto/topic.h"
@@ -64,6 +65,103 @@ static int json_cstr(tp_buf_t *out, const char *s) {
   return metrics_json_str(out, s, strlen(s));
 }
 
+/* ---- several workers: every figure is the sum over them --------------- */
+
+/* The workers' counters added up (one worker: its own). */
+static void sum_stats(const server_t *srv, server_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t *o = (uint64_t *)out;
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    const uint64_t *x = (const uint64_t *)&srv->workers[i]->stats;
+    for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
+      o[k] += x[k];
+  }
+}
+
+/* The operations counters added up over the workers. */
+static void sum_ops(const server_t *srv, server_ops_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t *o = (uint64_t *)out;
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    const uint64_t *x = (const uint64_t *)&srv->workers[i]->ops;
+    for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
+      o[k] += x[k];
+  }
+}
+
+/* The login verifiers' counters added up over the workers. */
+static void sum_auth(const server_t *srv, auth_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    if (srv->workers[i]->auth == NULL)
+      continue;
+    auth_stats_t a;
+    auth_verifier_stats(srv->workers[i]->auth, &a);
+    uint64_t *o = (uint64_t *)out;
+    const uint64_t *x = (const uint64_t *)&a;
+    for (size_t k = 0; k < sizeof a / sizeof(uint64_t); k++)
+      o[k] += x[k];
+  }
+}
+
+/* The gate's limits and its counters added up over the workers. */
+static void sum_gate(const server_t *srv, pending_gate_t *out) {
+  *out = srv->broker.gate;
+  if (srv->broker.nworkers == 1)
+    return;
+  out->episodes = out->disconnects = out->evictions = out->pauses = 0;
+  memset(out->drops, 0, sizeof out->drops);
+  out->state = 0;
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    const pending_gate_t *g = srv->workers[i]->gate;
+    out->episodes += g->episodes;
+    out->disconnects += g->disconnects;
+    out->evictions += g->evictions;
+    out->pauses += g->pauses;
+    for (int k = 0; k < 8; k++)
+      out->drops[k] += g->drops[k];
+    if (g->state > out->state)
+      out->state = g->state;
+  }
+}
+
+static size_t sum_nlive(const server_t *srv) {
+  size_t n = 0;
+  for (int i = 0; i < srv->broker.nworkers; i++)
+    n += srv->workers[i]->nlive;
+  return n;
+}
+
+static size_t sum_nconns(const server_t *srv) {
+  size_t n = 0;
+  for (int i = 0; i < srv->broker.nworkers; i++)
+    n += srv->workers[i]->nconns;
+  return n;
+}
+
+/* Read buffers held (or their caps), over the workers. */
+static uint64_t sum_rx(const server_t *srv, bool cap) {
+  uint64_t n = 0;
+  for (int i = 0; i < srv->broker.nworkers; i++)
+    n += cap ? (i == 0 ? srv->workers[i]->rx.tail_max : 0)
+             : srv->workers[i]->rx.tail_bytes;
+  return n;
+}
+
+/* Subscriptions in the index (every replica holds them all). */
+static size_t index_count(const server_t *srv) {
+  return srv->broker.replicas != NULL
+             ? sublist_count(srv->broker.replicas[0].index)
+             : sublist_count(srv->broker.index);
+}
+
+/* Every connection of every worker: FOR_EACH_CONN(srv, c) { ... } */
+#define FOR_EACH_CONN(srv, c)                                                  \
+  for (int wi_ = 0; wi_ < (srv)->broker.nworkers; wi_++)                       \
+    for (list_node_t *ln_ = (srv)->workers[wi_]->conns.next;                   \
+         ln_ != &(srv)->workers[wi_]->conns; ln_ = ln_->next)                  \
+      for (conn_t *c = LIST_ENTRY(ln_, conn_t, all_link); c != NULL; c = NULL)
+
 /* Figures that need a walk over the connections. */
 typedef struct walk {
   uint64_t pending_bytes, pending_msgs, blocked_pubs, bytes_out, msgs_out;
@@ -72,15 +170,15 @@ typedef struct walk {
 
 static void walk_conns(server_t *srv, walk_t *w) {
   memset(w, 0, sizeof *w);
-  w->bytes_out = srv->broker.ops.closed_bytes_out;
-  w->msgs_out = srv->broker.ops.closed_msgs_out;
-  for (list_node_t *n = srv->worker.conns.next; n != &srv->worker.conns;
-       n = n->next) {
-    conn_t *c = LIST_ENTRY(n, conn_t, all_link);
+  server_ops_stats_t ops;
+  sum_ops(srv, &ops);
+  w->bytes_out = ops.closed_bytes_out;
+  w->msgs_out = ops.closed_msgs_out;
+  FOR_EACH_CONN(srv, c) {
     w->pending_bytes += c->out.bytes;
     w->bytes_out += c->out.bytes_written;
     w->msgs_out += c->out.msgs_written;
-    if (c->nblocked > 0)
+    if (conn_is_blocked(c))
       w->blocked_pubs++;
     size_t pos = 0;
     const void *key;
@@ -105,7 +203,9 @@ static int metric(tp_buf_t *b, const char *name, const char *type,
 /* Memory pressure (pending_gate.h): where the total stands against the
  * cap, and who paid for it. */
 static int pressure_metrics(server_t *srv, tp_buf_t *b) {
-  const pending_gate_t *g = &srv->broker.gate;
+  pending_gate_t gs;
+  sum_gate(srv, &gs);
+  const pending_gate_t *g = &gs;
   uint64_t total = pressure_total(&srv->worker);
   uint64_t budget = pending_gate_budget(g, total);
   int rc = 0;
@@ -146,12 +246,16 @@ static int pressure_metrics(server_t *srv, tp_buf_t *b) {
 }
 
 int metrics_prometheus(server_t *srv, tp_buf_t *b) {
+  server_ops_stats_t ops;
+  sum_ops(srv, &ops);
   walk_t w;
   walk_conns(srv, &w);
-  const server_stats_t *st = &srv->worker.stats;
+  server_stats_t sts;
+  sum_stats(srv, &sts);
+  const server_stats_t *st = &sts;
   int rc = 0;
   rc |= metric(b, "tern_connections", "gauge", "Client connections open.",
-               srv->worker.nlive);
+               sum_nlive(srv));
   rc |= metric(b, "tern_connections_accepted_total", "counter",
                "Client connections accepted.", st->conns_accepted);
   rc |= put(b, "# HELP tern_connections_refused_total Connections refused "
@@ -164,7 +268,7 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
             (unsigned long long)st->conns_refused,
             (unsigned long long)st->conns_refused_fd);
   rc |= metric(b, "tern_subscriptions", "gauge", "Subscriptions in place.",
-               sublist_count(srv->broker.index));
+               index_count(srv));
   rc |= metric(b, "tern_messages_in_total", "counter", "PUB messages routed.",
                st->msgs_in);
   rc |= metric(b, "tern_bytes_in_total", "counter",
@@ -198,10 +302,10 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= metric(b, "tern_inbound_bytes", "gauge",
                "Bytes of read buffers held for unfinished or unhandled "
                "frames.",
-               srv->worker.rx.tail_bytes);
+               sum_rx(srv, false));
   rc |= metric(b, "tern_max_inbound_bytes", "gauge",
                "The cap on read buffers (max_inbound_total).",
-               srv->worker.rx.tail_max);
+               sum_rx(srv, true));
   rc |= metric(b, "tern_inbound_refused_total", "counter",
                "Frames refused because read buffers were full (ERR 5).",
                st->inbound_refused);
@@ -218,22 +322,20 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
   rc |= metric(b, "tern_retained_expired_total", "counter",
                "Retained messages removed by their ttl.", rs.expired);
   rc |= metric(b, "tern_auth_failures_total", "counter",
-               "CONNECTs refused (ERR 2).", srv->broker.ops.auth_failures);
+               "CONNECTs refused (ERR 2).", ops.auth_failures);
   rc |= put(b,
             "# HELP tern_permission_denials_total PUB and SUB refused by "
             "the user's permissions (ERR 3).\n# TYPE "
             "tern_permission_denials_total counter\n"
             "tern_permission_denials_total{op=\"pub\"} %llu\n"
             "tern_permission_denials_total{op=\"sub\"} %llu\n",
-            (unsigned long long)(srv->broker.ops.perm_denials -
-                                 srv->broker.ops.perm_denials_sub),
-            (unsigned long long)srv->broker.ops.perm_denials_sub);
+            (unsigned long long)(ops.perm_denials - ops.perm_denials_sub),
+            (unsigned long long)ops.perm_denials_sub);
   rc |= metric(b, "tern_response_publishes_total", "counter",
                "PUBs allowed only as replies (allow_responses).",
-               srv->broker.ops.resp_allowed);
-  auth_stats_t as = {0};
-  if (srv->worker.auth != NULL)
-    auth_verifier_stats(srv->worker.auth, &as);
+               ops.resp_allowed);
+  auth_stats_t as;
+  sum_auth(srv, &as);
   rc |= metric(b, "tern_auth_hashes_total", "counter",
                "Password hashes computed (unknown users too).", as.hashes);
   rc |= metric(b, "tern_auth_cache_hits_total", "counter",
@@ -258,6 +360,8 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
             "# HELP tern_uptime_seconds Seconds since ternd started.\n"
             "# TYPE tern_uptime_seconds gauge\ntern_uptime_seconds %.3f\n",
             uptime_s(srv));
+  if (srv->streams != NULL && streams_metrics(srv->streams, b) != 0)
+    rc = -1;
   rc |= put(b,
             "# HELP tern_info Static facts about this server.\n# TYPE "
             "tern_info gauge\ntern_info{version=\"%s\",server_id=\"%s\"} 1\n",
@@ -274,11 +378,25 @@ int metrics_routez(server_t *srv, tp_buf_t *b) {
   return 0;
 }
 
+int metrics_streamz(server_t *srv, tp_buf_t *b) {
+  if (srv->streams == NULL) {
+    const char *off = "{\"streams\":[],\"enabled\":false}\n";
+    return tp_buf_append(b, off, strlen(off)) == 0 ? 0 : -1;
+  }
+  return streams_json(srv->streams, b) == 0 ? 0 : -1;
+}
+
 int metrics_varz(server_t *srv, tp_buf_t *b) {
+  server_ops_stats_t ops;
+  sum_ops(srv, &ops);
   walk_t w;
   walk_conns(srv, &w);
-  const server_stats_t *st = &srv->worker.stats;
+  server_stats_t sts;
+  sum_stats(srv, &sts);
+  const server_stats_t *st = &sts;
   const config_t *cfg = &srv->broker.cfg;
+  pending_gate_t gs;
+  sum_gate(srv, &gs);
   int rc = put(b, "{\"server_id\":\"%s\",\"version\":\"%s\",",
                srv->broker.server_id, TERND_VERSION);
   rc |= put(b, "\"host\":");
@@ -300,21 +418,20 @@ int metrics_varz(server_t *srv, tp_buf_t *b) {
       "\"max_pending_total\":%llu,\"pressure_drops\":%llu,"
       "\"pressure_disconnects\":%llu,\"auth_failures\":%llu,"
       "\"permission_denials\":%llu,",
-      srv->worker.nlive, (unsigned long long)st->conns_accepted,
-      sublist_count(srv->broker.index), (unsigned long long)st->msgs_in,
-      (unsigned long long)st->bytes_in, (unsigned long long)st->msgs_out,
-      (unsigned long long)w.bytes_out, (unsigned long long)st->msgs_dropped,
+      sum_nlive(srv), (unsigned long long)st->conns_accepted, index_count(srv),
+      (unsigned long long)st->msgs_in, (unsigned long long)st->bytes_in,
+      (unsigned long long)st->msgs_out, (unsigned long long)w.bytes_out,
+      (unsigned long long)st->msgs_dropped,
       (unsigned long long)st->slow_consumers,
       (unsigned long long)st->stale_conns,
       (unsigned long long)st->publisher_blocks,
       (unsigned long long)w.blocked_pubs, (unsigned long long)w.pending_bytes,
       (unsigned long long)pressure_total(&srv->worker),
-      (unsigned long long)srv->broker.gate.high,
-      (unsigned long long)(srv->broker.gate.drops[TP_OVERFLOW_DROP_OLDEST] +
-                           srv->broker.gate.drops[TP_OVERFLOW_DROP_NEWEST]),
-      (unsigned long long)srv->broker.gate.disconnects,
-      (unsigned long long)srv->broker.ops.auth_failures,
-      (unsigned long long)srv->broker.ops.perm_denials);
+      (unsigned long long)gs.high,
+      (unsigned long long)(gs.drops[TP_OVERFLOW_DROP_OLDEST] +
+                           gs.drops[TP_OVERFLOW_DROP_NEWEST]),
+      (unsigned long long)gs.disconnects, (unsigned long long)ops.auth_failures,
+      (unsigned long long)ops.perm_denials);
   rc |= put(b,
             "\"config\":{\"max_payload\":%llu,\"max_connections\":%llu,"
             "\"max_subs\":%llu,\"max_pending_msgs\":%llu,"
@@ -417,15 +534,17 @@ static void find_conns(server_t *srv, const item_t *items, size_t n,
     found[i] = NULL;
   }
   qsort(refs, n, sizeof refs[0], cmp_run);
-  /* The registry is in accept order, which is ascending cid. */
-  size_t k = 0;
-  for (list_node_t *l = srv->worker.conns.next;
-       l != &srv->worker.conns && k < n; l = l->next) {
-    conn_t *c = LIST_ENTRY(l, conn_t, all_link);
-    while (k < n && refs[k].cid < c->id)
-      k++;
-    while (k < n && refs[k].cid == c->id)
-      found[refs[k++].at] = c;
+  /* Each worker's registry is in accept order, which is ascending cid. */
+  for (int wi = 0; wi < srv->broker.nworkers; wi++) {
+    const list_node_t *head = &srv->workers[wi]->conns;
+    size_t k = 0;
+    for (list_node_t *l = head->next; l != head && k < n; l = l->next) {
+      conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+      while (k < n && refs[k].cid < c->id)
+        k++;
+      while (k < n && refs[k].cid == c->id)
+        found[refs[k++].at] = c;
+    }
   }
 }
 
@@ -565,6 +684,8 @@ static uint64_t sort_key(int sort, const conn_t *c) {
     return c->out.bytes_written;
   case SORT_BYTES_FROM:
     return c->bytes_in;
+  case SORT_CID:
+    return 0; /* then by cid, ascending */
   default:
     return c->id;
   }
@@ -603,7 +724,7 @@ static int page_take(metrics_page_t *p, uint64_t cid, uint64_t sid) {
 
 static int select_conns(metrics_page_t *p, const query_t *q) {
   server_t *srv = p->srv;
-  if (q->sort == SORT_CID) {
+  if (q->sort == SORT_CID && srv->broker.nworkers == 1) {
     for (list_node_t *l = srv->worker.conns.next; l != &srv->worker.conns;
          l = l->next) {
       conn_t *c = LIST_ENTRY(l, conn_t, all_link);
@@ -614,13 +735,11 @@ static int select_conns(metrics_page_t *p, const query_t *q) {
     }
     return 0;
   }
-  keyed_t *all = malloc((srv->worker.nconns + 1) * sizeof *all);
+  keyed_t *all = malloc((sum_nconns(srv) + 1) * sizeof *all);
   if (all == NULL)
     return TP_ENOMEM;
   size_t n = 0;
-  for (list_node_t *l = srv->worker.conns.next; l != &srv->worker.conns;
-       l = l->next) {
-    conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+  FOR_EACH_CONN(srv, c) {
     if ((q->has_cid && c->id != q->cid) || !state_ok(q->state, c->state))
       continue;
     all[n].key = sort_key(q->sort, c);
@@ -647,9 +766,7 @@ static bool sub_matches(const sub_t *s, const query_t *q) {
 static int select_subs(metrics_page_t *p, const query_t *q) {
   server_t *srv = p->srv;
   bool filtered = q->subject[0] || q->test[0];
-  for (list_node_t *l = srv->worker.conns.next; l != &srv->worker.conns;
-       l = l->next) {
-    conn_t *c = LIST_ENTRY(l, conn_t, all_link);
+  FOR_EACH_CONN(srv, c) {
     if ((q->has_cid && c->id != q->cid) || c->subs == NULL)
       continue;
     size_t size = hashmap_size(c->subs);
@@ -735,13 +852,14 @@ static int put_conn(tp_buf_t *b, conn_t *c, bool first) {
             ",\"state\":\"%s\",\"subscriptions\":%zu,\"in_msgs\":%llu,"
             "\"in_bytes\":%llu,\"out_msgs\":%llu,\"out_bytes\":%llu,"
             "\"pending_bytes\":%llu,\"pending_msgs\":%llu,"
-            "\"dropped\":%llu,\"blocked\":%s}",
+            "\"dropped\":%llu,\"blocked\":%s,\"worker\":%d}",
             state_name(c->state), nsubs, (unsigned long long)c->msgs_in,
             (unsigned long long)c->bytes_in,
             (unsigned long long)c->out.msgs_written,
             (unsigned long long)c->out.bytes_written,
             (unsigned long long)c->out.bytes, (unsigned long long)pending_msgs,
-            (unsigned long long)dropped, c->nblocked > 0 ? "true" : "false");
+            (unsigned long long)dropped, conn_is_blocked(c) ? "true" : "false",
+            c->w->wid);
   return rc;
 }
 
@@ -773,13 +891,13 @@ static int put_head(metrics_page_t *p, tp_buf_t *b) {
         "{\"now_uptime_s\":%.3f,\"num_connections\":%zu,\"total\":%llu,"
         "\"offset\":%llu,\"limit\":%llu,\"sort\":\"%s\",\"state\":\"%s\","
         "\"connections\":[",
-        uptime_s(srv), srv->worker.nconns, (unsigned long long)p->total,
+        uptime_s(srv), sum_nconns(srv), (unsigned long long)p->total,
         (unsigned long long)p->offset, (unsigned long long)p->limit,
         sort_names[p->sort], state_names[p->state]);
   return put(b,
              "{\"num_subscriptions\":%zu,\"total\":%llu,\"offset\":%llu,"
              "\"limit\":%llu,\"subscriptions\":[",
-             sublist_count(srv->broker.index), (unsigned long long)p->total,
+             index_count(srv), (unsigned long long)p->total,
              (unsigned long long)p->offset, (unsigned long long)p->limit);
 }
 

@@ -15,6 +15,8 @@ int metrics_prometheus(struct server *srv, tp_buf_t *out);
 int metrics_varz(struct server *srv, tp_buf_t *out);
 /* /routez: the cluster's routes (cluster/cluster.h), or no cluster. */
 int metrics_routez(struct server *srv, tp_buf_t *out);
+/* /streamz: every stream, its figures and its consumers (JSON). */
+int metrics_streamz(struct server *srv, tp_buf_t *out);
 
 /*
  * /connz and /subz come in pages, produced a piece at a time so that a

@@ -3,7 +3,6 @@
  */
 #include "server/ops.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +10,13 @@
 
 #include "base/log.h"
 #include "server/config_file.h"
+#include "server/http.h"
 #include "server/sdnotify.h"
 #include "server/state.h"
 #include "server/sysevents.h"
 #include "session/auth.h"
 #include "session/conn.h"
+#include "transport/tls.h"
 
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)signum;
@@ -27,30 +28,31 @@ static void on_sighup(uv_signal_t *h, int signum) {
                      : "reload failed: the configuration is unchanged");
 }
 
-bool ops_is_loopback(const char *host) {
-  struct in_addr a4;
-  struct in6_addr a6;
-  if (inet_pton(AF_INET, host, &a4) == 1)
-    return (ntohl(a4.s_addr) >> 24) == 127;
-  if (inet_pton(AF_INET6, host, &a6) == 1)
-    return IN6_IS_ADDR_LOOPBACK(&a6);
-  return false;
-}
-
-static void warn_if_open(const server_t *srv) {
-  if (srv->broker.cfg.users == NULL && srv->broker.cfg.auth_token[0] == '\0' &&
-      !ops_is_loopback(srv->broker.cfg.host))
+/* The startup line that says whether clients must authenticate (a
+ * non-loopback host without it got this far only with allow_anonymous). */
+static void log_auth_mode(const config_t *cfg) {
+  size_t nusers = cfg->users != NULL ? cfg->users->n : 0;
+  if (config_auth_required(cfg))
+    LOG(LOG_INFO, "authentication required:%s%s%s", nusers > 0 ? " users" : "",
+        cfg->auth_token[0] ? " token" : "",
+        config_mtls_only(cfg) ? " client-certificates" : "");
+  else if (config_is_loopback(cfg->host))
+    LOG(LOG_INFO,
+        "no authentication: anonymous clients accepted on loopback %s "
+        "only (any other address needs auth_token, [user NAME] sections "
+        "or --allow-anonymous)",
+        cfg->host);
+  else
     LOG(LOG_WARN,
-        "listening on %s with no authentication: anyone who can reach "
-        "this address may publish and subscribe (set auth_token or "
-        "[user NAME] sections)",
-        srv->broker.cfg.host);
+        "no authentication (allow_anonymous): anyone who can reach %s may "
+        "publish and subscribe",
+        cfg->host);
 }
 
 void ops_start(server_t *srv) {
   srv->started_ms = uv_now(srv->worker.loop);
   srv->started_unix = (int64_t)time(NULL);
-  warn_if_open(srv);
+  log_auth_mode(&srv->broker.cfg);
   uv_signal_init(srv->worker.loop, &srv->sighup);
   srv->sighup.data = srv;
   uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
@@ -67,6 +69,38 @@ void ops_drain(server_t *srv) {
 static void log_lines(log_level_t level, char *text) {
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
     LOG(level, "reload: %s", line);
+}
+
+/* The certificate, key and CA read again: new connections get them, open
+ * ones keep theirs; a file that does not load keeps the old ones. */
+static void reload_tls(server_t *srv, const config_t *next) {
+  config_t *cur = &srv->broker.cfg;
+  if (srv->tls == NULL) {
+    if (next->tls_cert[0] != '\0')
+      LOG(LOG_WARN, "reload: TLS was off at start: turning it on needs a "
+                    "restart");
+    return;
+  }
+  if (next->tls_cert[0] == '\0') {
+    LOG(LOG_WARN, "reload: TLS stays on (turning it off needs a restart)");
+    return;
+  }
+  char why[512];
+  tls_listener_opts_t o = config_tls_opts(next);
+  if (tls_listener_reload(srv->tls, &o, why, sizeof why) != 0) {
+    LOG(LOG_ERROR, "reload: TLS: %s; the old certificate stays", why);
+    return;
+  }
+  snprintf(cur->tls_cert, sizeof cur->tls_cert, "%s", next->tls_cert);
+  snprintf(cur->tls_key, sizeof cur->tls_key, "%s", next->tls_key);
+  snprintf(cur->tls_ca, sizeof cur->tls_ca, "%s", next->tls_ca);
+  cur->tls_verify = next->tls_verify;
+  cur->tls_required = next->tls_required;
+  cur->tls_detect_ms = next->tls_detect_ms;
+  char subject[256];
+  tls_listener_subject(srv->tls, subject, sizeof subject);
+  LOG(LOG_INFO, "reload: TLS certificate %s (%s) loaded for new connections",
+      cur->tls_cert, subject);
 }
 
 static int apply(server_t *srv, config_t *nextp);
@@ -105,6 +139,15 @@ int ops_reload(server_t *srv) {
 static int apply(server_t *srv, config_t *nextp) {
   config_t next = *nextp;
   config_t *cur = &srv->broker.cfg;
+  /* The secure-by-default rule again, on the host in use: a new host
+   * waits for a restart. */
+  char why[1024];
+  snprintf(next.host, sizeof next.host, "%s", cur->host);
+  if (config_check_exposure(&next, why, sizeof why) != 0) {
+    LOG(LOG_ERROR, "reload: %s", why);
+    LOG(LOG_ERROR, "reload failed: the configuration is unchanged");
+    return -1; /* ops_reload frees next and tells $SYS */
+  }
   /* What only a restart can change. */
   if (strcmp(next.host, cur->host) != 0 ||
       (next.port != cur->port && next.port != 0) ||
@@ -135,6 +178,11 @@ static int apply(server_t *srv, config_t *nextp) {
   cur->stall_timeout_ms = next.stall_timeout_ms;
   cur->drain_timeout_ms = next.drain_timeout_ms;
   cur->http_timeout_ms = next.http_timeout_ms;
+  cur->allow_anonymous = next.allow_anonymous;
+  memcpy(cur->http_token, next.http_token, sizeof cur->http_token);
+  memcpy(cur->http_open_paths, next.http_open_paths,
+         sizeof cur->http_open_paths);
+  cur->http_tls_required = next.http_tls_required;
   /* Connections keep the users database they authenticated with. */
   bool was_required = cur->users != NULL || cur->auth_token[0] != '\0';
   auth_db_unref(cur->users);
@@ -148,6 +196,9 @@ static int apply(server_t *srv, config_t *nextp) {
   cur->auth_cache_ttl_ms = next.auth_cache_ttl_ms;
   for (int i = 0; i < srv->broker.nworkers; i++)
     conn_auth_reconfigure(srv->broker.workers[i]); /* forgets logins */
+  reload_tls(srv, &next);
+  if (srv->http != NULL)
+    http_reload_tls(srv->http); /* the certificate reload_tls took */
   bool required = cur->users != NULL || cur->auth_token[0] != '\0';
   if (required != was_required && srv->hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");

@@ -8,15 +8,11 @@
 
 struct server;
 
-#include <stdbool.h>
-
-/* Once the client listener is up: start times, the warning for an open
- * listener, SIGHUP. */
+/* Once the client listener is up: start times, the line saying whether
+ * clients must authenticate, SIGHUP. */
 void ops_start(struct server *srv);
 /* Shutdown began: no more reloads (closes what ops_start opened). */
 void ops_drain(struct server *srv);
-/* Whether host is a loopback address (safe enough without auth). */
-bool ops_is_loopback(const char *host);
 
 /*
  * Reads the configuration again (same command line, same sources) and

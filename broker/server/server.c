@@ -14,6 +14,7 @@
 #include "cluster/cluster.h"
 #include "delivery/handoff.h"
 #include "delivery/router.h"
+#include "server/config_file.h"
 #include "server/cpus.h"
 #include "server/http.h"
 #include "server/ops.h"
@@ -22,9 +23,12 @@
 #include "session/auth.h"
 #include "session/conn.h"
 #include "session/pressure.h"
+#include "stream/stream_def.h"
+#include "stream/streams.h"
 #include "tern_proto/errors.h"
 #include "tern_proto/frame.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 
 /* Kept for reuse: enough for a busy loop turn, small next to the data.
  * One completed 1 MiB write releases ~40k small bodies at once. */
@@ -46,6 +50,8 @@ static const handoff_ops_t handoff_ops = {
     .block = conn_handoff_block,
     .unblock = conn_handoff_unblock,
     .forget = conn_handoff_forget,
+    .wait = router_take_wait,
+    .fence_ack = conn_handoff_fence_ack,
 };
 
 static void on_before_sleep(uv_prepare_t *p) {
@@ -83,6 +89,8 @@ static void on_before_sleep(uv_prepare_t *p) {
     atomic_store_explicit(&w->pending_shared,
                           outq_pool_pending_bytes(w->entries),
                           memory_order_relaxed);
+    w->pending_others =
+        worker_pending_total(w) - outq_pool_pending_bytes(w->entries);
     handoff_flush(w);
   }
   /* Work left for the next turn must not wait for an unrelated event. */
@@ -189,10 +197,13 @@ static void on_refuse(fd_acceptor_t *a, int fd) {
 }
 
 /* The one place an accepted descriptor becomes a connection of worker w,
- * on w's loop: the transport is chosen here (plain TCP today). */
+ * on w's loop: the transport is chosen here (TLS when the listener has a
+ * certificate, whatever the worker). */
 static void open_conn(worker_t *w, int fd) {
+  server_t *srv = w->server;
   transport_t *tr;
-  int rc = tcp_transport_open(w->loop, fd, &tr);
+  int rc = srv->tls != NULL ? tls_transport_open(w->loop, fd, srv->tls, &tr)
+                            : tcp_transport_open(w->loop, fd, &tr);
   if (rc == 0)
     rc = conn_accept(w, tr);
   if (rc != 0)
@@ -286,14 +297,24 @@ static int start_monitoring(server_t *srv) {
         cfg->http_port, uv_strerror(rc));
     return rc;
   }
+  bool tls = http_tls(srv->http);
   LOG(LOG_INFO,
-      "monitoring on http://%s:%d/ (healthz, metrics, varz, "
-      "connz, subz)",
-      host, srv->http_port_bound);
-  if (!ops_is_loopback(host))
+      "monitoring on %s://%s:%d/%s (healthz, metrics, varz, "
+      "connz, subz); open to anyone: %s",
+      tls ? "https" : "http", host, srv->http_port_bound,
+      tls && !cfg->http_tls_required ? " and plain http" : "",
+      cfg->http_open_paths[0] ? cfg->http_open_paths : "none");
+  if (cfg->http_token[0] != '\0')
+    LOG(LOG_INFO, "monitoring: the other pages need the http_token");
+  else if (cfg->allow_anonymous && !config_is_loopback(host))
     LOG(LOG_WARN,
-        "the monitoring port %s:%d is not on loopback and has "
-        "no authentication",
+        "monitoring: no http_token and allow_anonymous: every page is "
+        "open to anyone who can reach %s:%d",
+        host, srv->http_port_bound);
+  else if (!config_is_loopback(host))
+    LOG(LOG_WARN,
+        "monitoring: no http_token on non-loopback %s:%d: the other pages "
+        "answer 403 (set http_token, or allow_anonymous to open them)",
         host, srv->http_port_bound);
   return 0;
 }
@@ -340,6 +361,8 @@ static void finish_shutdown(server_t *srv) {
   http_stop(srv->http);
   srv->http = NULL;
   sysevents_stop(srv);
+  streams_close(srv->streams);
+  srv->streams = NULL;
 }
 
 /* ---- several workers: shutdown, pauses, wake-ups ----------------------- */
@@ -397,9 +420,16 @@ static void goaway_all(worker_t *w) {
 /* A pause asked by worker 0 (pause_others): wait here until it ends. */
 static void pause_here(server_t *srv) {
   uv_mutex_lock(&srv->pause_lock);
+  if (!atomic_load(&srv->pause_req)) {
+    uv_mutex_unlock(&srv->pause_lock);
+    return;
+  }
+  /* Until this pause ends, not the next one (which may start before this
+   * worker runs again: it gets its own wake-up). */
+  uint64_t gen = srv->pause_gen;
   srv->paused++;
   uv_cond_broadcast(&srv->pause_cv);
-  while (atomic_load(&srv->pause_req))
+  while (srv->pause_gen == gen)
     uv_cond_wait(&srv->pause_cv, &srv->pause_lock);
   uv_mutex_unlock(&srv->pause_lock);
 }
@@ -425,6 +455,7 @@ static void resume_others(server_t *srv) {
     return;
   uv_mutex_lock(&srv->pause_lock);
   atomic_store(&srv->pause_req, false);
+  srv->pause_gen++;
   uv_cond_broadcast(&srv->pause_cv);
   uv_mutex_unlock(&srv->pause_lock);
 }
@@ -487,15 +518,31 @@ void server_shutdown(server_t *srv) {
   ops_drain(srv);
   if (srv->cluster != NULL)
     cluster_stop(srv->cluster);
-  goaway_all(&srv->worker);
   if (!broker_multi(&srv->broker)) {
+    goaway_all(&srv->worker);
     if (srv->worker.nconns == 0)
       finish_shutdown(srv);
     return;
   }
-  /* Every worker says goodbye to its own; each tells worker 0 once it has
-   * none left; then they stop, worker 0 last. */
+  /* Every connection of every worker is told at once, the others paused,
+   * as one loop would: no PUB is handled after a subscriber elsewhere
+   * stopped taking messages. Each worker tells worker 0 once it has none
+   * left; then they stop, worker 0 last. */
+  pause_others(srv);
+  /* What was handed over is queued first: it was accepted before. */
+  for (int i = 0; i < srv->broker.nworkers; i++) {
+    if (i == 0 || srv->threads[i].started)
+      handoff_drain(srv->workers[i], &handoff_ops);
+  }
+  goaway_all(&srv->worker);
+  for (int i = 1; i < srv->broker.nworkers; i++) {
+    if (srv->threads[i].started) {
+      srv->threads[i].goaway_sent = true;
+      goaway_all(srv->workers[i]);
+    }
+  }
   atomic_store(&srv->shutdown_req, 1);
+  resume_others(srv);
   bool threads = false;
   for (int i = 1; i < srv->broker.nworkers; i++) {
     if (srv->threads[i].started) {
@@ -618,6 +665,21 @@ static void make_server_id(server_t *srv) {
   srv->broker.server_id[2 * sizeof rnd] = '\0';
 }
 
+static void free_handle(uv_handle_t *h) {
+  free(h);
+}
+
+/* libuv opens a spare descriptor (loop->emfile_fd) at a loop's first
+ * stream: made at start, so the descriptors counted once listening (the
+ * budget, the tests' leak checks) are all there is. */
+static void open_stream_spare(uv_loop_t *loop) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  if (t != NULL && uv_tcp_init(loop, t) == 0)
+    uv_close((uv_handle_t *)t, free_handle);
+  else
+    free(t);
+}
+
 /* What every worker has: its callbacks, pools, read buffer and the
  * before-sleep hook and stall timer on its loop. 0 or an error. */
 static int worker_setup(server_t *srv, worker_t *w, int wid, uv_loop_t *loop) {
@@ -641,12 +703,15 @@ static int worker_setup(server_t *srv, worker_t *w, int wid, uv_loop_t *loop) {
   if (broker_multi(&srv->broker)) {
     w->sub_env.hand_over = handoff_hand_over;
     w->sub_env.unblock_remote = handoff_unblock_remote;
+    w->sub_env.block_remote = conn_block_remote;
     w->gate_own = srv->broker.gate;
     w->gate = &w->gate_own;
     if (hashmap_create(&w->conn_by_id, 0) != 0 ||
         hashmap_create(&w->live_subs, 0) != 0 || handoff_init(w, on_wake) != 0)
       return TP_ENOMEM;
   }
+  if (wid > 0)
+    open_stream_spare(loop);
   uv_prepare_init(loop, &w->before_sleep);
   uv_idle_init(loop, &w->spin);
   uv_timer_init(loop, &w->stall_timer);
@@ -673,6 +738,9 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   srv->resume_others = resume_others;
   srv->broker.cfg = *cfg;
   auth_db_ref(srv->broker.cfg.users); /* the caller keeps its own */
+  /* ... and its own stream definitions. */
+  if (stream_defs_copy(&srv->broker.cfg.streams, cfg->streams) != 0)
+    return TP_ENOMEM;
   snprintf(srv->broker.server_name, sizeof srv->broker.server_name, "ternd/%s",
            TERND_VERSION);
   make_server_id(srv);
@@ -726,12 +794,21 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
     rc = worker_setup(srv, srv->workers[i], i, &srv->threads[i].loop);
   if (rc != 0)
     return rc;
-  for (int i = 0; i < n; i++)
-    srv->workers[i]->rx.tail_max =
-        (size_t)srv->broker.cfg.max_inbound_total / (size_t)n;
+  for (int i = 0; i < n; i++) {
+    srv->workers[i]->rx.tail_max = (size_t)srv->broker.cfg.max_inbound_total;
+    if (n > 1)
+      srv->workers[i]->rx.all_tails = &srv->broker.rx_tails;
+  }
   rc = encode_hello(srv);
   if (rc == 0 && n > 1)
     rc = copy_hello(srv);
+  if (rc == 0 && srv->broker.cfg.tls_cert[0] != '\0') {
+    char why[512];
+    tls_listener_opts_t o = config_tls_opts(&srv->broker.cfg);
+    rc = tls_listener_create(&srv->tls, &o, why, sizeof why);
+    if (rc != 0)
+      LOG(LOG_ERROR, "TLS: %s", why);
+  }
   if (rc != 0)
     return rc;
 
@@ -762,6 +839,17 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
     return rc;
   if (n > 1)
     retained_share(srv->broker.retained);
+  if (srv->broker.cfg.data_dir[0] != '\0') {
+    /* Durable streams, on this (the first) loop. */
+    char why[600];
+    rc = streams_open(&srv->streams, &srv->worker, srv->broker.cfg.data_dir,
+                      srv->broker.cfg.streams, sysevents_stream, srv, why,
+                      sizeof why);
+    if (rc != 0) {
+      LOG(LOG_ERROR, "streams: %s", why);
+      return rc;
+    }
+  }
   uv_signal_start(&srv->sigint, on_signal, SIGINT);
   uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
   return 0;
@@ -818,6 +906,14 @@ int server_listen(server_t *srv) {
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s, %d worker%s)",
       TERND_VERSION, srv->broker.cfg.host, port, srv->broker.server_id,
       srv->broker.nworkers, srv->broker.nworkers > 1 ? "s" : "");
+  if (srv->tls != NULL) {
+    char subject[256];
+    tls_listener_subject(srv->tls, subject, sizeof subject);
+    LOG(LOG_INFO, "TLS on port %d as %s: %s%s", port, subject,
+        srv->broker.cfg.tls_required ? "plaintext refused"
+                                     : "plaintext also served",
+        srv->broker.cfg.tls_verify ? ", client certificates required" : "");
+  }
   /* The operator's side, in this order: reload and warnings, $SYS, then
    * the monitoring port (whose clients set_fd_budget counts). What was
    * started is stopped by finish_shutdown. */
@@ -918,5 +1014,6 @@ void server_free(server_t *srv) {
   free(srv->threads);
   free(srv->drained_flag);
   tp_buf_free(&srv->err_no_fd);
+  tls_listener_destroy(srv->tls);
   config_free(&srv->broker.cfg);
 }

@@ -44,8 +44,10 @@ typedef struct server {
   uv_cond_t pause_cv;
   _Atomic bool pause_req;
   int paused;
+  uint64_t pause_gen; /* pauses ended so far */
 
   fd_acceptor_t listener; /* polled once listening (fdlimit.h) */
+  struct tls_listener *tls; /* its TLS (transport/tls.h); NULL: none */
   uv_signal_t sigint, sigterm;
   bool listening;
   bool shutting_down;
@@ -72,6 +74,8 @@ typedef struct server {
    * from worker 0 (monitoring, reload). Nothing with one worker. */
   void (*pause_others)(struct server *srv);
   void (*resume_others)(struct server *srv);
+  /* Durable streams (stream/streams.h); NULL without a data_dir. */
+  struct streams *streams;
 } server_t;
 
 #endif

@@ -150,6 +150,18 @@ void sysevents_route(server_t *srv, bool up, const char *node,
   tp_buf_free(&b);
 }
 
+void sysevents_stream(void *srv, const char *topic, const char *json,
+                      size_t len) {
+  sysevents_t *se = ((server_t *)srv)->sys;
+  if (se == NULL || se->stopping)
+    return;
+  tp_buf_t b;
+  tp_buf_init(&b);
+  if (tp_buf_append(&b, json, len) == 0)
+    enqueue(se, 0, topic, &b); /* streams run on worker 0 */
+  tp_buf_free(&b);
+}
+
 /* Queues an advisory about c. */
 static void advise(server_t *srv, const char *topic, conn_t *c) {
   sysevents_t *se = srv->sys;

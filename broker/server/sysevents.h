@@ -13,6 +13,7 @@
 #define TERND_SYSEVENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct conn;
 struct server;
@@ -33,5 +34,9 @@ void sysevents_reload(struct server *srv, int ok);
  * another node of the cluster came up or went down. */
 void sysevents_route(struct server *srv, bool up, const char *node,
                      const char *addr);
+/* A streams advisory ($SYS.stream.full, $SYS.stream.consumer.
+ * max_deliveries): topic (static) and its JSON body. srv is a server_t. */
+void sysevents_stream(void *srv, const char *topic, const char *json,
+                      size_t len);
 
 #endif

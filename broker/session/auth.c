@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/list.h"
 #include "base/log.h"
@@ -30,8 +31,9 @@ int auth_db_create(auth_db_t **out) {
 }
 
 auth_db_t *auth_db_ref(auth_db_t *db) {
+  /* Atomic: connections of every worker hold the database. */
   if (db != NULL)
-    db->refs++;
+    __atomic_add_fetch(&db->refs, 1, __ATOMIC_RELAXED);
   return db;
 }
 
@@ -42,7 +44,7 @@ static void list_free(auth_list_t *l) {
 }
 
 void auth_db_unref(auth_db_t *db) {
-  if (db == NULL || --db->refs > 0)
+  if (db == NULL || __atomic_sub_fetch(&db->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   for (size_t i = 0; i < db->n; i++) {
     auth_user_t *u = &db->users[i];
@@ -51,6 +53,8 @@ void auth_db_unref(auth_db_t *db) {
       sodium_memzero(u->hash, strlen(u->hash));
       free(u->hash);
     }
+    free(u->cert_subject);
+    free(u->cert_san);
     list_free(&u->pub_allow);
     list_free(&u->pub_deny);
     list_free(&u->sub_allow);
@@ -196,17 +200,45 @@ int auth_db_set(auth_db_t *db, const char *user, const char *key,
     return list_add(&u->sub_deny, val, err, errlen);
   if (strcmp(key, "allow_responses") == 0)
     return parse_responses(u, val, err, errlen);
+  if (strcmp(key, "cert_subject") == 0 || strcmp(key, "cert_san") == 0) {
+    bool san = key[5] == 's' && key[6] == 'a';
+    if (san && strncasecmp(val, "DNS:", 4) != 0 &&
+        strncasecmp(val, "URI:", 4) != 0 &&
+        strncasecmp(val, "email:", 6) != 0 && strncasecmp(val, "IP:", 3) != 0) {
+      snprintf(err, errlen,
+               "cert_san of user '%s' must start with DNS:, URI:, email: or "
+               "IP:",
+               user);
+      return -1;
+    }
+    if (*val == '\0') {
+      snprintf(err, errlen, "%s of user '%s' is empty", key, user);
+      return -1;
+    }
+    char **field = san ? &u->cert_san : &u->cert_subject;
+    free(*field);
+    *field = strdup(val);
+    if (*field == NULL) {
+      snprintf(err, errlen, "out of memory");
+      return -1;
+    }
+    return 0;
+  }
   snprintf(err, errlen,
            "unknown key '%s' in [user %s] (expected password, publish, "
-           "subscribe, deny_publish, deny_subscribe or allow_responses)",
+           "subscribe, deny_publish, deny_subscribe, allow_responses, "
+           "cert_subject or cert_san)",
            key, user);
   return -1;
 }
 
 int auth_db_validate(const auth_db_t *db, char *err, size_t errlen) {
   for (size_t i = 0; db != NULL && i < db->n; i++) {
-    if (db->users[i].hash == NULL) {
-      snprintf(err, errlen, "user '%s' has no password", db->users[i].name);
+    const auth_user_t *u = &db->users[i];
+    if (u->hash == NULL && u->cert_subject == NULL && u->cert_san == NULL) {
+      snprintf(err, errlen,
+               "user '%s' has no password (nor cert_subject or cert_san)",
+               u->name);
       return -1;
     }
   }
@@ -225,7 +257,13 @@ static void print_list(FILE *out, const char *key, const auth_list_t *l) {
 void auth_db_print(const auth_db_t *db, FILE *out) {
   for (size_t i = 0; db != NULL && i < db->n; i++) {
     const auth_user_t *u = &db->users[i];
-    fprintf(out, "\n[user %s]\npassword = (hash)\n", u->name);
+    fprintf(out, "\n[user %s]\n", u->name);
+    if (u->hash != NULL)
+      fprintf(out, "password = (hash)\n");
+    if (u->cert_subject != NULL)
+      fprintf(out, "cert_subject = %s\n", u->cert_subject);
+    if (u->cert_san != NULL)
+      fprintf(out, "cert_san = %s\n", u->cert_san);
     print_list(out, "publish", &u->pub_allow);
     print_list(out, "subscribe", &u->sub_allow);
     print_list(out, "deny_publish", &u->pub_deny);
@@ -234,6 +272,22 @@ void auth_db_print(const auth_db_t *db, FILE *out) {
       fprintf(out, "allow_responses = %u, %llu\n", u->resp_max,
               (unsigned long long)u->resp_ttl_ms);
   }
+}
+
+const auth_user_t *
+auth_db_find_cert(const auth_db_t *db, const char *subject,
+                  bool (*has_san)(void *ctx, const char *san), void *ctx) {
+  for (size_t i = 0; db != NULL && i < db->n; i++) {
+    const auth_user_t *u = &db->users[i];
+    if (u->cert_subject == NULL && u->cert_san == NULL)
+      continue;
+    if (u->cert_subject != NULL && strcmp(u->cert_subject, subject) != 0)
+      continue;
+    if (u->cert_san != NULL && !has_san(ctx, u->cert_san))
+      continue;
+    return u;
+  }
+  return NULL;
 }
 
 /* ---- permissions ------------------------------------------------------- */
@@ -368,9 +422,11 @@ int auth_hash_password(const char *password, char *out, size_t cap) {
  * against it does all the work a real hash does and never matches.
  */
 static const char *standin(auth_db_t *db) {
-  if (db->standin != NULL || db->n == 0 || db->users[0].hash == NULL)
+  const char *h = NULL;
+  for (size_t i = 0; i < db->n && h == NULL; i++)
+    h = db->users[i].hash;
+  if (db->standin != NULL || h == NULL)
     return db->standin;
-  const char *h = db->users[0].hash;
   const char *tail = strrchr(h, '$');
   if (tail == NULL)
     return NULL;
@@ -698,6 +754,13 @@ static void on_after_work(uv_work_t *req, int status) {
   pump(v);
 }
 
+static bool db_has_hash(const auth_db_t *db) {
+  for (size_t i = 0; i < db->n; i++)
+    if (db->users[i].hash != NULL)
+      return true;
+  return false;
+}
+
 auth_start_t auth_verify_start(auth_verifier_t *v, auth_job_t **out,
                                auth_db_t *db, const char *token,
                                const char *user, size_t ulen, const char *pass,
@@ -730,7 +793,12 @@ auth_start_t auth_verify_start(auth_verifier_t *v, auth_job_t **out,
     *user_out = u;
     return AUTH_ACCEPT;
   }
-  const char *hash = u != NULL ? u->hash : standin(db);
+  /* A user bound to a certificate alone has no password to give. */
+  const char *hash = u != NULL && u->hash != NULL ? u->hash : standin(db);
+  if (hash == NULL && !db_has_hash(db)) {
+    addr_failed(v, akey);
+    return AUTH_REJECT;
+  }
   if (hash == NULL)
     return AUTH_NOMEM;
   /* Admitted only if its verdict can be expected within max_wait_ms:

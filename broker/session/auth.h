@@ -39,6 +39,13 @@ typedef struct auth_user {
    * received, resp_max times within resp_ttl_ms; 0: not allowed. */
   uint32_t resp_max;
   uint64_t resp_ttl_ms;
+  /* Certificate identity (mutual TLS): a client certificate whose subject
+   * is cert_subject (RFC 2253: "CN=orders-service,O=acme") and that
+   * carries the subject alternative name cert_san ("DNS:name",
+   * "URI:spiffe://...", "email:...", "IP:..."), each when set, logs in as
+   * this user with no credentials. Owned, NULL when unset. */
+  char *cert_subject;
+  char *cert_san;
 } auth_user_t;
 
 typedef struct auth_db {
@@ -61,13 +68,23 @@ const auth_user_t *auth_db_find(const auth_db_t *db, const char *name,
                                 size_t len);
 /*
  * Sets one key of a [user NAME] section (password, publish, subscribe,
- * deny_publish, deny_subscribe, allow_responses), creating the user on first
+ * deny_publish, deny_subscribe, allow_responses, cert_subject, cert_san),
+ * creating the user on first
  * use. Lists are separated by commas or spaces and add to what earlier lines
  * gave. 0, or -1 with a message in err.
  */
 int auth_db_set(auth_db_t *db, const char *user, const char *key,
                 const char *val, char *err, size_t errlen);
-/* Checks that every user has a password. 0, or -1 with a message. */
+/*
+ * The first user bound to a certificate (cert_subject, cert_san) that the
+ * peer's matches: subject is its subject (RFC 2253), has_san(ctx, san)
+ * says whether it carries san. NULL when none.
+ */
+const auth_user_t *
+auth_db_find_cert(const auth_db_t *db, const char *subject,
+                  bool (*has_san)(void *ctx, const char *san), void *ctx);
+/* Checks that every user has a password or a certificate binding. 0, or
+ * -1 with a message. */
 int auth_db_validate(const auth_db_t *db, char *err, size_t errlen);
 /* Writes the users as [user NAME] sections (hashes are not printed). */
 void auth_db_print(const auth_db_t *db, FILE *out);

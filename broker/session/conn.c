@@ -271,6 +271,7 @@ void conn_teardown(conn_t *c) {
     handoff_notice(w, c->rblocked[i].wid, HANDOFF_FORGET, c->rblocked_sub[i],
                    c->id);
   c->nrblocked = 0;
+  c->nheld = c->fences;
 }
 
 static void on_closed(void *owner) {
@@ -307,8 +308,8 @@ static void close_transport(conn_t *c) {
            "closed: %llu frames in, %llu msgs out",
            (unsigned long long)c->frames_in,
            (unsigned long long)c->out.msgs_written);
-  c->w->broker->ops.closed_bytes_out += c->out.bytes_written;
-  c->w->broker->ops.closed_msgs_out += c->out.msgs_written;
+  c->w->ops.closed_bytes_out += c->out.bytes_written;
+  c->w->ops.closed_msgs_out += c->out.msgs_written;
   if (c->was_active && c->hooks == NULL)
     CONN_EVENT(c->w, disconnected, c);
   transport_close(c->tr);
@@ -412,6 +413,7 @@ int conn_block_on(conn_t *c, sub_t *s) {
     c->blocked_cap = cap;
   }
   c->blocked_on[c->nblocked++] = s;
+  c->nheld++;
   return 0;
 }
 
@@ -419,6 +421,7 @@ void conn_unblock(conn_t *c, sub_t *s) {
   for (size_t i = 0; i < c->nblocked; i++) {
     if (c->blocked_on[i] == s) {
       c->blocked_on[i] = c->blocked_on[--c->nblocked];
+      c->nheld--;
       break;
     }
   }
@@ -434,16 +437,10 @@ static conn_t *conn_by_id(worker_t *w, uint64_t id) {
                                : NULL;
 }
 
-void conn_handoff_block(worker_t *w, const handoff_item_t *it) {
-  conn_t *c = conn_by_id(w, it->conn_id);
-  if (c == NULL || c->state != CONN_ACTIVE || c->torn_down) {
-    /* Gone, or going: the subscription must not wait for it. */
-    handoff_notice(w, it->from, HANDOFF_FORGET, it->s, it->conn_id);
-    return;
-  }
+int conn_block_remote(conn_t *c, sub_t *s, int wid) {
   for (size_t i = 0; i < c->nrblocked; i++) {
-    if (c->rblocked_sub[i] == it->s)
-      return;
+    if (c->rblocked_sub[i] == s)
+      return 0;
   }
   if (c->nrblocked == c->rblocked_cap) {
     size_t cap = c->rblocked_cap ? c->rblocked_cap * 2 : 4;
@@ -453,18 +450,43 @@ void conn_handoff_block(worker_t *w, const handoff_item_t *it) {
     sub_t **b = realloc(c->rblocked_sub, cap * sizeof *b);
     if (b != NULL)
       c->rblocked_sub = b;
-    if (a == NULL || b == NULL) {
-      /* Not blocked: it publishes on, the subscriber's queue grows. */
-      handoff_notice(w, it->from, HANDOFF_FORGET, it->s, it->conn_id);
-      return;
-    }
+    if (a == NULL || b == NULL)
+      return TP_ENOMEM;
     c->rblocked_cap = cap;
   }
-  c->rblocked[c->nrblocked] = (remote_waiter_t){it->conn_id, it->from};
-  c->rblocked_sub[c->nrblocked++] = it->s;
+  c->rblocked[c->nrblocked] = (remote_waiter_t){c->id, wid};
+  c->rblocked_sub[c->nrblocked++] = s;
+  c->nheld++;
+  return 1;
+}
+
+void conn_handoff_block(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c == NULL || c->state != CONN_ACTIVE || c->torn_down ||
+      conn_block_remote(c, it->s, it->from) < 0) {
+    /* Gone, or going (or no memory: it publishes on, the subscriber's
+     * queue grows): the subscription must not wait for it. */
+    handoff_notice(w, it->from, HANDOFF_FORGET, it->s, it->conn_id);
+    return;
+  }
+  /* Between frames (this is a wake-up, not a read): stop reading now. */
   stop_reading(c);
   list_remove(&c->resume_link);
   list_remove(&c->partial_link);
+}
+
+void conn_handoff_fence_ack(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c == NULL || c->fences == 0)
+    return;
+  c->nheld--;
+  if (--c->fences > 0)
+    return;
+  if (c->state == CONN_ACTIVE) {
+    send_small(c, FRAME_PONG, sizeof FRAME_PONG);
+    if (!conn_is_blocked(c) && !list_linked(&c->resume_link))
+      list_insert_tail(&w->resume_list, &c->resume_link);
+  }
 }
 
 void conn_handoff_unblock(worker_t *w, const handoff_item_t *it) {
@@ -476,6 +498,7 @@ void conn_handoff_unblock(worker_t *w, const handoff_item_t *it) {
       c->nrblocked--;
       c->rblocked[i] = c->rblocked[c->nrblocked];
       c->rblocked_sub[i] = c->rblocked_sub[c->nrblocked];
+      c->nheld--;
       break;
     }
   }
@@ -701,6 +724,20 @@ static void handle_frame(conn_t *c, const tp_frame_t *f) {
     handle_unsub(c, &f->u.unsub);
     break;
   case TP_PING:
+    if (c->ep.handed_to != 0) {
+      /* Messages of c went to other loops: PONG once they took them,
+       * and nothing after the PING is handled before (conn_is_blocked). */
+      uint64_t to = c->ep.handed_to;
+      c->ep.handed_to = 0;
+      for (int i = 0; to != 0; i++, to >>= 1) {
+        if (to & 1) {
+          handoff_notice(c->w, i, HANDOFF_FENCE, NULL, c->id);
+          c->fences++;
+          c->nheld++;
+        }
+      }
+      break;
+    }
     send_small(c, FRAME_PONG, sizeof FRAME_PONG);
     break;
   case TP_PONG:
@@ -865,7 +902,11 @@ int conn_accept(worker_t *w, transport_t *tr) {
     return TP_ENOMEM;
   }
   c->w = w;
-  c->id = ++w->next_conn_id;
+  c->id = broker_multi(w->broker)
+              ? atomic_fetch_add_explicit(&w->broker->next_conn_id, 1,
+                                          memory_order_relaxed) +
+                    1
+              : ++w->next_conn_id;
   conn_init_endpoint(c);
   list_init(&c->all_link);
   list_init(&c->close_link);

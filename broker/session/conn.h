@@ -92,10 +92,15 @@ typedef struct conn {
   /* Subscriptions this connection (as a publisher) is blocked on. */
   sub_t **blocked_on;
   size_t nblocked, blocked_cap;
-  /* ... and those of other loops (never dereferenced here: named only). */
-  remote_waiter_t *rblocked; /* conn_id holds the sub pointer's bits */
+  /* ... and those of other loops (never dereferenced here: named only),
+   * with their loop (rblocked[i].wid). */
+  remote_waiter_t *rblocked;
   sub_t **rblocked_sub;
   size_t nrblocked, rblocked_cap;
+  /* A PING waits for this many loops to take what it handed them. */
+  unsigned fences;
+  /* nblocked + nrblocked + fences: what holds it, in one test. */
+  size_t nheld;
 
   /* Heartbeats. */
   int pings_out; /* PINGs sent since the client was last heard */
@@ -173,7 +178,7 @@ void conn_resume(conn_t *c);
 
 /* Whether c, as a publisher, waits on any subscription of any loop. */
 static inline bool conn_is_blocked(const conn_t *c) {
-  return c->nblocked > 0 || c->nrblocked > 0;
+  return c->nheld > 0;
 }
 
 /* Several loops: what other loops tell this one (delivery/handoff.h). A
@@ -182,6 +187,10 @@ static inline bool conn_is_blocked(const conn_t *c) {
 void conn_handoff_block(worker_t *w, const handoff_item_t *it);
 void conn_handoff_unblock(worker_t *w, const handoff_item_t *it);
 void conn_handoff_forget(worker_t *w, const handoff_item_t *it);
+/* Every loop the PING's messages went to has taken them: PONG. */
+void conn_handoff_fence_ack(worker_t *w, const handoff_item_t *it);
+/* sub_env_t.block_remote: c waits on s of loop wid. 1, 0 or TP_ENOMEM. */
+int conn_block_remote(conn_t *c, sub_t *s, int wid);
 
 /* c (a publisher) is now blocked by s; it stops reading after the frame
  * it is handling. 0 or TP_ENOMEM. */

@@ -12,11 +12,12 @@
 #include "base/log.h"
 #include "data/hashmap.h"
 #include "tern_proto/errors.h"
+#include "tern_tls/tls.h"
 
 /* Denials logged per connection: one line per this many milliseconds. */
 #define DENY_LOG_INTERVAL_MS 1000
 
-static char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
+static _Thread_local char denial_text[64 + TP_DEFAULT_MAX_TOPIC];
 
 /* Says how many denials were not logged since the last line, if any. */
 static void log_suppressed(conn_t *c) {
@@ -40,9 +41,9 @@ bool conn_auth_deny(conn_t *c, bool sub, const char *topic, size_t len) {
   worker_t *w = c->w;
   uint64_t now = uv_now(w->loop);
   int n = len > INT32_MAX ? INT32_MAX : (int)len;
-  w->broker->ops.perm_denials++;
+  w->ops.perm_denials++;
   if (sub)
-    w->broker->ops.perm_denials_sub++;
+    w->ops.perm_denials_sub++;
   snprintf(denial_text, sizeof denial_text, "permission denied: %s '%.*s'",
            sub ? "subscribe to" : "publish to", n, topic);
   if (c->deny_logged_ms != 0 &&
@@ -160,7 +161,7 @@ static bool resp_take(conn_t *c, const char *topic, size_t len) {
     return false;
   if (--e->left == 0)
     resp_drop(r, e);
-  c->w->broker->ops.resp_allowed++;
+  c->w->ops.resp_allowed++;
   return true;
 }
 
@@ -198,7 +199,7 @@ void conn_auth_reconfigure(worker_t *w) {
 static void refuse(conn_t *c, int code, const char *why, bool quiet) {
   worker_t *w = c->w;
   if (code == TP_WIRE_AUTH)
-    w->broker->ops.auth_failures++;
+    w->ops.auth_failures++;
   LOG_CONN(quiet ? LOG_DEBUG : LOG_WARN, c->id, c->addr, c->name,
            "authentication failed%s%s: %s", c->auth_user ? " for user " : "",
            log_field(c->auth_user), why);
@@ -208,8 +209,8 @@ static void refuse(conn_t *c, int code, const char *why, bool quiet) {
 }
 
 static void log_busy(worker_t *w) {
-  static uint64_t last_ms;
-  static bool logged;
+  static _Thread_local uint64_t last_ms; /* per worker */
+  static _Thread_local bool logged;
   uint64_t now = uv_now(w->loop);
   if (logged && now - last_ms < 10000)
     return;
@@ -280,8 +281,38 @@ static bool has_nul(tp_str_t s) {
   return s.ptr != NULL && memchr(s.ptr, '\0', s.len) != NULL;
 }
 
+static bool peer_has_san(void *ctx, const char *san) {
+  return ttls_conn_peer_has_san(ctx, san);
+}
+
+/* Mutual TLS and no credentials: the user the verified client certificate
+ * is bound to (cert_subject, cert_san), or NULL. */
+static const auth_user_t *cert_user(conn_t *c, const tp_connect_t *req) {
+  struct ttls_conn *tls = transport_tls(c->tr);
+  char subject[512];
+  if (tls == NULL || !c->w->broker->cfg.tls_verify || req->user.ptr != NULL ||
+      req->pass.ptr != NULL || req->token.ptr != NULL ||
+      !ttls_conn_peer_subject(tls, subject, sizeof subject))
+    return NULL;
+  return auth_db_find_cert(c->w->broker->cfg.users, subject, peer_has_san, tls);
+}
+
 int conn_auth_begin(conn_t *c, const tp_connect_t *req) {
   worker_t *w = c->w;
+  const auth_user_t *bound = cert_user(c, req);
+  if (bound != NULL) {
+    c->auth_user = strdup(bound->name);
+    if (c->auth_user == NULL)
+      return -1;
+    LOG_CONN(LOG_DEBUG, c->id, c->addr, c->name,
+             "client certificate logs in as %s", log_field(bound->name));
+    if (grant(c, w->broker->cfg.users, bound) == 0) {
+      conn_connected(c);
+      if (!list_linked(&c->resume_link))
+        list_insert_tail(&w->resume_list, &c->resume_link);
+    }
+    return 0;
+  }
   if (req->user.ptr != NULL) {
     c->auth_user = strndup(req->user.ptr, req->user.len);
     if (c->auth_user == NULL)

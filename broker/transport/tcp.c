@@ -9,12 +9,16 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "base/log.h"
+
 typedef struct tcp_transport {
   transport_t base;
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_write_t req; /* one write at a time (the output queue's) */
   int handles_open;
+  bool heard;    /* a first byte arrived */
+  uv_buf_t rbuf; /* where the last read went */
 } tcp_transport_t;
 
 static tcp_transport_t *tcp_of(transport_t *t) {
@@ -25,11 +29,31 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   transport_t *t = h->data;
   t->cbs->alloc(t->owner, buf);
+  ((tcp_transport_t *)t)->rbuf = *buf;
+}
+
+/* A TLS client on a port without TLS: its ClientHello (0x16) reads as a
+ * frame far over the limit, which the session refuses; say why once. */
+static void first_bytes(tcp_transport_t *tt, size_t n) {
+  tt->heard = true;
+  if (n > 0 && (unsigned char)tt->rbuf.base[0] == 0x16) {
+    struct sockaddr_storage ss;
+    char who[64] = "?";
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&tt->tcp, (struct sockaddr *)&ss, &len) == 0)
+      transport_addr_name(&ss, who, sizeof who);
+    LOG(LOG_WARN,
+        "%s: a TLS handshake on a port without TLS (ternd has no "
+        "--tls-cert): refused",
+        who);
+  }
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   transport_t *t = s->data;
+  if (nread > 0 && !((tcp_transport_t *)t)->heard)
+    first_bytes((tcp_transport_t *)t, (size_t)nread);
   if (nread > 0)
     t->cbs->on_data(t->owner, (size_t)nread);
   else if (nread < 0)
@@ -169,4 +193,8 @@ int tcp_transport_open(uv_loop_t *loop, int fd, transport_t **out) {
   uv_tcp_nodelay(&tt->tcp, 1);
   *out = &tt->base;
   return 0;
+}
+
+void tcp_transport_carries_tls(transport_t *t) {
+  tcp_of(t)->heard = true;
 }

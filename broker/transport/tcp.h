@@ -13,4 +13,8 @@
  * TCP_NODELAY on. 0 or a libuv error. */
 int tcp_transport_open(uv_loop_t *loop, int fd, transport_t **out);
 
+/* t carries TLS (tls.c): a first byte 0x16 is expected, not a mistake
+ * to log. */
+void tcp_transport_carries_tls(transport_t *t);
+
 #endif

@@ -2,8 +2,8 @@
  * A connection's transport: its bytes in and out, its one timer and its
  * close, behind a table of operations, so the session (session/conn.c)
  * never names a socket. Plain TCP (transport/tcp.c) is one
- * implementation; a TLS one (memory BIOs on the same loop) or a stub in
- * the tests is another.
+ * implementation, TLS (transport/tls.c: memory BIOs over it, on the same
+ * loop) another, a stub in the tests a third.
  *
  * The owner registers its callbacks once (transport_set_owner) and the
  * transport calls up only through them:
@@ -27,6 +27,7 @@
 #include <uv.h>
 
 typedef struct transport transport_t;
+struct ttls_conn;
 
 typedef struct transport_cbs {
   void (*alloc)(void *owner, uv_buf_t *buf);
@@ -60,6 +61,9 @@ typedef struct transport_ops {
   /* Is the peer still there (a close or reset shows even while nothing
    * is read)? True when it cannot tell. */
   bool (*connected)(transport_t *t);
+  /* The connection's TLS session once its handshake is done (the peer's
+   * certificate: tern_tls/tls.h); NULL for a transport without TLS. */
+  struct ttls_conn *(*tls)(transport_t *t);
 } transport_ops_t;
 
 struct transport {
@@ -106,6 +110,10 @@ static inline size_t transport_unacked(transport_t *t) {
 }
 static inline bool transport_connected(transport_t *t) {
   return t->ops->connected(t);
+}
+
+static inline struct ttls_conn *transport_tls(transport_t *t) {
+  return t->ops->tls != NULL ? t->ops->tls(t) : NULL;
 }
 
 /* Formats ss as "ip:port" or "[ip6]:port" ("?" when neither). */

@@ -20,6 +20,10 @@ void cli_common_init(cli_common_t *c) {
   c->user = getenv("TERN_USER");
   c->pass = getenv("TERN_PASSWORD");
   c->token = getenv("TERN_TOKEN");
+  c->tls_ca = getenv("TERN_TLS_CA");
+  c->tls_cert = getenv("TERN_TLS_CERT");
+  c->tls_key = getenv("TERN_TLS_KEY");
+  c->tls_insecure = false;
   c->help = false;
 }
 
@@ -39,6 +43,18 @@ int cli_common_option(cli_common_t *c, int id, const char *value) {
     return 1;
   case CLI_OPT_TOKEN:
     c->token = value;
+    return 1;
+  case CLI_OPT_TLS_CA:
+    c->tls_ca = value;
+    return 1;
+  case CLI_OPT_TLS_CERT:
+    c->tls_cert = value;
+    return 1;
+  case CLI_OPT_TLS_KEY:
+    c->tls_key = value;
+    return 1;
+  case CLI_OPT_TLS_INSECURE:
+    c->tls_insecure = true;
     return 1;
   case CLI_OPT_HELP:
     c->help = true;

@@ -35,6 +35,10 @@ enum cli_common_id {
   CLI_OPT_USER,
   CLI_OPT_PASS,
   CLI_OPT_TOKEN,
+  CLI_OPT_TLS_CA,
+  CLI_OPT_TLS_CERT,
+  CLI_OPT_TLS_KEY,
+  CLI_OPT_TLS_INSECURE,
   CLI_OPT_FIRST_CMD = 100 /* first id a subcommand may use */
 };
 
@@ -53,7 +57,7 @@ typedef struct cli_opt {
    's',                                                                          \
    true,                                                                         \
    CLI_OPT_SERVER,                                                               \
-   "HOST:PORT",                                                                  \
+   "[tls://]HOST:PORT",                                                          \
    "broker address (default $TERN_SERVER, else " CLI_DEFAULT_SERVER ")"},        \
       {"name", 0, true, CLI_OPT_NAME, "NAME", "client name sent in CONNECT"},    \
       {"user", 0, true, CLI_OPT_USER, "USER", "user name (default $TERN_USER)"}, \
@@ -63,6 +67,27 @@ typedef struct cli_opt {
       {"token", 0,                                                               \
        true,    CLI_OPT_TOKEN,                                                   \
        "TOKEN", "auth token (default $TERN_TOKEN; prefer the variable)"},        \
+      {"tls-ca",                                                                 \
+       0,                                                                        \
+       true,                                                                     \
+       CLI_OPT_TLS_CA,                                                           \
+       "FILE",                                                                   \
+       "PEM CAs to check the server with (implies tls://; default "              \
+       "$TERN_TLS_CA, else the system's)"},                                      \
+      {"tls-cert",                                                               \
+       0,                                                                        \
+       true,                                                                     \
+       CLI_OPT_TLS_CERT,                                                         \
+       "FILE",                                                                   \
+       "PEM client certificate for mutual TLS (default $TERN_TLS_CERT)"},        \
+      {"tls-key",       0,      true,                                            \
+       CLI_OPT_TLS_KEY, "FILE", "its PEM key (default $TERN_TLS_KEY)"},          \
+      {"tls-insecure-skip-verify",                                               \
+       0,                                                                        \
+       false,                                                                    \
+       CLI_OPT_TLS_INSECURE,                                                     \
+       NULL,                                                                     \
+       "accept any server certificate (tests only: no protection)"},             \
   {                                                                              \
     "help", 'h', false, CLI_OPT_HELP, NULL, "show this help and exit"            \
   }
@@ -75,6 +100,8 @@ typedef struct cli_common {
   const char *user; /* credentials for CONNECT, NULL when not given */
   const char *pass;
   const char *token;
+  const char *tls_ca, *tls_cert, *tls_key; /* NULL when not given */
+  bool tls_insecure;
   bool help;
 } cli_common_t;
 

@@ -30,7 +30,11 @@ enum {
   OPT_BATCH,
   OPT_SUB_SERVERS,
   OPT_SETTLE,
-  OPT_JSON
+  OPT_JSON,
+  OPT_TLS_CA,
+  OPT_TLS_CERT,
+  OPT_TLS_KEY,
+  OPT_CONNECTS
 };
 
 static const cli_opt_t bench_opts[] = {
@@ -63,6 +67,13 @@ static const cli_opt_t bench_opts[] = {
     {"settle-ms", 0, true, OPT_SETTLE, "MS",
      "wait this long after the subscriptions before publishing (0)"},
     {"json", 0, false, OPT_JSON, NULL, "print one JSON object instead of text"},
+    {"tls-ca", 0, true, OPT_TLS_CA, "FILE",
+     "TLS with the server checked against these PEM CAs (tern, nats)"},
+    {"tls-cert", 0, true, OPT_TLS_CERT, "FILE", "TLS client certificate (PEM)"},
+    {"tls-key", 0, true, OPT_TLS_KEY, "FILE", "its key (PEM)"},
+    {"connects", 0, true, OPT_CONNECTS, "N",
+     "each publisher connects (TLS handshake, CONNECT, ping/pong) and closes "
+     "N times: connections per second, nothing published"},
     {"help", 'h', false, CLI_OPT_HELP, NULL, "show this help and exit"},
     {0},
 };
@@ -207,6 +218,22 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
       o->settle_ms = (int)v;
     }
     break;
+  case OPT_TLS_CA:
+    o->tls = true;
+    o->tls_ca = value;
+    break;
+  case OPT_TLS_CERT:
+    o->tls = true;
+    o->tls_cert = value;
+    break;
+  case OPT_TLS_KEY:
+    o->tls_key = value;
+    break;
+  case OPT_CONNECTS:
+    if ((rc = count_opt("--connects", value, 1, 100000000, &v)) == 0) {
+      o->connects = v;
+    }
+    break;
   case OPT_RATE:
     if ((rc = positive_opt("--rate", value, &d)) == 0) {
       o->rate = d;
@@ -255,6 +282,13 @@ static int finish(bench_args_t *a) {
   }
   if (o->rate > 0 && o->size < sizeof(uint64_t)) {
     return cli_usage_error(&bench_info, "--rate needs --size of at least 8");
+  }
+  if (o->tls && strcmp(o->ad->name, "tern") != 0 &&
+      strcmp(o->ad->name, "nats") != 0) {
+    return cli_usage_error(&bench_info, "TLS is for tern and nats");
+  }
+  if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+    return cli_usage_error(&bench_info, "--tls-cert and --tls-key go together");
   }
   if (o->rate > 0 && o->req) {
     return cli_usage_error(&bench_info, "--rate and --req do not combine");

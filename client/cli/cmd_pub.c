@@ -27,6 +27,8 @@ enum {
   OPT_RETAIN,
   OPT_TTL,
   OPT_RECONNECT,
+  OPT_STREAM_ACK,
+  OPT_MSG_ID,
 };
 
 static const cli_opt_t pub_opts[] = {
@@ -45,6 +47,10 @@ static const cli_opt_t pub_opts[] = {
      "ride out broker restarts: reconnect, then go on publishing"},
     {"ttl", 0, true, OPT_TTL, "MS",
      "with --retain: the retained message expires after MS milliseconds"},
+    {"stream-ack", 0, false, OPT_STREAM_ACK, NULL,
+     "wait until a stream has stored each message; print its sequence"},
+    {"msg-id", 0, true, OPT_MSG_ID, "ID",
+     "with --stream-ack: de-duplication id (Tern-Msg-Id)"},
     {0},
 };
 
@@ -78,12 +84,16 @@ typedef struct pub_args {
   bool generate; /* --count or --size given */
   bool size_set;
   bool reconnect;
+  bool stream_ack;
+  const char *msg_id;
 } pub_args_t;
 
 typedef struct pub_state {
   tern_client_t *cl;
   tern_pub_opts_t popts;
   bool ack;
+  bool stream_ack;
+  const char *msg_id;
   uint64_t sent;
   int refused; /* the broker refused a publish (cli_watch) */
 } pub_state_t;
@@ -124,6 +134,12 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
     return 0;
   case OPT_RECONNECT:
     a->reconnect = true;
+    return 0;
+  case OPT_STREAM_ACK:
+    a->stream_ack = true;
+    return 0;
+  case OPT_MSG_ID:
+    a->msg_id = value;
     return 0;
   case OPT_TTL:
     return cli_parse_u64(info, "--ttl", value, 1, UINT64_MAX, &a->ttl_ms);
@@ -177,7 +193,23 @@ static int publish_one(pub_state_t *st, const char *topic, const void *data,
   bool stalled = false;
   int rc;
   for (;;) {
-    if (st->ack) {
+    if (st->stream_ack) {
+      uint64_t seq = 0;
+      bool dup = false;
+      rc = tern_client_publish_stream(st->cl, topic, data, len, st->msg_id,
+                                      ACK_TIMEOUT_MS, &seq, &dup);
+      if (rc == 0) {
+        printf("stored as sequence %llu%s\n", (unsigned long long)seq,
+               dup ? " (duplicate)" : "");
+        fflush(stdout);
+      } else if (rc == TERN_ENORESPONDERS) {
+        cli_error(CMD, "no stream captures '%s'", topic);
+        return rc;
+      } else if (rc == TERN_EFULL) {
+        cli_error(CMD, "refused: %s", tern_strerror(rc));
+        return rc;
+      }
+    } else if (st->ack) {
       uint64_t receivers = 0;
       rc = tern_client_publish_ack(st->cl, topic, data, len, &st->popts,
                                    ACK_TIMEOUT_MS, &receivers);
@@ -200,7 +232,7 @@ static int publish_one(pub_state_t *st, const char *topic, const void *data,
       stalled = true;
     }
   }
-  if (rc == TERN_ETIMEOUT && st->ack) {
+  if (rc == TERN_ETIMEOUT && (st->ack || st->stream_ack)) {
     cli_error(CMD, "no acknowledgement from the broker within %d ms",
               ACK_TIMEOUT_MS);
     return rc;
@@ -313,6 +345,13 @@ static int run(const pub_args_t *a, const cli_common_t *common,
   st.popts.retain = a->retain;
   st.popts.ttl_ms = a->ttl_ms;
   st.ack = a->ack;
+  st.stream_ack = a->stream_ack;
+  st.msg_id = a->msg_id;
+  if (a->msg_id != NULL && !a->stream_ack) {
+    cli_usage_error(&pub_info, "--msg-id only applies with --stream-ack");
+    tern_client_close(st.cl);
+    return CLI_EXIT_USAGE;
+  }
   if (a->generate) {
     rc = publish_generated(&st, topic, message, a->count, a->size);
   } else if (message != NULL) {

@@ -15,5 +15,7 @@ int cli_cmd_sub(int argc, char **argv, cli_common_t *common);
 int cli_cmd_req(int argc, char **argv, cli_common_t *common);
 int cli_cmd_reply(int argc, char **argv, cli_common_t *common);
 int cli_cmd_bench(int argc, char **argv, cli_common_t *common);
+int cli_cmd_stream(int argc, char **argv, cli_common_t *common);
+int cli_cmd_consume(int argc, char **argv, cli_common_t *common);
 
 #endif

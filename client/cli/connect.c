@@ -29,6 +29,18 @@ int cli_options(const cli_command_info_t *info, const cli_common_t *common,
   o->user = common->user;
   o->pass = common->pass;
   o->token = common->token;
+  /* Any TLS option means TLS, with or without tls:// in the address. */
+  o->tls_ca_file = common->tls_ca;
+  o->tls_cert_file = common->tls_cert;
+  o->tls_key_file = common->tls_key;
+  o->tls_insecure_skip_verify = common->tls_insecure;
+  if (common->tls_ca != NULL || common->tls_cert != NULL ||
+      common->tls_insecure) {
+    o->tls = true;
+  }
+  if ((common->tls_cert == NULL) != (common->tls_key == NULL)) {
+    return cli_usage_error(info, "--tls-cert and --tls-key go together");
+  }
   /* A lost connection ends the command with status 1 and a message, so a
    * script sees it; libtern's automatic reconnect is for long-lived
    * programs that must ride out broker restarts. */
@@ -37,19 +49,26 @@ int cli_options(const cli_command_info_t *info, const cli_common_t *common,
 }
 
 void cli_server_name(const tern_options_t *o, char *buf, size_t n) {
+  const char *scheme = o->tls ? "tls://" : "";
   if (strchr(o->host, ':') != NULL) {
-    snprintf(buf, n, "[%s]:%d", o->host, o->port);
+    snprintf(buf, n, "%s[%s]:%d", scheme, o->host, o->port);
   } else {
-    snprintf(buf, n, "%s:%d", o->host, o->port);
+    snprintf(buf, n, "%s%s:%d", scheme, o->host, o->port);
   }
 }
 
 int cli_connect(const char *cmd, const tern_options_t *o, tern_client_t **out) {
-  int rc = tern_client_connect(out, o);
+  char why[256] = "";
+  int rc = tern_client_connect_why(out, o, why, sizeof(why));
   if (rc != 0) {
     char server[TERN_HOST_MAX + 16];
     cli_server_name(o, server, sizeof(server));
-    cli_error(cmd, "cannot connect to %s: %s", server, tern_strerror(rc));
+    if (why[0] != '\0' && strcmp(why, tern_strerror(rc)) != 0) {
+      cli_error(cmd, "cannot connect to %s: %s (%s)", server, tern_strerror(rc),
+                why);
+    } else {
+      cli_error(cmd, "cannot connect to %s: %s", server, tern_strerror(rc));
+    }
     return rc;
   }
   return 0;

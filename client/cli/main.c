@@ -30,6 +30,8 @@ static const cli_command_t commands[] = {
     {"sub", cli_cmd_sub, "print the messages matching a pattern"},
     {"req", cli_cmd_req, "send a request and print the reply"},
     {"reply", cli_cmd_reply, "answer every request on a topic"},
+    {"stream", cli_cmd_stream, "add, list, show or remove durable streams"},
+    {"consume", cli_cmd_consume, "read a durable stream through a consumer"},
     {"bench", cli_cmd_bench,
      "measure throughput and latency (see tern bench --help)"},
 };

@@ -208,8 +208,9 @@ static int exec(tern_client_t *cl, tern__cmd_t *cmd, bool closing) {
       cmd->po.ack_cb_data = cmd;
     }
     if (cmd->kind == TERN__CMD_REQ) {
-      rc = tern_conn_request(c, cmd->topic, cmd->payload, cmd->len,
-                             cmd->timeout_ms, on_cmd_reply, cmd);
+      rc =
+          tern__conn_request_hdrs(c, cmd->topic, cmd->payload, cmd->len,
+                                  &cmd->po, cmd->timeout_ms, on_cmd_reply, cmd);
     } else {
       rc = tern_conn_publish(c, cmd->topic, cmd->payload, cmd->len, &cmd->po);
     }
@@ -419,6 +420,11 @@ static void client_free(tern_client_t *cl) {
 }
 
 int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
+  return tern_client_connect_why(out, opts, NULL, 0);
+}
+
+int tern_client_connect_why(tern_client_t **out, const tern_options_t *opts,
+                            char *why, size_t n) {
   tern_options_t o;
   tern_client_t *cl;
   int rc;
@@ -476,6 +482,9 @@ int tern_client_connect(tern_client_t **out, const tern_options_t *opts) {
   rc = cl->connect_status;
   uv_mutex_unlock(&cl->mu);
   if (rc != 0) {
+    if (why != NULL && n > 0) {
+      snprintf(why, n, "%s", cl->last_error);
+    }
     tern_client_close(cl);
     return rc;
   }
@@ -619,6 +628,14 @@ int tern_client_publish_ack(tern_client_t *cl, const char *topic,
 int tern_client_request(tern_client_t *cl, const char *topic,
                         const void *payload, size_t len, int timeout_ms,
                         tern_msg_t **reply) {
+  return tern__client_request_hdrs(cl, topic, payload, len, NULL, timeout_ms,
+                                   reply);
+}
+
+int tern__client_request_hdrs(tern_client_t *cl, const char *topic,
+                              const void *payload, size_t len,
+                              const tern_pub_opts_t *hdrs, int timeout_ms,
+                              tern_msg_t **reply) {
   tern__pub_t p;
   tern__cmd_t *cmd;
   int rc = check_pub(cl, &p, topic, payload, len, NULL);
@@ -630,7 +647,7 @@ int tern_client_request(tern_client_t *cl, const char *topic,
     return TERN_EINVAL;
   }
   *reply = NULL;
-  cmd = cmd_pub_create(TERN__CMD_REQ, topic, payload, len, NULL);
+  cmd = cmd_pub_create(TERN__CMD_REQ, topic, payload, len, hdrs);
   if (cmd == NULL) {
     return TERN_ENOMEM;
   }

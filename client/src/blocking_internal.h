@@ -145,6 +145,12 @@ void tern__cmd_enqueue(tern_client_t *cl, tern__cmd_t *cmd);
 void tern__cmd_complete(tern_client_t *cl, tern__cmd_t *cmd, int result);
 /* Application thread: waits (timeout_ms < 0: forever) for the result, takes
  * *reply if asked, and drops the caller's reference. */
+/* tern_client_request with the headers of hdrs (NULL: none). */
+int tern__client_request_hdrs(tern_client_t *cl, const char *topic,
+                              const void *payload, size_t len,
+                              const tern_pub_opts_t *hdrs, int timeout_ms,
+                              tern_msg_t **reply);
+
 int tern__cmd_wait(tern_client_t *cl, tern__cmd_t *cmd, int timeout_ms,
                    tern_msg_t **reply, uint64_t *receivers);
 /* Loop thread: asks the loop to resume reading (see tern__bsub_*). */

@@ -106,6 +106,7 @@ static void maybe_free(tern_conn_t *c) {
   tp_buf_free(&c->held);
   tern__servers_free(c);
   tern__breaker_destroy(c);
+  tern__tls_free(c);
   tern__opts_free(&c->opts);
   /* The pointer is handed back for identification only: every handle is
    * closed, and the memory is freed as soon as the callback returns. */
@@ -160,6 +161,7 @@ void tern__conn_recycle_tcp(tern_conn_t *c) {
   c->tcp_recycling = true;
   c->tcp_connected = false;
   c->reading = false;
+  tern__tls_end(c);
   uv_close((uv_handle_t *)&c->tcp, on_tcp_recycled);
 }
 
@@ -175,6 +177,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   uint8_t *p;
   size_t n;
   (void)suggested;
+  if (c->tls != NULL) {
+    tern__tls_read_buf(c, buf);
+    return;
+  }
   if (tp_reader_space(c->reader, &p, &n) != 0) {
     buf->base = NULL; /* libuv reports UV_ENOBUFS to on_read */
     buf->len = 0;
@@ -299,7 +305,11 @@ static void start_reading(tern_conn_t *c) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   tern_conn_t *c = s->data;
   int err;
-  (void)buf;
+  if (nread > 0 && c->tls != NULL) {
+    c->last_rx = uv_now(c->loop);
+    tern__tls_received(c, buf->base, (size_t)nread);
+    return;
+  }
   if (nread > 0) {
     c->last_rx = uv_now(c->loop);
     tp_reader_commit(c->reader, (size_t)nread);
@@ -485,8 +495,15 @@ static void dispatch_frames(tern_conn_t *c) {
   c->dispatching--;
 }
 
+void tern__conn_dispatch(tern_conn_t *c) {
+  if (c->dispatching == 0) {
+    dispatch_frames(c);
+  }
+}
+
 static void on_connected(uv_connect_t *req, int status) {
   tern_conn_t *c = req->handle->data;
+  int rc;
   if (status == UV_ECANCELED || c->state != TERN__CONNECTING) {
     return;
   }
@@ -498,6 +515,11 @@ static void on_connected(uv_connect_t *req, int status) {
   c->tcp_connected = true;
   c->state = TERN__HANDSHAKE;
   uv_tcp_nodelay(&c->tcp, 1);
+  rc = tern__tls_begin(c);
+  if (rc != 0) {
+    fail_connect(c, rc);
+    return;
+  }
   start_reading(c);
 }
 
@@ -736,6 +758,9 @@ void tern_conn_read_resume(tern_conn_t *c) {
   c->paused = false;
   if (c->dispatching == 0) {
     dispatch_frames(c); /* frames buffered while paused come first */
+    if (c->tls != NULL) {
+      tern__tls_pull(c); /* then what the TLS session decrypted */
+    }
   }
   start_reading(c);
 }

@@ -37,12 +37,14 @@ typedef enum tern__conn_state {
 typedef struct tern__opts {
   tern_options_t o; /* string pointers below point into this copy's fields */
   char *name, *user, *pass, *token, *inbox_prefix, *servers;
+  char *tls_ca, *tls_cert, *tls_key, *tls_name;
 } tern__opts_t;
 
 /* One entry of the server list. */
 typedef struct tern__server {
   char host[TERN_HOST_MAX];
   int port;
+  bool tls;
 } tern__server_t;
 
 typedef struct tern__breaker tern__breaker_t;
@@ -193,6 +195,15 @@ struct tern_conn {
   uint64_t heartbeat_ms, last_rx, hb_ping_at;
 
   tern__breaker_t *breaker; /* NULL when off */
+
+  /* conn_tls.c: TLS, when the current server's URL is tls:// */
+  struct ttls_ctx *tls_ctx; /* made at the first TLS attempt, kept */
+  struct ttls_conn *tls;    /* this attempt's session; NULL: plaintext */
+  char *tls_rbuf;         /* ciphertext reads */
+  tp_buf_t tls_data;      /* the batch encrypted, in the write in flight */
+  tp_buf_t tls_ctl;       /* the engine's own records on their way */
+  uv_write_t tls_ctl_req;
+  bool tls_ctl_writing;
 };
 
 /* Frames go to the held buffer instead of the socket's batch. */
@@ -269,6 +280,13 @@ void tern__pub_done(tern__pub_t *p);
 int tern__conn_send(tern_conn_t *c, const tp_frame_t *f);
 /* tern_conn_publish, plus: req_ack asks for a PUBACK routed to request
  * req_n instead of opts->ack_cb. */
+/* tern_conn_request with the headers of hdrs (NULL: none; only its
+ * header_* fields are read): the stream API's Tern-Msg-Id. */
+int tern__conn_request_hdrs(tern_conn_t *c, const char *topic,
+                            const void *payload, size_t len,
+                            const tern_pub_opts_t *hdrs, uint32_t timeout_ms,
+                            tern_reply_cb cb, void *cb_data);
+
 int tern__conn_publish(tern_conn_t *c, const char *topic, const void *payload,
                        size_t len, const tern_pub_opts_t *opts, bool req_ack,
                        uint64_t req_n);
@@ -369,6 +387,30 @@ void tern__reconnect_tcp_ready(tern_conn_t *c);
 void tern__heartbeat_start(tern_conn_t *c, uint64_t hello_hb_ms);
 /* Free the server list. */
 void tern__servers_free(tern_conn_t *c);
+
+/* conn.c: handles every complete frame the reader holds. */
+void tern__conn_dispatch(tern_conn_t *c);
+
+/* conn_tls.c */
+/* TCP connected: starts TLS if the current server is tls://. 0, or
+ * TERN_ETLS / TERN_ENOMEM with the reason recorded. */
+int tern__tls_begin(tern_conn_t *c);
+/* Drops this attempt's session (reconnect, close). */
+void tern__tls_end(tern_conn_t *c);
+/* Frees everything TLS (the connection is freed). */
+void tern__tls_free(tern_conn_t *c);
+/* No TLS, or its handshake is done: the batch may be written. */
+bool tern__tls_ready(const tern_conn_t *c);
+/* Where the socket reads ciphertext. */
+void tern__tls_read_buf(tern_conn_t *c, uv_buf_t *buf);
+/* Ciphertext arrived: advance the handshake, hand frames to dispatch. */
+void tern__tls_received(tern_conn_t *c, const char *bytes, size_t n);
+/* Plaintext the engine holds goes to the reader (after a pause). True
+ * when some did. */
+bool tern__tls_pull(tern_conn_t *c);
+/* Encrypts plain into the connection's ciphertext buffer, *out. 0 or an
+ * error. */
+int tern__tls_encrypt(tern_conn_t *c, const tp_buf_t *plain, uv_buf_t *out);
 
 /* breaker.c */
 int tern__breaker_create(tern_conn_t *c);

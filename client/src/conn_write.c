@@ -77,6 +77,10 @@ static int start_write(tern_conn_t *c) {
   c->inflight_pubs = c->pending_pubs; /* handed to the socket */
   c->pending_pubs = 0;
   b = uv_buf_init((char *)c->inflight.data, (unsigned int)c->inflight.len);
+  if (c->tls != NULL && (rc = tern__tls_encrypt(c, &c->inflight, &b)) != 0) {
+    tp_buf_reset(&c->inflight);
+    return rc;
+  }
   rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
   if (rc != 0) {
     tp_buf_reset(&c->inflight);
@@ -91,6 +95,7 @@ static void on_prepare(uv_prepare_t *h) {
   tern_conn_t *c = h->data;
   int rc;
   if (c->writing || c->pending.len == 0 || !c->tcp_connected ||
+      !tern__tls_ready(c) ||
       (c->state != TERN__HANDSHAKE && c->state != TERN__CONNECTED)) {
     return;
   }

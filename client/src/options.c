@@ -62,8 +62,20 @@ int tern_options_set_url(tern_options_t *o, const char *url) {
     return TERN_EINVAL; /* host and port are in every version's layout */
   }
   port = o->port;
+  int tls = -1; /* no scheme: tls unchanged */
   if (strncmp(url, "tern://", 7) == 0) {
     url += 7;
+    tls = 0;
+  } else if (strncmp(url, "tls://", 6) == 0) {
+    url += 6;
+    tls = 1;
+  }
+  if (tls >= 0 &&
+      o->struct_size < offsetof(tern_options_t, tls) + sizeof(bool)) {
+    if (tls == 1) {
+      return TERN_EINVAL; /* built against a header without TLS */
+    }
+    tls = -1;
   }
   if (url[0] == '[') { /* [v6]:port */
     host = url + 1;
@@ -94,6 +106,9 @@ int tern_options_set_url(tern_options_t *o, const char *url) {
   memcpy(o->host, host, (size_t)(host_end - host));
   o->host[host_end - host] = '\0';
   o->port = port;
+  if (tls >= 0) {
+    o->tls = tls == 1;
+  }
   return 0;
 }
 
@@ -126,6 +141,14 @@ int tern__opts_copy(tern__opts_t *dst, const tern_options_t *src) {
   dst->inbox_prefix =
       dup_opt(src->inbox_prefix != NULL ? src->inbox_prefix : "_INBOX", &ok);
   dst->servers = dup_opt(src->servers, &ok);
+  dst->tls_ca = dup_opt(src->tls_ca_file, &ok);
+  dst->tls_cert = dup_opt(src->tls_cert_file, &ok);
+  dst->tls_key = dup_opt(src->tls_key_file, &ok);
+  dst->tls_name = dup_opt(src->tls_server_name, &ok);
+  dst->o.tls_ca_file = dst->tls_ca;
+  dst->o.tls_cert_file = dst->tls_cert;
+  dst->o.tls_key_file = dst->tls_key;
+  dst->o.tls_server_name = dst->tls_name;
   dst->o.name = dst->name;
   dst->o.user = dst->user;
   dst->o.pass = dst->pass;
@@ -146,5 +169,9 @@ void tern__opts_free(tern__opts_t *o) {
   free(o->token);
   free(o->inbox_prefix);
   free(o->servers);
+  free(o->tls_ca);
+  free(o->tls_cert);
+  free(o->tls_key);
+  free(o->tls_name);
   memset(o, 0, sizeof(*o));
 }

@@ -24,6 +24,12 @@ _Static_assert(offsetof(tern_options_t, status_cb) >= TERN__OPTIONS_SIZE_V0,
 _Static_assert(offsetof(tern_options_t, status_event_cb) >=
                    TERN__OPTIONS_SIZE_V0,
                "status_event_cb overlaps the first layout");
+_Static_assert(offsetof(tern_options_t, tls) >= TERN__OPTIONS_SIZE_V0,
+               "tls overlaps the first layout");
+_Static_assert(offsetof(tern_options_t, tls) >=
+                   offsetof(tern_options_t, status_event_cb) +
+                       sizeof(tern_status_event_cb),
+               "tls overlaps the layout with status_event_cb");
 _Static_assert(offsetof(tern_pub_opts_t, struct_size) == 0,
                "struct_size comes first");
 _Static_assert(
@@ -106,4 +112,37 @@ int tern__pub_opts_import(tern_pub_opts_t *dst, const tern_pub_opts_t *src) {
 int tern__sub_opts_import(tern_sub_opts_t *dst, const tern_sub_opts_t *src) {
   memset(dst, 0, sizeof(*dst));
   return import(dst, sizeof(*dst), src, TERN__SUB_OPTS_SIZE_V0);
+}
+
+_Static_assert(offsetof(tern_stream_config_t, struct_size) == 0,
+               "struct_size comes first");
+_Static_assert(sizeof(tern_stream_config_t) == TERN__STREAM_CONFIG_SIZE_V0,
+               "a field was appended: assert its offset >= the v0 size");
+_Static_assert(offsetof(tern_consumer_config_t, struct_size) == 0,
+               "struct_size comes first");
+_Static_assert(sizeof(tern_consumer_config_t) == TERN__CONSUMER_CONFIG_SIZE_V0,
+               "a field was appended: assert its offset >= the v0 size");
+
+int tern_stream_config_init_sized(tern_stream_config_t *o, size_t size) {
+  tern_stream_config_t d;
+  memset(&d, 0, sizeof(d));
+  return init_sized(o, size, &d, sizeof(d), TERN__STREAM_CONFIG_SIZE_V0);
+}
+
+int tern_consumer_config_init_sized(tern_consumer_config_t *o, size_t size) {
+  tern_consumer_config_t d;
+  memset(&d, 0, sizeof(d));
+  return init_sized(o, size, &d, sizeof(d), TERN__CONSUMER_CONFIG_SIZE_V0);
+}
+
+int tern__stream_config_import(tern_stream_config_t *dst,
+                               const tern_stream_config_t *src) {
+  memset(dst, 0, sizeof(*dst));
+  return import(dst, sizeof(*dst), src, TERN__STREAM_CONFIG_SIZE_V0);
+}
+
+int tern__consumer_config_import(tern_consumer_config_t *dst,
+                                 const tern_consumer_config_t *src) {
+  memset(dst, 0, sizeof(*dst));
+  return import(dst, sizeof(*dst), src, TERN__CONSUMER_CONFIG_SIZE_V0);
 }

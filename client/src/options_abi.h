@@ -33,4 +33,15 @@ int tern__options_import(tern_options_t *dst, const tern_options_t *src);
 int tern__pub_opts_import(tern_pub_opts_t *dst, const tern_pub_opts_t *src);
 int tern__sub_opts_import(tern_sub_opts_t *dst, const tern_sub_opts_t *src);
 
+/* The stream structs (tern/stream.h), the same way. */
+#include "tern/stream.h"
+#define TERN__STREAM_CONFIG_SIZE_V0                                            \
+  (offsetof(tern_stream_config_t, dedup_window_ms) + sizeof(uint64_t))
+#define TERN__CONSUMER_CONFIG_SIZE_V0                                          \
+  (offsetof(tern_consumer_config_t, push) + sizeof(const char *))
+int tern__stream_config_import(tern_stream_config_t *dst,
+                               const tern_stream_config_t *src);
+int tern__consumer_config_import(tern_consumer_config_t *dst,
+                                 const tern_consumer_config_t *src);
+
 #endif

@@ -46,11 +46,13 @@ static int parse_server(const tern_conn_t *c, const char *p, const char *end,
   url[end - p] = '\0';
   tern_options_init(&tmp);
   tmp.port = c->opts.o.port; /* "host" alone keeps the configured port */
+  tmp.tls = c->opts.o.tls;   /* and the configured TLS */
   if (tern_options_set_url(&tmp, url) != 0) {
     return TERN_EBADURL;
   }
   memcpy(out->host, tmp.host, sizeof(out->host));
   out->port = tmp.port;
+  out->tls = tmp.tls;
   return 0;
 }
 
@@ -71,6 +73,7 @@ int tern__servers_init(tern_conn_t *c) {
   if (list == NULL || list[0] == '\0') {
     memcpy(c->servers[0].host, c->opts.o.host, sizeof(c->servers[0].host));
     c->servers[0].port = c->opts.o.port;
+    c->servers[0].tls = c->opts.o.tls;
     return 0;
   }
   for (size_t i = 0; i < n; i++) {

@@ -426,6 +426,14 @@ static int ensure_inbox(tern_conn_t *c) {
 int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
                       size_t len, uint32_t timeout_ms, tern_reply_cb cb,
                       void *cb_data) {
+  return tern__conn_request_hdrs(c, topic, payload, len, NULL, timeout_ms, cb,
+                                 cb_data);
+}
+
+int tern__conn_request_hdrs(tern_conn_t *c, const char *topic,
+                            const void *payload, size_t len,
+                            const tern_pub_opts_t *hdrs, uint32_t timeout_ms,
+                            tern_reply_cb cb, void *cb_data) {
   char reply[TERN_HOST_MAX + 24];
   tern_pub_opts_t po;
   tern__req_t *r;
@@ -465,6 +473,11 @@ int tern_conn_request(tern_conn_t *c, const char *topic, const void *payload,
   snprintf(reply, sizeof(reply), "%s%" PRIu64, c->inbox, r->n);
   tern_pub_opts_init(&po);
   po.reply = reply;
+  if (hdrs != NULL) {
+    po.header_keys = hdrs->header_keys;
+    po.header_values = hdrs->header_values;
+    po.header_count = hdrs->header_count;
+  }
   rc = tern__conn_publish(c, topic, payload, len, &po, true, r->n);
   if (rc != 0) {
     if (probe) { /* give the probe slot back */

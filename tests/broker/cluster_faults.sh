@@ -67,7 +67,10 @@ done
 
 start_node() { # i
   local i=$1
-  ip netns exec "${NS[$i]}" "$TERND" --host "${IPS[$i]}" --port 7421 \
+  # Secure defaults: off loopback a route port needs the cluster token;
+  # clients and the monitoring pages are opened with allow_anonymous.
+  ip netns exec "${NS[$i]}" env TERN_CLUSTER_TOKEN=faults-token \
+    "$TERND" --host "${IPS[$i]}" --port 7421 --allow-anonymous \
     --http-port 8421 --cluster-port 7422 \
     --routes "${IPS[0]}:7422,${IPS[1]}:7422,${IPS[2]}:7422" \
     --heartbeat-ms 1000 --route-sync-ms 1000 >>"$WORK/node$i.log" 2>&1 &

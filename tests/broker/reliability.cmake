@@ -26,6 +26,10 @@ else()
                   LABELS valgrind TIMEOUT 600)
     target_compile_definitions(test_valgrind PRIVATE
                                TERN_VALGRIND_PATH="${TERN_VALGRIND}")
+    # Its TLS run uses the test certificates (tests/support, tls_certs).
+    set_tests_properties(test_valgrind PROPERTIES
+      ENVIRONMENT "TERN_TEST_CERTS=${TERN_TEST_CERTS}"
+      FIXTURES_REQUIRED tls_certs)
   else()
     message(STATUS "test_valgrind not registered: valgrind not found "
                    "(apt-get install valgrind; scripts/install-deps.sh does)")

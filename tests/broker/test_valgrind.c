@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,47 @@ static int drain(tt_raw_t *c, uint32_t *next, uint64_t *dropped) {
     }
     n++;
   }
+}
+
+/* Reads whatever comes until the peer closes fd: true when it did within
+ * WAIT_MS. */
+static bool bytes_until_close(int fd) {
+  int64_t end = tt_now_ms() + WAIT_MS;
+  char buf[4096];
+  while (tt_now_ms() < end) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 100) <= 0)
+      continue;
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      return true;
+  }
+  return false;
+}
+
+/* After SIGTERM: each of the n live clients gets GOAWAY and then the
+ * close; ternd exits 0 (valgrind found nothing); the clients are closed. */
+static void expect_goaway_then_exit(tt_broker_t *b, tt_raw_t **live, size_t n) {
+  tp_frame_t f;
+  for (size_t i = 0; i < n; i++) {
+    bool goaway = false;
+    for (;;) {
+      int r = tt_raw_recv(live[i], &f, WAIT_MS);
+      cr_assert_neq(r, 0, "client %zu: still open after SIGTERM", i);
+      if (r < 0)
+        break;
+      if (f.type == TP_GOAWAY)
+        goaway = true;
+    }
+    cr_assert(goaway, "client %zu: no GOAWAY", i);
+  }
+  int status = tt_broker_wait(b);
+  cr_assert_eq(status, 0,
+               "ternd under valgrind exited %d (99: memcheck found errors or "
+               "leaks; see its report above)",
+               status);
+  for (size_t i = 0; i < n; i++)
+    tt_raw_close(live[i]);
 }
 
 Test(valgrind, ternd_clean_under_memcheck) {
@@ -220,28 +262,93 @@ Test(valgrind, ternd_clean_under_memcheck) {
    * the drain deadline closes it. */
   cr_assert_eq(kill(b.pid, SIGTERM), 0);
   tt_raw_t *live[] = {&all, &q1, &q2, &pub, &slow[DROP_NEWEST]};
-  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
-    bool goaway = false;
-    for (;;) {
-      int r = tt_raw_recv(live[i], &f, WAIT_MS);
-      cr_assert_neq(r, 0, "client %zu: still open after SIGTERM", i);
-      if (r < 0)
-        break;
-      if (f.type == TP_GOAWAY)
-        goaway = true;
-    }
-    cr_assert(goaway, "client %zu: no GOAWAY", i);
-  }
-  int status = tt_broker_wait(&b);
-  cr_assert_eq(status, 0,
-               "ternd under valgrind exited %d (99: memcheck found errors or "
-               "leaks; see its report above)",
-               status);
-  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
-    tt_raw_close(live[i]);
+  expect_goaway_then_exit(&b, live, sizeof live / sizeof live[0]);
   for (int i = 0; i < NSLOW; i++) {
     if (i != DROP_NEWEST)
       tt_raw_close(&slow[i]);
   }
+  free(payload);
+}
+
+/*
+ * The same under TLS: ternd speaks TLS only and the raw clients reach it
+ * through the test TLS proxy (broker_proc.c), so every TLS path that
+ * allocates runs under memcheck: handshakes, records both ways, a slow
+ * consumer's held write, a plaintext client refused, a handshake left
+ * unfinished (connect timeout) and one that fails (a broken ClientHello),
+ * a SIGHUP that reloads the certificate, and SIGTERM with TLS clients
+ * still connected.
+ */
+Test(valgrind, ternd_tls_clean_under_memcheck) {
+  setenv("TERN_TEST_TLS",
+         getenv("TERN_TEST_CERTS") ? getenv("TERN_TEST_CERTS") : "", 1);
+  cr_assert(tt_tls_dir() != NULL, "TERN_TEST_CERTS is not set (ctest sets it)");
+  static const char *const wrapper[] = {TERN_VALGRIND_PATH,
+                                        "--quiet",
+                                        "--leak-check=full",
+                                        "--show-leak-kinds=definite,indirect",
+                                        "--errors-for-leak-kinds=definite,"
+                                        "indirect",
+                                        "--error-exitcode=99",
+                                        NULL};
+  static const char *const args[] = {"--max-payload",
+                                     "4096",
+                                     "--drain-timeout-ms",
+                                     "1000",
+                                     "--connect-timeout-ms",
+                                     "3000",
+                                     NULL};
+  tt_broker_t b;
+  tt_broker_start_wrapped(&b, wrapper, args);
+
+  tt_raw_t sub, pub, slow;
+  tt_raw_open(&sub, b.port, true, true, false);
+  tt_raw_open(&pub, b.port, true, true, false);
+  tt_raw_open_ex(&slow, b.port, SLOW_RCVBUF, true, true, false);
+  tt_raw_sub_policy(&sub, 1, "vgt.>", NULL, 0, TP_OVERFLOW_UNSET);
+  tt_raw_sub_policy(&slow, 1, "vgt.>", NULL, SLOW_MAX, TP_OVERFLOW_DROP_NEWEST);
+  uint8_t *payload = calloc(1, SIZE);
+  cr_assert_not_null(payload);
+  for (int i = 0; i < 200; i++)
+    tt_raw_pub(&pub, "vgt.x", payload, SIZE);
+  tt_raw_barrier(&pub);
+  tp_frame_t f;
+  for (int got = 0; got < 200;) {
+    cr_assert_eq(tt_raw_recv(&sub, &f, WAIT_MS), 1, "sub got %d of 200", got);
+    if (f.type == TP_MSG)
+      got++;
+  }
+
+  /* Straight to ternd, past the proxy: plaintext refused with ERR 1. */
+  tt_raw_t plain;
+  tt_raw_attach(&plain, tt_connect(b.ternd_port));
+  tt_raw_expect_err(&plain, 1, WAIT_MS);
+  tt_raw_close(&plain);
+  /* A ClientHello that is not one: the handshake fails. */
+  tt_raw_t broken;
+  tt_raw_attach(&broken, tt_connect(b.ternd_port));
+  static const unsigned char bad[] = {0x16, 0x03, 0x01, 0x00, 0x05,
+                                      'h',  'e',  'l',  'l',  'o'};
+  tt_send_all(broken.fd, bad, sizeof bad);
+  cr_assert(bytes_until_close(broken.fd)); /* a TLS alert, not frames */
+  tt_raw_close(&broken);
+  /* Half a ClientHello: closed at the connect timeout. */
+  tt_raw_t half;
+  tt_raw_attach(&half, tt_connect(b.ternd_port));
+  tt_send_all(half.fd, bad, 3);
+  cr_assert(bytes_until_close(half.fd));
+  tt_raw_close(&half);
+
+  /* A reload swaps the context; clients go on. */
+  cr_assert_eq(kill(b.pid, SIGHUP), 0);
+  tt_raw_barrier(&sub);
+  tt_raw_t late;
+  tt_raw_open(&late, b.port, true, true, false);
+  tt_raw_barrier(&late);
+
+  cr_assert_eq(kill(b.pid, SIGTERM), 0);
+  tt_raw_t *live[] = {&sub, &pub, &late};
+  expect_goaway_then_exit(&b, live, sizeof live / sizeof live[0]);
+  tt_raw_close(&slow);
   free(payload);
 }

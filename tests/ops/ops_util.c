@@ -189,12 +189,18 @@ size_t ops_http_parse(char *resp, size_t len, int *code) {
 }
 
 int ops_http_get(int port, const char *path, char *body, size_t cap) {
+  return ops_http_get_with(port, path, "", body, cap);
+}
+
+int ops_http_get_with(int port, const char *path, const char *headers,
+                      char *body, size_t cap) {
   int fd = tt_connect(port);
-  char req[512];
+  char req[1024];
   int n = snprintf(req, sizeof req,
                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: "
-                   "tern-tests\r\n\r\n",
-                   path);
+                   "tern-tests\r\n%s\r\n",
+                   path, headers);
+  cr_assert_lt((size_t)n, sizeof req);
   tt_send_all(fd, req, (size_t)n);
   static char resp[1 << 22];
   size_t used = read_to_eof(fd, resp, sizeof resp, path);
@@ -391,4 +397,25 @@ uint64_t ops_metric(int port, const char *name) {
   const char *at = strstr(body, key);
   cr_assert_not_null(at, "no %s in /metrics", name);
   return strtoull(at + strlen(key), NULL, 10);
+}
+
+void ops_write_over(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  cr_assert_not_null(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+bool ops_wait_reload(tt_raw_t *c, uint64_t sid) {
+  tp_frame_t f;
+  tt_raw_expect(c, &f, TP_MSG, TT_RECV_MS);
+  cr_assert_eq(f.u.msg.sid, sid);
+  cr_assert(tt_str_eq(f.u.msg.topic, "$SYS.server.reload"));
+  const char *p = (const char *)f.u.msg.payload.ptr;
+  size_t n = f.u.msg.payload.len;
+  if (n == 11 && memcmp(p, "{\"ok\":true}", 11) == 0)
+    return true;
+  cr_assert(n == 12 && memcmp(p, "{\"ok\":false}", 12) == 0, "body %.*s",
+            (int)n, p);
+  return false;
 }

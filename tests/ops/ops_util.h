@@ -29,10 +29,20 @@ void ops_run_ternd(ops_run_t *r, const char *const *args,
 
 /* Writes text to a new temporary file; its path goes to path (>= 64). */
 void ops_write_file(char *path, const char *text);
+/* Replaces the contents of the file at path with text. */
+void ops_write_over(const char *path, const char *text);
+
+/* Waits for the $SYS.server.reload advisory on c's subscription sid and
+ * returns its body's "ok" value (cr_assert on anything else). */
+bool ops_wait_reload(tt_raw_t *c, uint64_t sid);
 
 /* GET path on 127.0.0.1:port: status code, and the body into body
  * (NUL-terminated, truncated to cap). cr_assert on I/O failure. */
 int ops_http_get(int port, const char *path, char *body, size_t cap);
+
+/* ops_http_get with more header lines (each ending in CRLF, or ""). */
+int ops_http_get_with(int port, const char *path, const char *headers,
+                      char *body, size_t cap);
 
 /* Parses a whole HTTP/1.1 response in resp (len bytes, NUL-terminated):
  * checks Content-Length or decodes the chunked body, moves the body to the

@@ -143,29 +143,6 @@ Test(ops_config, secrets_are_not_printed) {
   unlink(path);
 }
 
-/* Waits for the $SYS.server.reload advisory on sid and returns its body's
- * "ok" value. */
-static bool wait_reload(tt_raw_t *c, uint64_t sid) {
-  tp_frame_t f;
-  tt_raw_expect(c, &f, TP_MSG, TT_RECV_MS);
-  cr_assert_eq(f.u.msg.sid, sid);
-  cr_assert(tt_str_eq(f.u.msg.topic, "$SYS.server.reload"));
-  const char *p = (const char *)f.u.msg.payload.ptr;
-  size_t n = f.u.msg.payload.len;
-  if (n == 11 && memcmp(p, "{\"ok\":true}", 11) == 0)
-    return true;
-  cr_assert(n == 12 && memcmp(p, "{\"ok\":false}", 12) == 0, "body %.*s",
-            (int)n, p);
-  return false;
-}
-
-static void write_over(const char *path, const char *text) {
-  FILE *fp = fopen(path, "w");
-  cr_assert_not_null(fp);
-  fputs(text, fp);
-  fclose(fp);
-}
-
 Test(ops_config, file_applies_and_sighup_reloads_without_dropping) {
   char path[64];
   ops_write_file(path, "max_subs = 1\n");
@@ -179,15 +156,15 @@ Test(ops_config, file_applies_and_sighup_reloads_without_dropping) {
   tt_raw_barrier_strict(&w);
 
   /* A bad file changes nothing and says so. */
-  write_over(path, "max_subs = many\n");
+  ops_write_over(path, "max_subs = many\n");
   kill(tt_g_broker.pid, SIGHUP);
-  cr_assert_not(wait_reload(&w, 1), "a bad file was accepted");
+  cr_assert_not(ops_wait_reload(&w, 1), "a bad file was accepted");
   tt_raw_sub(&w, 3, "more", NULL);
   tt_raw_expect_err(&w, 10, TT_RECV_MS);
 
-  write_over(path, "max_subs = 3\n");
+  ops_write_over(path, "max_subs = 3\n");
   kill(tt_g_broker.pid, SIGHUP);
-  cr_assert(wait_reload(&w, 1));
+  cr_assert(ops_wait_reload(&w, 1));
   /* The same connection is still served, under the new limit. */
   tt_raw_sub(&w, 4, "more", NULL);
   tt_raw_sub(&w, 5, "again", NULL);

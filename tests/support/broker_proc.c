@@ -176,12 +176,69 @@ int tt_broker_start_opts(tt_broker_t *b, const tt_broker_opts_t *o,
   return start_child(b, NULL, o, extra);
 }
 
+const char *tt_cert_path(const char *name) {
+  static char bufs[8][1024];
+  static int next;
+  const char *dir = getenv("TERN_TEST_CERTS");
+  cr_assert(dir != NULL, "TERN_TEST_CERTS is not set (ctest sets it)");
+  char *b = bufs[next++ % 8];
+  snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+  return b;
+}
+
+const char *tt_tls_dir(void) {
+  const char *d = getenv("TERN_TEST_TLS");
+  return d != NULL && *d ? d : NULL;
+}
+
+#ifndef TERN_TLS_PROXY_PATH
+#define TERN_TLS_PROXY_PATH "tern_test_tls_proxy"
+#endif
+
+/* TLS mode: the proxy in front of ternd's port; its own port, or -1. */
+static int start_proxy(tt_broker_t *b, int ternd_port) {
+  static char ca[1024];
+  char portstr[16], fdstr[16];
+  int fds[2];
+  snprintf(ca, sizeof ca, "%s/ca.pem", tt_tls_dir());
+  snprintf(portstr, sizeof portstr, "%d", ternd_port);
+  cr_assert_eq(pipe(fds), 0, "pipe: %s", strerror(errno));
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  snprintf(fdstr, sizeof fdstr, "%d", fds[1]);
+  const char *argv[] = {TERN_TLS_PROXY_PATH, "--connect", portstr, "--ca", ca,
+                        "--ready-fd",        fdstr,       NULL};
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+  if (pid == 0)
+    exec_child(fds[1], (char *const *)argv, NULL);
+  close(fds[1]);
+  int unused = 0;
+  int port = read_port(fds[0], tt_now_ms() + READY_TIMEOUT_MS, &unused);
+  close(fds[0]);
+  b->proxy_pid = pid;
+  return port;
+}
+
+static void stop_proxy(tt_broker_t *b) {
+  if (b->proxy_pid <= 0)
+    return;
+  int status;
+  kill(b->proxy_pid, SIGTERM);
+  if (!wait_child(b->proxy_pid, STOP_TIMEOUT_MS, &status)) {
+    kill(b->proxy_pid, SIGKILL);
+    wait_child(b->proxy_pid, STOP_TIMEOUT_MS, &status);
+  }
+  b->proxy_pid = 0;
+}
+
 static int start_child(tt_broker_t *b, const char *const *wrapper,
                        const tt_broker_opts_t *o, const char *const *extra) {
   tt_ignore_sigpipe();
   b->pid = 0;
   b->port = 0;
   b->http_port = 0;
+  b->ternd_port = 0;
+  b->proxy_pid = 0;
 
   int fds[2];
   cr_assert_eq(pipe(fds), 0, "pipe: %s", strerror(errno));
@@ -216,6 +273,16 @@ static int start_child(tt_broker_t *b, const char *const *wrapper,
   const char *workers = getenv("TERND_TEST_WORKERS");
   argv[argc++] = "--workers";
   argv[argc++] = workers && *workers ? workers : "1";
+  static char cert[1024], key[1024];
+  if (tt_tls_dir() != NULL) {
+    snprintf(cert, sizeof cert, "%s/server.pem", tt_tls_dir());
+    snprintf(key, sizeof key, "%s/server.key", tt_tls_dir());
+    argv[argc++] = "--tls-cert";
+    argv[argc++] = cert;
+    argv[argc++] = "--tls-key";
+    argv[argc++] = key;
+    argv[argc++] = "--tls-required";
+  }
   for (size_t i = 0; extra && extra[i]; i++) {
     cr_assert_lt(argc, (size_t)MAX_ARGS - 1, "too many ternd arguments");
     argv[argc++] = extra[i];
@@ -241,7 +308,12 @@ static int start_child(tt_broker_t *b, const char *const *wrapper,
   }
   b->pid = pid;
   b->port = port;
+  b->ternd_port = port;
   b->http_port = http_port;
+  if (tt_tls_dir() != NULL) {
+    b->port = start_proxy(b, port);
+    cr_assert_gt(b->port, 0, "the TLS proxy did not report a port");
+  }
   return 0;
 }
 
@@ -271,6 +343,7 @@ int tt_broker_stop(tt_broker_t *b) {
 }
 
 int tt_broker_wait(tt_broker_t *b) {
+  stop_proxy(b);
   if (b->pid <= 0)
     return -1;
   pid_t pid = b->pid;
@@ -291,6 +364,7 @@ int tt_broker_wait(tt_broker_t *b) {
 }
 
 void tt_broker_kill(tt_broker_t *b) {
+  stop_proxy(b);
   if (b->pid <= 0)
     return;
   int status;

@@ -19,6 +19,12 @@ typedef struct tt_broker {
   pid_t pid;
   int port;
   int http_port; /* monitoring port, 0 when off (the default) */
+  /* TLS mode (TERN_TEST_TLS=DIR of scripts/make-certs.sh certificates):
+   * ternd speaks TLS only (--tls-required) on ternd_port and port is a
+   * plaintext-to-TLS proxy's (tern_test_tls_proxy, pid proxy_pid), so the
+   * raw-frame tests run unchanged over the broker's TLS transport. */
+  int ternd_port;
+  pid_t proxy_pid;
 } tt_broker_t;
 
 /* extra: NULL-terminated list of extra ternd arguments, or NULL.
@@ -55,6 +61,12 @@ void tt_fixture_stop(void);
 int tt_broker_wait(tt_broker_t *b);
 /* True while the child has not exited (does not reap a live child). */
 bool tt_broker_alive(const tt_broker_t *b);
+/* DIR/name in the test certificates (TERN_TEST_CERTS, made by the
+ * tls_certs fixture); cr_assert when the variable is not set. One of 8
+ * rotating static buffers. */
+const char *tt_cert_path(const char *name);
+/* The TLS certificate directory of TLS mode, or NULL (plaintext). */
+const char *tt_tls_dir(void);
 /* ternd's path: $TERND if set, else the build tree's ternd. */
 const char *tt_ternd_path(void);
 /* The test process ignores SIGPIPE; a broker that closes is seen as EPIPE. */

@@ -50,7 +50,11 @@ extern "C" {
   X(STALE, -20017, "stale connection")                                         \
   X(BADURL, -20018, "malformed url")                                           \
   X(DISCONNECTED, -20019, "connection lost, reconnecting")                     \
-  X(BREAKER, -20020, "circuit breaker open for this topic")
+  X(BREAKER, -20020, "circuit breaker open for this topic")                    \
+  X(TLS, -20021, "TLS failed (handshake, certificate or configuration)")       \
+  X(NOTFOUND, -20022, "no such stream or consumer")                            \
+  X(EXISTS, -20023, "the stream exists with another definition")               \
+  X(FULL, -20024, "stream or disk full: message not stored")
 
 typedef enum tern_errno {
   TERN_OK = 0,

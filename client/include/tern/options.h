@@ -272,6 +272,31 @@ typedef struct tern_options {
   /* Status transitions with their figures (tern_status_event_cb), with
    * cb_data. Optional; default NULL. */
   tern_status_event_cb status_event_cb;
+
+  /*
+   * TLS (OpenSSL 3). tls: host/port speak TLS; a "tls://" URL
+   * (tern_options_set_url, or an entry of servers) sets it for that
+   * server. The server's certificate is checked against tls_ca_file (PEM;
+   * NULL: the system's trust store) and must name the host connected to
+   * (a DNS name, or an IP address in its SANs), or tls_server_name when
+   * set. tls_cert_file and tls_key_file (PEM) are the client's certificate
+   * for a broker that asks for one (mutual TLS). Every reconnect makes a
+   * new handshake; the handshake runs on the loop like the rest and counts
+   * in connect_timeout_ms. Strings copied by connect. A certificate that
+   * is not accepted fails the connect with TERN_ETLS (the reason in
+   * tern_conn_last_error); a TLS server for a plaintext URL, or the
+   * reverse, fails it too, with a reason that says so.
+   *
+   * tls_insecure_skip_verify accepts any certificate for any name: the
+   * traffic is encrypted but anyone in the middle can read it. For tests
+   * only. Default false.
+   */
+  bool tls;
+  const char *tls_ca_file;
+  const char *tls_cert_file;
+  const char *tls_key_file;
+  const char *tls_server_name;
+  bool tls_insecure_skip_verify;
 } tern_options_t;
 
 /*
@@ -286,8 +311,10 @@ TERN_EXTERN int tern_options_init_sized(tern_options_t *o, size_t size);
 
 /*
  * Sets host and port from "host:port", "tern://host:port", "host" (port kept)
- * or "[v6addr]:port". 0, TERN_EBADURL (o unchanged), or TERN_EINVAL when *o
- * was not initialised (struct_size too small). Any thread.
+ * or "[v6addr]:port", and tls from the scheme: "tls://host:port" sets it,
+ * "tern://" clears it, no scheme leaves it. 0, TERN_EBADURL (o unchanged),
+ * or TERN_EINVAL when *o was not initialised (struct_size too small, or,
+ * for tls://, too small to hold tls). Any thread.
  */
 TERN_EXTERN int tern_options_set_url(tern_options_t *o, const char *url);
 

@@ -64,6 +64,12 @@ typedef struct tern_sub tern_sub_t;
  */
 TERN_EXTERN int tern_client_connect(tern_client_t **out,
                                     const tern_options_t *opts);
+/* tern_client_connect, and on failure the reason in words (the
+ * connection's last error: "certificate verify failed: ...") in why (n
+ * bytes, may be NULL). */
+TERN_EXTERN int tern_client_connect_why(tern_client_t **out,
+                                        const tern_options_t *opts, char *why,
+                                        size_t n);
 
 /*
  * Flushes what is buffered (bounded by connect_timeout_ms), closes the

@@ -7,6 +7,7 @@
  *   tern/msg.h      received messages
  *   tern/async.h    the asynchronous API on a caller's uv_loop_t
  *   tern/sync.h     the blocking API (its own loop on a background thread)
+ *   tern/stream.h   durable streams: management, persisted publish, consumers
  *
  * No global state: every object belongs to a connection or client, and no
  * initialisation call is needed.
@@ -19,6 +20,7 @@
 #include "tern/export.h"
 #include "tern/msg.h"
 #include "tern/options.h"
+#include "tern/stream.h"
 #include "tern/sync.h"
 
 #ifdef __cplusplus

@@ -1,0 +1,62 @@
+/*
+ * TLS as a transport (transport.h): the TLS engine (tern_tls/tls.h) on
+ * memory BIOs over a TCP transport (tcp.h), on the same loop.
+ *
+ * A listener with TLS serves TLS and, unless told otherwise, plaintext on
+ * the same port, told apart by the client's first byte: a TLS client
+ * speaks first (its ClientHello starts with 0x16, which no tern frame
+ * does), a tern client waits for HELLO. So nothing is sent until the
+ * first byte arrives or detect_ms pass: then a ClientHello starts the
+ * handshake and HELLO follows it encrypted; anything else (or silence) is
+ * a plaintext client, which gets HELLO as on a plain port, or, with
+ * `required`, ERR 1 "TLS required" in plaintext and a close. The
+ * handshake has the connect timeout the session already runs.
+ *
+ * Writes: what the output queue gathers (one flush, many frames) is
+ * packed into full TLS records (16 KiB of plaintext each) and written as
+ * one ciphertext buffer, tried at once and handed to one write when the
+ * socket does not take it all; a flush that finds ciphertext still on its
+ * way is held (not encrypted) until it is sent, so the bytes a slow reader
+ * leaves stay in the queue, counted, as over TCP.
+ */
+#ifndef TERND_TRANSPORT_TLS_H
+#define TERND_TRANSPORT_TLS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "transport/transport.h"
+
+struct ttls_conn;
+
+/* One listener's TLS: its context (swapped by a reload) and policy. Safe
+ * to open transports from several loops at once. */
+typedef struct tls_listener tls_listener_t;
+
+typedef struct tls_listener_opts {
+  const char *cert_file, *key_file; /* required */
+  const char *ca_file;              /* NULL: none */
+  bool verify;   /* client certificates required and checked */
+  bool required; /* plaintext clients refused */
+  uint64_t detect_ms;
+} tls_listener_opts_t;
+
+/* 0, or an error with the reason (file, OpenSSL's words) in err. */
+int tls_listener_create(tls_listener_t **out, const tls_listener_opts_t *o,
+                        char *err, size_t cap);
+/* Loads o's certificate, key and CA again: new connections use them,
+ * open ones keep theirs. On failure the old ones stay (reason in err).
+ * verify, required and detect_ms change too. */
+int tls_listener_reload(tls_listener_t *l, const tls_listener_opts_t *o,
+                        char *err, size_t cap);
+/* Open transports keep what they need: the listener may go first. */
+void tls_listener_destroy(tls_listener_t *l);
+/* The server certificate's subject (for the startup log). */
+void tls_listener_subject(tls_listener_t *l, char *out, size_t cap);
+
+/* Wraps an accepted socket fd (owned from here on, closed on failure). */
+int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
+                       transport_t **out);
+
+#endif
