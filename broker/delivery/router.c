@@ -582,8 +582,9 @@ void router_take_handed(worker_t *w, const handoff_item_t *it) {
   if (it->reply_len > 0 && ep->notes_requests)
     ep->ops->note_request(ep, (const char *)body->bytes.data + it->reply_off,
                           it->reply_len);
-  /* The publisher is on another loop: it waits there until s drains. */
-  if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0)
+  /* The publisher is on another loop: it waits there until s drains (a
+   * server message's loop, the streams', may wait for room too). */
+  if (s->policy == TP_OVERFLOW_BLOCK)
     show_pending(w, s);
   if (s->policy == TP_OVERFLOW_BLOCK && it->conn_id != 0 &&
       sub_full_budget(s, budget)) {
@@ -771,28 +772,62 @@ int router_publish_as(worker_t *w, const char *to, size_t len,
   return rc;
 }
 
-bool router_has_room(worker_t *w, const char *to, size_t len) {
-  const sublist_result_t *res = NULL;
-  if (sublist_match(w->broker->index, to, len, &res) != 0)
+/* Several loops: whether s, a `block` subscription of another loop, is
+ * full as its loop last said, counting what this loop handed to it and it
+ * has not taken yet as one message each (as handoff.c's publishers do).
+ * Atomics only: nothing of the other loop's own is read. A push consumer
+ * that finds no room tries again on its loop's next turn (at the latest
+ * the streams' tick), as on one loop. */
+static bool remote_full(worker_t *w, sub_t *s) {
+  spsc_t *q = &w->out[s->env->worker->wid];
+  uint64_t inflight =
+      q->tail - atomic_load_explicit(&q->consumed, memory_order_relaxed);
+  return atomic_load_explicit(&s->x_pending_msgs, memory_order_relaxed) +
+                 inflight >=
+             s->max_msgs ||
+         atomic_load_explicit(&s->x_pending_bytes, memory_order_relaxed) >=
+             s->max_bytes;
+}
+
+static bool full_for(worker_t *w, sub_t *s) {
+  if (s->policy != TP_OVERFLOW_BLOCK)
     return false;
+  if (!broker_multi(w->broker) || s->env == &w->sub_env)
+    return sub_is_full(s);
+  return remote_full(w, s);
+}
+
+static bool has_room_in(worker_t *w, const sublist_result_t *res) {
   if (res->nplain == 0 && res->ngroups == 0)
     return false;
-  for (size_t i = 0; i < res->nplain; i++) {
-    sub_t *s = res->plain[i];
-    if (s->policy == TP_OVERFLOW_BLOCK && sub_is_full(s))
+  for (size_t i = 0; i < res->nplain; i++)
+    if (full_for(w, res->plain[i]))
       return false;
-  }
   for (size_t i = 0; i < res->ngroups; i++) {
     const sublist_group_t *g = &res->groups[i];
     bool room = false;
-    for (size_t j = 0; j < g->nmembers && !room; j++) {
-      sub_t *s = g->members[j];
-      room = s->policy != TP_OVERFLOW_BLOCK || !sub_is_full(s);
-    }
+    for (size_t j = 0; j < g->nmembers && !room; j++)
+      room = !full_for(w, g->members[j]);
     if (!room && g->nmembers > 0)
       return false;
   }
   return true;
+}
+
+bool router_has_room(worker_t *w, const char *to, size_t len) {
+  const sublist_result_t *res = NULL;
+  if (broker_multi(w->broker)) {
+    /* This loop's replica, held while its subscriptions are read. */
+    index_replica_t *r = &w->broker->replicas[w->wid];
+    uv_mutex_lock(&r->lock);
+    bool room =
+        sublist_match(r->index, to, len, &res) == 0 && has_room_in(w, res);
+    uv_mutex_unlock(&r->lock);
+    return room;
+  }
+  if (sublist_match(w->broker->index, to, len, &res) != 0)
+    return false;
+  return has_room_in(w, res);
 }
 
 /* The retained body of pub (NULL: delete) from pool. 0 or TP_ENOMEM. */

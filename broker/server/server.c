@@ -52,6 +52,7 @@ static const handoff_ops_t handoff_ops = {
     .forget = conn_handoff_forget,
     .wait = router_take_wait,
     .fence_ack = conn_handoff_fence_ack,
+    .err = conn_handoff_err,
 };
 
 static void on_before_sleep(uv_prepare_t *p) {

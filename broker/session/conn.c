@@ -489,6 +489,13 @@ void conn_handoff_fence_ack(worker_t *w, const handoff_item_t *it) {
   }
 }
 
+void conn_handoff_err(worker_t *w, const handoff_item_t *it) {
+  conn_t *c = conn_by_id(w, it->conn_id);
+  if (c != NULL && c->state == CONN_ACTIVE)
+    conn_send_err(c, TP_WIRE_PAYLOAD_TOO_LARGE,
+                  (const char *)it->body->bytes.data);
+}
+
 void conn_handoff_unblock(worker_t *w, const handoff_item_t *it) {
   conn_t *c = conn_by_id(w, it->conn_id);
   if (c == NULL)

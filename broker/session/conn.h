@@ -189,6 +189,8 @@ void conn_handoff_unblock(worker_t *w, const handoff_item_t *it);
 void conn_handoff_forget(worker_t *w, const handoff_item_t *it);
 /* Every loop the PING's messages went to has taken them: PONG. */
 void conn_handoff_fence_ack(worker_t *w, const handoff_item_t *it);
+/* HANDOFF_ERR: ERR 13 (the text in it->body) to the connection. */
+void conn_handoff_err(worker_t *w, const handoff_item_t *it);
 /* sub_env_t.block_remote: c waits on s of loop wid. 1, 0 or TP_ENOMEM. */
 int conn_block_remote(conn_t *c, sub_t *s, int wid);
 

@@ -1,11 +1,13 @@
 /*
  * The durable streams' shared structures (stream/): the registry, one
  * stream, one consumer. Everything here lives on one event loop, the
- * broker's first (the store's logs are single-threaded: store/store.h).
+ * broker's first (the store's logs are single-threaded: store/store.h);
+ * other workers hand their part to it (streams_t.xhead).
  */
 #ifndef TERND_STREAM_INTERNAL_H
 #define TERND_STREAM_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +49,18 @@ typedef struct streams {
   store_t *retained;
   bool retained_dirty;
   uint64_t retained_restored;
+  /* Several workers: what another worker's publish hook hands to this
+   * one (streams.c "several workers"), under xlock, woken by xwake; and
+   * defs_lock, held by this loop while it changes the registry or a
+   * stream's topics and by the others while they look a topic up. */
+  uv_mutex_t xlock, defs_lock;
+  uv_async_t xwake;
+  struct xpub *xhead, *xtail;
+  size_t xbytes;
+  uint64_t xrefused;
+  _Atomic size_t nshared; /* s->n, for the others' first test */
+  int xfrom_wid;          /* while one is taken: its publisher's worker */
+  uint64_t xfrom_conn;    /* ... and connection (0: none) */
 } streams_t;
 
 /* A publish waiting for its record to be stored before its ack. */

@@ -17,6 +17,7 @@
 #include "base/errors.h"
 #include "base/log.h"
 #include "delivery/endpoint.h"
+#include "delivery/handoff.h"
 #include "delivery/router.h"
 #include "stream/consumer.h"
 #include "stream/emit.h"
@@ -384,16 +385,22 @@ static int registry_add(streams_t *s, stream_t *st) {
     s->v = v;
     s->cap = cap;
   }
+  uv_mutex_lock(&s->defs_lock);
   s->v[s->n++] = st;
+  atomic_store_explicit(&s->nshared, s->n, memory_order_relaxed);
+  uv_mutex_unlock(&s->defs_lock);
   return 0;
 }
 
 static void registry_remove(streams_t *s, stream_t *st) {
+  uv_mutex_lock(&s->defs_lock);
   for (size_t i = 0; i < s->n; i++)
     if (s->v[i] == st) {
       s->v[i] = s->v[--s->n];
-      return;
+      break;
     }
+  atomic_store_explicit(&s->nshared, s->n, memory_order_relaxed);
+  uv_mutex_unlock(&s->defs_lock);
 }
 
 /* A topic of d that overlaps another stream's. */
@@ -525,6 +532,10 @@ static void refuse(stream_t *st, endpoint_t *publisher, const tp_pub_t *pub,
     f.u.err.message.ptr = text;
     f.u.err.message.len = (uint32_t)strlen(text);
     publisher->ops->send_frame(publisher, &f);
+  } else if (st->owner->xfrom_conn != 0) {
+    /* A publisher of another worker (xpub_take). */
+    handoff_err(st->owner->w, st->owner->xfrom_wid, st->owner->xfrom_conn,
+                text);
   }
 }
 
@@ -709,14 +720,18 @@ static void api_stream_create(streams_t *s, const char *to, const char *name,
   }
   if (old != NULL) {
     stream_def_t prev = old->def;
+    uv_mutex_lock(&s->defs_lock); /* other workers read the topics */
     old->def = d;
+    uv_mutex_unlock(&s->defs_lock);
     store_config_t cfg;
     store_cfg(old, &cfg);
     int rc = store_reconfigure(old->log, &cfg);
     if (rc == 0)
       rc = save_def(old);
     if (rc != 0) {
+      uv_mutex_lock(&s->defs_lock);
       old->def = prev;
+      uv_mutex_unlock(&s->defs_lock);
       stream_def_free(&d);
       store_cfg(old, &cfg);
       store_reconfigure(old->log, &cfg);
@@ -1099,11 +1114,207 @@ static void retained_restore(streams_t *s) {
   store_iter_close(it);
 }
 
-/* The router's publish hook (delivery/worker.h). */
+/* ---- several workers ----
+ *
+ * Every stream lives on s->w (worker 0). A PUB read by another worker
+ * that concerns the streams is copied and handed to it through a locked
+ * list and one wake-up (xwake): an API request or an ack whole; a retained
+ * PUB for the retained log; a PUB a stream captures for its log, routed on
+ * by its own worker at once (order and echo as on one loop) unless it
+ * carries a message id under a dedup window, when worker 0 decides, as on
+ * one loop, whether it is a duplicate, and routes it itself if not. The
+ * hand-over is bounded (XPUB_MAX_BYTES): past it a publish to a stream is
+ * refused with ERR 13, an API request or ack is dropped. Worker 0's
+ * replies and consumer messages reach other workers' subscribers through
+ * the router's own hand-over (delivery/handoff.h).
+ */
+#define XPUB_MAX_BYTES (64u * 1024u * 1024u)
+enum { XPUB_TS = 1, XPUB_RETAIN = 2, XPUB_CAPTURE = 4, XPUB_ROUTE = 8 };
+
+typedef struct xpub {
+  struct xpub *next;
+  unsigned what;    /* XPUB_* */
+  int wid;          /* the publisher's worker ... */
+  uint64_t conn_id; /* ... and connection */
+  size_t bytes;
+  tp_pub_t pub; /* pointing into data */
+  uint8_t data[];
+} xpub_t;
+
+static size_t xpub_size(const tp_pub_t *pub) {
+  return sizeof(xpub_t) + pub->topic.len + pub->reply.len + pub->headers.len +
+         pub->payload.len;
+}
+
+/* On another worker: a copy of pub for s->w. False when the hand-over is
+ * full (or out of memory). */
+static bool xpub_push(streams_t *s, worker_t *w, endpoint_t *publisher,
+                      const tp_pub_t *pub, unsigned what) {
+  size_t size = xpub_size(pub);
+  uv_mutex_lock(&s->xlock);
+  bool room = s->xbytes + size <= XPUB_MAX_BYTES;
+  if (room)
+    s->xbytes += size;
+  else
+    s->xrefused++;
+  uv_mutex_unlock(&s->xlock);
+  if (!room)
+    return false;
+  xpub_t *x = malloc(size);
+  if (x == NULL) {
+    uv_mutex_lock(&s->xlock);
+    s->xbytes -= size;
+    uv_mutex_unlock(&s->xlock);
+    return false;
+  }
+  x->next = NULL;
+  x->what = what;
+  x->wid = w->wid;
+  x->conn_id = publisher != NULL ? publisher->id : 0;
+  x->bytes = size;
+  x->pub = *pub;
+  uint8_t *p = x->data;
+  memcpy(p, pub->topic.ptr, pub->topic.len);
+  x->pub.topic.ptr = (const char *)p;
+  p += pub->topic.len;
+  if (pub->reply.ptr != NULL) {
+    memcpy(p, pub->reply.ptr, pub->reply.len);
+    x->pub.reply.ptr = (const char *)p;
+    p += pub->reply.len;
+  }
+  if (pub->headers.raw != NULL) {
+    memcpy(p, pub->headers.raw, pub->headers.len);
+    x->pub.headers.raw = p;
+    p += pub->headers.len;
+  }
+  if (pub->payload.len > 0) {
+    memcpy(p, pub->payload.ptr, pub->payload.len);
+    x->pub.payload.ptr = p;
+  }
+  uv_mutex_lock(&s->xlock);
+  bool wake = s->xhead == NULL;
+  if (s->xtail != NULL)
+    s->xtail->next = x;
+  else
+    s->xhead = x;
+  s->xtail = x;
+  uv_mutex_unlock(&s->xlock);
+  if (wake)
+    uv_async_send(&s->xwake);
+  return true;
+}
+
+static int on_publish_here(streams_t *s, endpoint_t *publisher,
+                           const tp_pub_t *pub, bool client);
+
+/* On s->w: what the other workers handed over, in their order. */
+static void xpub_take(streams_t *s) {
+  uv_mutex_lock(&s->xlock);
+  xpub_t *x = s->xhead;
+  s->xhead = s->xtail = NULL;
+  uv_mutex_unlock(&s->xlock);
+  size_t bytes = 0;
+  while (x != NULL) {
+    xpub_t *next = x->next;
+    const tp_pub_t *pub = &x->pub;
+    s->xfrom_wid = x->wid;
+    s->xfrom_conn = x->conn_id;
+    if (x->what & (XPUB_TS | XPUB_ROUTE)) {
+      /* Whole, as if read here; the publisher is not this loop's (no
+       * ERR 13 to it, and its own subscriptions get its message). */
+      if (on_publish_here(s, NULL, pub, true) == PUBLISH_HOOK_KEPT &&
+          (x->what & XPUB_ROUTE)) {
+        uint64_t n;
+        bool full;
+        router_publish_as(s->w, pub->topic.ptr, pub->topic.len, pub, &n, &full);
+      }
+    } else {
+      if (x->what & XPUB_RETAIN)
+        retained_capture(s, pub);
+      if (x->what & XPUB_CAPTURE) {
+        stream_t *st = stream_for(s, pub->topic.ptr, pub->topic.len);
+        if (st != NULL)
+          capture(st, NULL, pub);
+      }
+    }
+    s->xfrom_conn = 0;
+    bytes += x->bytes;
+    free(x);
+    x = next;
+  }
+  uv_mutex_lock(&s->xlock);
+  s->xbytes -= bytes;
+  uv_mutex_unlock(&s->xlock);
+}
+
+static void on_xwake(uv_async_t *h) {
+  xpub_take(h->data);
+}
+
+/* The hook on a worker other than s->w (see above). */
+static int on_publish_there(streams_t *s, worker_t *w, endpoint_t *publisher,
+                            const tp_pub_t *pub) {
+  if (pub->topic.len > 4 && pub->topic.ptr[0] == '$' &&
+      memcmp(pub->topic.ptr, "$TS.", 4) == 0) {
+    if (pub->reply.ptr != NULL ||
+        (pub->topic.len > strlen(ACK_PREFIX) &&
+         memcmp(pub->topic.ptr, ACK_PREFIX, strlen(ACK_PREFIX)) == 0))
+      xpub_push(s, w, publisher, pub, XPUB_TS);
+    return PUBLISH_HOOK_TAKEN;
+  }
+  if (publisher == NULL)
+    return PUBLISH_HOOK_NONE;
+  unsigned what = pub->retain && s->retained != NULL ? XPUB_RETAIN : 0;
+  bool captured = false, dedup = false;
+  if (atomic_load_explicit(&s->nshared, memory_order_relaxed) > 0) {
+    uv_mutex_lock(&s->defs_lock);
+    stream_t *st = stream_for(s, pub->topic.ptr, pub->topic.len);
+    tp_str_t id;
+    captured = st != NULL;
+    dedup = st != NULL && st->def.dedup_window_ms > 0 &&
+            pub->headers.raw != NULL &&
+            header_find(&pub->headers, STREAM_MSGID_HEADER, &id);
+    uv_mutex_unlock(&s->defs_lock);
+  }
+  if (dedup) {
+    /* Worker 0 decides (a duplicate is not routed) and routes; the
+     * retained log is written as routing the PUB here would. */
+    if (!xpub_push(s, w, publisher, pub, XPUB_ROUTE | what))
+      goto busy;
+    return PUBLISH_HOOK_TAKEN;
+  }
+  if (captured)
+    what |= XPUB_CAPTURE;
+  if (what != 0 && !xpub_push(s, w, publisher, pub, what) && captured)
+    goto busy;
+  return captured ? PUBLISH_HOOK_KEPT : PUBLISH_HOOK_NONE;
+busy:
+  if (pub->reply.ptr == NULL) {
+    tp_frame_t f;
+    tp_frame_init(&f, TP_ERR);
+    f.u.err.code = TP_WIRE_PAYLOAD_TOO_LARGE;
+    f.u.err.message.ptr = "streams busy: message not stored";
+    f.u.err.message.len = (uint32_t)strlen(f.u.err.message.ptr);
+    publisher->ops->send_frame(publisher, &f);
+  }
+  return dedup ? PUBLISH_HOOK_TAKEN : PUBLISH_HOOK_KEPT;
+}
+
+/* The router's publish hook (delivery/worker.h), on the worker that read
+ * the PUB. */
 static int on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
                       const tp_pub_t *pub) {
   streams_t *s = ctx;
-  (void)w; /* one loop today: the streams' own (see README.md) */
+  if (w != s->w)
+    return on_publish_there(s, w, publisher, pub);
+  return on_publish_here(s, publisher, pub, publisher != NULL);
+}
+
+/* The hook on s->w itself: client is false for the server's own
+ * messages; publisher is NULL for them and for a client's handed over by
+ * another worker. */
+static int on_publish_here(streams_t *s, endpoint_t *publisher,
+                           const tp_pub_t *pub, bool client) {
   if (pub->topic.len > 4 && pub->topic.ptr[0] == '$' &&
       memcmp(pub->topic.ptr, "$TS.", 4) == 0) {
     if (pub->topic.len > strlen(API_PREFIX) &&
@@ -1119,9 +1330,9 @@ static int on_publish(void *ctx, worker_t *w, endpoint_t *publisher,
     }
     return PUBLISH_HOOK_TAKEN;
   }
-  if (pub->retain && s->retained != NULL && publisher != NULL)
+  if (pub->retain && s->retained != NULL && client)
     retained_capture(s, pub);
-  if (s->n == 0 || publisher == NULL)
+  if (s->n == 0 || !client)
     return PUBLISH_HOOK_NONE;
   stream_t *st = stream_for(s, pub->topic.ptr, pub->topic.len);
   if (st == NULL)
@@ -1194,6 +1405,8 @@ static void on_handle_closed(uv_handle_t *h) {
   if (--s->handles_open == 0) {
     tp_buf_free(&s->scratch);
     tp_buf_free(&s->rec);
+    uv_mutex_destroy(&s->xlock);
+    uv_mutex_destroy(&s->defs_lock);
     free(s->v);
     free(s);
   }
@@ -1230,8 +1443,12 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
   uv_check_init(w->loop, &s->turn);
   uv_idle_init(w->loop, &s->spin);
   uv_timer_init(w->loop, &s->tick);
+  uv_async_init(w->loop, &s->xwake, on_xwake);
+  uv_mutex_init(&s->xlock);
+  uv_mutex_init(&s->defs_lock);
   s->stored.data = s->turn.data = s->spin.data = s->tick.data = s;
-  s->handles_open = 4;
+  s->xwake.data = s;
+  s->handles_open = 5;
   *out = s;
 
   /* Retained messages: the last of each topic, synced every second. */
@@ -1354,6 +1571,9 @@ int streams_open(streams_t **out, worker_t *w, const char *data_dir,
 void streams_close(streams_t *s) {
   if (s == NULL || s->closing)
     return;
+  /* The other workers have stopped (server.c): what they handed over is
+   * stored before the logs close. */
+  xpub_take(s);
   s->closing = true;
   if (s->w->broker->publish_hook.ctx == s)
     memset(&s->w->broker->publish_hook, 0, sizeof s->w->broker->publish_hook);
@@ -1372,6 +1592,7 @@ void streams_close(streams_t *s) {
   uv_close((uv_handle_t *)&s->turn, on_handle_closed);
   uv_close((uv_handle_t *)&s->spin, on_handle_closed);
   uv_close((uv_handle_t *)&s->tick, on_handle_closed);
+  uv_close((uv_handle_t *)&s->xwake, on_handle_closed);
 }
 
 /* ---- figures ---- */

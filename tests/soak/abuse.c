@@ -488,7 +488,7 @@ static void *pair_pub_main(void *arg) {
         memcpy(payload + 4, &now, sizeof now);
         tt_wire_encode_pub(&out, PAIR_TOPIC, payload, sizeof payload, 0);
       }
-      int64_t expected = 0;
+      long long expected = 0; /* atomic_llong's own type (clang) */
       atomic_compare_exchange_strong(&pair.first_pub_ms, &expected, now);
       /* A paused publisher waits here, until drain_ms after the run. */
       int rc = send_paced(w.fd, out.data, out.len, P.drain_ms);
