@@ -92,6 +92,10 @@ typedef struct route {
   uint64_t msgs_in;
   int64_t rtt_ms;   /* of the last PING we sent, -1 before one */
   uint64_t ping_at; /* loop time of the PING waiting for its PONG, 0: none */
+  /* Our interest ids this route delivered to (key and value: a malloc'd
+   * uint64_t): told of a possible loss when it goes down uncleanly. */
+  hashmap_t *fed;
+  bool goaway_seen; /* the peer said GOAWAY: everything before it came */
 } route_t;
 
 typedef struct dial {
@@ -591,11 +595,69 @@ static route_t *route_new(cluster_t *cl, bool outbound, target_t *t) {
   return r;
 }
 
+/*
+ * A route gone without the peer's GOAWAY may have lost messages for our
+ * interest: queued on the peer (closed as a slow consumer), in flight on
+ * a cut link, or held by a node that died. Nobody can count them; every
+ * local subscription the route fed is told DROPPED with count 0 (an
+ * unknown number, PROTOCOL.md section 9.4), at the gap: after everything
+ * the route delivered.
+ */
+static void report_loss(route_t *r) {
+  cluster_t *cl = r->cl;
+  size_t pos = 0, klen, told = 0, interests = 0;
+  const void *k;
+  void *v;
+  while (hashmap_next(r->fed, &pos, &k, &klen, &v) == 1) {
+    char stackkey[512];
+    char *key = NULL;
+    size_t plen = 0, qlen = 0;
+    uv_mutex_lock(&cl->lock);
+    linterest_t *e = hashmap_get(cl->by_id, k, klen);
+    if (e != NULL && e->count > 0) {
+      key = e->klen <= sizeof stackkey ? stackkey : malloc(e->klen);
+      if (key != NULL) {
+        memcpy(key, e->key, e->klen);
+        plen = e->plen;
+        qlen = e->qlen;
+      }
+    }
+    uv_mutex_unlock(&cl->lock);
+    if (key == NULL)
+      continue;
+    interests++;
+    told += router_report_loss(cl->w, key, plen,
+                               qlen > 0 ? key + plen + 1 : NULL, qlen);
+    if (key != stackkey)
+      free(key);
+  }
+  if (told > 0)
+    LOG(LOG_WARN,
+        "cluster: route to %s lost: %zu subscription(s) of %zu pattern(s) "
+        "told DROPPED (messages may have been lost)",
+        r->node, told, interests);
+}
+
+static void fed_free(route_t *r) {
+  if (r->fed == NULL)
+    return;
+  size_t pos = 0, klen;
+  const void *k;
+  void *v;
+  while (hashmap_next(r->fed, &pos, &k, &klen, &v) == 1)
+    free(v);
+  hashmap_destroy(r->fed);
+  r->fed = NULL;
+}
+
 /* The route's connection is gone: its remote interest went with it (the
  * session tore its subscriptions down). */
 static void route_closed(conn_t *c) {
   route_t *r = route_of(c);
   cluster_t *cl = r->cl;
+  if (r->fed != NULL && !r->goaway_seen && !cl->stopping)
+    report_loss(r);
+  fed_free(r);
   if (r->ready) {
     cl->routes_lost++;
     LOG(LOG_INFO, "cluster: route to %s (%s) down", r->node, c->addr);
@@ -831,6 +893,19 @@ static void handle_unsub(route_t *r, mp_rd_t *rd) {
     conn_remove_sub(r->c, s);
 }
 
+/* The route delivered to our interest id (route_t.fed). */
+static void note_fed(route_t *r, uint64_t id) {
+  if (r->fed == NULL && hashmap_create(&r->fed, 0) != 0)
+    return;
+  uint8_t *k = malloc(8);
+  if (k == NULL)
+    return;
+  for (int i = 0; i < 8; i++)
+    k[i] = (uint8_t)(id >> (8 * i));
+  if (hashmap_put(r->fed, k, 8, k) != 0)
+    free(k);
+}
+
 /* A MSG for our interest id: to the local subscriptions of that one
  * (pattern, queue). */
 static void handle_msg(route_t *r, const uint8_t *body, size_t len) {
@@ -862,6 +937,8 @@ static void handle_msg(route_t *r, const uint8_t *body, size_t len) {
   uv_mutex_unlock(&cl->lock);
   if (key == NULL)
     return; /* the interest went away meanwhile: no one to deliver to */
+  if (r->fed == NULL || hashmap_get(r->fed, idkey, 8) == NULL)
+    note_fed(r, f.u.msg.sid);
   tp_pub_t pub;
   memset(&pub, 0, sizeof pub);
   pub.topic = f.u.msg.topic;
@@ -1000,6 +1077,7 @@ static void route_on_frame(conn_t *c, const uint8_t *body, size_t len) {
     }
     break;
   case TP_GOAWAY:
+    r->goaway_seen = true;
     conn_fail(c, 0, NULL);
     break;
   case TP_ERR:

@@ -704,6 +704,73 @@ static uint64_t fan_out_routed(worker_t *w, endpoint_t *route,
   return n;
 }
 
+/* DROPPED with count 0 (an unknown number lost upstream) to s, a
+ * subscription of this loop; drops counted but not reported yet are
+ * covered by it. */
+static bool lost_here(worker_t *w, sub_t *s) {
+  (void)w;
+  if (s->ending || !s->ep->active)
+    return false;
+  tp_frame_t f;
+  tp_frame_init(&f, TP_DROPPED);
+  f.u.dropped.sid = s->sid;
+  f.u.dropped.count = 0;
+  if (s->ep->ops->send_frame(s->ep, &f) != 0)
+    return false;
+  s->dropped_unreported = 0;
+  return true;
+}
+
+void router_take_lost(worker_t *w, const handoff_item_t *it) {
+  if (!it->s->dead)
+    lost_here(w, it->s);
+}
+
+static size_t lost_one(worker_t *w, const sub_env_t *here, sub_t *s) {
+  if (here != NULL && s->env != here) {
+    handoff_notice(w, s->env->worker->wid, HANDOFF_LOST, s, 0);
+    return 1;
+  }
+  return lost_here(w, s) ? 1 : 0;
+}
+
+size_t router_report_loss(worker_t *w, const char *pattern, size_t plen,
+                          const char *queue, size_t qlen) {
+  bool multi = broker_multi(w->broker);
+  index_replica_t *r = multi ? &w->broker->replicas[w->wid] : NULL;
+  sublist_t *index = multi ? r->index : w->broker->index;
+  if (multi)
+    uv_mutex_lock(&r->lock);
+  /* The pattern read as a topic matches the subscriptions on exactly it
+   * (its wildcards match themselves), filtered by same_pattern. */
+  const sublist_result_t *res = NULL;
+  size_t n = 0;
+  const sub_env_t *here = owner_test(w);
+  if (sublist_match(index, pattern, plen, &res) == 0) {
+    if (queue == NULL) {
+      for (size_t i = 0; i < res->nplain; i++) {
+        sub_t *s = res->plain[i];
+        if (same_pattern(s, pattern, plen))
+          n += lost_one(w, here, s);
+      }
+    } else {
+      for (size_t i = 0; i < res->ngroups; i++) {
+        const sublist_group_t *g = &res->groups[i];
+        if (g->name_len != qlen || memcmp(g->name, queue, qlen) != 0)
+          continue;
+        for (size_t j = 0; j < g->nmembers; j++) {
+          sub_t *s = g->members[j];
+          if (same_pattern(s, pattern, plen))
+            n += lost_one(w, here, s);
+        }
+      }
+    }
+  }
+  if (multi)
+    uv_mutex_unlock(&r->lock);
+  return n;
+}
+
 int router_publish_routed(worker_t *w, endpoint_t *route, const tp_pub_t *pub,
                           const char *pattern, size_t plen, const char *queue,
                           size_t qlen, uint64_t *receivers) {

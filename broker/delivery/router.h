@@ -90,6 +90,19 @@ void router_take_handed(struct worker *w, const struct handoff_item *it);
  * of this one (WAIT): recorded as its waiter while the subscription is
  * full, else told at once to go on (UNBLOCK). */
 void router_take_wait(struct worker *w, const struct handoff_item *it);
+/* HANDOFF_LOST: another loop's route went down (router_report_loss). */
+void router_take_lost(struct worker *w, const struct handoff_item *it);
+
+/*
+ * A route went down and messages it carried for this node's interest
+ * (pattern, queue) may have been lost on the way (PROTOCOL.md section
+ * 9.4): every local subscription on exactly pattern (queue NULL), or every
+ * local member of the group (pattern, queue), is sent DROPPED with count
+ * 0 (an unknown number), those of other loops through their loop.
+ * The number of subscriptions told.
+ */
+size_t router_report_loss(struct worker *w, const char *pattern, size_t plen,
+                          const char *queue, size_t qlen);
 /* Several loops: queue-group members marked full that have drained are
  * marked not full again, for the other loops' choice. Once per turn. */
 void router_refresh_groups(struct worker *w);

@@ -53,6 +53,7 @@ static const handoff_ops_t handoff_ops = {
     .wait = router_take_wait,
     .fence_ack = conn_handoff_fence_ack,
     .err = conn_handoff_err,
+    .lost = router_take_lost,
 };
 
 static void on_before_sleep(uv_prepare_t *p) {

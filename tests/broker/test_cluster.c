@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -357,6 +358,7 @@ typedef struct flood {
   int port;
   int n;
   tt_raw_t c;
+  const char *topic; /* NULL: "blk" */
 } flood_t;
 
 static void *flood_main(void *arg) {
@@ -367,7 +369,7 @@ static void *flood_main(void *arg) {
     memcpy(payload, &s, 4);
     tp_frame_t fr;
     tp_frame_init(&fr, TP_PUB);
-    fr.u.pub.topic = tt_str("blk");
+    fr.u.pub.topic = tt_str(f->topic != NULL ? f->topic : "blk");
     fr.u.pub.payload.ptr = payload;
     fr.u.pub.payload.len = sizeof payload;
     tt_raw_queue(&f->c, &fr);
@@ -420,6 +422,104 @@ Test(cluster, block_across_a_route_pauses_the_publisher) {
     cr_assert_eq(got, s, "message %u where %u was due", got, s);
   }
   pthread_join(th, NULL);
+  tt_raw_close(&f.c);
+  tt_raw_close(&b);
+  stop3(&c);
+}
+
+/*
+ * A route lost with messages queued on it (PROTOCOL.md section 9.4): B is
+ * stopped (SIGSTOP), A's route queue for B fills, A's publisher is paused,
+ * and after the stall timeout A closes the route as a slow consumer,
+ * losing what it held for B. When B runs again, its subscriber must learn
+ * of the loss: a DROPPED (count 0: number unknown) exactly where the gap
+ * is, before any later message.
+ */
+Test(cluster, route_lost_with_messages_queued_says_dropped) {
+  tt_ignore_sigpipe();
+  cluster3_t c;
+  start3(&c, (const char *const[]){"--route-pending-msgs", "32",
+                                   "--stall-timeout-ms", "500", NULL});
+  tt_raw_t b;
+  tt_raw_open(&b, c.b[1].port, true, true, false);
+  tt_raw_sub_policy(&b, 1, "loss", NULL, 1000000, TP_OVERFLOW_BLOCK);
+  tt_raw_sub(&b, 2, "loss.end", NULL);
+  flood_t f = {.port = c.b[0].port, .n = 20000, .topic = "loss"};
+  tt_raw_open(&f.c, c.b[0].port, true, true, false);
+  await_interest(&f.c, &b, "probe.b");
+  /* One message through first: the route feeds this subscription. */
+  uint32_t zero = 0;
+  tt_raw_pub(&f.c, "loss", &zero, 4);
+  tp_frame_t fr;
+  tt_raw_expect(&b, &fr, TP_MSG, 10000);
+  cr_assert_eq(fr.u.msg.sid, 1);
+  uint64_t closed0 =
+      ops_metric(c.b[0].http_port, "tern_slow_consumer_disconnects_total");
+  cr_assert_eq(kill(c.b[1].pid, SIGSTOP), 0);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, flood_main, &f), 0);
+  /* A gives up on the stalled route. */
+  int64_t end = tt_now_ms() + WAIT_MS;
+  while (routez_num(c.b[0].http_port, "routes_up") != 1) {
+    cr_assert(tt_now_ms() < end,
+              "A never closed the stalled route (blocks %llu)",
+              (unsigned long long)ops_metric(c.b[0].http_port,
+                                             "tern_publisher_blocks_total"));
+    usleep(20000);
+  }
+  cr_assert(ops_metric(c.b[0].http_port,
+                       "tern_slow_consumer_disconnects_total") > closed0,
+            "the route was not closed as a slow consumer");
+  cr_assert_eq(kill(c.b[1].pid, SIGCONT), 0);
+  pthread_join(th, NULL);
+  wait_routes(&c, 0, 2);
+  wait_routes(&c, 1, 2);
+  /* The end marker, once the interest is back (the probe on another
+   * connection: await_interest reads what its connection gets). */
+  tt_raw_t a, p;
+  tt_raw_open(&a, c.b[0].port, true, true, false);
+  tt_raw_open(&p, c.b[1].port, true, true, false);
+  await_interest(&a, &p, "probe.b2");
+  tt_raw_pub(&a, "loss.end", "e", 1);
+  /* Everything B's subscriber got: messages in order; where one is
+   * missing, a DROPPED for sid 1 came before the next one. */
+  uint32_t next = 0;
+  bool dropped = false, gap = false;
+  for (;;) {
+    int r = tt_raw_recv(&b, &fr, 10000);
+    cr_assert_eq(r, 1, "no end marker");
+    if (fr.type == TP_PING) {
+      tp_frame_t pong;
+      tp_frame_init(&pong, TP_PONG);
+      tt_raw_send(&b, &pong);
+      continue;
+    }
+    if (fr.type == TP_DROPPED) {
+      cr_assert_eq(fr.u.dropped.sid, 1);
+      dropped = true;
+      continue;
+    }
+    cr_assert_eq(fr.type, TP_MSG, "frame %d", fr.type);
+    if (fr.u.msg.sid == 2)
+      break;
+    if (fr.u.msg.sid != 1)
+      continue; /* probes */
+    uint32_t got;
+    memcpy(&got, fr.u.msg.payload.ptr, 4);
+    cr_assert_geq(got, next, "message %u after %u", got, next);
+    if (got != next) {
+      gap = true;
+      cr_assert(dropped, "message %u follows %u with no DROPPED", got,
+                next - 1);
+    }
+    next = got + 1;
+  }
+  cr_assert(gap || next < (uint32_t)f.n,
+            "nothing was lost: the test did not stall the route");
+  cr_assert(dropped, "the loss was never reported (last message %u of %d)",
+            next - 1, f.n);
+  tt_raw_close(&a);
+  tt_raw_close(&p);
   tt_raw_close(&f.c);
   tt_raw_close(&b);
   stop3(&c);
