@@ -77,6 +77,13 @@ typedef struct config {
   uint64_t route_sync_ms;      /* longest wait for a peer's snapshot at start */
   uint64_t route_pending_msgs; /* per remote interest on a route */
   uint64_t route_pending_bytes; /* ... bytes */
+  /* Mutual TLS on routes: this node's certificate (presented both ways:
+   * as the route port's server and as the dialer's client), its key, and
+   * the CAs a peer's certificate must be signed by. All three or none;
+   * with them the route port takes TLS only, with a peer certificate. */
+  char cluster_tls_cert[1024];
+  char cluster_tls_key[1024];
+  char cluster_tls_ca[1024];
   /* TLS on the client port (transport/tls.h): on when tls_cert is set. */
   char tls_cert[1024];    /* PEM certificate chain, "" = no TLS */
   char tls_key[1024];     /* its PEM private key */

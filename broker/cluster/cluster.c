@@ -26,6 +26,7 @@
 #include "tern_proto/frame.h"
 #include "tern_proto/topic.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 
 #define ROUTE_PROTO 1
 #define RT_HELLO 32
@@ -109,6 +110,9 @@ typedef struct dial {
 struct cluster {
   worker_t *w;
   broker_t *b;
+  /* Mutual TLS on routes (cluster_tls_*), else both NULL. */
+  tls_listener_t *tls_in;
+  tls_dialer_t *tls_out;
   uv_tcp_t listener;
   bool listening;
   int port;
@@ -1095,7 +1099,16 @@ static const conn_hooks_t route_hooks = {route_on_frame, route_closed};
 /* A transport for a route, either way. */
 static void route_open(cluster_t *cl, int fd, bool outbound, target_t *t) {
   transport_t *tr;
-  int rc = tcp_transport_open(cl->w->loop, fd, &tr);
+  /* With route TLS a peer is whoever holds a certificate of the cluster's
+   * CA (cluster_tls_ca), either way; names are not checked: nodes come
+   * and go with the addresses the platform gives them. */
+  int rc;
+  if (cl->tls_in != NULL && !outbound)
+    rc = tls_transport_open(cl->w->loop, fd, cl->tls_in, &tr);
+  else if (cl->tls_out != NULL)
+    rc = tls_transport_dial(cl->w->loop, fd, cl->tls_out, NULL, &tr);
+  else
+    rc = tcp_transport_open(cl->w->loop, fd, &tr);
   if (rc != 0) {
     LOG(LOG_WARN, "cluster: route transport: %s", ternd_strerror(rc));
     if (t != NULL) {
@@ -1283,6 +1296,22 @@ int cluster_create(cluster_t **out, worker_t *w) {
 
 int cluster_start(cluster_t *cl) {
   const config_t *cfg = &cl->b->cfg;
+  if (cfg->cluster_tls_cert[0] != '\0') {
+    char why[512];
+    tls_listener_opts_t o = {.cert_file = cfg->cluster_tls_cert,
+                             .key_file = cfg->cluster_tls_key,
+                             .ca_file = cfg->cluster_tls_ca,
+                             .verify = true,
+                             .required = true,
+                             .detect_ms = cfg->tls_detect_ms};
+    if (tls_listener_create(&cl->tls_in, &o, why, sizeof why) != 0 ||
+        tls_dialer_create(&cl->tls_out, cfg->cluster_tls_cert,
+                          cfg->cluster_tls_key, cfg->cluster_tls_ca, why,
+                          sizeof why) != 0) {
+      LOG(LOG_ERROR, "cluster: route TLS: %s", why);
+      return UV_EINVAL;
+    }
+  }
   int rc = uv_tcp_init(cl->w->loop, &cl->listener);
   if (rc != 0)
     return rc;
@@ -1327,8 +1356,9 @@ int cluster_start(cluster_t *cl) {
   cl->tick.data = cl;
   cl->ticking = true;
   uv_timer_start(&cl->tick, on_tick, 0, TICK_MS);
-  LOG(LOG_INFO, "cluster '%s': node %s, routes on %s (port %d)",
-      cfg->cluster_name, cl->node, cl->url, cl->port);
+  LOG(LOG_INFO, "cluster '%s': node %s, routes on %s (port %d%s)",
+      cfg->cluster_name, cl->node, cl->url, cl->port,
+      cl->tls_in != NULL ? ", mutual TLS" : "");
   return 0;
 }
 
@@ -1397,6 +1427,8 @@ void cluster_free(cluster_t *cl) {
   }
   hashmap_destroy(cl->by_id);
   hashmap_destroy(cl->by_key);
+  tls_listener_destroy(cl->tls_in);
+  tls_dialer_destroy(cl->tls_out);
   free(cl->dirty);
   tp_buf_free(&cl->out);
   tp_buf_free(&cl->retained_out);

@@ -181,6 +181,13 @@ static void usage(FILE *out) {
       "(5000)\n"
       "  --cluster-token T        shared secret every route must present\n"
       "  --cluster-advertise H:P  where other nodes reach this route port\n"
+      "  --cluster-tls-cert FILE  mutual TLS on routes: this node's PEM "
+      "certificate,\n"
+      "                           presented both ways (serverAuth and "
+      "clientAuth)\n"
+      "  --cluster-tls-key FILE   its PEM private key\n"
+      "  --cluster-tls-ca FILE    PEM CAs a peer node's certificate must be "
+      "signed by\n"
       "  --client-advertise URLS  client URLs told to clients in HELLO\n"
       "  --route-sync-ms MS       at start, serve no client before a peer's"
       " retained\n"
@@ -326,6 +333,9 @@ static const opt_spec_t opts[] = {
     OPT(routes, K_PATH, 0, 0),
     OPT(cluster_token, K_SECRET, 0, 0),
     OPT(cluster_advertise, K_PATH, 0, 0),
+    OPT(cluster_tls_cert, K_PATH, 0, 0),
+    OPT(cluster_tls_key, K_PATH, 0, 0),
+    OPT(cluster_tls_ca, K_PATH, 0, 0),
     OPT(client_advertise, K_PATH, 0, 0),
     OPT(route_resolve_ms, K_U64, 100, 86400000),
     OPT(route_sync_ms, K_U64, 0, 86400000),
@@ -644,7 +654,7 @@ bool config_mtls_only(const config_t *cfg) {
 }
 
 bool config_route_auth(const config_t *cfg) {
-  return cfg->cluster_token[0] != '\0';
+  return cfg->cluster_token[0] != '\0' || cfg->cluster_tls_cert[0] != '\0';
 }
 
 int config_check_exposure(const config_t *cfg, char *err, size_t errlen) {
@@ -656,8 +666,9 @@ int config_check_exposure(const config_t *cfg, char *err, size_t errlen) {
              "refusing a route port (%d) on %s without route "
              "authentication: any host that reaches it could join the "
              "cluster and read every message. Set cluster_token "
-             "(TERN_CLUSTER_TOKEN), or listen on loopback (--host "
-             "127.0.0.1)",
+             "(TERN_CLUSTER_TOKEN), or mutual TLS on routes "
+             "(--cluster-tls-cert, --cluster-tls-key, --cluster-tls-ca), or "
+             "listen on loopback (--host 127.0.0.1)",
              cfg->cluster_port, cfg->host);
     return -1;
   }

@@ -204,6 +204,37 @@ static int check_tls(const config_t *cfg, bool load, char *err, size_t cap) {
   return 0;
 }
 
+/* Route TLS: all three files or none, on a cluster; with load, they are
+ * read too. */
+static int check_route_tls(const config_t *cfg, bool load, char *err,
+                           size_t cap) {
+  int n = (cfg->cluster_tls_cert[0] != '\0') +
+          (cfg->cluster_tls_key[0] != '\0') + (cfg->cluster_tls_ca[0] != '\0');
+  if (n == 0)
+    return 0;
+  if (n != 3) {
+    snprintf(err, cap,
+             "route TLS needs cluster_tls_cert, cluster_tls_key and "
+             "cluster_tls_ca together");
+    return -1;
+  }
+  if (!load)
+    return 0;
+  tls_listener_t *l;
+  char why[512];
+  tls_listener_opts_t o = {.cert_file = cfg->cluster_tls_cert,
+                           .key_file = cfg->cluster_tls_key,
+                           .ca_file = cfg->cluster_tls_ca,
+                           .verify = true,
+                           .required = true};
+  if (tls_listener_create(&l, &o, why, sizeof why) != 0) {
+    snprintf(err, cap, "route TLS: %s", why);
+    return -1;
+  }
+  tls_listener_destroy(l);
+  return 0;
+}
+
 int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* First pass over the flags: the mode, the file's name, flag errors. */
   config_t probe;
@@ -230,7 +261,8 @@ int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* The flags parsed once already: this pass cannot fail. */
   mode = config_parse(cfg, argc, argv, out, err);
   snprintf(cfg->config_file, sizeof cfg->config_file, "%s", path);
-  if (check_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0) {
+  if (check_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0 ||
+      check_route_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0) {
     fprintf(err, "ternd: %s\n", why);
     return CONFIG_EXIT_USAGE;
   }

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -591,6 +592,85 @@ Test(cluster, cluster_token) {
   cr_assert_eq(routez_num(c.b[0].http_port, "routes_up"), 3);
   cr_assert_eq(tt_broker_stop(&late), 0);
   cr_assert_eq(tt_broker_stop(&intruder), 0);
+  stop3(&c);
+}
+
+/* A file of the test certificates (TERN_TEST_CERTS, made by
+ * scripts/make-certs.sh through ctest's tls_certs fixture). */
+static const char *cert(char *out, size_t cap, const char *name) {
+  const char *dir = getenv("TERN_TEST_CERTS");
+  cr_assert_not_null(dir, "TERN_TEST_CERTS is not set (ctest sets it)");
+  snprintf(out, cap, "%s/%s", dir, name);
+  return out;
+}
+
+/* Mutual TLS on routes: three nodes with the cluster CA's certificates
+ * mesh and carry messages; a node whose certificate another CA signed,
+ * and a node without TLS, never get a route; one with a good certificate,
+ * started after them, joins all three. */
+Test(cluster, routes_mutual_tls) {
+  tt_ignore_sigpipe();
+  char crt[512], key[512], ca[512], bad[512], badkey[512];
+  cert(crt, sizeof crt, "node.pem");
+  cert(key, sizeof key, "node.key");
+  cert(ca, sizeof ca, "ca.pem");
+  cert(bad, sizeof bad, "node-wrongca.pem");
+  cert(badkey, sizeof badkey, "node-wrongca.key");
+  const char *const tls[] = {"--cluster-tls-cert",
+                             crt,
+                             "--cluster-tls-key",
+                             key,
+                             "--cluster-tls-ca",
+                             ca,
+                             NULL};
+  cluster3_t c;
+  start3(&c, tls);
+  tt_raw_t a, b;
+  tt_raw_open(&a, c.b[0].port, true, true, false);
+  tt_raw_open(&b, c.b[1].port, true, true, false);
+  tt_raw_sub(&b, 1, "tls.x", NULL);
+  await_interest(&a, &b, "probe.tls");
+  tt_raw_pub(&a, "tls.x", "over tls", 8);
+  tt_raw_expect_msg(&b, 1, "tls.x", "over tls", 8, 10000);
+  /* A plaintext route's CONNECT on the route port: refused. */
+  int fd = tt_connect(c.rport[0]);
+  static const uint8_t rconnect[] = {0x00, 0x00, 0x00, 0x0a, 0x92, 0x21, 0x81,
+                                     0xa5, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x01};
+  tt_send_all(fd, rconnect, sizeof rconnect);
+  cr_assert(closed_within(fd, 10000), "the TLS route port took plaintext");
+  close(fd);
+  char port[16], port2[16], port3[16], routes[64];
+  snprintf(port, sizeof port, "%d", free_port());
+  snprintf(port2, sizeof port2, "%d", free_port());
+  snprintf(port3, sizeof port3, "%d", free_port());
+  snprintf(routes, sizeof routes, "127.0.0.1:%d", c.rport[0]);
+  tt_broker_t wrongca, plain, late;
+  tt_broker_start(&wrongca,
+                  (const char *const[]){
+                      "--cluster-port", port, "--routes", routes,
+                      "--cluster-tls-cert", bad, "--cluster-tls-key", badkey,
+                      "--cluster-tls-ca", ca, "--http-port", "-1", NULL});
+  tt_broker_start(&plain,
+                  (const char *const[]){"--cluster-port", port2, "--routes",
+                                        routes, "--http-port", "-1", NULL});
+  tt_broker_start(
+      &late,
+      (const char *const[]){"--cluster-port", port3, "--routes", routes,
+                            "--cluster-tls-cert", crt, "--cluster-tls-key", key,
+                            "--cluster-tls-ca", ca, "--http-port", "-1", NULL});
+  int64_t end = tt_now_ms() + WAIT_MS;
+  while (routez_num(late.http_port, "routes_up") != 3) {
+    cr_assert(tt_now_ms() < end, "the late node never joined");
+    usleep(20000);
+  }
+  cr_assert_eq(routez_num(wrongca.http_port, "routes_up"), 0);
+  cr_assert_eq(routez_num(plain.http_port, "routes_up"), 0);
+  cr_assert_eq(routez_num(c.b[0].http_port, "routes_up"), 3);
+  tt_raw_close(&a);
+  tt_raw_close(&b);
+  cr_assert_eq(tt_broker_stop(&late), 0);
+  cr_assert_eq(tt_broker_stop(&plain), 0);
+  cr_assert_eq(tt_broker_stop(&wrongca), 0);
   stop3(&c);
 }
 
