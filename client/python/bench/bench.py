@@ -4,6 +4,7 @@ redis-server, side by side in one run.
 
     /usr/bin/python3 client/python/bench/bench.py [--runs 5] [--msgs 200000]
                                                    [--reqs 5000] [--build build]
+                                                   [--tls]
 
 Rows: publish msgs/s and subscribe msgs/s at 16 B and 1 KiB, request/reply
 round trips/s. Both brokers run as children on 127.0.0.1, on free ports;
@@ -26,6 +27,13 @@ measurement never shares its interpreter):
   the usual pattern). The four processes stay up for the whole row and
   tern and redis take turns of --reqs/10 requests, ten turns each per run,
   so that the machine's load bursts (which move this row most) hit both.
+
+--tls: the publish and subscribe rows over TLS instead (certificates made
+by scripts/make-certs.sh in a temporary directory; one ternd serves both,
+telling TLS from plaintext by the first byte, and one redis-server has a
+plaintext and a TLS port): tern plaintext, tern over TLS and their ratio,
+and redis-py over TLS (``ssl=True``; redis-benchmark ``--tls`` as its
+publisher). Over TLS the subscribe row's C publisher connects with TLS too.
 
 Each cell is the median of --runs runs, the tern and redis runs interleaved.
 Besides the rates, each client's CPU time per message (process time of the
@@ -57,9 +65,29 @@ PY = "/usr/bin/python3"
 
 # --- roles: each runs in its own process and prints one number ---------------
 
-async def tern_pub(port: int, n: int, size: int) -> tuple[float, float]:
+def _ca() -> str | None:
+    """The test CA when this role runs over TLS (--tls sets it)."""
+    return os.environ.get("TERN_BENCH_CA") or None
+
+
+async def _tern_connect(port: int) -> Any:
     import tern
-    nc = await tern.connect(f"127.0.0.1:{port}")
+    ca = _ca()
+    if ca:
+        return await tern.connect(f"tls://localhost:{port}", tls_ca_file=ca)
+    return await tern.connect(f"127.0.0.1:{port}")
+
+
+def _redis(port: int) -> Any:
+    import redis.asyncio as redis
+    ca = _ca()
+    if ca:
+        return redis.Redis(host="localhost", port=port, ssl=True, ssl_ca_certs=ca)
+    return redis.Redis(port=port)
+
+
+async def tern_pub(port: int, n: int, size: int) -> tuple[float, float]:
+    nc = await _tern_connect(port)
     data = b"x" * size
     pub = nc.publish
     t0 = time.perf_counter()
@@ -74,8 +102,7 @@ async def tern_pub(port: int, n: int, size: int) -> tuple[float, float]:
 
 
 async def redis_pub(port: int, n: int, size: int, pipelined: bool) -> tuple[float, float]:
-    import redis.asyncio as redis
-    r = redis.Redis(port=port)
+    r = _redis(port)
     await r.ping()
     data = b"x" * size
     t0 = time.perf_counter()
@@ -97,11 +124,14 @@ async def redis_pub(port: int, n: int, size: int, pipelined: bool) -> tuple[floa
 
 
 async def tern_sub(port: int, n: int, size: int, cli: str) -> tuple[float, float]:
-    import tern
-    nc = await tern.connect(f"127.0.0.1:{port}")
+    nc = await _tern_connect(port)
     sub = await nc.subscribe("bench.sub")
+    ca = _ca()
+    # (tern bench takes host:port; --tls-ca alone makes it TLS)
+    target = ["-s", f"localhost:{port}", "--tls-ca", ca] if ca else \
+        ["-s", f"127.0.0.1:{port}"]
     proc = await asyncio.create_subprocess_exec(
-        cli, "bench", "-s", f"127.0.0.1:{port}", "--pub", "1", "--sub", "0", "-n", str(n),
+        cli, "bench", *target, "--pub", "1", "--sub", "0", "-n", str(n),
         "--size", str(size), "--subject", "bench.sub",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     got = 0
@@ -121,13 +151,14 @@ async def tern_sub(port: int, n: int, size: int, cli: str) -> tuple[float, float
 
 
 async def redis_sub(port: int, n: int, size: int) -> tuple[float, float]:
-    import redis.asyncio as redis
-    r = redis.Redis(port=port)
+    r = _redis(port)
     ps = r.pubsub()
     await ps.subscribe("bench.sub")
     await ps.get_message(timeout=5)  # the subscribe confirmation
+    ca = _ca()
+    tls = ["--tls", "--cacert", ca, "-h", "localhost"] if ca else []
     proc = await asyncio.create_subprocess_exec(
-        "redis-benchmark", "-p", str(port), "-c", "1", "-P", "100", "-n", str(n),
+        "redis-benchmark", *tls, "-p", str(port), "-c", "1", "-P", "100", "-n", str(n),
         "PUBLISH", "bench.sub", "x" * size,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     got = 0
@@ -271,10 +302,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def role(*args: object) -> tuple[float, float]:
-    """Runs a role; (msgs/s, client CPU microseconds per message)."""
+def role(*args: object, ca: str | None = None) -> tuple[float, float]:
+    """Runs a role (over TLS with the CA ca); (msgs/s, client CPU
+    microseconds per message)."""
+    env = dict(os.environ)
+    env.pop("TERN_BENCH_CA", None)
+    if ca:
+        env["TERN_BENCH_CA"] = ca
     out = subprocess.run([PY, __file__, "--role", *map(str, args)], check=True,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=env)
     rate, cpu = out.stdout.split()[-2:]
     return float(rate), float(cpu)
 
@@ -344,6 +380,8 @@ def main() -> None:
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--rows", default="pub,sub,req",
                     help="which rows: pub, sub, req (comma-separated)")
+    ap.add_argument("--tls", action="store_true",
+                    help="publish and subscribe over TLS vs plaintext (and redis-py over TLS)")
     a = ap.parse_args()
     ternd = os.path.join(a.build, "bin", "ternd")
     cli = os.path.join(a.build, "bin", "tern")
@@ -357,15 +395,29 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="tern-pybench.")
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        tls_args: list[str] = []
+        rtls_args: list[str] = []
+        ca = ""
+        rtport = 0
+        if a.tls:
+            certs = os.path.join(tmp, "certs")
+            subprocess.run(["sh", str(ROOT / "scripts" / "make-certs.sh"), certs], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ca = os.path.join(certs, "ca.pem")
+            pem, key = os.path.join(certs, "server.pem"), os.path.join(certs, "server.key")
+            tls_args = ["--tls-cert", pem, "--tls-key", key]
+            rtport = free_port()
+            rtls_args = ["--tls-port", str(rtport), "--tls-cert-file", pem, "--tls-key-file", key,
+                         "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"]
         tport = free_port()
         procs.append(subprocess.Popen([ternd, "--host", "127.0.0.1", "--port", str(tport),
-                                       "--http-port", "0", "--log-level", "error"]))
+                                       "--http-port", "0", "--log-level", "error", *tls_args]))
         rport = free_port()
         procs.append(subprocess.Popen(
             ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", tmp, "--client-output-buffer-limit",
-             "pubsub 0 0 0"], stdout=subprocess.DEVNULL))
-        for port in (tport, rport):
+             "pubsub 0 0 0", *rtls_args], stdout=subprocess.DEVNULL))
+        for port in (tport, rport) + ((rtport,) if rtport else ()):
             for _ in range(500):
                 try:
                     socket.create_connection(("127.0.0.1", port), 0.1).close()
@@ -373,6 +425,9 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.01)
 
+        if a.tls:
+            tls_table(a, tport, rtport, ca, cli)
+            return
         rows: list = []
         for size in (16, 1024) if "pub" in a.rows else ():
             rows.append((f"publish {size} B (msgs/s)",
@@ -419,6 +474,37 @@ def main() -> None:
         for p in procs:
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tls_table(a: argparse.Namespace, tport: int, rtport: int, ca: str, cli: str) -> None:
+    """--tls: publish and subscribe, tern plaintext vs TLS vs redis-py TLS."""
+    rows: list = []
+    for size in (16, 1024) if "pub" in a.rows else ():
+        rows.append((f"publish {size} B (msgs/s)",
+                     lambda s=size, c=None: role("tern-pub", tport, a.msgs, s, ca=c),
+                     lambda s=size: role("redis-pub-pipe", rtport, a.msgs, s, ca=ca)))
+    for size in (16, 1024) if "sub" in a.rows else ():
+        rows.append((f"subscribe {size} B (msgs/s)",
+                     lambda s=size, c=None: role("tern-sub", tport, a.msgs, s, cli, ca=c),
+                     lambda s=size: role("redis-sub", rtport, a.msgs, s, ca=ca)))
+    print(f"runs={a.runs} msgs={a.msgs}; median of each cell; TLS", file=sys.stderr)
+    table = []
+    for name, t_fn, r_fn in rows:
+        plain, tls, red = [], [], []
+        for _ in range(a.runs):  # interleaved, so a noisy moment hits all three
+            plain.append(t_fn())
+            tls.append(t_fn(c=ca))
+            red.append(r_fn())
+        pm, tm, rm = (statistics.median(x[0] for x in v) for v in (plain, tls, red))
+        pc, tc = (statistics.median(x[1] for x in v) for v in (plain, tls))
+        table.append(f"| {name} | {pm:,.0f} | {tm:,.0f} | {tm / pm:.2f} | {pc:.2f} | {tc:.2f} "
+                     f"| {rm:,.0f} | **{tm / rm:.1f}x** |")
+        print(f"{name}: tern plain {[round(x[0]) for x in plain]} TLS {[round(x[0]) for x in tls]}"
+              f" redis-py TLS {[round(x[0]) for x in red]}", file=sys.stderr)
+    print("| row | tern plaintext | tern TLS | TLS/plaintext | plaintext CPU us/msg "
+          "| TLS CPU us/msg | redis-py TLS (publish pipelined) | tern TLS / redis-py TLS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(table))
 
 
 if __name__ == "__main__":

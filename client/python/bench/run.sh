@@ -2,6 +2,7 @@
 # run.sh: the Python client's benchmark (bench.py) against redis-py.
 #
 #   client/python/bench/run.sh [bench.py options: --runs 5 --msgs 200000 --reqs 5000 --build build]
+#   client/python/bench/run.sh --tls --runs 3   (publish/subscribe: plaintext vs TLS, redis-py TLS)
 #
 # redis-server, redis-benchmark and redis-py (python3-redis, with
 # python3-hiredis, its C reply parser, so redis-py runs at its best) are

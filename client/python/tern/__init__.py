@@ -12,14 +12,19 @@ msgpack as its only dependency::
                 print(msg.topic, msg.data)
                 break
 
-See :func:`connect`, :class:`Connection`, :class:`Subscription`,
-:class:`Msg` and :mod:`tern.errors`.
+Over TLS (mutual TLS with a client certificate)::
+
+    nc = await tern.connect("tls://broker.example:7421", tls_ca_file="ca.pem",
+                            tls_cert_file="client.pem", tls_key_file="client.key")
+
+See :func:`connect`, :func:`make_tls_context`, :class:`Connection`,
+:class:`Subscription`, :class:`Msg` and :mod:`tern.errors`.
 """
 
-from .client import Connection, Msg, Status, Subscription, connect
+from .client import Connection, Msg, Status, Subscription, connect, make_tls_context
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 
 __version__ = "0.1.0"
 
-__all__ = ["connect", "Connection", "Subscription", "Msg", "Status", "__version__", *_errors_all]
+__all__ = ["connect", "make_tls_context", "Connection", "Subscription", "Msg", "Status", "__version__", *_errors_all]

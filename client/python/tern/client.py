@@ -1,7 +1,10 @@
 """The asyncio connection, subscriptions and messages.
 
 One :class:`Connection` is one TCP connection to a ternd (re-established
-after a loss), driven by an :class:`asyncio.Protocol` on the running loop.
+after a loss), driven by an :class:`asyncio.Protocol` on the running loop;
+for a ``tls://`` server the connection is TLS (the standard library's
+:mod:`ssl` under asyncio's transport), with a new handshake on every
+reconnect.
 Everything it starts in the background (reconnecting, heartbeats, callback
 subscriptions and their handlers) is a task it owns and cancels on close.
 """
@@ -12,8 +15,11 @@ import asyncio
 import collections
 import enum
 import inspect
+import logging
 import os
 import random
+import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
@@ -36,11 +42,14 @@ from .errors import (
     StaleConnectionError,
     TernError,
     TernTimeoutError,
+    TLSError,
     TooManySubscriptionsError,
     error_from_wire,
 )
 
-__all__ = ["connect", "Connection", "Subscription", "Msg", "Status"]
+__all__ = ["connect", "make_tls_context", "Connection", "Subscription", "Msg", "Status"]
+
+_log = logging.getLogger("tern")
 
 _FLUSH_AT = 64 * 1024  # write the batch at once when it reaches this size
 _pub_head = P.pub_head
@@ -328,11 +337,12 @@ class _Breaker:
 
 
 class _Server:
-    __slots__ = ("host", "port", "fails", "down_until")
+    __slots__ = ("host", "port", "tls", "fails", "down_until")
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: bool = False) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self.fails = 0
         self.down_until = 0.0
 
@@ -340,15 +350,22 @@ class _Server:
         return f"{self.host}:{self.port}"
 
 
-def parse_servers(url: str | list[str]) -> list[_Server]:
-    """Server addresses from "tern://host:port", "host:port", "host",
-    "[v6addr]:port", a comma-separated list of them, or a list."""
+def parse_servers(url: str | list[str], tls: bool = False) -> list[_Server]:
+    """Server addresses from "tern://host:port", "tls://host:port",
+    "host:port", "host", "[v6addr]:port", a comma-separated list of them,
+    or a list. "tls://" makes that server TLS, "tern://" plaintext; one
+    without a scheme takes ``tls``."""
     items = url if isinstance(url, list) else url.split(",")
     out = []
     for raw in items:
         s = raw.strip()
+        use_tls = tls
         if s.startswith("tern://"):
             s = s[7:]
+            use_tls = False
+        elif s.startswith("tls://"):
+            s = s[6:]
+            use_tls = True
         s = s.rstrip("/")
         if not s:
             raise ValueError(f"malformed server url {raw!r}")
@@ -366,8 +383,75 @@ def parse_servers(url: str | list[str]) -> list[_Server]:
             host = s
         if not host or not 0 < port < 65536:
             raise ValueError(f"malformed server url {raw!r}")
-        out.append(_Server(host, port))
+        out.append(_Server(host, port, use_tls))
     return out
+
+
+def make_tls_context(*, ca_file: str | None = None, cert_file: str | None = None,
+                key_file: str | None = None,
+                insecure_skip_verify: bool = False) -> ssl.SSLContext:
+    """The client's TLS policy as an :class:`ssl.SSLContext` (what
+    :func:`connect` builds from its ``tls_*`` options): TLS 1.2 at least,
+    the server's certificate checked against ``ca_file`` (PEM; None: the
+    system's trust store) and against the server's name, ``cert_file`` and
+    ``key_file`` (PEM) the client's certificate for mutual TLS.
+    ``insecure_skip_verify`` accepts any certificate for any name: the
+    traffic is encrypted but anyone in the middle can read and change it;
+    for tests only, and logged as a warning on the "tern" logger.
+    Raises TLSError when a file cannot be loaded."""
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise TLSError(f"TLS: CA file {ca_file}: {_ssl_reason(e)}") from e
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if key_file is not None and cert_file is None:
+        raise TLSError("TLS: tls_key_file without tls_cert_file")
+    if cert_file is not None:
+        try:
+            ctx.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as e:
+            raise TLSError(f"TLS: certificate {cert_file}, key {key_file or cert_file}: "
+                           f"{_ssl_reason(e)}") from e
+    if insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        _log.warning("tls_insecure_skip_verify: the server's certificate and name are NOT "
+                     "checked; the traffic is encrypted but anyone in the middle can read "
+                     "and change it. For tests only.")
+    return ctx
+
+
+_SSL_TAIL = re.compile(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+# OpenSSL's reasons for a record that is not TLS (what a plaintext server's
+# HELLO looks like to a TLS client).
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
+                      "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "RECORD_LENGTH_MISMATCH"})
+
+
+def _ssl_reason(e: BaseException) -> str:
+    """OpenSSL's words for e: "tlsv1 alert unknown ca", "certificate verify
+    failed: Hostname mismatch, ...", not the "[SSL: ...] (_ssl.c:...)"
+    wrapping."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {e.verify_message}"
+    if isinstance(e, ssl.SSLError) and e.reason:
+        return str(e.reason).lower().replace("_", " ")
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return _SSL_TAIL.sub("", str(e)) or type(e).__name__
+
+
+def _tls_error(e: ssl.SSLError, srv: _Server, handshake: bool) -> TLSError:
+    """The TLSError for an ssl failure on the connection to srv."""
+    what = f"TLS handshake with {srv}" if handshake else f"TLS with {srv}"
+    if isinstance(e, ssl.SSLError) and e.reason in _NOT_TLS:
+        err = TLSError(f"{what}: not TLS: the server did not answer in TLS "
+                       f"(a plaintext port? use tern:// for it): {_ssl_reason(e)}")
+    else:
+        err = TLSError(f"{what}: {_ssl_reason(e)}")
+    err.__cause__ = e
+    return err
 
 
 P_DEFAULT_PORT = 7421
@@ -397,8 +481,9 @@ class _Proto(asyncio.BufferedProtocol):
     maps and unmaps 256 KiB, about 10 us, more than the rest of receiving a
     reply."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, srv: _Server) -> None:
         self.conn = conn
+        self.srv = srv
         self.rx = memoryview(bytearray(_RX_SIZE))
         self.transport: asyncio.Transport | None = None
         self.decoder = P.Decoder(conn._on_msg, self._on_frame)
@@ -443,15 +528,17 @@ class _Proto(asyncio.BufferedProtocol):
                     raise ProtocolError("a second HELLO")
                 self.hello.set_result(f[1])
                 return False
+            if t == P.ERR:
+                # Also before HELLO: a TLS-only broker answers a plaintext
+                # client with ERR 1 "TLS required" and no HELLO.
+                self.fail(error_from_wire(f[1], f[2]))
+                return True
             if not self.hello.done():
                 raise ProtocolError(f"frame type {t} before HELLO")
             if t == P.OK:
                 if not self.ok.done():
                     self.ok.set_result(None)
                 return False
-            if t == P.ERR:
-                self.fail(error_from_wire(f[1], f[2]))
-                return True
             if t == P.PING:
                 if self.transport is not None:
                     self.transport.write(P.PONG_FRAME)
@@ -473,6 +560,8 @@ class _Proto(asyncio.BufferedProtocol):
             self.conn._wready.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, ssl.SSLError):
+            exc = _tls_error(exc, self.srv, not self.established)
         if self.reason is None:
             self.reason = exc if exc is not None else ConnectionClosedError(
                 "the server closed the connection")
@@ -504,9 +593,13 @@ class Connection:
                  breaker_cooldown: float, breaker_max_topics: int,
                  queue_msgs: int, queue_bytes: int,
                  on_status: Callable[[Status, BaseException | None], Any] | None,
-                 on_error: Callable[[BaseException], Any] | None) -> None:
+                 on_error: Callable[[BaseException], Any] | None,
+                 tls_context: ssl.SSLContext | None = None,
+                 tls_server_name: str | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._servers = servers
+        self._tls_ctx = tls_context
+        self._tls_name = tls_server_name
         self._server_idx = 0
         self._connect_frame = P.encode_connect(name=name, user=user, password=password,
                                                token=token, echo=echo)
@@ -658,7 +751,17 @@ class Connection:
         proto: _Proto | None = None
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, p = await self._loop.create_connection(lambda: _Proto(self), srv.host, srv.port)
+                if srv.tls:
+                    # A new handshake each time, inside the connect timeout
+                    # (asyncio's own handshake limit set just past it).
+                    assert self._tls_ctx is not None
+                    _, p = await self._loop.create_connection(
+                        lambda: _Proto(self, srv), srv.host, srv.port, ssl=self._tls_ctx,
+                        server_hostname=self._tls_name or srv.host,
+                        ssl_handshake_timeout=self._connect_timeout + 1.0)
+                else:
+                    _, p = await self._loop.create_connection(lambda: _Proto(self, srv),
+                                                              srv.host, srv.port)
                 proto = p
                 info = await proto.hello
                 if info.get("proto") != 1:
@@ -675,6 +778,13 @@ class Connection:
                     proto.transport.abort()
                 if isinstance(e, TimeoutError) and proto.reason is not None:
                     raise proto.reason from None
+            if isinstance(e, ssl.SSLError):
+                raise _tls_error(e, srv, True) from e
+            if srv.tls and isinstance(e, (ConnectionResetError, ConnectionAbortedError)) \
+                    and proto is None:
+                # The server hung up in the middle of the handshake.
+                raise TLSError(f"TLS handshake with {srv}: the server closed the "
+                               f"connection ({e})") from e
             if isinstance(e, TimeoutError):
                 raise ConnectTimeoutError(f"no handshake with {srv} within "
                                           f"{self._connect_timeout} s") from None
@@ -1481,15 +1591,38 @@ async def connect(url: str | list[str] = "tern://127.0.0.1:7421", *, name: str |
                   breaker_max_topics: int = 1024, queue_msgs: int = 65536,
                   queue_bytes: int = 64 << 20,
                   on_status: Callable[[Status, BaseException | None], Any] | None = None,
-                  on_error: Callable[[BaseException], Any] | None = None) -> Connection:
+                  on_error: Callable[[BaseException], Any] | None = None,
+                  tls: bool = False, tls_ca_file: str | None = None,
+                  tls_cert_file: str | None = None, tls_key_file: str | None = None,
+                  tls_server_name: str | None = None, tls_insecure_skip_verify: bool = False,
+                  tls_context: ssl.SSLContext | None = None) -> Connection:
     """Connects to a tern broker and returns the :class:`Connection`.
 
-    ``url``: "tern://host:port", "host:port", "[v6]:port", or several of
-    them comma-separated (or a list): the first connect tries each once, in
-    order, and raises the last error if none accepts; every reconnect attempt
-    moves on to the next server. ``name``, ``user``/``password``, ``token``,
-    ``echo`` go in CONNECT. ``connect_timeout``: seconds from the TCP connect
-    to the broker's OK.
+    ``url``: "tern://host:port", "tls://host:port", "host:port",
+    "[v6]:port", or several of them comma-separated (or a list): the first
+    connect tries each once, in order, and raises the last error if none
+    accepts; every reconnect attempt moves on to the next server. ``name``,
+    ``user``/``password``, ``token``, ``echo`` go in CONNECT (over TLS as
+    over plaintext). ``connect_timeout``: seconds from the TCP connect to
+    the broker's OK, the TLS handshake included.
+
+    TLS: a "tls://" server (or one without a scheme when ``tls`` is true)
+    is reached over TLS 1.2 or later, with a new handshake on every
+    reconnect. Its certificate must chain to ``tls_ca_file`` (PEM; None:
+    the system's trust store) and name the URL's host (a DNS name, or an IP
+    address in its SANs), or ``tls_server_name`` when given.
+    ``tls_cert_file`` and ``tls_key_file`` (PEM) are the client's
+    certificate for a broker that asks for one (mutual TLS; a broker user
+    bound to its subject with ``cert_subject`` is then logged in without
+    credentials). ``tls_insecure_skip_verify`` accepts any certificate for
+    any name (encrypted, but open to anyone in the middle): for tests only,
+    logged as a warning on the "tern" logger. ``tls_context``: an
+    :class:`ssl.SSLContext` of your own instead of those options (the
+    server name is still ``tls_server_name`` or the URL's host). A refused
+    handshake raises TLSError with the reason ("certificate verify failed:
+    unable to get local issuer certificate", "... Hostname mismatch ...",
+    "tlsv1 alert unknown ca", "sslv3 alert certificate expired", "tlsv13
+    alert certificate required", "not TLS").
 
     Reconnect (on by default): a lost connection (EOF, socket error, fatal
     ERR, GOAWAY, missed heartbeats) is re-established; attempt n waits
@@ -1514,7 +1647,18 @@ async def connect(url: str | list[str] = "tern://127.0.0.1:7421", *, name: str |
     handler exceptions, the reason of a loss). Callbacks may be coroutine
     functions.
     """
-    conn = Connection(parse_servers(url), name=name, user=user, password=password, token=token,
+    servers = parse_servers(url, tls)
+    ctx: ssl.SSLContext | None = None
+    if tls_context is not None:
+        if tls_ca_file or tls_cert_file or tls_key_file or tls_insecure_skip_verify:
+            raise ValueError("tls_context replaces tls_ca_file, tls_cert_file, tls_key_file "
+                             "and tls_insecure_skip_verify: set those on the context")
+        ctx = tls_context
+    elif any(s.tls for s in servers):
+        ctx = make_tls_context(ca_file=tls_ca_file, cert_file=tls_cert_file,
+                               key_file=tls_key_file,
+                               insecure_skip_verify=tls_insecure_skip_verify)
+    conn = Connection(servers, name=name, user=user, password=password, token=token,
                       echo=echo, connect_timeout=connect_timeout, reconnect=reconnect,
                       reconnect_initial=reconnect_initial, reconnect_max=reconnect_max,
                       reconnect_jitter=reconnect_jitter,
@@ -1525,6 +1669,7 @@ async def connect(url: str | list[str] = "tern://127.0.0.1:7421", *, name: str |
                       heartbeat=heartbeat, inbox_prefix=inbox_prefix,
                       breaker_threshold=breaker_threshold, breaker_cooldown=breaker_cooldown,
                       breaker_max_topics=breaker_max_topics, queue_msgs=queue_msgs,
-                      queue_bytes=queue_bytes, on_status=on_status, on_error=on_error)
+                      queue_bytes=queue_bytes, on_status=on_status, on_error=on_error,
+                      tls_context=ctx, tls_server_name=tls_server_name)
     await conn._first_connect()
     return conn

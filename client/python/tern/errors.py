@@ -33,6 +33,7 @@ __all__ = [
     "NoRespondersError",
     "OutboundBufferFullError",
     "CircuitOpenError",
+    "TLSError",
     "error_from_wire",
     "FATAL_CODES",
 ]
@@ -175,6 +176,18 @@ class OutboundBufferFullError(TernError):
 class CircuitOpenError(TernError):
     """The request topic's circuit breaker is open: requests fail at once
     until its cool-down ends."""
+
+
+class TLSError(TernError):
+    """TLS failed: the configuration (a CA, certificate or key file that
+    cannot be read), or the handshake. ``str(err)`` names the reason the
+    way libtern does: "TLS handshake: certificate verify failed: ..." when
+    this client refused the server's certificate (unknown CA, name
+    mismatch, expired), the broker's alert when the broker refused this
+    client's certificate ("tlsv1 alert unknown ca", "sslv3 alert
+    certificate expired", "tlsv13 alert certificate required"), "not TLS"
+    when a tls:// server answered in plaintext. The ``ssl`` exception, when
+    there was one, is the ``__cause__``."""
 
 
 _BY_CODE: dict[int, type[TernError]] = {
