@@ -347,6 +347,105 @@ else
   need "systemd-analyze (apt-get install systemd)"
 fi
 
+# ---- the cluster: deploy/k8s/cluster ---------------------------------------
+# A 3-replica StatefulSet whose serviceName is a headless Service (routes,
+# not-ready addresses published) selecting its pods on the route port, a
+# client Service selecting them, a PodDisruptionBudget maxUnavailable: 1, a
+# preStop drain, the route port and seeds set, the advertised addresses
+# from the pod's IP, and the ConfigMap's keys ternd's variables.
+if [ -x "$py" ] && "$py" -c 'import yaml' 2>/dev/null; then
+  if "$py" - "$DEPLOY" "$WORK" <<'EOF'; then
+import os, sys, yaml
+deploy, work = sys.argv[1], sys.argv[2]
+d = os.path.join(deploy, "k8s", "cluster")
+errors = []
+def err(m):
+    errors.append(m)
+    print("  " + m)
+with open(os.path.join(d, "kustomization.yaml")) as f:
+    kust = yaml.safe_load(f)
+objs = []
+for res in kust["resources"]:
+    p = os.path.join(d, res)
+    if not os.path.exists(p):
+        err(f"cluster kustomization lists {res}, which does not exist")
+        continue
+    with open(p) as f:
+        objs += [o for o in yaml.safe_load_all(f) if o]
+for name in os.listdir(d):
+    if name.endswith(".yaml") and name != "kustomization.yaml" and name not in kust["resources"]:
+        err(f"k8s/cluster/{name} is not in its kustomization.yaml")
+kinds = {}
+for o in objs:
+    kinds.setdefault(o["kind"], []).append(o)
+sts = (kinds.get("StatefulSet") or [None])[0]
+if sts is None:
+    err("no StatefulSet")
+    sys.exit(1)
+spec = sts["spec"]
+labels = spec["template"]["metadata"]["labels"]
+sel = lambda o: o["spec"].get("selector", {})
+matches = lambda s: bool(s) and all(labels.get(k) == v for k, v in s.items())
+if spec.get("replicas") != 3:
+    err("StatefulSet: replicas is not 3")
+svcs = {s["metadata"]["name"]: s for s in kinds.get("Service", [])}
+head = svcs.get(spec.get("serviceName"))
+c = spec["template"]["spec"]["containers"][0]
+ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+if head is None:
+    err("StatefulSet: serviceName is not a Service of the kustomization")
+else:
+    if head["spec"].get("clusterIP") != "None":
+        err("routes Service: not headless (clusterIP: None)")
+    if not head["spec"].get("publishNotReadyAddresses"):
+        err("routes Service: publishNotReadyAddresses is not set")
+    if not matches(sel(head)):
+        err("routes Service: its selector does not match the pods")
+    tports = [p.get("targetPort") for p in head["spec"]["ports"]]
+    if "routes" not in tports or "routes" not in ports:
+        err("routes Service: no targetPort 'routes' on a container port 'routes'")
+clients = [s for s in svcs.values() if s is not head and matches(sel(s))
+           and s["spec"].get("clusterIP") != "None"]
+if not clients or not any(p.get("targetPort") == "tern" for p in clients[0]["spec"]["ports"]):
+    err("no client Service selecting the pods on port 'tern'")
+pdbs = kinds.get("PodDisruptionBudget", [])
+if len(pdbs) != 1 or pdbs[0]["spec"].get("maxUnavailable") != 1 \
+        or not matches(pdbs[0]["spec"]["selector"].get("matchLabels")):
+    err("PodDisruptionBudget: not one with maxUnavailable: 1 selecting the pods")
+if not ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec"):
+    err("StatefulSet: no preStop drain")
+if (c.get("readinessProbe") or {}).get("httpGet", {}).get("path") != "/healthz":
+    err("StatefulSet: readiness is not /healthz")
+env = {e["name"]: e for e in c.get("env", [])}
+cm = {}
+for m in kinds.get("ConfigMap", []):
+    cm.update(m.get("data", {}))
+for k in ("TERN_CLUSTER_PORT", "TERN_ROUTES"):
+    if k not in cm and k not in env:
+        err(f"StatefulSet: {k} is not set")
+if str(cm.get("TERN_CLUSTER_PORT")) != str(ports.get("routes")):
+    err("TERN_CLUSTER_PORT is not the container's 'routes' port")
+for k in ("TERN_CLUSTER_ADVERTISE", "TERN_CLIENT_ADVERTISE"):
+    if "$(POD_IP)" not in (env.get(k) or {}).get("value", ""):
+        err(f"StatefulSet: {k} is not made from the pod's IP")
+if "secretKeyRef" not in ((env.get("TERN_CLUSTER_TOKEN") or {}).get("valueFrom") or {}):
+    err("StatefulSet: TERN_CLUSTER_TOKEN does not come from a Secret")
+with open(os.path.join(work, "vars")) as f:
+    known = set(f.read().split())
+if known:
+    for k in list(cm) + [e for e in env if e.startswith("TERN_")]:
+        if k not in known:
+            err(f"cluster: {k} is not a ternd variable")
+sys.exit(1 if errors else 0)
+EOF
+    ok "k8s/cluster: 3-replica StatefulSet, headless routes Service, client Service, PDB maxUnavailable 1, preStop drain"
+  else
+    bad "k8s/cluster"
+  fi
+else
+  need "k8s/cluster checks (no /usr/bin/python3 with PyYAML)"
+fi
+
 if command -v shellcheck >/dev/null; then
   if shellcheck -S warning "$DEPLOY"/*.sh "$REPO/tests/install/install_test.sh" \
     "$REPO/tests/deploy/"*.sh; then

@@ -60,6 +60,7 @@ PROJECT=ternimagetest$$
 ENGINE=""
 SERVICE_PID=""
 COMPOSE_UP=""
+CLUSTER_UP=""
 PROBE_IMAGE=""
 HOST_TERND_PID=""
 BG_PIDS=()
@@ -85,6 +86,12 @@ cleanup() {
     "$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT" |
       xargs -r "$ENGINE" rm -f >/dev/null 2>&1
     "$ENGINE" network rm "${PROJECT}_default" >/dev/null 2>&1
+  fi
+  if [ -n "$CLUSTER_UP" ]; then
+    cluster_compose down -t 15 >/dev/null 2>&1
+    "$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT-cl" |
+      xargs -r "$ENGINE" rm -f >/dev/null 2>&1
+    "$ENGINE" network rm "${PROJECT}-cl_default" >/dev/null 2>&1
   fi
   if [ -n "$ENGINE" ]; then
     "$ENGINE" rm -f "$NAME" "${EXTRA_NAMES[@]}" >/dev/null 2>&1
@@ -645,6 +652,92 @@ else
     { cat "$WORK/compose.log" >&2; fail "compose down"; }
   COMPOSE_UP=""
   step "compose: subscriber got the publisher's messages; broker stopped with 0; down"
+fi
+
+# ---- the compose cluster -------------------------------------------------
+# deploy/docker-compose.cluster.yml: three nodes with client and route
+# authentication (secure defaults), a round trip from a subscriber on node
+# 1 to a publisher on node 3, both on the host.
+CL_TOKEN=cl-$$-$RANDOM
+cluster_compose() {
+  TERN_IMAGE=$TAG TERN_AUTH_TOKEN=$CL_TOKEN TERN_CLUSTER_TOKEN=$CL_TOKEN-routes \
+    TERN_HTTP_TOKEN=$CL_TOKEN-http \
+    TERN_HOST_PORT_1=${CL_PORTS[0]} TERN_HOST_PORT_2=${CL_PORTS[1]} \
+    TERN_HOST_PORT_3=${CL_PORTS[2]} TERN_HTTP_HOST_PORT_1=${CL_PORTS[3]} \
+    TERN_HTTP_HOST_PORT_2=${CL_PORTS[4]} TERN_HTTP_HOST_PORT_3=${CL_PORTS[5]} \
+    "${compose_cmd[@]}" -p "$PROJECT-cl" \
+    -f "$REPO/deploy/docker-compose.cluster.yml" "$@"
+}
+routes_up_of() { # HTTP_PORT -> the count of routes up, or -1
+  local body
+  body=$(exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+    printf 'GET /routez HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n' \
+      "$CL_TOKEN-http" >&3 && cat <&3) || { echo -1; return; }
+  echo "$body" | grep -oE '"routes_up":[0-9]+' | grep -oE '[0-9]+$' || echo -1
+}
+if [ "${#compose_cmd[@]}" = 0 ]; then
+  step "compose cluster: skipped (no docker-compose)"
+else
+  CL_PORTS=()
+  for _ in 1 2 3; do
+    free_ports
+    CL_PORTS+=("$FREE_A" "$FREE_B")
+  done
+  # Clients on the first three, monitoring on the last three.
+  CL_PORTS=("${CL_PORTS[0]}" "${CL_PORTS[2]}" "${CL_PORTS[4]}" \
+    "${CL_PORTS[1]}" "${CL_PORTS[3]}" "${CL_PORTS[5]}")
+  # Without the tokens compose refuses before anything starts.
+  if env -u TERN_AUTH_TOKEN -u TERN_CLUSTER_TOKEN TERN_IMAGE=$TAG \
+    "${compose_cmd[@]}" -p "$PROJECT-cl" \
+    -f "$REPO/deploy/docker-compose.cluster.yml" config >"$WORK/cl-config.log" 2>&1; then
+    fail "compose cluster: accepted without TERN_AUTH_TOKEN and TERN_CLUSTER_TOKEN"
+  fi
+  step "compose cluster up (3 nodes, client ports ${CL_PORTS[*]:0:3})"
+  CLUSTER_UP=1
+  cluster_compose up -d --no-build >"$WORK/cl-compose.log" 2>&1 ||
+    { cat "$WORK/cl-compose.log" >&2; fail "compose cluster up"; }
+  for i in 3 4 5; do
+    end=$((SECONDS + STEP_TIMEOUT))
+    until [ "$(routes_up_of "${CL_PORTS[$i]}")" = 2 ]; do
+      [ $SECONDS -lt $end ] || {
+        cluster_compose logs --no-color >&2
+        fail "compose cluster: node $((i - 2)) never had 2 routes up (now $(routes_up_of "${CL_PORTS[$i]}"))"
+      }
+      sleep 0.5
+    done
+  done
+  step "compose cluster: every node has its 2 routes (/routez with the monitoring token)"
+  # /routez without the token: refused (it lists peers).
+  code=$(exec 3<>"/dev/tcp/127.0.0.1/${CL_PORTS[3]}" &&
+    printf 'GET /routez HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3)
+  case $code in *' 401 '*) ;; *) fail "compose cluster: /routez without a token said '$code'" ;; esac
+  # A client without the token is refused.
+  if env -u TERN_TOKEN "$TERN_HOST_CLI" -s "127.0.0.1:${CL_PORTS[0]}" pub demo.x nope \
+    >"$WORK/cl-anon.out" 2>&1; then
+    fail "compose cluster: a client without the token could publish"
+  fi
+  # Round trip: subscriber on node 1, publisher on node 3 (interest crosses
+  # the route asynchronously: publish until the subscriber has one).
+  TERN_TOKEN=$CL_TOKEN "$TERN_HOST_CLI" -s "127.0.0.1:${CL_PORTS[0]}" \
+    sub --raw --count 1 'demo.cluster' >"$WORK/cl-sub.out" 2>&1 &
+  CL_SUB=$!
+  BG_PIDS+=("$CL_SUB")
+  end=$((SECONDS + STEP_TIMEOUT))
+  while kill -0 "$CL_SUB" 2>/dev/null; do
+    [ $SECONDS -lt $end ] || fail "compose cluster: node 1's subscriber never got node 3's message"
+    TERN_TOKEN=$CL_TOKEN "$TERN_HOST_CLI" -s "127.0.0.1:${CL_PORTS[2]}" \
+      pub demo.cluster "across $((SECONDS))" >/dev/null 2>&1 ||
+      fail "compose cluster: publish on node 3"
+    sleep 0.2
+  done
+  wait "$CL_SUB" || fail "compose cluster subscriber: $(cat "$WORK/cl-sub.out")"
+  grep -q '^across [0-9]' "$WORK/cl-sub.out" ||
+    fail "compose cluster subscriber got: $(cat "$WORK/cl-sub.out")"
+  step "compose cluster: node 3's message reached node 1's subscriber"
+  cluster_compose down -t 15 >>"$WORK/cl-compose.log" 2>&1 ||
+    { cat "$WORK/cl-compose.log" >&2; fail "compose cluster down"; }
+  CLUSTER_UP=""
+  step "compose cluster: down"
 fi
 
 total_ms=$(elapsed)

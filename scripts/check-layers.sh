@@ -48,7 +48,8 @@ LAYERS = {
     "transport": 3,  # a connection's bytes in and out, timers, close
     "session": 4,    # the client protocol's frame handlers, logins
     "stream": 4,     # durable streams and consumers (beside the session)
-    "server": 5,     # listeners, workers, config, signals, HTTP, $SYS
+    "cluster": 5,    # routes to other nodes: a session with its own frames
+    "server": 6,     # listeners, workers, config, signals, HTTP, $SYS
 }
 files = []
 for d, _, names in os.walk(broker):

@@ -35,5 +35,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libuv1-dev libmsgpack-dev libcriterion-dev \
   libinih-dev libhttp-parser-dev libsodium-dev libssl-dev libxxhash-dev openssl \
   valgrind clang libclang-rt-14-dev help2man systemd python3-yaml \
-  python3-msgpack python3-pytest python3-pytest-asyncio >/dev/null
+  python3-msgpack python3-pytest python3-pytest-asyncio \
+  iproute2 curl >/dev/null
 echo "install-deps: done"

@@ -24,6 +24,9 @@
 #                                  (CN=orders-service, same names as client)
 #   server-wrongname.pem .key      server certificate from the good CA for
 #                                  the wrong name (SAN DNS:wrong.example only)
+#   node.pem node.key              a cluster node's route certificate (both
+#                                  serverAuth and clientAuth, SAN as server)
+#   node-wrongca.pem .key          the same from the unrelated CA
 #
 # Try it:
 #   scripts/make-certs.sh /tmp/tern-certs
@@ -81,6 +84,9 @@ leaf server-wrongname ca "/O=tern-test/CN=wrong.example" serverAuth \
 leaf client ca "/O=tern-test/CN=orders-service" clientAuth "$client_san"
 leaf client-wrongca wrongca "/O=tern-test/CN=orders-service" clientAuth \
   "$client_san"
+leaf node ca "/O=tern-test/CN=tern-node" serverAuth,clientAuth "$server_san"
+leaf node-wrongca wrongca "/O=tern-wrong/CN=tern-node" serverAuth,clientAuth \
+  "$server_san"
 
 # An expired certificate: openssl x509 (3.0) cannot date one in the past,
 # openssl ca can, given a scratch database.

@@ -39,6 +39,10 @@ typedef struct bench_opts {
   bool json;
   int timeout_ms; /* for setup, and for the tail after publishers finish */
   size_t batch;   /* bytes per write() in throughput mode */
+  /* Subscribers connect to these ("HOST:PORT,..."; NULL: host:port), the
+   * i-th subscriber to entry i mod n: nodes of a cluster. */
+  const char *sub_servers;
+  int settle_ms; /* pause between the subscriptions and the first publish */
   /* TLS (tern: from the first byte; nats: after INFO, as nats-server
    * 2.9 asks). tls_ca NULL: the system's CAs. */
   bool tls;

@@ -147,6 +147,12 @@ int bench_run(const bench_opts_t *o) {
   }
   pthread_barrier_wait(&run.ready);
   run.setup_failed = atomic_load(&run.abort) != 0;
+  if (o->settle_ms > 0) {
+    /* Interest travels between the nodes of a cluster after SUB. */
+    struct timespec ts = {o->settle_ms / 1000,
+                          (long)(o->settle_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   run.start_ns = bench_now_ns();
   pthread_barrier_wait(&run.go);
   for (int i = 0; i < o->pubs; i++) {

@@ -40,7 +40,27 @@ static bool setup(bench_worker_t *w, const char *sub_subject,
   const bench_opts_t *o = w->run->o;
   char id[64];
   client_id(w, id, sizeof(id));
-  if (bench_conn_open(&w->conn, o->ad, o->host, o->port, id, o->timeout_ms,
+  const char *host = o->host;
+  int port = o->port;
+  char hbuf[256];
+  if (!w->is_pub && o->sub_servers != NULL) {
+    /* Entry index mod n of the list. */
+    int n = 1;
+    for (const char *p = o->sub_servers; *p; p++)
+      n += *p == ',';
+    const char *p = o->sub_servers;
+    for (int k = w->index % n; k > 0; k--)
+      p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    const char *colon = memchr(p, ':', len);
+    if (colon != NULL && (size_t)(colon - p) < sizeof hbuf) {
+      memcpy(hbuf, p, (size_t)(colon - p));
+      hbuf[colon - p] = '\0';
+      host = hbuf;
+      port = atoi(colon + 1);
+    }
+  }
+  if (bench_conn_open(&w->conn, o->ad, host, port, id, o->timeout_ms,
                       w->run->tls) != 0) {
     worker_fail(w, w->conn.err);
     return false;

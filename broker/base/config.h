@@ -56,12 +56,34 @@ typedef struct config {
    * serves the monitoring pages that list clients only with http_token
    * (or on loopback, or with allow_anonymous). */
   bool allow_anonymous;
-  char http_token[256];         /* monitoring: Bearer token; "" = none */
-  char http_open_paths[128];    /* monitoring pages never asking for it */
-  bool http_tls_required;       /* with TLS: the monitoring port refuses HTTP */
-  uint64_t sys_interval_ms;     /* $SYS stats period, 0 = off */
+  char http_token[256];      /* monitoring: Bearer token; "" = none */
+  char http_open_paths[128]; /* monitoring pages never asking for it */
+  bool http_tls_required;    /* with TLS: the monitoring port refuses HTTP */
+  uint64_t sys_interval_ms;  /* $SYS stats period, 0 = off */
   int workers; /* event loops (threads); 0: one per CPU the process may use */
-  char config_file[1024];       /* --config FILE, "" = none */
+  char config_file[1024]; /* --config FILE, "" = none */
+  /* Clustering (broker/cluster/): the route port (0: no cluster), the
+   * cluster's name, the seeds (host:port[,host:port...], names resolved
+   * again every route_resolve_ms), the routes' shared token, the
+   * host:port other nodes reach this one's route port by, and the
+   * client URLs this node tells clients (comma-separated; "" = derived). */
+  int cluster_port;
+  char cluster_name[64];
+  char routes[1024];
+  char cluster_token[256];
+  char cluster_advertise[256];
+  char client_advertise[256];
+  uint64_t route_resolve_ms;
+  uint64_t route_sync_ms;      /* longest wait for a peer's snapshot at start */
+  uint64_t route_pending_msgs; /* per remote interest on a route */
+  uint64_t route_pending_bytes; /* ... bytes */
+  /* Mutual TLS on routes: this node's certificate (presented both ways:
+   * as the route port's server and as the dialer's client), its key, and
+   * the CAs a peer's certificate must be signed by. All three or none;
+   * with them the route port takes TLS only, with a peer certificate. */
+  char cluster_tls_cert[1024];
+  char cluster_tls_key[1024];
+  char cluster_tls_ca[1024];
   /* TLS on the client port (transport/tls.h): on when tls_cert is set. */
   char tls_cert[1024];    /* PEM certificate chain, "" = no TLS */
   char tls_key[1024];     /* its PEM private key */
@@ -115,11 +137,14 @@ bool config_auth_required(const config_t *cfg);
 bool config_mtls_only(const config_t *cfg);
 /*
  * The secure-by-default rule: clients on a non-loopback host without
- * authentication need allow_anonymous. 0, or -1 with the refusal and what
- * to do about it in err. config_load applies it to every start, check and
- * reload.
+ * authentication need allow_anonymous, and a route port there needs route
+ * authentication (allow_anonymous does not open it). 0, or -1 with the refusal
+ * and what to do about it in err. config_load applies it to every start, check
+ * and reload.
  */
 int config_check_exposure(const config_t *cfg, char *err, size_t errlen);
+/* Whether routes must authenticate (a cluster token, or route mTLS). */
+bool config_route_auth(const config_t *cfg);
 /* Whether the monitoring page path ("/connz") is in http_open_paths. */
 bool config_http_path_open(const config_t *cfg, const char *path, size_t len);
 

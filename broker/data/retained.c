@@ -389,6 +389,38 @@ uint64_t retained_match(retained_t *r, const char *pattern, size_t plen,
   return w.visited;
 }
 
+typedef struct each {
+  retained_each_fn fn;
+  void *ud;
+  uint64_t now;
+} each_t;
+
+static void each_below(const each_t *e, const rnode_t *n) {
+  if (n->children == NULL)
+    return;
+  size_t pos = 0;
+  const void *key;
+  size_t klen;
+  void *val;
+  while (hashmap_next(n->children, &pos, &key, &klen, &val) == 1) {
+    const rnode_t *c = val;
+    if (c->body != NULL) {
+      uint64_t left = 0;
+      if (c->heap_at != 0)
+        left = c->deadline > e->now ? c->deadline - e->now : 1;
+      e->fn(e->ud, c->body, left);
+    }
+    each_below(e, c);
+  }
+}
+
+void retained_each(retained_t *r, retained_each_fn fn, void *ud) {
+  if (r->shared)
+    retained_expire(r);
+  each_t e = {fn, ud, now_ms(r)};
+  each_below(&e, &r->root);
+}
+
 void retained_get_stats(const retained_t *r, retained_stats_t *st) {
   st->topics = r->topics;
   st->bytes = r->bytes;

@@ -60,6 +60,10 @@ int retained_put(retained_t *r, const char *topic, size_t tlen, msgbuf_t *body,
 /* Calls visit for each retained message whose topic matches the (valid)
  * pattern. Returns the number of trie nodes visited. */
 typedef void (*retained_visit_fn)(void *ud, msgbuf_t *body);
+/* Every retained message with the ms it has left (0: no expiry), for a
+ * cluster's snapshot. */
+typedef void (*retained_each_fn)(void *ud, msgbuf_t *body, uint64_t ttl_left);
+void retained_each(retained_t *r, retained_each_fn fn, void *ud);
 uint64_t retained_match(retained_t *r, const char *pattern, size_t plen,
                         retained_visit_fn visit, void *ud);
 

@@ -48,12 +48,15 @@ typedef struct endpoint {
   bool active;             /* takes messages: logged in, not closing */
   bool echo;               /* gets its own messages */
   bool notes_requests;     /* call ops->note_request (allow_responses) */
-  uint64_t id;             /* for log lines; names it to other loops */
+  bool route;  /* a route to another node of the cluster: its subscriptions
+                  are remote interest (never told to other routes, picked
+                  after local members of a queue group) */
+  uint64_t id; /* for log lines; names it to other loops */
   /* Several loops: the loops (a bit each) this endpoint's messages were
    * handed to since its last PING, whose PONG waits until they have taken
    * them (delivery/handoff.h). */
   uint64_t handed_to;
-  const char *addr;        /* "ip:port" of the peer, for log lines */
+  const char *addr; /* "ip:port" of the peer, for log lines */
 } endpoint_t;
 
 /* ep has output to write this loop turn. Only for an open endpoint (the

@@ -288,6 +288,10 @@ void handoff_drain(worker_t *w, const handoff_ops_t *ops) {
       case HANDOFF_ERR:
         ops->err(w, it);
         break;
+      case HANDOFF_LOST:
+        if (ops->lost != NULL)
+          ops->lost(w, it);
+        break;
       default:
         break;
       }

@@ -54,8 +54,10 @@ enum {
   HANDOFF_FENCE,     /* conn_id sent PING: answer once everything before it
                         is taken (to each loop it handed messages to) */
   HANDOFF_FENCE_ACK, /* ... taken (to the publisher's loop) */
-  HANDOFF_ERR        /* ERR 13 to conn_id, its text in body (to its loop): a
+  HANDOFF_ERR,       /* ERR 13 to conn_id, its text in body (to its loop): a
                         stream refused what it published on another loop */
+  HANDOFF_LOST       /* messages for s may have been lost upstream (a
+                        route went down): DROPPED to s (to s's loop) */
 };
 
 /* A MSG's head beside its body, as counted against max_bytes (about). */
@@ -79,6 +81,7 @@ typedef struct handoff_ops {
   void (*wait)(worker_t *w, const handoff_item_t *it);
   void (*fence_ack)(worker_t *w, const handoff_item_t *it);
   void (*err)(worker_t *w, const handoff_item_t *it);
+  void (*lost)(worker_t *w, const handoff_item_t *it);
 } handoff_ops_t;
 
 /* w's queues to every other loop and its wake-up handle (on w's loop),

@@ -3,6 +3,7 @@
  */
 #include "delivery/interest.h"
 
+#include "delivery/endpoint.h"
 #include "delivery/handoff.h"
 #include "tern_proto/errors.h"
 
@@ -12,9 +13,24 @@ static void remove_from(index_replica_t *r, const sub_t *s) {
   uv_mutex_unlock(&r->lock);
 }
 
+static inline void tell_added(broker_t *b, const sub_t *s) {
+  if (b->watch != NULL && !s->remote)
+    b->watch->added(b->watch_ctx, s);
+}
+
+static inline void tell_removed(broker_t *b, const sub_t *s) {
+  if (b->watch != NULL && !s->remote)
+    b->watch->removed(b->watch_ctx, s);
+}
+
 int interest_add(broker_t *b, sub_t *s) {
-  if (!broker_multi(b))
-    return sublist_insert(b->index, s->pattern, s->plen, s->queue, s->qlen, s);
+  if (!broker_multi(b)) {
+    int rc =
+        sublist_insert(b->index, s->pattern, s->plen, s->queue, s->qlen, s);
+    if (rc == 0)
+      tell_added(b, s);
+    return rc;
+  }
   worker_t *w = s->env->worker;
   s->self = s;
   if (hashmap_put(w->live_subs, &s->self, sizeof s->self, s) != 0)
@@ -32,10 +48,12 @@ int interest_add(broker_t *b, sub_t *s) {
       return TP_ENOMEM;
     }
   }
+  tell_added(b, s);
   return 0;
 }
 
 void interest_remove(broker_t *b, sub_t *s) {
+  tell_removed(b, s);
   if (!broker_multi(b)) {
     sublist_remove(b->index, s->pattern, s->plen, s->queue, s->qlen, s);
     sub_destroy(s);

@@ -15,6 +15,21 @@
 #include "delivery/sub.h"
 #include "delivery/worker.h"
 
+/*
+ * A cluster watches local interest: every subscription of a connection
+ * that is not a route (endpoint_t.route) is told as it enters and as it
+ * leaves the index, on the loop that owns it (any thread with several
+ * loops: the watcher locks). Route subscriptions (remote interest) are
+ * not told, so interest travels one hop. Registered in broker_t.watch.
+ */
+typedef struct interest_watch {
+  void (*added)(void *ctx, const sub_t *s);
+  void (*removed)(void *ctx, const sub_t *s);
+  /* A client's PUB with `retain` was stored (router_retain): the other
+   * nodes store it too. Not for what a route brought. */
+  void (*retained)(void *ctx, const tp_pub_t *pub);
+} interest_watch_t;
+
 /* s (made by sub_create) enters the index: messages match it from now on.
  * 0, or TP_ENOMEM (s is not in the index; the caller still owns it). */
 int interest_add(broker_t *b, sub_t *s);

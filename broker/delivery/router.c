@@ -20,6 +20,7 @@
 #include "data/outq.h"
 #include "delivery/endpoint.h"
 #include "delivery/handoff.h"
+#include "delivery/interest.h"
 #include "delivery/sub.h"
 #include "delivery/worker.h"
 #include "tern_proto/errors.h"
@@ -261,8 +262,10 @@ static bool deliver_pressed(worker_t *w, endpoint_t *publisher, sub_t *s,
 
 /*
  * One member of a queue group: from the group's cursor on, the first
- * eligible member whose queue is not full, else the first eligible one
- * (whose policy then decides). Advances the cursor past the choice.
+ * eligible local member whose queue is not full, else the first remote
+ * one (a route's: interest of another node) that is not full, else the
+ * first eligible one (whose policy then decides). Advances the cursor past
+ * the choice.
  */
 static sub_t *pick_member(const sublist_group_t *g,
                           const endpoint_t *publisher) {
@@ -270,21 +273,32 @@ static sub_t *pick_member(const sublist_group_t *g,
   if (n == 0)
     return NULL;
   size_t start = *g->cursor % n;
-  sub_t *fallback = NULL;
-  size_t fallback_at = 0;
+  sub_t *fallback = NULL, *remote = NULL;
+  size_t fallback_at = 0, remote_at = 0;
   for (size_t i = 0; i < n; i++) {
     size_t at = (start + i) % n;
     sub_t *s = g->members[at];
     if (!eligible(s, publisher))
       continue;
     if (!sub_is_full(s)) {
-      *g->cursor = (uint32_t)(at + 1);
-      return s;
+      if (__builtin_expect(!s->remote, 1)) {
+        *g->cursor = (uint32_t)(at + 1);
+        return s;
+      }
+      if (remote == NULL) {
+        remote = s;
+        remote_at = at;
+      }
+      continue;
     }
     if (fallback == NULL) {
       fallback = s;
       fallback_at = at;
     }
+  }
+  if (remote != NULL) {
+    *g->cursor = (uint32_t)(remote_at + 1);
+    return remote;
   }
   if (fallback != NULL)
     *g->cursor = (uint32_t)(fallback_at + 1);
@@ -348,16 +362,18 @@ fan_out(worker_t *w, const sub_env_t *here, endpoint_t *publisher,
  */
 static sub_t *pick_member_multi(const sublist_group_t *g,
                                 const endpoint_t *publisher,
-                                const sub_env_t *here) {
+                                const sub_env_t *here, bool local_only) {
   size_t n = g->nmembers;
   if (n == 0)
     return NULL;
   size_t start = *g->cursor % n;
-  sub_t *fallback = NULL;
-  size_t fallback_at = 0;
+  sub_t *fallback = NULL, *remote = NULL;
+  size_t fallback_at = 0, remote_at = 0;
   for (size_t i = 0; i < n; i++) {
     size_t at = (start + i) % n;
     sub_t *s = g->members[at];
+    if (s->remote && local_only)
+      continue;
     bool full;
     if (s->env == here) {
       if (!eligible(s, publisher))
@@ -367,13 +383,24 @@ static sub_t *pick_member_multi(const sublist_group_t *g,
       full = atomic_load_explicit(&s->x_full, memory_order_relaxed);
     }
     if (!full) {
-      *g->cursor = (uint32_t)(at + 1);
-      return s;
+      if (!s->remote) {
+        *g->cursor = (uint32_t)(at + 1);
+        return s;
+      }
+      if (remote == NULL) {
+        remote = s;
+        remote_at = at;
+      }
+      continue;
     }
     if (fallback == NULL) {
       fallback = s;
       fallback_at = at;
     }
+  }
+  if (remote != NULL) {
+    *g->cursor = (uint32_t)(remote_at + 1);
+    return remote;
   }
   if (fallback != NULL)
     *g->cursor = (uint32_t)(fallback_at + 1);
@@ -439,7 +466,7 @@ static uint64_t fan_out_multi(worker_t *w, endpoint_t *publisher,
     }
   }
   for (size_t i = 0; i < res->ngroups; i++) {
-    sub_t *s = pick_member_multi(&res->groups[i], publisher, here);
+    sub_t *s = pick_member_multi(&res->groups[i], publisher, here, false);
     if (s == NULL)
       continue;
     if (s->env != here) {
@@ -614,6 +641,174 @@ static int publish_to(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
   return 0;
 }
 
+/* Whether s is a local subscription on exactly pattern (a route's
+ * message is for the subscriptions of one pattern: cluster/route.h). */
+static inline bool same_pattern(const sub_t *s, const char *pattern,
+                                size_t plen) {
+  return !s->remote && s->plen == plen &&
+         memcmp(s->pattern, pattern, plen) == 0;
+}
+
+/* The walk for a message from a route: the local subscriptions on
+ * pattern, or one local member of (pattern, queue). */
+static uint64_t fan_out_routed(worker_t *w, endpoint_t *route,
+                               const sublist_result_t *res, msgbuf_t *body,
+                               const tp_str_t *reply, uint64_t budget,
+                               const char *pattern, size_t plen,
+                               const char *queue, size_t qlen) {
+  const sub_env_t *here = owner_test(w);
+  uint64_t n = 0;
+  if (queue == NULL) {
+    for (size_t i = 0; i < res->nplain; i++) {
+      sub_t *s = res->plain[i];
+      if (!same_pattern(s, pattern, plen))
+        continue;
+      if (here != NULL && s->env != here) {
+        if (deliver_there(w, route, s, body, reply))
+          n++;
+        continue;
+      }
+      if (eligible(s, route) && deliver_here(w, route, s, body, budget)) {
+        n++;
+        if (reply != NULL && s->ep->notes_requests)
+          s->ep->ops->note_request(s->ep, reply->ptr, reply->len);
+      }
+    }
+    return n;
+  }
+  for (size_t i = 0; i < res->ngroups; i++) {
+    const sublist_group_t *g = &res->groups[i];
+    if (g->name_len != qlen || memcmp(g->name, queue, qlen) != 0 ||
+        g->nmembers == 0)
+      continue;
+    const sub_t *first = g->members[0];
+    if (first->plen != plen || memcmp(first->pattern, pattern, plen) != 0)
+      continue;
+    sub_t *s = pick_member_multi(g, route, here, true);
+    if (s == NULL)
+      break;
+    if (here != NULL && s->env != here) {
+      if (deliver_there(w, route, s, body, reply))
+        n++;
+      continue;
+    }
+    if (deliver_here(w, route, s, body, budget)) {
+      n++;
+      if (here != NULL)
+        note_group_fill(w, s);
+      if (reply != NULL && s->ep->notes_requests)
+        s->ep->ops->note_request(s->ep, reply->ptr, reply->len);
+    }
+    break; /* one member of the one group */
+  }
+  return n;
+}
+
+/* DROPPED with count 0 (an unknown number lost upstream) to s, a
+ * subscription of this loop; drops counted but not reported yet are
+ * covered by it. */
+static bool lost_here(worker_t *w, sub_t *s) {
+  (void)w;
+  if (s->ending || !s->ep->active)
+    return false;
+  tp_frame_t f;
+  tp_frame_init(&f, TP_DROPPED);
+  f.u.dropped.sid = s->sid;
+  f.u.dropped.count = 0;
+  if (s->ep->ops->send_frame(s->ep, &f) != 0)
+    return false;
+  s->dropped_unreported = 0;
+  return true;
+}
+
+void router_take_lost(worker_t *w, const handoff_item_t *it) {
+  if (!it->s->dead)
+    lost_here(w, it->s);
+}
+
+static size_t lost_one(worker_t *w, const sub_env_t *here, sub_t *s) {
+  if (here != NULL && s->env != here) {
+    handoff_notice(w, s->env->worker->wid, HANDOFF_LOST, s, 0);
+    return 1;
+  }
+  return lost_here(w, s) ? 1 : 0;
+}
+
+size_t router_report_loss(worker_t *w, const char *pattern, size_t plen,
+                          const char *queue, size_t qlen) {
+  bool multi = broker_multi(w->broker);
+  index_replica_t *r = multi ? &w->broker->replicas[w->wid] : NULL;
+  sublist_t *index = multi ? r->index : w->broker->index;
+  if (multi)
+    uv_mutex_lock(&r->lock);
+  /* The pattern read as a topic matches the subscriptions on exactly it
+   * (its wildcards match themselves), filtered by same_pattern. */
+  const sublist_result_t *res = NULL;
+  size_t n = 0;
+  const sub_env_t *here = owner_test(w);
+  if (sublist_match(index, pattern, plen, &res) == 0) {
+    if (queue == NULL) {
+      for (size_t i = 0; i < res->nplain; i++) {
+        sub_t *s = res->plain[i];
+        if (same_pattern(s, pattern, plen))
+          n += lost_one(w, here, s);
+      }
+    } else {
+      for (size_t i = 0; i < res->ngroups; i++) {
+        const sublist_group_t *g = &res->groups[i];
+        if (g->name_len != qlen || memcmp(g->name, queue, qlen) != 0)
+          continue;
+        for (size_t j = 0; j < g->nmembers; j++) {
+          sub_t *s = g->members[j];
+          if (same_pattern(s, pattern, plen))
+            n += lost_one(w, here, s);
+        }
+      }
+    }
+  }
+  if (multi)
+    uv_mutex_unlock(&r->lock);
+  return n;
+}
+
+int router_publish_routed(worker_t *w, endpoint_t *route, const tp_pub_t *pub,
+                          const char *pattern, size_t plen, const char *queue,
+                          size_t qlen, uint64_t *receivers) {
+  *receivers = 0;
+  w->stats.msgs_in++;
+  w->stats.bytes_in += pub->payload.len;
+  bool multi = broker_multi(w->broker);
+  index_replica_t *r = multi ? &w->broker->replicas[w->wid] : NULL;
+  sublist_t *index = multi ? r->index : w->broker->index;
+  if (multi)
+    uv_mutex_lock(&r->lock);
+  const sublist_result_t *res = NULL;
+  int rc = sublist_match(index, pub->topic.ptr, pub->topic.len, &res);
+  if (rc != 0 || (res->nplain == 0 && res->ngroups == 0)) {
+    if (multi)
+      uv_mutex_unlock(&r->lock);
+    return rc;
+  }
+  msgbuf_t *body = encode_body(w, pub);
+  if (body == NULL) {
+    if (multi)
+      uv_mutex_unlock(&r->lock);
+    return TP_ENOMEM;
+  }
+  uint64_t budget =
+      pending_gate_budget(w->gate, multi ? worker_pending_total(w)
+                                         : outq_pool_pending_bytes(w->entries));
+  w->nended = 0;
+  *receivers = fan_out_routed(w, route, res, body,
+                              pub->reply.ptr != NULL ? &pub->reply : NULL,
+                              budget, pattern, plen, queue, qlen);
+  if (multi)
+    uv_mutex_unlock(&r->lock);
+  msgbuf_unref(body);
+  remove_ended(w);
+  return 0;
+}
+
 int router_publish(worker_t *w, endpoint_t *publisher, const tp_pub_t *pub,
                    uint64_t *receivers) {
   *receivers = 0;
@@ -724,6 +919,14 @@ static int retain_locked(worker_t *w, const tp_pub_t *pub, msgbuf_pool_t *pool,
 }
 
 int router_retain(worker_t *w, const tp_pub_t *pub, const char **msg) {
+  int rc = router_retain_routed(w, pub, msg);
+  const broker_t *b = w->broker;
+  if (rc == 0 && b->watch != NULL && b->watch->retained != NULL)
+    b->watch->retained(b->watch_ctx, pub);
+  return rc;
+}
+
+int router_retain_routed(worker_t *w, const tp_pub_t *pub, const char **msg) {
   msgbuf_t *body = NULL;
   /* Several loops share the store: under its lock, with bodies from its
    * own pool. */

@@ -33,6 +33,17 @@ int router_publish(struct worker *w, struct endpoint *publisher,
                    const tp_pub_t *pub, uint64_t *receivers);
 
 /*
+ * A message that came over a route (cluster/), for this node's interest
+ * (pattern, queue): delivered to the local subscriptions on exactly
+ * pattern (queue NULL), or to one local member of the group (pattern,
+ * queue); never to another route (one hop). route is the publisher: a full
+ * `block` subscription blocks it (it stops reading). 0 or TP_ENOMEM.
+ */
+int router_publish_routed(struct worker *w, struct endpoint *route,
+                          const tp_pub_t *pub, const char *pattern, size_t plen,
+                          const char *queue, size_t qlen, uint64_t *receivers);
+
+/*
  * The streams' delivery (stream/): pub (its topic, payload, reply,
  * headers) goes to the subscriptions of topic `to` instead of pub's own,
  * as a server message (never blocking anyone, no publish hook). *full is
@@ -52,6 +63,10 @@ bool router_has_room(struct worker *w, const char *to, size_t len);
  * happened regardless).
  */
 int router_retain(struct worker *w, const tp_pub_t *pub, const char **msg);
+/* The same for a retained message another node sent (a cluster's route):
+ * stored, and not told to the cluster again. */
+int router_retain_routed(struct worker *w, const tp_pub_t *pub,
+                         const char **msg);
 
 struct sub;
 /*
@@ -75,6 +90,19 @@ void router_take_handed(struct worker *w, const struct handoff_item *it);
  * of this one (WAIT): recorded as its waiter while the subscription is
  * full, else told at once to go on (UNBLOCK). */
 void router_take_wait(struct worker *w, const struct handoff_item *it);
+/* HANDOFF_LOST: another loop's route went down (router_report_loss). */
+void router_take_lost(struct worker *w, const struct handoff_item *it);
+
+/*
+ * A route went down and messages it carried for this node's interest
+ * (pattern, queue) may have been lost on the way (PROTOCOL.md section
+ * 9.4): every local subscription on exactly pattern (queue NULL), or every
+ * local member of the group (pattern, queue), is sent DROPPED with count
+ * 0 (an unknown number), those of other loops through their loop.
+ * The number of subscriptions told.
+ */
+size_t router_report_loss(struct worker *w, const char *pattern, size_t plen,
+                          const char *queue, size_t qlen);
 /* Several loops: queue-group members marked full that have drained are
  * marked not full again, for the other loops' choice. Once per turn. */
 void router_refresh_groups(struct worker *w);

@@ -3,6 +3,8 @@
  */
 #include "delivery/sub.h"
 
+#include "delivery/endpoint.h"
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@ sub_t *sub_create(struct conn *conn, struct endpoint *ep, outq_t *out,
     return NULL;
   s->conn = conn;
   s->ep = ep;
+  s->remote = ep != NULL && ep->route;
   s->out = out;
   s->env = env;
   s->sid = req->sid;

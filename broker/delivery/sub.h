@@ -89,6 +89,7 @@ typedef struct sub {
   size_t plen;
   char *queue; /* in this struct's block, or NULL for a plain one */
   size_t qlen;
+  bool remote; /* a route's: another node's interest (endpoint_t.route) */
 
   /* Limits and policy. */
   uint64_t max_msgs;

@@ -143,6 +143,10 @@ typedef struct broker {
   uv_mutex_t retained_lock;
   msgbuf_pool_t *retained_bufs;
   _Atomic uint64_t nlive; /* HANDSHAKE or ACTIVE connections, all loops */
+  /* A cluster's watch on local interest (delivery/interest.h): set by
+   * the layer above before any loop runs, NULL without a cluster. */
+  const struct interest_watch *watch;
+  void *watch_ctx;
   _Atomic uint64_t next_conn_id; /* connection ids, unique over the loops */
   _Atomic size_t rx_tails;       /* every loop's read tails (readbuf.h) */
   publish_hook_t publish_hook;   /* durable streams (issue 19) */

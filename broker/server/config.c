@@ -36,6 +36,11 @@ void config_defaults(config_t *cfg) {
   cfg->max_inbound_total = 0;
   cfg->connect_timeout_ms = 5000;
   cfg->heartbeat_ms = 30000;
+  snprintf(cfg->cluster_name, sizeof cfg->cluster_name, "tern");
+  cfg->route_resolve_ms = 5000;
+  cfg->route_sync_ms = 2000;
+  cfg->route_pending_msgs = 65536;
+  cfg->route_pending_bytes = 64u * 1024 * 1024;
   cfg->max_pending_msgs = 65536;
   cfg->max_pending_bytes = 64u * 1024u * 1024u;
   cfg->stall_timeout_ms = 10000;
@@ -166,6 +171,30 @@ static void usage(FILE *out) {
       "                           the process may use, from its affinity and "
       "cgroup\n"
       "                           CPU quota, at most 64; 1 = a single loop)\n"
+      "  --cluster-port P         route port for other ternd nodes, 0 = "
+      "no cluster (0)\n"
+      "  --cluster-name NAME      nodes join only a cluster of this name "
+      "(tern)\n"
+      "  --routes SEEDS           host:port of other nodes, comma-separated;"
+      " names are\n"
+      "                           resolved again every route-resolve-ms "
+      "(5000)\n"
+      "  --cluster-token T        shared secret every route must present\n"
+      "  --cluster-advertise H:P  where other nodes reach this route port\n"
+      "  --cluster-tls-cert FILE  mutual TLS on routes: this node's PEM "
+      "certificate,\n"
+      "                           presented both ways (serverAuth and "
+      "clientAuth)\n"
+      "  --cluster-tls-key FILE   its PEM private key\n"
+      "  --cluster-tls-ca FILE    PEM CAs a peer node's certificate must be "
+      "signed by\n"
+      "  --client-advertise URLS  client URLs told to clients in HELLO\n"
+      "  --route-sync-ms MS       at start, serve no client before a peer's"
+      " retained\n"
+      "                           snapshot arrived, or this long (2000)\n"
+      "  --route-pending-msgs N   queue of each remote interest on a route "
+      "(65536)\n"
+      "  --route-pending-bytes B  ... in bytes (67108864)\n"
       "  --tls-cert FILE          serve TLS with this PEM certificate chain "
       "(and\n"
       "                           plaintext on the same port, told apart by "
@@ -304,6 +333,19 @@ static const opt_spec_t opts[] = {
     OPT(http_tls_required, K_BOOL, 0, 0),
     OPT(sys_interval_ms, K_U64, 0, 86400000),
     OPT(workers, K_INT, 0, 64),
+    OPT(cluster_port, K_INT, 0, 65535),
+    OPT(cluster_name, K_PATH, 0, 0),
+    OPT(routes, K_PATH, 0, 0),
+    OPT(cluster_token, K_SECRET, 0, 0),
+    OPT(cluster_advertise, K_PATH, 0, 0),
+    OPT(cluster_tls_cert, K_PATH, 0, 0),
+    OPT(cluster_tls_key, K_PATH, 0, 0),
+    OPT(cluster_tls_ca, K_PATH, 0, 0),
+    OPT(client_advertise, K_PATH, 0, 0),
+    OPT(route_resolve_ms, K_U64, 100, 86400000),
+    OPT(route_sync_ms, K_U64, 0, 86400000),
+    OPT(route_pending_msgs, K_U64, 1, UINT32_MAX),
+    OPT(route_pending_bytes, K_U64, 1, UINT64_MAX / 2),
     OPT_FLAG(config_file, K_PATH, 0, 0),
     OPT(tls_cert, K_PATH, 0, 0),
     OPT(tls_key, K_PATH, 0, 0),
@@ -326,8 +368,8 @@ static const opt_spec_t *find_opt(const char *key) {
 }
 
 /* The pages of the monitoring port (server/http.c serves them). */
-static const char *const http_pages[] = {"/healthz", "/metrics", "/varz",
-                                         "/connz",   "/subz",    "/streamz"};
+static const char *const http_pages[] = {
+    "/healthz", "/metrics", "/varz", "/connz", "/subz", "/streamz", "/routez"};
 
 /* Calls fn for each entry of a comma-separated list (spaces trimmed, empty
  * entries skipped); stops at the first nonzero result and returns it. */
@@ -413,10 +455,12 @@ int config_set(config_t *cfg, const char *key, const char *val, bool *known,
   }
   case K_PAGES:
     if (strlen(val) < o->size && each_path(val, page_known, NULL) != 0) {
-      snprintf(err, errlen,
-               "invalid value for %s: '%s' (expected pages from /healthz, "
-               "/metrics, /varz, /connz, /subz, /streamz, separated by commas)",
-               key, val);
+      snprintf(
+          err, errlen,
+          "invalid value for %s: '%s' (expected pages from /healthz, "
+          "/metrics, /varz, /connz, /subz, /streamz, /routez, separated by "
+          "commas)",
+          key, val);
       return -1;
     }
     /* fall through */
@@ -616,7 +660,25 @@ bool config_mtls_only(const config_t *cfg) {
   return cfg->tls_cert[0] != '\0' && cfg->tls_verify && cfg->tls_required;
 }
 
+bool config_route_auth(const config_t *cfg) {
+  return cfg->cluster_token[0] != '\0' || cfg->cluster_tls_cert[0] != '\0';
+}
+
 int config_check_exposure(const config_t *cfg, char *err, size_t errlen) {
+  /* A route is trusted with everything (no permissions apply to it), so
+   * allow_anonymous does not open a route port. */
+  if (cfg->cluster_port != 0 && !config_route_auth(cfg) &&
+      !config_is_loopback(cfg->host)) {
+    snprintf(err, errlen,
+             "refusing a route port (%d) on %s without route "
+             "authentication: any host that reaches it could join the "
+             "cluster and read every message. Set cluster_token "
+             "(TERN_CLUSTER_TOKEN), or mutual TLS on routes "
+             "(--cluster-tls-cert, --cluster-tls-key, --cluster-tls-ca), or "
+             "listen on loopback (--host 127.0.0.1)",
+             cfg->cluster_port, cfg->host);
+    return -1;
+  }
   if (cfg->allow_anonymous || config_auth_required(cfg) ||
       config_is_loopback(cfg->host))
     return 0;

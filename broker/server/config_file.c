@@ -66,6 +66,29 @@ static int on_entry(void *user, const char *section, const char *name,
     }
     return 1;
   }
+  if (strcmp(section, "cluster") == 0) {
+    /* [cluster] port = 7422 is cluster_port = 7422; routes, route_* and
+     * client_advertise keep their names. */
+    char key[80];
+    bool known = false;
+    snprintf(key, sizeof key, "cluster_%s", name);
+    if (!config_key_in_file(key)) {
+      snprintf(key, sizeof key, "%s", name);
+      if (!config_key_in_file(key) ||
+          (strcmp(key, "routes") != 0 && strncmp(key, "route_", 6) != 0 &&
+           strcmp(key, "client_advertise") != 0 &&
+           strncmp(key, "cluster_", 8) != 0)) {
+        snprintf(why, sizeof why, "unknown option '%s' in [cluster]", name);
+        note_error(ctx, why);
+        return 0;
+      }
+    }
+    if (config_set(ctx->cfg, key, value, &known, why, sizeof why) != 0) {
+      note_error(ctx, why);
+      return 0;
+    }
+    return 1;
+  }
   if (strncmp(section, "user ", 5) == 0) {
     if (ctx->cfg->users == NULL && auth_db_create(&ctx->cfg->users) != 0) {
       note_error(ctx, "out of memory");
@@ -99,8 +122,8 @@ static int on_entry(void *user, const char *section, const char *name,
     return 1;
   }
   snprintf(why, sizeof why,
-           "unknown section [%s] (expected [server], [user NAME] or [stream "
-           "NAME])",
+           "unknown section [%s] (expected [server], [cluster], [user NAME] "
+           "or [stream NAME])",
            section);
   note_error(ctx, why);
   return 0;
@@ -179,6 +202,37 @@ static int check_tls(const config_t *cfg, bool load, char *err, size_t cap) {
   return 0;
 }
 
+/* Route TLS: all three files or none, on a cluster; with load, they are
+ * read too. */
+static int check_route_tls(const config_t *cfg, bool load, char *err,
+                           size_t cap) {
+  int n = (cfg->cluster_tls_cert[0] != '\0') +
+          (cfg->cluster_tls_key[0] != '\0') + (cfg->cluster_tls_ca[0] != '\0');
+  if (n == 0)
+    return 0;
+  if (n != 3) {
+    snprintf(err, cap,
+             "route TLS needs cluster_tls_cert, cluster_tls_key and "
+             "cluster_tls_ca together");
+    return -1;
+  }
+  if (!load)
+    return 0;
+  tls_listener_t *l;
+  char why[512];
+  tls_listener_opts_t o = {.cert_file = cfg->cluster_tls_cert,
+                           .key_file = cfg->cluster_tls_key,
+                           .ca_file = cfg->cluster_tls_ca,
+                           .verify = true,
+                           .required = true};
+  if (tls_listener_create(&l, &o, why, sizeof why) != 0) {
+    snprintf(err, cap, "route TLS: %s", why);
+    return -1;
+  }
+  tls_listener_destroy(l);
+  return 0;
+}
+
 int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* First pass over the flags: the mode, the file's name, flag errors. */
   config_t probe;
@@ -205,7 +259,8 @@ int config_load(config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
   /* The flags parsed once already: this pass cannot fail. */
   mode = config_parse(cfg, argc, argv, out, err);
   snprintf(cfg->config_file, sizeof cfg->config_file, "%s", path);
-  if (check_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0) {
+  if (check_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0 ||
+      check_route_tls(cfg, mode == CONFIG_CHECK, why, sizeof why) != 0) {
     fprintf(err, "ternd: %s\n", why);
     return CONFIG_EXIT_USAGE;
   }

@@ -20,12 +20,12 @@
  *   bytes each) between them, past which a page request gets 503.
  *
  * Access: the pages in http_open_paths (/healthz and /metrics by default)
- * are served to anyone. The others (/varz, /connz, /subz, /streamz list
- * clients, users, addresses, topics and streams) need the http_token when one
- * is set, as "Authorization: Bearer TOKEN" or as the password of Basic auth
- * (any user name, so a browser can ask for it), compared in constant time;
- * without a token they are served on a loopback monitoring address, or anywhere
- * with allow_anonymous, and refused with 403 elsewhere.
+ * are served to anyone. The others (/varz, /connz, /subz, /streamz, /routez
+ * list clients, users, addresses, topics, streams and peers) need the
+ * http_token when one is set, as "Authorization: Bearer TOKEN" or as the
+ * password of Basic auth (any user name, so a browser can ask for it), compared
+ * in constant time; without a token they are served on a loopback monitoring
+ * address, or anywhere with allow_anonymous, and refused with 403 elsewhere.
  *
  * Each client is a transport (transport/transport.h), as a client
  * connection is: plain TCP, or with tls_cert set the TLS transport
@@ -451,11 +451,14 @@ static void route(http_client_t *cl) {
   } else if (path_is(cl, "/streamz")) {
     render = metrics_streamz;
     path = "/streamz";
+  } else if (path_is(cl, "/routez")) {
+    render = metrics_routez;
+    path = "/routez";
   }
   if (render == NULL) {
     respond_text(cl, 404,
                  "not found: try /healthz /metrics /varz /connz "
-                 "/subz /streamz\n");
+                 "/subz /streamz /routez\n");
     return;
   }
   if (!allowed(cl, path))

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "delivery/sub.h"
 #include "server/state.h"
 #include "session/auth.h"
@@ -366,7 +367,16 @@ int metrics_prometheus(server_t *srv, tp_buf_t *b) {
             "# HELP tern_info Static facts about this server.\n# TYPE "
             "tern_info gauge\ntern_info{version=\"%s\",server_id=\"%s\"} 1\n",
             TERND_VERSION, srv->broker.server_id);
+  if (srv->cluster != NULL)
+    cluster_metrics(srv->cluster, b);
   return rc == 0 ? 0 : -1;
+}
+
+int metrics_routez(server_t *srv, tp_buf_t *b) {
+  if (srv->cluster == NULL)
+    return put(b, "{\"cluster\":null,\"routes\":[]}\n") == 0 ? 0 : -1;
+  cluster_routez(srv->cluster, b);
+  return 0;
 }
 
 int metrics_streamz(server_t *srv, tp_buf_t *b) {

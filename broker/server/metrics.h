@@ -13,6 +13,8 @@ struct server;
 int metrics_prometheus(struct server *srv, tp_buf_t *out);
 /* Server-wide figures and configuration. */
 int metrics_varz(struct server *srv, tp_buf_t *out);
+/* /routez: the cluster's routes (cluster/cluster.h), or no cluster. */
+int metrics_routez(struct server *srv, tp_buf_t *out);
 /* /streamz: every stream, its figures and its consumers (JSON). */
 int metrics_streamz(struct server *srv, tp_buf_t *out);
 

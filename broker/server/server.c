@@ -11,6 +11,7 @@
 
 #include "base/errors.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "delivery/handoff.h"
 #include "delivery/router.h"
 #include "server/config_file.h"
@@ -52,6 +53,7 @@ static const handoff_ops_t handoff_ops = {
     .wait = router_take_wait,
     .fence_ack = conn_handoff_fence_ack,
     .err = conn_handoff_err,
+    .lost = router_take_lost,
 };
 
 static void on_before_sleep(uv_prepare_t *p) {
@@ -516,6 +518,8 @@ void server_shutdown(server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->sigint);
   close_server_handle(srv, (uv_handle_t *)&srv->sigterm);
   ops_drain(srv);
+  if (srv->cluster != NULL)
+    cluster_stop(srv->cluster);
   if (!broker_multi(&srv->broker)) {
     goaway_all(&srv->worker);
     if (srv->worker.nconns == 0)
@@ -614,6 +618,11 @@ static int encode_hello(server_t *srv) {
   f.u.hello.auth_required =
       srv->broker.cfg.users != NULL || srv->broker.cfg.auth_token[0] != '\0';
   f.u.hello.heartbeat_ms = srv->broker.cfg.heartbeat_ms;
+  if (srv->cluster != NULL) {
+    const char *urls = cluster_client_urls(srv->cluster);
+    f.u.hello.cluster_urls.ptr = urls;
+    f.u.hello.cluster_urls.len = (uint32_t)strlen(urls);
+  }
   return tp_frame_encode(&srv->broker.hello->bytes, &f);
 }
 
@@ -848,6 +857,26 @@ int server_init(server_t *srv, uv_loop_t *loop, const config_t *cfg) {
   return 0;
 }
 
+/* A route came up or went down: $SYS, and HELLO's cluster_urls again
+ * (the other workers wait while it changes, as for a reload). */
+static void on_route_event(void *ud, bool up, const char *node,
+                           const char *addr) {
+  server_t *srv = ud;
+  sysevents_route(srv, up, node, addr);
+  if (srv->shutting_down)
+    return;
+  srv->pause_others(srv);
+  if (server_hello_update(srv) != 0)
+    LOG(LOG_WARN, "cluster: HELLO not updated (out of memory)");
+  srv->resume_others(srv);
+}
+
+static void on_cluster_synced(void *ud) {
+  server_t *srv = ud;
+  if (!srv->shutting_down && srv->listener.fd >= 0)
+    fd_acceptor_resume(&srv->listener);
+}
+
 int server_listen(server_t *srv) {
   int port = srv->broker.cfg.port;
   int rc =
@@ -858,6 +887,24 @@ int server_listen(server_t *srv) {
   srv->listening = true;
   srv->handles_open++;
   srv->broker.cfg.port = port;
+  /* The cluster watches interest before any other loop runs. */
+  if (srv->broker.cfg.cluster_port > 0) {
+    rc = cluster_create(&srv->cluster, &srv->worker);
+    if (rc == 0) {
+      /* Clients wait in the backlog until the retained store is in sync. */
+      fd_acceptor_pause(&srv->listener);
+      cluster_on_synced(srv->cluster, on_cluster_synced, srv);
+      cluster_on_route(srv->cluster, on_route_event, srv);
+      rc = cluster_start(srv->cluster);
+      if (rc == 0)
+        rc = server_hello_update(srv);
+    }
+    if (rc != 0) {
+      LOG(LOG_ERROR, "cluster port %d: %s", srv->broker.cfg.cluster_port,
+          ternd_strerror(rc));
+      return rc;
+    }
+  }
   LOG(LOG_INFO, "ternd %s listening on %s:%d (server id %s, %d worker%s)",
       TERND_VERSION, srv->broker.cfg.host, port, srv->broker.server_id,
       srv->broker.nworkers, srv->broker.nworkers > 1 ? "s" : "");
@@ -949,6 +996,8 @@ void server_free(server_t *srv) {
       LOG(LOG_ERROR, "worker %d: event loop not empty at exit", i);
   }
   worker_free(&srv->worker);
+  cluster_free(srv->cluster);
+  srv->cluster = NULL;
   if (srv->broker.replicas != NULL) {
     for (int i = 0; i < n; i++) {
       sublist_destroy(srv->broker.replicas[i].index);

@@ -33,6 +33,7 @@ typedef struct server {
   broker_t broker;
   worker_t worker; /* worker 0, on the caller's loop; worker.broker and
                       worker.server point back here */
+  struct cluster *cluster; /* routes to other nodes (cluster/), or NULL */
   worker_t *workers[BROKER_MAX_WORKERS]; /* [0] is &worker */
   worker_thread_t *threads;              /* [nworkers]; [0] unused */
   unsigned next_worker;                  /* round-robin for the listener */

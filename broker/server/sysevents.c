@@ -130,6 +130,26 @@ void sysevents_reload(server_t *srv, int ok) {
   tp_buf_free(&b);
 }
 
+void sysevents_route(server_t *srv, bool up, const char *node,
+                     const char *addr) {
+  sysevents_t *se = srv->sys;
+  if (se == NULL || se->stopping)
+    return;
+  tp_buf_t b;
+  tp_buf_init(&b);
+  int rc = tp_buf_append(&b, "{\"node\":", 8);
+  rc |= metrics_json_str(&b, node, strlen(node));
+  rc |= tp_buf_append(&b, ",\"addr\":", 8);
+  rc |= metrics_json_str(&b, addr, strlen(addr));
+  rc |= tp_buf_append(&b, ",\"server_id\":", 13);
+  rc |= metrics_json_str(&b, srv->broker.server_id,
+                         strlen(srv->broker.server_id));
+  rc |= tp_buf_append(&b, "}", 1);
+  if (rc == 0)
+    enqueue(se, 0, up ? "$SYS.route.up" : "$SYS.route.down", &b);
+  tp_buf_free(&b);
+}
+
 void sysevents_stream(void *srv, const char *topic, const char *json,
                       size_t len) {
   sysevents_t *se = ((server_t *)srv)->sys;

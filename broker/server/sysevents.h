@@ -12,6 +12,7 @@
 #ifndef TERND_SYSEVENTS_H
 #define TERND_SYSEVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct conn;
@@ -29,6 +30,10 @@ void sysevents_auth_failure(struct server *srv, struct conn *c);
 /* $SYS.server.reload {"ok":bool}: tells operators (and tests) that a
  * SIGHUP has been handled. */
 void sysevents_reload(struct server *srv, int ok);
+/* $SYS.route.up / $SYS.route.down {"node","addr","server_id"}: a route to
+ * another node of the cluster came up or went down. */
+void sysevents_route(struct server *srv, bool up, const char *node,
+                     const char *addr);
 /* A streams advisory ($SYS.stream.full, $SYS.stream.consumer.
  * max_deliveries): topic (static) and its JSON body. srv is a server_t. */
 void sysevents_stream(void *srv, const char *topic, const char *json,

@@ -46,21 +46,17 @@ static void send_small(conn_t *c, const uint8_t *bytes, size_t len) {
     conn_want_flush(c);
 }
 
-int conn_send_frame(conn_t *c, const tp_frame_t *f) {
+int conn_send_bytes(conn_t *c, const uint8_t *bytes, size_t len) {
   if (c->state >= CONN_CLOSED)
     return 0;
-  tp_buf_t *b = &c->w->scratch;
-  tp_buf_reset(b);
-  int rc = tp_frame_encode(b, f);
-  if (rc != 0)
-    return rc;
-  if (b->len <= OUTQ_INLINE_MAX) {
-    rc = outq_push_small(&c->out, b->data, b->len);
+  int rc;
+  if (len <= OUTQ_INLINE_MAX) {
+    rc = outq_push_small(&c->out, bytes, len);
   } else {
     msgbuf_t *mb = msgbuf_get(c->w->bufs);
     if (mb == NULL)
       return TP_ENOMEM;
-    rc = tp_buf_append(&mb->bytes, b->data, b->len);
+    rc = tp_buf_append(&mb->bytes, bytes, len);
     if (rc != 0) {
       msgbuf_unref(mb);
       return rc;
@@ -70,6 +66,17 @@ int conn_send_frame(conn_t *c, const tp_frame_t *f) {
   if (rc == 0)
     conn_want_flush(c);
   return rc;
+}
+
+int conn_send_frame(conn_t *c, const tp_frame_t *f) {
+  if (c->state >= CONN_CLOSED)
+    return 0;
+  tp_buf_t *b = &c->w->scratch;
+  tp_buf_reset(b);
+  int rc = tp_frame_encode(b, f);
+  if (rc != 0)
+    return rc;
+  return conn_send_bytes(c, b->data, b->len);
 }
 
 static void queue_err(conn_t *c, int code, const char *msg) {
@@ -280,6 +287,8 @@ static void on_closed(void *owner) {
     hashmap_remove(c->w->conn_by_id, &c->id, sizeof c->id);
   conn_auth_release(c);
   free(c->name);
+  if (c->hooks != NULL)
+    c->hooks->on_closed(c);
   c->w->conn_events.closed(c->w, c);
   free(c);
 }
@@ -301,7 +310,7 @@ static void close_transport(conn_t *c) {
            (unsigned long long)c->out.msgs_written);
   c->w->ops.closed_bytes_out += c->out.bytes_written;
   c->w->ops.closed_msgs_out += c->out.msgs_written;
-  if (c->was_active)
+  if (c->was_active && c->hooks == NULL)
     CONN_EVENT(c->w, disconnected, c);
   transport_close(c->tr);
 }
@@ -763,6 +772,23 @@ static size_t process_frames(conn_t *c, const uint8_t *bytes, size_t len) {
   size_t at = 0;
   while ((c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) &&
          !conn_is_blocked(c) && !c->authenticating) {
+    if (c->hooks != NULL) {
+      size_t size = 0;
+      int r = tp_frame_size(bytes + at, len - at, max_frame, &size);
+      if (r == 0 || size > len - at)
+        break;
+      if (r < 0) {
+        conn_fail(c, tp_err_wire_code(r),
+                  r == TP_ETOOBIG ? "frame too large" : "empty frame");
+        break;
+      }
+      c->frames_in++;
+      c->heard = true;
+      c->pings_out = 0;
+      c->hooks->on_frame(c, bytes + at + TP_LEN_PREFIX, size - TP_LEN_PREFIX);
+      at += size;
+      continue;
+    }
     tp_frame_t f;
     size_t size = 0;
     int r = tp_frame_next(dec, bytes + at, len - at, max_frame, &f, &size);
@@ -936,4 +962,62 @@ int conn_accept(worker_t *w, transport_t *tr) {
   if (transport_start_read(tr) == 0)
     c->reading = true;
   return 0;
+}
+
+int conn_open_hooked(worker_t *w, transport_t *tr, const conn_hooks_t *hooks,
+                     void *ctx, conn_t **out) {
+  *out = NULL;
+  conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    transport_close(tr);
+    return TP_ENOMEM;
+  }
+  c->w = w;
+  c->id = ++w->next_conn_id;
+  conn_init_endpoint(c);
+  c->ep.route = true;
+  c->ep.echo = false;
+  c->hooks = hooks;
+  c->hook_ctx = ctx;
+  list_init(&c->all_link);
+  list_init(&c->close_link);
+  list_init(&c->resume_link);
+  list_init(&c->partial_link);
+  outq_init(&c->out, w->entries);
+  c->tr = tr;
+  transport_set_owner(tr, &conn_transport_cbs, c);
+  list_insert_tail(&w->conns, &c->all_link);
+  w->nconns++;
+  c->state = CONN_HANDSHAKE;
+  w->nlive++;
+  if (broker_multi(w->broker))
+    atomic_fetch_add_explicit(&w->broker->nlive, 1, memory_order_relaxed);
+  if (hashmap_create(&c->subs, 0) != 0 ||
+      (w->conn_by_id != NULL &&
+       hashmap_put(w->conn_by_id, &c->id, sizeof c->id, c) != 0)) {
+    c->hooks = NULL; /* the caller learns of it by the return */
+    conn_abort(c);
+    return TP_ENOMEM;
+  }
+  struct sockaddr_storage ss;
+  if (transport_peer(tr, &ss) == 0)
+    transport_addr_name(&ss, c->addr, sizeof c->addr);
+  else
+    snprintf(c->addr, sizeof c->addr, "?");
+  transport_timer_start(tr, w->broker->cfg.connect_timeout_ms, 0);
+  if (transport_start_read(tr) == 0)
+    c->reading = true;
+  *out = c;
+  return 0;
+}
+
+void conn_hooks_ready(conn_t *c) {
+  c->state = CONN_ACTIVE;
+  c->ep.active = true;
+  transport_timer_stop(c->tr);
+  c->heard = false;
+  if (c->w->broker->cfg.heartbeat_ms > 0)
+    transport_timer_start(c->tr, c->w->broker->cfg.heartbeat_ms,
+                          c->w->broker->cfg.heartbeat_ms);
+  c->was_active = true;
 }

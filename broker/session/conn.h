@@ -43,6 +43,21 @@ typedef enum conn_state {
   CONN_CLOSED     /* transport closing */
 } conn_state_t;
 
+struct conn;
+
+/*
+ * A connection that speaks another protocol on this machinery: a route of
+ * the cluster (cluster/route.h), registered by the layer above. Its frames
+ * (the bytes after each length prefix) go to on_frame instead of the
+ * client handlers, in order, and stop while it is blocked as a publisher;
+ * on_closed is called just before it is freed. It gets no HELLO, no OK and
+ * no $SYS connect advisory, and does not count against max_connections.
+ */
+typedef struct conn_hooks {
+  void (*on_frame)(struct conn *c, const uint8_t *body, size_t len);
+  void (*on_closed)(struct conn *c);
+} conn_hooks_t;
+
 typedef struct conn {
   /* The subscriber side as the delivery core sees it (endpoint.h): its
    * flush-list link, echo, and `active` (kept equal to state ==
@@ -108,6 +123,10 @@ typedef struct conn {
   uint64_t deny_logged_ms;          /* uv_now of the last denial logged */
   uint64_t deny_suppressed;         /* denials since then, not logged */
 
+  /* Another protocol's connection (a route), or NULL for a client. */
+  const conn_hooks_t *hooks;
+  void *hook_ctx;
+
   /* Counters. */
   uint64_t msgs_in, bytes_in; /* PUBs received, bytes read */
   uint64_t frames_in;
@@ -119,6 +138,19 @@ typedef struct conn {
  * ERR 11 when the server is full. 0 or a libuv / TP error.
  */
 int conn_accept(struct worker *w, transport_t *tr);
+
+/*
+ * Takes a transport for another protocol's connection (hooks, ctx: see
+ * conn_hooks_t): nothing is sent; it reads at once, and the connect
+ * timeout runs until conn_hooks_ready. *out is the connection (owned by
+ * the session, freed after hooks->on_closed). 0 or TP_ENOMEM (tr closed).
+ */
+int conn_open_hooked(struct worker *w, transport_t *tr,
+                     const conn_hooks_t *hooks, void *ctx, conn_t **out);
+/* The hooked connection's handshake is done: ACTIVE, heartbeats on. */
+void conn_hooks_ready(conn_t *c);
+/* Queues len encoded bytes (whole frames) on c. 0 or TP_ENOMEM. */
+int conn_send_bytes(conn_t *c, const uint8_t *bytes, size_t len);
 
 /* Queues ERR code (message msg) and, if the code is fatal, closes. */
 void conn_send_err(conn_t *c, int code, const char *msg);

@@ -588,6 +588,73 @@ int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
   return 0;
 }
 
+/* ---- the client side ------------------------------------------------- */
+
+struct tls_dialer {
+  ttls_ctx_t *ctx;
+};
+
+int tls_dialer_create(tls_dialer_t **out, const char *cert_file,
+                      const char *key_file, const char *ca_file, char *err,
+                      size_t cap) {
+  tls_dialer_t *d = calloc(1, sizeof *d);
+  if (d == NULL)
+    return UV_ENOMEM;
+  ttls_ctx_opts_t co = {
+      .server = false,
+      .cert_file = cert_file,
+      .key_file = key_file,
+      .ca_file = ca_file,
+  };
+  int rc = ttls_ctx_create(&d->ctx, &co, err, cap);
+  if (rc != 0) {
+    free(d);
+    return rc;
+  }
+  *out = d;
+  return 0;
+}
+
+void tls_dialer_destroy(tls_dialer_t *d) {
+  if (d == NULL)
+    return;
+  ttls_ctx_unref(d->ctx);
+  free(d);
+}
+
+int tls_transport_dial(uv_loop_t *loop, int fd, tls_dialer_t *d,
+                       const char *server_name, transport_t **out) {
+  tls_transport_t *tt = calloc(1, sizeof *tt);
+  if (tt == NULL) {
+    close(fd);
+    return UV_ENOMEM;
+  }
+  int rc = tcp_transport_open(loop, fd, &tt->inner);
+  if (rc != 0) {
+    free(tt);
+    return rc;
+  }
+  tt->base.ops = &tls_ops;
+  tcp_transport_carries_tls(tt->inner);
+  tt->ctx = ttls_ctx_ref(d->ctx);
+  tt->required = true;
+  transport_set_owner(tt->inner, &inner_cbs, tt);
+  uv_timer_init(loop, &tt->timer);
+  tt->timer.data = tt;
+  tt->handles_open = 2;
+  if (ttls_conn_create(&tt->tls, tt->ctx, server_name) != 0) {
+    tt->state = TLS_DEAD;
+    tt->closing = true;
+    uv_close((uv_handle_t *)&tt->timer, on_timer_closed);
+    transport_close(tt->inner);
+    return UV_ENOMEM;
+  }
+  tt->state = TLS_HANDSHAKE;
+  handshake(tt); /* the ClientHello */
+  *out = &tt->base;
+  return 0;
+}
+
 /* ---- the listener ---------------------------------------------------- */
 
 static int make_ctx(const tls_listener_opts_t *o, ttls_ctx_t **out, char *err,

@@ -75,4 +75,18 @@ bool tls_transport_info(transport_t *t, tls_info_t *out);
 int tls_transport_open(uv_loop_t *loop, int fd, tls_listener_t *l,
                        transport_t **out);
 
+/* The client side, for a connection ternd makes itself (a cluster's
+ * route): a certificate to present, and the CAs that must sign the
+ * peer's. */
+typedef struct tls_dialer tls_dialer_t;
+int tls_dialer_create(tls_dialer_t **out, const char *cert_file,
+                      const char *key_file, const char *ca_file, char *err,
+                      size_t cap);
+void tls_dialer_destroy(tls_dialer_t *d);
+/* Wraps a connected socket fd (owned from here on, closed on failure) and
+ * starts the handshake at once (TLS from the first byte). The peer's
+ * certificate must carry server_name (a DNS name or an IP address). */
+int tls_transport_dial(uv_loop_t *loop, int fd, tls_dialer_t *d,
+                       const char *server_name, transport_t **out);
+
 #endif

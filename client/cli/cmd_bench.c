@@ -28,6 +28,8 @@ enum {
   OPT_SUBJECT,
   OPT_TIMEOUT,
   OPT_BATCH,
+  OPT_SUB_SERVERS,
+  OPT_SETTLE,
   OPT_JSON,
   OPT_TLS_CA,
   OPT_TLS_CERT,
@@ -61,6 +63,10 @@ static const cli_opt_t bench_opts[] = {
      "wait this long for the tail (default 10)"},
     {"batch", 0, true, OPT_BATCH, "BYTES",
      "bytes per write() when flat out (default 64k)"},
+    {"sub-servers", 0, true, OPT_SUB_SERVERS, "HOST:PORT,...",
+     "subscribers connect to these in turn (other nodes of a cluster)"},
+    {"settle-ms", 0, true, OPT_SETTLE, "MS",
+     "wait this long after the subscriptions before publishing (0)"},
     {"json", 0, false, OPT_JSON, NULL, "print one JSON object instead of text"},
     {"tls-ca", 0, true, OPT_TLS_CA, "FILE",
      "TLS with the server checked against these PEM CAs (tern, nats)"},
@@ -207,6 +213,14 @@ static int on_opt(const cli_command_info_t *info, int id, const char *value,
     break;
   case OPT_JSON:
     o->json = true;
+    break;
+  case OPT_SUB_SERVERS:
+    o->sub_servers = value;
+    break;
+  case OPT_SETTLE:
+    if ((rc = count_opt("--settle-ms", value, 0, 600000, &v)) == 0) {
+      o->settle_ms = (int)v;
+    }
     break;
   case OPT_TLS_CA:
     o->tls = true;

@@ -340,6 +340,9 @@ static void on_hello(tern_conn_t *c, const tp_hello_t *h) {
     return;
   }
   c->hello_seen = true;
+  if (h->cluster_urls.len > 0) {
+    tern__servers_merge(c, h->cluster_urls.ptr, h->cluster_urls.len);
+  }
   c->max_payload =
       h->max_payload != 0 ? h->max_payload : TP_DEFAULT_MAX_PAYLOAD;
   c->heartbeat_ms = h->heartbeat_ms;

@@ -371,6 +371,10 @@ int tern__ack_add(tern_conn_t *c, tern_ack_cb cb, void *cb_data, uint64_t req_n,
 /* reconnect.c */
 /* Parses the server list into c->servers. 0, TERN_EBADURL, TERN_ENOMEM. */
 int tern__servers_init(tern_conn_t *c);
+/* Adds the URLs of a comma-separated list (HELLO's cluster_urls: the other
+ * nodes of the server's cluster) that are not in c->servers yet, so a
+ * reconnect may go to any of them (at most 64 servers). 0 or TERN_ENOMEM. */
+int tern__servers_merge(tern_conn_t *c, const char *list, size_t len);
 /* A connection was lost; true if reconnecting took over. */
 bool tern__reconnect_on_loss(tern_conn_t *c, int reason);
 /* A connect attempt failed; true if reconnect (or the next server of the

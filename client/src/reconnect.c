@@ -89,6 +89,37 @@ int tern__servers_init(tern_conn_t *c) {
   return 0;
 }
 
+#define TERN__SERVERS_MAX 64
+
+int tern__servers_merge(tern_conn_t *c, const char *list, size_t len) {
+  const char *p = list, *stop = list + len;
+  while (p < stop) {
+    const char *end = memchr(p, ',', (size_t)(stop - p));
+    if (end == NULL) {
+      end = stop;
+    }
+    tern__server_t s;
+    memset(&s, 0, sizeof(s));
+    if (parse_server(c, p, end, &s) == 0) {
+      bool known = false;
+      for (size_t i = 0; i < c->nservers && !known; i++) {
+        known = c->servers[i].port == s.port &&
+                strcmp(c->servers[i].host, s.host) == 0;
+      }
+      if (!known && c->nservers < TERN__SERVERS_MAX) {
+        tern__server_t *a = realloc(c->servers, (c->nservers + 1) * sizeof(*a));
+        if (a == NULL) {
+          return TERN_ENOMEM;
+        }
+        c->servers = a;
+        c->servers[c->nservers++] = s;
+      }
+    }
+    p = end < stop ? end + 1 : end;
+  }
+  return 0;
+}
+
 void tern__servers_free(tern_conn_t *c) {
   free(c->servers);
   c->servers = NULL;

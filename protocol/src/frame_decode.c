@@ -189,8 +189,8 @@ static int walk_opts(ctx_t *c, tp_frame_t *f, const msgpack_object *o,
 }
 
 static const char *const hello_keys[] = {
-    "proto",     "server",        "server_id",   "max_payload",
-    "max_frame", "auth_required", "heartbeat_ms"};
+    "proto",     "server",        "server_id",    "max_payload",
+    "max_frame", "auth_required", "heartbeat_ms", "cluster_urls"};
 
 static int hello_opt(ctx_t *c, tp_frame_t *f, int key,
                      const msgpack_object *v) {
@@ -208,8 +208,10 @@ static int hello_opt(ctx_t *c, tp_frame_t *f, int key,
     return get_uint(c, v, "max_frame", &h->max_frame);
   case 5:
     return get_bool(c, v, "auth_required", &h->auth_required);
-  default:
+  case 6:
     return get_uint(c, v, "heartbeat_ms", &h->heartbeat_ms);
+  default:
+    return get_str(c, v, "cluster_urls", &h->cluster_urls);
   }
 }
 

@@ -65,7 +65,7 @@ static bool str_given(tp_str_t s) {
 }
 
 static void put_hello(enc_t *e, const tp_hello_t *h) {
-  e->rc |= msgpack_pack_map(&e->pk, 7);
+  e->rc |= msgpack_pack_map(&e->pk, str_given(h->cluster_urls) ? 8 : 7);
   put_key(e, "proto");
   put_uint(e, h->proto);
   put_key(e, "server");
@@ -80,6 +80,10 @@ static void put_hello(enc_t *e, const tp_hello_t *h) {
   put_bool(e, h->auth_required);
   put_key(e, "heartbeat_ms");
   put_uint(e, h->heartbeat_ms);
+  if (str_given(h->cluster_urls)) {
+    put_key(e, "cluster_urls");
+    put_str(e, h->cluster_urls);
+  }
 }
 
 /* CONNECT always carries proto; echo and verbose only when not default. */

@@ -95,7 +95,8 @@ Test(ops_config, every_bad_config_class_names_file_and_line) {
   expect_bad_file("log_level = loud\n", 1, "invalid value for log_level");
   expect_bad_file("log_format = xml\n", 1, "invalid value for log_format");
   expect_bad_file("port = 0\njust words\n", 2, "syntax error");
-  expect_bad_file("[cluster]\nx = 1\n", 2, "unknown section [cluster]");
+  expect_bad_file("[cluster]\nx = 1\n", 2, "unknown option 'x' in [cluster]");
+  expect_bad_file("[cluster]\nport = many\n", 2, "cluster_port");
   expect_bad_file("ready_fd = 3\n", 1, "unknown option 'ready_fd'");
   expect_bad_file("[user bob]\npassword = hunter2\n", 2, "not a hash");
   expect_bad_file("[user bob]\npublish = a..b\n", 2, "invalid pattern");

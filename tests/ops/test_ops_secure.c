@@ -55,6 +55,31 @@ Test(ops_secure, anonymous_refused_on_a_non_loopback_host) {
   expect_in(r.err, "refusing to listen on 10.1.2.3");
 }
 
+Test(ops_secure, route_port_off_loopback_needs_route_authentication) {
+  ops_run_t r;
+  /* allow_anonymous opens the client port, not the route port. */
+  ops_run_ternd(&r,
+                (const char *[]){"--host", "0.0.0.0", "--allow-anonymous",
+                                 "--cluster-port", "7422", "--check-config", "",
+                                 NULL},
+                NULL, NULL);
+  cr_assert_eq(r.status, 2, "status %d, out: %s", r.status, r.out);
+  expect_in(r.err, "refusing a route port (7422) on 0.0.0.0");
+  expect_in(r.err, "TERN_CLUSTER_TOKEN");
+  /* A cluster token makes it fine; loopback needs nothing. */
+  ops_run_ternd(&r,
+                (const char *[]){"--host", "0.0.0.0", "--allow-anonymous",
+                                 "--cluster-port", "7422", "--check-config", "",
+                                 NULL},
+                (const char *[]){"TERN_CLUSTER_TOKEN=s3cr3t", NULL}, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  ops_run_ternd(&r,
+                (const char *[]){"--host", "127.0.0.1", "--cluster-port",
+                                 "7422", "--check-config", "", NULL},
+                NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+}
+
 Test(ops_secure, loopback_and_authenticated_hosts_need_no_flag) {
   ops_run_t r;
   static const char *const loopbacks[] = {"127.0.0.1", "127.9.8.7", "::1"};
@@ -278,7 +303,9 @@ static void head_of(const char *path, char *out, size_t cap) {
   close(fd);
 }
 
-static const char *const protected_pages[] = {"/varz", "/connz", "/subz"};
+static const char *const protected_pages[] = {"/varz", "/connz", "/subz",
+                                              "/routez"};
+#define NPROTECTED (sizeof protected_pages / sizeof protected_pages[0])
 
 Test(ops_secure, monitoring_token_guards_the_pages_that_list_clients) {
   tt_broker_start(
@@ -288,7 +315,7 @@ Test(ops_secure, monitoring_token_guards_the_pages_that_list_clients) {
   cr_assert_eq(get("/healthz", NULL), 200);
   cr_assert_eq(get("/metrics", NULL), 200);
   cr_assert_eq(get("/metrics", "Bearer wrong"), 200);
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; i < NPROTECTED; i++) {
     const char *p = protected_pages[i];
     cr_assert_eq(get(p, NULL), 401, "%s without a token", p);
     cr_assert_eq(get(p, "Bearer wrong"), 401, "%s, wrong token", p);
@@ -362,18 +389,18 @@ Test(ops_secure, monitoring_without_token_off_loopback_is_forbidden) {
       (const char *[]){"--http-port", "-1", "--http-host", "0.0.0.0", NULL});
   cr_assert_eq(get("/healthz", NULL), 200);
   cr_assert_eq(get("/metrics", NULL), 200);
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < NPROTECTED; i++)
     cr_assert_eq(get(protected_pages[i], NULL), 403, "%s", protected_pages[i]);
   tt_fixture_stop();
   /* allow_anonymous opens them; on loopback they are open already. */
   tt_broker_start(&tt_g_broker,
                   (const char *[]){"--http-port", "-1", "--http-host",
                                    "0.0.0.0", "--allow-anonymous", NULL});
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < NPROTECTED; i++)
     cr_assert_eq(get(protected_pages[i], NULL), 200, "%s", protected_pages[i]);
   tt_fixture_stop();
   tt_broker_start(&tt_g_broker, (const char *[]){"--http-port", "-1", NULL});
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < NPROTECTED; i++)
     cr_assert_eq(get(protected_pages[i], NULL), 200, "%s", protected_pages[i]);
   tt_fixture_stop();
 }

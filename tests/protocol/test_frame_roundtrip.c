@@ -79,9 +79,20 @@ Test(roundtrip, hello_defaults_keep_every_key) {
   cr_assert_eq(g.u.hello.max_payload, TP_DEFAULT_MAX_PAYLOAD);
   cr_assert_eq(g.u.hello.max_frame, TP_DEFAULT_MAX_PAYLOAD + TP_FRAME_OVERHEAD);
   cr_assert(!g.u.hello.auth_required);
+  cr_assert_null(g.u.hello.cluster_urls.ptr);
   /* HELLO's info map always has its seven keys: 0x87. */
   cr_assert_eq(out.data[4], 0x92);
   cr_assert_eq(out.data[6], 0x87);
+}
+
+/* A node of a cluster adds cluster_urls: an eighth key (0x88). */
+Test(roundtrip, hello_cluster_urls) {
+  tp_frame_t f, g;
+  tp_frame_init(&f, TP_HELLO);
+  f.u.hello.cluster_urls = pt_str("tern://a:7421,tern://b:7421");
+  roundtrip(&f, &g);
+  cr_assert_eq(out.data[6], 0x88);
+  cr_assert(pt_str_eq(g.u.hello.cluster_urls, "tern://a:7421,tern://b:7421"));
 }
 
 Test(roundtrip, connect_all_options) {

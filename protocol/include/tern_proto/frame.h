@@ -107,6 +107,9 @@ typedef struct tp_hello {
   uint64_t max_frame;
   bool auth_required;
   uint64_t heartbeat_ms;
+  /* A cluster's client URLs, comma-separated ("tern://h1:7421,..."); ptr
+   * NULL when the server is not in a cluster (the key is left out). */
+  tp_str_t cluster_urls;
 } tp_hello_t;
 
 typedef struct tp_connect {
