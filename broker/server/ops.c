@@ -188,7 +188,7 @@ static int apply(server_t *srv, config_t *nextp) {
          sizeof cur->http_open_paths);
   cur->http_tls_required = next.http_tls_required;
   /* Connections keep the users database they authenticated with. */
-  bool was_required = cur->users != NULL || cur->auth_token[0] != '\0';
+  bool was_required = config_auth_required(cur);
   auth_db_unref(cur->users);
   cur->users = next.users;
   next.users = NULL;
@@ -210,7 +210,7 @@ static int apply(server_t *srv, config_t *nextp) {
   reload_tls(srv, &next);
   if (srv->http != NULL)
     http_reload_tls(srv->http); /* the certificate reload_tls took */
-  bool required = cur->users != NULL || cur->auth_token[0] != '\0';
+  bool required = config_auth_required(cur);
   if (required != was_required && srv->hello_update(srv) != 0)
     LOG(LOG_ERROR, "reload: out of memory updating HELLO");
   LOG(LOG_INFO, "reload done: log level %s, %zu users%s",

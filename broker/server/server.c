@@ -615,8 +615,8 @@ static int encode_hello(server_t *srv) {
   f.u.hello.server_id.len = (uint32_t)strlen(srv->broker.server_id);
   f.u.hello.max_payload = srv->broker.cfg.max_payload;
   f.u.hello.max_frame = srv->broker.cfg.max_frame;
-  f.u.hello.auth_required =
-      srv->broker.cfg.users != NULL || srv->broker.cfg.auth_token[0] != '\0';
+  /* Users, a token, or client certificates alone (config_mtls_only). */
+  f.u.hello.auth_required = config_auth_required(&srv->broker.cfg);
   f.u.hello.heartbeat_ms = srv->broker.cfg.heartbeat_ms;
   if (srv->cluster != NULL) {
     const char *urls = cluster_client_urls(srv->cluster);

@@ -382,6 +382,36 @@ static void start_with_users(const char *users) {
   unlink(conf); /* read at start (a reload would need it again) */
 }
 
+/* With tls_verify and tls_required every client proves who it is with a
+ * certificate: HELLO must say authentication is required, as it does for
+ * users or a token (clients decide from it whether to send credentials). */
+Test(tls, hello_says_auth_required_when_certificates_alone_authenticate) {
+  start_tls("server", (const char *[]){"--tls-ca", cert("ca.pem"),
+                                       "--tls-verify", "--tls-required", NULL});
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "openssl s_client -quiet -verify_return_error -connect 127.0.0.1:%d "
+           "-servername localhost -CAfile %s -cert %s -key %s </dev/null "
+           "2>/dev/null",
+           broker.port, cert("ca.pem"), cert("client.pem"), cert("client.key"));
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  unsigned char out[4096];
+  size_t n = fread(out, 1, sizeof out, p);
+  pclose(p);
+  /* The key as a msgpack fixstr, then its value: 0xc3 true, 0xc2 false. */
+  static const char key[] = "\xad"
+                            "auth_required";
+  const size_t klen = sizeof key - 1;
+  int value = -1;
+  for (size_t i = 0; i + klen < n; i++)
+    if (memcmp(out + i, key, klen) == 0)
+      value = out[i + klen];
+  cr_assert_neq(value, -1, "no auth_required in HELLO (%zu bytes read)", n);
+  cr_expect_eq(value, 0xc3, "HELLO says auth_required false (0x%02x)", value);
+  stop();
+}
+
 Test(tls, client_certificate_logs_in_as_its_user) {
   start_with_users("[user orders-service]\n"
                    "cert_subject = CN=orders-service,O=tern-test\n"
