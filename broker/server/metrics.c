@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,26 +69,25 @@ static int json_cstr(tp_buf_t *out, const char *s) {
 
 /* ---- several workers: every figure is the sum over them --------------- */
 
-/* The workers' counters added up (one worker: its own). */
-static void sum_stats(const server_t *srv, server_stats_t *out) {
-  memset(out, 0, sizeof *out);
-  uint64_t *o = (uint64_t *)out;
+/* Adds up one block of uint64_t counters of worker_t (at offset, size
+ * bytes) over the workers (one worker: its own). */
+static void sum_counters(const server_t *srv, size_t offset, size_t size,
+                         uint64_t *out) {
+  memset(out, 0, size);
   for (int i = 0; i < srv->broker.nworkers; i++) {
-    const uint64_t *x = (const uint64_t *)&srv->workers[i]->stats;
-    for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
-      o[k] += x[k];
+    const uint64_t *x =
+        (const uint64_t *)((const char *)srv->workers[i] + offset);
+    for (size_t k = 0; k < size / sizeof(uint64_t); k++)
+      out[k] += x[k];
   }
 }
 
-/* The operations counters added up over the workers. */
+static void sum_stats(const server_t *srv, server_stats_t *out) {
+  sum_counters(srv, offsetof(worker_t, stats), sizeof *out, (uint64_t *)out);
+}
+
 static void sum_ops(const server_t *srv, server_ops_stats_t *out) {
-  memset(out, 0, sizeof *out);
-  uint64_t *o = (uint64_t *)out;
-  for (int i = 0; i < srv->broker.nworkers; i++) {
-    const uint64_t *x = (const uint64_t *)&srv->workers[i]->ops;
-    for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
-      o[k] += x[k];
-  }
+  sum_counters(srv, offsetof(worker_t, ops), sizeof *out, (uint64_t *)out);
 }
 
 /* The login verifiers' counters added up over the workers. */
