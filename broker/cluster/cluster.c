@@ -178,17 +178,29 @@ static void mark_dirty(cluster_t *cl, linterest_t *e) {
   cl->dirty[cl->ndirty++] = e;
 }
 
-static void watch_added(void *ctx, const sub_t *s) {
-  cluster_t *cl = ctx;
-  size_t klen = s->plen + 1 + s->qlen;
-  char stackkey[512];
-  char *key = klen <= sizeof stackkey ? stackkey : malloc(klen);
+/* The interest table's key for s: its pattern, a NUL, its queue group.
+ * In stack when it fits (cap bytes), else malloc'd (the caller frees what
+ * is not stack); NULL when out of memory. */
+static char *interest_key(const sub_t *s, char *stack, size_t cap,
+                          size_t *klen) {
+  *klen = s->plen + 1 + s->qlen;
+  char *key = *klen <= cap ? stack : malloc(*klen);
   if (key == NULL)
-    return;
+    return NULL;
   memcpy(key, s->pattern, s->plen);
   key[s->plen] = '\0';
   if (s->qlen > 0)
     memcpy(key + s->plen + 1, s->queue, s->qlen);
+  return key;
+}
+
+static void watch_added(void *ctx, const sub_t *s) {
+  cluster_t *cl = ctx;
+  char stackkey[512];
+  size_t klen;
+  char *key = interest_key(s, stackkey, sizeof stackkey, &klen);
+  if (key == NULL)
+    return;
   uv_mutex_lock(&cl->lock);
   linterest_t *e = hashmap_get(cl->by_key, key, klen);
   if (e == NULL) {
@@ -227,15 +239,11 @@ static void watch_added(void *ctx, const sub_t *s) {
 
 static void watch_removed(void *ctx, const sub_t *s) {
   cluster_t *cl = ctx;
-  size_t klen = s->plen + 1 + s->qlen;
   char stackkey[512];
-  char *key = klen <= sizeof stackkey ? stackkey : malloc(klen);
+  size_t klen;
+  char *key = interest_key(s, stackkey, sizeof stackkey, &klen);
   if (key == NULL)
     return;
-  memcpy(key, s->pattern, s->plen);
-  key[s->plen] = '\0';
-  if (s->qlen > 0)
-    memcpy(key + s->plen + 1, s->queue, s->qlen);
   uv_mutex_lock(&cl->lock);
   linterest_t *e = hashmap_get(cl->by_key, key, klen);
   if (e != NULL && e->count > 0) {
